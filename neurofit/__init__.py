@@ -1,0 +1,37 @@
+"""neurofit: score vision models, above all ConvRNNs, against visual-cortex recordings.
+
+The public API is re-exported here lazily (importing :mod:`neurofit` does not import torch):
+
+>>> import neurofit
+>>> neurofit.__version__
+'0.1.0'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"; resolved on first access.
+_PUBLIC: dict[str, str] = {
+    "NeurofitError": "neurofit.errors:NeurofitError",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _PUBLIC.get(name)
+    if target is None:
+        raise AttributeError(f"module 'neurofit' has no attribute {name!r}")
+    module_name, attr = target.split(":")
+    value = getattr(importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
+
+__all__ = ["__version__", *_PUBLIC]

@@ -1,0 +1,72 @@
+"""The ``neurofit`` command: a thin shell over the Python API.
+
+Each package that offers commands has a ``commands`` module with ``register(subparsers)``; every
+command's work is done by a public function that notebooks can call directly. User mistakes
+(:class:`neurofit.errors.NeurofitError`, missing files) are printed as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from neurofit import __version__
+from neurofit.errors import NeurofitError
+
+# Modules that add sub-commands, in the order they appear in `neurofit --help`.
+COMMAND_MODULES: tuple[str, ...] = (
+    "neurofit.data.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every registered sub-command.
+
+    Example
+    -------
+    >>> parser = build_parser()
+    >>> parser.prog
+    'neurofit'
+    """
+    parser = argparse.ArgumentParser(
+        prog="neurofit",
+        description="Score vision models (above all ConvRNNs) against visual-cortex recordings.",
+    )
+    parser.add_argument("--version", action="version", version=f"neurofit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status.
+
+    Example
+    -------
+    >>> main(["--help"])  # doctest: +SKIP
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        status = args.func(args)
+    except NeurofitError as err:
+        print(f"neurofit: error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        missing = err.filename if err.filename else str(err)
+        print(f"neurofit: error: file not found: {missing}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("neurofit: interrupted; finished work units are saved", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
