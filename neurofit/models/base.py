@@ -158,6 +158,23 @@ class TemporalModel(nn.Module):
             return {layer: k for k, layer in enumerate(self.layers)}
         return dict.fromkeys(self.layers, 0)
 
+    def steps_per_layer(self, steps: int | None = None) -> dict[str, int]:
+        """Length of each layer's time axis in ``forward_sequence`` for a movie of ``steps`` frames.
+
+        Every layer shares the movie's length unless a model says otherwise: CORnet-S and hooked modules
+        that unroll themselves yield one entry per call of each area (CORnet-S: V2 2, V4 4, IT 2 per
+        frame), which a ``table`` time mapping places on the recording's bins.
+
+        Example
+        -------
+        >>> class One(TemporalModel):
+        ...     layers = ("V1", "IT")
+        >>> One().steps_per_layer(3)
+        {'V1': 3, 'IT': 3}
+        """
+        steps = self.default_steps if steps is None else steps
+        return dict.fromkeys(self.layers, steps)
+
     def time_map(self, steps: int | None = None, on: int = 0, off: int | None = None,
                  step_ms: float = 10.0, t0_ms: float = 0.0) -> TimeMap:
         """The TimeMap of an unroll of ``steps`` steps with the image on from ``on`` to ``off``.
