@@ -17,6 +17,12 @@ __version__ = "0.1.0"
 # public name -> "module:attribute"; resolved on first access.
 _PUBLIC: dict[str, str] = {
     "NeurofitError": "neurofit.errors:NeurofitError",
+    "validate": "neurofit.data.recording:validate",
+    "make_recording": "neurofit.data.recording:make_recording",
+    "average_repetitions": "neurofit.data.recording:average_repetitions",
+    "read_recording": "neurofit.data.io:read_recording",
+    "write_recording": "neurofit.data.io:write_recording",
+    "StimulusSet": "neurofit.data.stimuli:StimulusSet",
 }
 
 

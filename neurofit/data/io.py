@@ -1,0 +1,186 @@
+"""NetCDF4 reading and writing of recordings, with attrs preserved and writes made atomic.
+
+:func:`read_recording` also takes BrainIO/Brain-Score assemblies (the NetCDF files of
+``brainio``/``brainscore``): their MultiIndex levels are stored as plain coordinates along each dim,
+the variable may have any name, ``image_id`` stands for ``stimulus_id`` and ``repetition`` may be absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurofit.atomic import atomic_path
+from neurofit.data.recording import DIMS
+from neurofit.errors import NeurofitError, ValidationError
+
+_JSON_ATTRS = "_neurofit_json_attrs"
+
+
+def encode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Make attrs NetCDF-safe: dicts, lists of non-numbers, bools and None are JSON-encoded.
+
+    The names of encoded attrs are listed in ``_neurofit_json_attrs`` so :func:`decode_attrs` restores them.
+
+    Example
+    -------
+    >>> decode_attrs(encode_attrs({"a": {"b": 1}, "c": "x"}))
+    {'a': {'b': 1}, 'c': 'x'}
+    """
+    out: dict[str, Any] = {}
+    encoded: list[str] = []
+    for key, value in attrs.items():
+        if key == _JSON_ATTRS:
+            continue
+        plain = isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if plain or (isinstance(value, np.ndarray) and value.dtype.kind in "if"):
+            out[key] = value
+        else:
+            out[key] = json.dumps(value, default=_json_default)
+            encoded.append(key)
+    if encoded:
+        out[_JSON_ATTRS] = json.dumps(encoded)
+    return out
+
+
+def decode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`encode_attrs`."""
+    out = dict(attrs)
+    encoded = json.loads(out.pop(_JSON_ATTRS, "[]"))
+    for key in encoded:
+        if key in out:
+            out[key] = json.loads(out[key])
+    return out
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"attribute value of type {type(value).__name__} cannot be stored")
+
+
+def write_netcdf(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write a DataArray or Dataset as NetCDF4 atomically (temporary file, then rename).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.nc"
+    >>> _ = write_netcdf(xr.Dataset({"v": ("d", [1.0])}, attrs={"meta": {"k": 1}}), path)
+    >>> read_dataset(path).attrs["meta"]
+    {'k': 1}
+    """
+    path = Path(path)
+    obj = obj.copy(deep=False)
+    obj.attrs = encode_attrs(dict(obj.attrs))
+    if isinstance(obj, xr.Dataset):
+        for name in obj.data_vars:
+            obj[name].attrs = encode_attrs(dict(obj[name].attrs))
+    with atomic_path(path) as tmp:
+        obj.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+    return path
+
+
+def read_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Read a NetCDF file written by :func:`write_netcdf` fully into memory (the file is closed)."""
+    path = Path(path)
+    if not path.exists():
+        raise NeurofitError(f"file not found: {path}")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as err:
+        raise NeurofitError(f"cannot read {path} as NetCDF: {err}") from err
+    ds.attrs = decode_attrs(dict(ds.attrs))
+    for name in ds.data_vars:
+        ds[name].attrs = decode_attrs(dict(ds[name].attrs))
+    return ds
+
+
+def write_recording(recording: xr.DataArray, path: str | os.PathLike[str]) -> Path:
+    """Write a recording as NetCDF4 atomically; attrs (including nested ones) survive the round trip.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> from neurofit.data.recording import make_recording
+    >>> rec = make_recording(np.ones((1, 1, 1)), stimulus_id=["a"], repetition=[0], neuroid_id=["n0"],
+    ...                      region="IT", time_bin_start=[0], time_bin_end=[10], identifier="toy",
+    ...                      stimulus_set_identifier="toy")
+    >>> path = write_recording(rec, pathlib.Path(tempfile.mkdtemp()) / "rec.nc")
+    >>> read_recording(path).identical(rec)
+    True
+    """
+    return write_netcdf(recording.rename("rates").to_dataset(), path)
+
+
+def read_recording(path: str | os.PathLike[str], variable: str | None = None) -> xr.DataArray:
+    """Read a recording from NetCDF: neurofit's own files or BrainIO/Brain-Score assemblies.
+
+    The result has the contract's dims and names (run :func:`neurofit.data.validate` to check the rest).
+    """
+    path = Path(path)
+    ds = read_dataset(path)
+    if variable is None:
+        names = list(ds.data_vars)
+        if "rates" in names:
+            variable = "rates"
+        elif len(names) == 1:
+            variable = names[0]
+        else:
+            raise ValidationError(
+                f"{path} holds several variables {names}; say which one is the recording (variable=...)"
+            )
+    elif variable not in ds.data_vars:
+        raise ValidationError(f"{path} has no variable {variable!r}; it has {list(ds.data_vars)}")
+    return to_contract(ds[variable], source=str(path))
+
+
+def to_contract(array: xr.DataArray, source: str = "recording") -> xr.DataArray:
+    """Bring a BrainIO-style assembly into the contract's layout (a no-op on a contract recording).
+
+    MultiIndex coords are flattened, ``image_id`` becomes ``stimulus_id``, a missing ``repetition`` is
+    numbered per stimulus, a missing ``time_bin`` dim becomes one bin given by ``time_bin_start/end``
+    attrs if present, and dims are put in the contract's order.
+    """
+    array = array.rename("rates")
+    for dim in list(array.dims):
+        if dim in array.indexes and len(array.indexes[dim].names) > 1:
+            array = array.reset_index(dim)
+    # reset_index leaves level coords named as the levels; drop a leftover dim coordinate if any
+    for dim in DIMS:
+        if dim in array.coords and array.coords[dim].dims == (dim,) and dim not in ("time_bin",):
+            array = array.drop_vars(dim)
+    if "time_bin" in array.coords and array.coords["time_bin"].dims == ("time_bin",):
+        array = array.drop_vars("time_bin")
+    missing = [dim for dim in ("presentation", "neuroid") if dim not in array.dims]
+    if missing:
+        raise ValidationError(f"{source} has no {missing[0]!r} dim (dims: {tuple(array.dims)})")
+    if "time_bin" not in array.dims:
+        start = float(array.attrs.get("time_bin_start", np.nan))
+        end = float(array.attrs.get("time_bin_end", np.nan))
+        array = array.expand_dims("time_bin", axis=-1).assign_coords(
+            time_bin_start=("time_bin", [start]), time_bin_end=("time_bin", [end])
+        )
+    if "stimulus_id" not in array.coords and "image_id" in array.coords:
+        array = array.assign_coords(stimulus_id=("presentation", array.coords["image_id"].values.astype(str)))
+    if "repetition" not in array.coords and "stimulus_id" in array.coords:
+        import pandas as pd
+
+        ids = pd.Series(array.coords["stimulus_id"].values)
+        array = array.assign_coords(repetition=("presentation", ids.groupby(ids).cumcount().to_numpy()))
+    for name in ("stimulus_id", "neuroid_id", "region"):
+        if name in array.coords and array.coords[name].dtype.kind == "O":
+            array = array.assign_coords({name: (array.coords[name].dims, array.coords[name].values.astype(str))})
+    if "repetition" in array.coords and array.coords["repetition"].dtype.kind == "f":
+        array = array.assign_coords(repetition=("presentation", array.coords["repetition"].values.astype(np.int64)))
+    return array.transpose(*DIMS)
