@@ -150,12 +150,12 @@ def validate(recording: xr.DataArray, stimulus_set: StimulusSet | None = None) -
             )
     ids = pd.Index(recording.coords["neuroid_id"].values)
     if ids.has_duplicates:
-        raise ValidationError(f"duplicate neuroid_id {ids[ids.duplicated()][0]!r}")
+        raise ValidationError(f"duplicate neuroid_id {str(ids[ids.duplicated()][0])!r}")
     pres = pd.MultiIndex.from_arrays(
         [recording.coords["stimulus_id"].values, recording.coords["repetition"].values]
     )
     if pres.has_duplicates:
-        stim, rep = pres[pres.duplicated()][0]
+        stim, rep = (str(v) for v in pres[pres.duplicated()][0])
         raise ValidationError(f"presentation (stimulus_id={stim!r}, repetition={rep}) appears more than once")
     starts = recording.coords["time_bin_start"].values.astype(float)
     ends = recording.coords["time_bin_end"].values.astype(float)
@@ -184,15 +184,15 @@ def validate(recording: xr.DataArray, stimulus_set: StimulusSet | None = None) -
         if np.isinf(values).any():
             where = np.argwhere(np.isinf(values))[0]
             raise ValidationError(
-                f"recording has an infinite value at neuroid {ids[where[1]]!r}, presentation {where[0]}, "
+                f"recording has an infinite value at neuroid {str(ids[where[1]])!r}, presentation {where[0]}, "
                 f"time bin {where[2]}"
             )
         all_nan = np.isnan(values).all(axis=(0, 2))
         if all_nan.any():
-            raise ValidationError(f"site {ids[np.argmax(all_nan)]!r} has no data (all values are NaN)")
+            raise ValidationError(f"site {str(ids[np.argmax(all_nan)])!r} has no data (all values are NaN)")
     if stimulus_set is not None:
         known = set(stimulus_set.stimulus_ids)
-        for stim in pd.unique(recording.coords["stimulus_id"].values):
+        for stim in pd.unique(recording.coords["stimulus_id"].values).tolist():
             if stim not in known:
                 raise ValidationError(
                     f"stimulus_id {stim!r} is in the recording but not in the stimulus set "
