@@ -30,14 +30,18 @@ COWLEY_CITATION = (
     "visual cortex. bioRxiv 2023.11.22.568315. Data: github.com/cowleygroup/V4_compact_models"
 )
 COWLEY_SESSIONS = {
-    # session: (neurons, images, description of the images, image kinds as (kind, count) in name order)
-    "210325": (50, 640, "640 Bashivan et al. 2019 renders of 3D objects on natural backgrounds, grayscale "
-               "in an aperture; trial-level repeats (6-10 per image)", [("bashivan2019", 640)]),
-    "210322": (59, 1200, "600 natural photographs (image0001-0600) then 600 Bashivan et al. 2019 renders "
-               "(image0601-1200); repetition-averaged only", [("natural", 600), ("bashivan2019", 600)]),
-    "190923": (33, 1200, "1200 natural photographs; repetition-averaged only", [("natural", 1200)]),
-    "210224": (67, 800, "800 natural photographs; repetition-averaged only", [("natural", 800)]),
+    # session: (animal, neurons, images, description of the images, image kinds as (kind, count) in name
+    # order). Animal and kinds come from the authors' readme table; for 210322 the order (natural first,
+    # then renders) was checked on the images: exactly image0601-1200 are grayscale with a uniform
+    # aperture border, as the Bashivan renders of 210325 are.
+    "210325": ("PE", 50, 640, "640 Bashivan et al. 2019 renders of 3D objects on natural backgrounds, "
+               "grayscale in an aperture; trial-level repeats (6-10 per image)", [("bashivan2019", 640)]),
+    "210322": ("PE", 59, 1200, "600 natural photographs (image0001-0600) then 600 Bashivan et al. 2019 "
+               "renders (image0601-1200); repetition-averaged only", [("natural", 600), ("bashivan2019", 600)]),
+    "190923": ("WE", 33, 1200, "1200 natural photographs; repetition-averaged only", [("natural", 1200)]),
+    "210224": ("PE", 67, 800, "800 natural photographs; repetition-averaged only", [("natural", 800)]),
 }
+
 ZHANG_CITATION = (
     "Zhang, Y., Meyers, E.M., Bichot, N.P., Serre, T., Poggio, T.A., Desimone, R. (2011). Object decoding "
     "with attention in inferior temporal cortex. PNAS 108(21):8850-8855. Data distributed with NeuroDecodeR "
@@ -84,7 +88,7 @@ def header(dataset_id: str, description: str, citation: str, licence: str) -> st
 
 
 def cowley(mirror: Path, session: str) -> str:
-    n_neurons, n_images, description, kinds = COWLEY_SESSIONS[session]
+    animal, n_neurons, n_images, description, kinds = COWLEY_SESSIONS[session]
     text = header(
         f"cowley2023-v4-{session}",
         f"Macaque V4 spike counts, session {session}: {n_neurons} neurons x {n_images} images "
@@ -98,6 +102,7 @@ def cowley(mirror: Path, session: str) -> str:
         'name = "cowley2023"\n'
         "\n[loader.options]\n"
         f"session = {quote(session)}\n"
+        f"animal = {quote(animal)}\n"
         f"n_neurons = {n_neurons}\n"
         f"n_images = {n_images}\n"
         f"image_kinds = [{kinds_toml}]\n"

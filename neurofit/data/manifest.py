@@ -33,6 +33,7 @@ Format
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tomllib
@@ -72,6 +73,18 @@ class Manifest:
     loader_options: dict[str, Any]
     files: tuple[ManifestFile, ...]
     source: Path = field(compare=False)
+
+    @property
+    def sha256(self) -> str:
+        """One hash for the dataset version: sha256 of the sorted ``"<path> <sha256>"`` lines of its files.
+
+        Example
+        -------
+        >>> len(get_manifest("cifar10-resnet20").sha256)
+        64
+        """
+        lines = "".join(f"{f.path} {f.sha256}\n" for f in sorted(self.files, key=lambda f: f.path))
+        return hashlib.sha256(lines.encode()).hexdigest()
 
     @property
     def total_size(self) -> int:
