@@ -22,6 +22,7 @@ from neurofit.data.loaders.zhang_desimone import (
 )
 from neurofit.data.recording import average_repetitions, bin_spikes, trial_array, validate
 from neurofit.errors import NeurofitError, ValidationError
+from neurofit.regression.ceiling import split_half_ceiling
 
 MIRROR = Path(os.environ.get("NEUROFIT_DATA_PATH", "").split(os.pathsep)[0] or "/nonexistent")
 COWLEY = MIRROR / "cowley2023_v4"
@@ -35,8 +36,8 @@ needs_zhang = pytest.mark.skipif(
 )
 
 
-def split_half_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 0) -> np.ndarray:
-    """Spearman-Brown corrected split-half reliability per site, mean over random halvings.
+def reference_split_half(trials: np.ndarray, n_splits: int = 10, seed: int = 0) -> np.ndarray:
+    """A plain-numpy Spearman-Brown split-half reliability per site, independent of the engine's.
 
     ``trials``: ``[n_stimuli, max_reps, n_sites]`` NaN-padded; each stimulus's own trials are halved.
     """
@@ -58,11 +59,11 @@ def split_half_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 0) ->
     return np.mean(corrected, axis=0)
 
 
-def test_split_half_ceiling_matches_float64_reference_on_random_data():
+def test_reference_split_half_matches_corrcoef_on_random_data():
     rng = np.random.default_rng(3)
     signal = rng.normal(size=(40, 1, 5))
     trials = signal + rng.normal(scale=0.5, size=(40, 6, 5))
-    ours = split_half_ceiling(trials, n_splits=1, seed=11)
+    ours = reference_split_half(trials, n_splits=1, seed=11)
     order_rng = np.random.default_rng(11)
     halves = [order_rng.permutation(6) for _ in range(40)]
     a = np.stack([trials[i, h[:3]].mean(0) for i, h in enumerate(halves)])
@@ -110,8 +111,9 @@ def test_cowley_trial_mean_equals_the_authors_averaged_file(mirror_env):
 def test_cowley_210325_split_half_ceiling_median_is_near_077(mirror_env):
     recording, _ = load_dataset("cowley2023-v4-210325")
     trials, _ = trial_array(recording)
-    ceiling = split_half_ceiling(trials[..., 0])
-    assert 0.72 < np.median(ceiling) < 0.82, np.median(ceiling)
+    median = float(np.median(split_half_ceiling(trials)))
+    assert 0.72 < median < 0.82, median
+    assert abs(median - np.median(reference_split_half(trials[..., 0]))) < 0.02
 
 
 @pytest.mark.realdata
@@ -274,11 +276,9 @@ def test_zhang_desimone_per_bin_reliability_is_higher_after_onset(zhang_default)
     recording, _ = zhang_default
     trials, _ = trial_array(recording)  # (21 conditions, 20 reps, 132 sites, 100 bins)
     starts = recording.coords["time_bin_start"].values
-    n_sites, n_bins = trials.shape[2:]
-    flat = trials.reshape(*trials.shape[:2], n_sites * n_bins)
-    # the 7 NaN trials are at the end of their condition; halve the first 19 repeats of every condition
-    ceiling = split_half_ceiling(flat[:, :19]).reshape(n_sites, n_bins)
-    median = np.nanmedian(ceiling, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN sites in silent bins
+        median = np.nanmedian(split_half_ceiling(trials), axis=0)
     before = median[(starts >= -300) & (starts < 0)].mean()
     after = median[(starts >= 100) & (starts < 300)].mean()
     assert after > before + 0.1, (after, before)
