@@ -1,0 +1,373 @@
+"""Benchmarks: one TOML file each, validated on load, and the registry of the shipped ones.
+
+A benchmark fixes everything a score depends on besides the model: the dataset, regions, time bins,
+the stimuli's visual angle, the regression (metric, splits, temporal mode), the noise ceiling and
+normalisation rule, the default time mapping policy, and the held-out commitment split. The file format
+(all keys are checked; unknown keys are errors so that a typo never silently changes a score)::
+
+    id = "synthetic-ventral-it-temporal"
+    version = "1"
+    description = "..."
+
+    [dataset]
+    id = "synthetic-ventral"          # a data manifest id, or "synthetic-ventral"
+    options = { seed = 0 }            # generator options (synthetic-ventral only)
+
+    [neural]
+    regions = ["IT"]
+    time_bins = { start = 0, end = 250, width = 10 }   # or bins = [[70, 170]]
+
+    [stimuli]
+    degrees = 8.0                     # visual angle of the images in the experiment
+    model_degrees = 8.0               # the model's field of view (Brain-Score: 8)
+
+    [regression]
+    metric = "pls"                    # pls | ridge
+    n_components = 25
+    algorithm = "exact"               # exact | nipals (sklearn's iteration, for Brain-Score numbers)
+    split_scheme = "kfold"            # kfold | brainscore
+    n_splits = 10
+    seed = 0
+    temporal_mode = "per_bin"         # per_bin | span_time
+
+    [ceiling]
+    method = "split_half"             # split_half | brainscore
+    n_splits = 10
+    seed = 0
+    normalisation = "r2_over_ceiling" # r2_over_ceiling | legacy | feve
+
+    [mapping]
+    policy = "one_to_one"             # one_to_one | table | portion | constant | graded
+    offsets_ms = [0, 10, 20]          # latency offsets the commitment may choose from
+
+    [commitment]
+    fraction = 0.2                    # share of stimuli held out to choose layers; 0: no commitment split
+    seed = 0
+
+    [aggregate]
+    method = "median"                 # median (per region and bin) | brainscore (mean over splits of medians)
+    n_bootstrap = 1000
+    seed = 0
+
+Benchmarks are found in ``$NEUROFIT_BENCHMARKS`` (a ``:``-separated list of folders), the package's own
+``neurofit/benchmarks/`` and the repository's ``benchmarks/`` folder, in that order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neurofit.errors import NeurofitError, ValidationError
+
+METRICS = ("pls", "ridge")
+ALGORITHMS = ("exact", "nipals")
+SPLIT_SCHEMES = ("kfold", "brainscore")
+TEMPORAL_MODES = ("per_bin", "span_time")
+CEILING_METHODS = ("split_half", "brainscore")
+NORMALISATIONS = ("r2_over_ceiling", "legacy", "feve")
+POLICIES = ("one_to_one", "table", "portion", "constant", "graded")
+AGGREGATES = ("median", "brainscore")
+REGIONS = ("V1", "V2", "V4", "IT")
+SYNTHETIC = "synthetic-ventral"
+
+_SECTIONS: dict[str, set[str]] = {
+    "dataset": {"id", "options"},
+    "neural": {"regions", "time_bins", "bins"},
+    "stimuli": {"degrees", "model_degrees"},
+    "regression": {"metric", "n_components", "algorithm", "split_scheme", "n_splits", "seed", "temporal_mode"},
+    "ceiling": {"method", "n_splits", "seed", "normalisation"},
+    "mapping": {"policy", "offsets_ms", "tables"},
+    "commitment": {"fraction", "seed"},
+    "aggregate": {"method", "n_bootstrap", "seed"},
+}
+_TOP = {"id", "version", "description", "citation", *_SECTIONS}
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A validated benchmark definition (see the module docstring for the file format).
+
+    Example
+    -------
+    >>> b = load_benchmark("synthetic-ventral-it-temporal")
+    >>> b.regions, len(b.time_bins), b.time_bins[0]
+    (('IT',), 25, (0.0, 10.0))
+    """
+
+    id: str
+    version: str
+    dataset: str
+    regions: tuple[str, ...]
+    time_bins: tuple[tuple[float, float], ...]
+    degrees: float
+    description: str = ""
+    citation: str = ""
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    model_degrees: float = 8.0
+    metric: str = "pls"
+    n_components: int = 25
+    algorithm: str = "exact"
+    split_scheme: str = "kfold"
+    n_splits: int = 10
+    split_seed: int = 0
+    temporal_mode: str = "per_bin"
+    ceiling: str = "split_half"
+    ceiling_splits: int = 10
+    ceiling_seed: int = 0
+    normalisation: str = "r2_over_ceiling"
+    mapping_policy: str = "one_to_one"
+    offsets_ms: tuple[float, ...] = (0.0,)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    commitment_fraction: float = 0.2
+    commitment_seed: int = 0
+    aggregate: str = "median"
+    n_bootstrap: int = 1000
+    bootstrap_seed: int = 0
+    path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as a plain dict (without the file path)."""
+        out = asdict(self)
+        out.pop("path")
+        return out
+
+    def sha256(self) -> str:
+        """Content hash of the settings (the file path and description do not count)."""
+        settings = self.to_dict()
+        settings.pop("description")
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def benchmark_dirs() -> list[Path]:
+    """Folders searched for ``*.toml`` benchmark files, in order of precedence."""
+    dirs: list[Path] = []
+    env = os.environ.get("NEUROFIT_BENCHMARKS", "")
+    dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    package = Path(__file__).resolve().parent.parent
+    dirs += [package / "benchmarks", package.parent / "benchmarks"]
+    return [d for d in dirs if d.is_dir()]
+
+
+def list_benchmarks() -> dict[str, Path]:
+    """Benchmark id -> file for every benchmark found (the first folder holding an id wins).
+
+    Example
+    -------
+    >>> "synthetic-ventral-v4-temporal" in list_benchmarks()
+    True
+    """
+    found: dict[str, Path] = {}
+    for folder in benchmark_dirs():
+        for path in sorted(folder.glob("*.toml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def load_benchmark(id_or_path: str | os.PathLike[str]) -> Benchmark:
+    """Load and validate a benchmark by id (see :func:`list_benchmarks`) or from a TOML file path.
+
+    Parameters
+    ----------
+    id_or_path : str or path
+        A registered id such as ``"synthetic-ventral-it-temporal"``, or a path ending in ``.toml``.
+
+    Returns
+    -------
+    Benchmark
+
+    Raises
+    ------
+    NeurofitError
+        Unknown id (the valid ones are listed), or a file that breaks the format (the file and key are named).
+
+    Example
+    -------
+    >>> load_benchmark("synthetic-ventral-v4-temporal").metric
+    'pls'
+    """
+    if isinstance(id_or_path, Benchmark):
+        return id_or_path
+    text = os.fspath(id_or_path)
+    path = Path(text)
+    if text.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise NeurofitError(f"benchmark file not found: {path}")
+    else:
+        known = list_benchmarks()
+        if text not in known:
+            raise NeurofitError(f"unknown benchmark {text!r}; valid benchmarks: {', '.join(sorted(known)) or 'none'}")
+        path = known[text]
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValidationError(f"benchmark file {path} is not valid TOML: {err}") from err
+    return parse_benchmark(raw, source=str(path))
+
+
+def _fail(source: str, key: str, message: str) -> ValidationError:
+    return ValidationError(f"benchmark {source}: key {key!r} {message}")
+
+
+def _get(section: Mapping[str, Any], name: str, key: str, source: str, kind: type | tuple[type, ...],
+         default: Any = None, required: bool = False) -> Any:
+    if name not in section:
+        if required:
+            raise _fail(source, key, "is required")
+        return default
+    value = section[name]
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
+                                                                                      else (kind,)))
+    if not ok:
+        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise _fail(source, key, f"must be {names}, got {value!r}")
+    return value
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str, source: str) -> str:
+    if value not in allowed:
+        raise _fail(source, key, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark:
+    """Validate a benchmark given as a parsed TOML mapping (``source`` names it in errors).
+
+    Example
+    -------
+    >>> parse_benchmark({"id": "x", "version": "1"}, source="x.toml")
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.ValidationError: benchmark x.toml: key 'dataset' is required
+    """
+    for key in raw:
+        if key not in _TOP:
+            raise _fail(source, key, f"is not a benchmark key; valid keys: {', '.join(sorted(_TOP))}")
+    sections: dict[str, Mapping[str, Any]] = {}
+    for name, allowed in _SECTIONS.items():
+        section = raw.get(name, {})
+        if not isinstance(section, Mapping):
+            raise _fail(source, name, "must be a table ([section])")
+        for key in section:
+            if key not in allowed:
+                valid = ", ".join(sorted(allowed))
+                raise _fail(source, f"{name}.{key}", f"is not a key of [{name}]; valid keys: {valid}")
+        sections[name] = section
+    if "dataset" not in raw:
+        raise _fail(source, "dataset", "is required")
+    bid = _get(raw, "id", "id", source, str, required=True)
+    version = _get(raw, "version", "version", source, (str, int), required=True)
+    if Path(source).suffix == ".toml" and Path(source).stem != bid:
+        raise _fail(source, "id", f"is {bid!r} but the file is named {Path(source).name}: they must agree")
+
+    ds = sections["dataset"]
+    dataset = _get(ds, "id", "dataset.id", source, str, required=True)
+    options = dict(_get(ds, "options", "dataset.options", source, Mapping, default={}))
+    if options and dataset != SYNTHETIC:
+        raise _fail(source, "dataset.options", f"only applies to {SYNTHETIC!r} (generator options)")
+
+    neural = sections["neural"]
+    regions = _get(neural, "regions", "neural.regions", source, list, required=True)
+    if not regions or not all(isinstance(r, str) and r in REGIONS for r in regions):
+        raise _fail(source, "neural.regions", f"must be a non-empty list of {', '.join(REGIONS)}, got {regions!r}")
+    if ("time_bins" in neural) == ("bins" in neural):
+        raise _fail(source, "neural.time_bins", "or 'neural.bins' is required (exactly one of them)")
+    if "time_bins" in neural:
+        spec = _get(neural, "time_bins", "neural.time_bins", source, Mapping)
+        for key in spec:
+            if key not in ("start", "end", "width"):
+                raise _fail(source, f"neural.time_bins.{key}", "is not one of start, end, width")
+        start, end, width = (float(_get(spec, k, f"neural.time_bins.{k}", source, (int, float), required=True))
+                             for k in ("start", "end", "width"))
+        n = (end - start) / width if width > 0 else -1
+        if width <= 0 or n < 1 or abs(n - round(n)) > 1e-9:
+            raise _fail(source, "neural.time_bins", f"must span a whole number of bins: {start:g}-{end:g} ms in "
+                                                   f"{width:g} ms bins")
+        bins = tuple((start + i * width, start + (i + 1) * width) for i in range(round(n)))
+    else:
+        listed = _get(neural, "bins", "neural.bins", source, list)
+        bins_list = []
+        for i, pair in enumerate(listed):
+            if (not isinstance(pair, list) or len(pair) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+                    or not pair[1] > pair[0]):
+                raise _fail(source, f"neural.bins[{i}]", f"must be [start_ms, end_ms] with end > start, got {pair!r}")
+            if bins_list and pair[0] < bins_list[-1][1]:
+                raise _fail(source, f"neural.bins[{i}]", "must start after the previous bin ends")
+            bins_list.append((float(pair[0]), float(pair[1])))
+        if not bins_list:
+            raise _fail(source, "neural.bins", "must list at least one bin")
+        bins = tuple(bins_list)
+
+    stim = sections["stimuli"]
+    degrees = float(_get(stim, "degrees", "stimuli.degrees", source, (int, float), required=True))
+    model_degrees = float(_get(stim, "model_degrees", "stimuli.model_degrees", source, (int, float), default=8.0))
+    if degrees <= 0 or model_degrees <= 0:
+        raise _fail(source, "stimuli.degrees", "and 'stimuli.model_degrees' must be > 0")
+
+    reg = sections["regression"]
+    metric = _choice(_get(reg, "metric", "regression.metric", source, str, default="pls"), METRICS,
+                     "regression.metric", source)
+    n_components = _get(reg, "n_components", "regression.n_components", source, int, default=25)
+    if n_components < 1:
+        raise _fail(source, "regression.n_components", f"must be >= 1, got {n_components}")
+    algorithm = _choice(_get(reg, "algorithm", "regression.algorithm", source, str, default="exact"), ALGORITHMS,
+                        "regression.algorithm", source)
+    scheme = _choice(_get(reg, "split_scheme", "regression.split_scheme", source, str, default="kfold"),
+                     SPLIT_SCHEMES, "regression.split_scheme", source)
+    n_splits = _get(reg, "n_splits", "regression.n_splits", source, int, default=10)
+    if n_splits < 2:
+        raise _fail(source, "regression.n_splits", f"must be >= 2, got {n_splits}")
+    split_seed = _get(reg, "seed", "regression.seed", source, int, default=1 if scheme == "brainscore" else 0)
+    mode = _choice(_get(reg, "temporal_mode", "regression.temporal_mode", source, str, default="per_bin"),
+                   TEMPORAL_MODES, "regression.temporal_mode", source)
+
+    ceil = sections["ceiling"]
+    method = _choice(_get(ceil, "method", "ceiling.method", source, str, default="split_half"), CEILING_METHODS,
+                     "ceiling.method", source)
+    ceiling_splits = _get(ceil, "n_splits", "ceiling.n_splits", source, int, default=10)
+    ceiling_seed = _get(ceil, "seed", "ceiling.seed", source, int, default=1 if method == "brainscore" else 0)
+    normalisation = _choice(_get(ceil, "normalisation", "ceiling.normalisation", source, str,
+                                 default="r2_over_ceiling"), NORMALISATIONS, "ceiling.normalisation", source)
+
+    mapping = sections["mapping"]
+    policy = _choice(_get(mapping, "policy", "mapping.policy", source, str, default="one_to_one"), POLICIES,
+                     "mapping.policy", source)
+    offsets = _get(mapping, "offsets_ms", "mapping.offsets_ms", source, list, default=[0])
+    if not offsets or not all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in offsets):
+        raise _fail(source, "mapping.offsets_ms", f"must be a non-empty list of numbers, got {offsets!r}")
+    tables = dict(_get(mapping, "tables", "mapping.tables", source, Mapping, default={}))
+    if policy == "table" and not tables:
+        raise _fail(source, "mapping.tables", "is required by the table policy ({layer: {step: [start, end]}})")
+
+    commit = sections["commitment"]
+    fraction = float(_get(commit, "fraction", "commitment.fraction", source, (int, float), default=0.2))
+    if not 0.0 <= fraction < 1.0:
+        raise _fail(source, "commitment.fraction", f"must be in [0, 1), got {fraction}")
+    commitment_seed = _get(commit, "seed", "commitment.seed", source, int, default=0)
+
+    agg = sections["aggregate"]
+    aggregate = _choice(_get(agg, "method", "aggregate.method", source, str, default="median"), AGGREGATES,
+                        "aggregate.method", source)
+    n_bootstrap = _get(agg, "n_bootstrap", "aggregate.n_bootstrap", source, int, default=1000)
+    if n_bootstrap < 0:
+        raise _fail(source, "aggregate.n_bootstrap", f"must be >= 0, got {n_bootstrap}")
+    bootstrap_seed = _get(agg, "seed", "aggregate.seed", source, int, default=0)
+
+    return Benchmark(
+        id=bid, version=str(version), description=str(raw.get("description", "")),
+        citation=str(raw.get("citation", "")), dataset=dataset, dataset_options=options,
+        regions=tuple(regions), time_bins=bins, degrees=degrees, model_degrees=model_degrees, metric=metric,
+        n_components=int(n_components), algorithm=algorithm, split_scheme=scheme, n_splits=int(n_splits),
+        split_seed=int(split_seed), temporal_mode=mode, ceiling=method, ceiling_splits=int(ceiling_splits),
+        ceiling_seed=int(ceiling_seed), normalisation=normalisation, mapping_policy=policy,
+        offsets_ms=tuple(float(o) for o in offsets), tables=tables, commitment_fraction=fraction,
+        commitment_seed=int(commitment_seed), aggregate=aggregate, n_bootstrap=int(n_bootstrap),
+        bootstrap_seed=int(bootstrap_seed), path=str(Path(source).resolve()) if Path(source).exists() else source,
+    )
