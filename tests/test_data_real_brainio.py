@@ -144,3 +144,32 @@ def test_recording_stimulus_absent_from_the_csv_is_named(tmp_path):
         warnings.simplefilter("ignore", UnverifiedFileWarning)
         with pytest.raises(ValidationError, match=r"stimulus_id 'img005' is in the recording but has no row"):
             convert_brainio(nc, csv_path)
+
+
+def test_user_manifest_of_a_brainio_assembly_loads_through_the_mirror(tmp_path, monkeypatch):
+    from neurofit.data.fetch import load_dataset
+
+    mirror = tmp_path / "mirror"
+    (mirror / "toy").mkdir(parents=True)
+    nc = write_brainio(brainio_assembly(), mirror / "toy" / "assy_dicarlo_Toy_public.nc")
+    csv_path, zip_path = write_stimuli(mirror / "toy", [f"img{i:03d}" for i in range(6)])
+    entries = []
+    for path in (nc, csv_path, zip_path):
+        entries.append(
+            f'[[files]]\npath = "toy/{path.name}"\nurl = "https://example.org/{path.name}"\n'
+            f'sha256 = "{hashlib.sha256(path.read_bytes()).hexdigest()}"\nsize = {path.stat().st_size}\n'
+        )
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "toy.toml").write_text(
+        'id = "toy-brainio"\ndescription = "d"\ncitation = "c"\nlicense = "CC0"\n'
+        '[loader]\nname = "brainio"\n' + "".join(entries)
+    )
+    monkeypatch.setenv("NEUROFIT_MANIFESTS", str(manifests))
+    monkeypatch.setenv("NEUROFIT_DATA_PATH", str(mirror))
+    monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path / "cache"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnverifiedFileWarning)
+        recording, stimuli = load_dataset("toy-brainio")
+    assert recording.attrs["identifier"] == "toy-brainio"
+    assert len(stimuli) == 6 and recording.sizes["presentation"] == 18

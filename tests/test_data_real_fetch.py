@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from neurofit.cli import main as cli_main
 from neurofit.data import fetch
 from neurofit.data.fetch import fetch_dataset, list_datasets, load_dataset, verify_dataset
 from neurofit.data.manifest import get_manifest, list_manifests, load_manifest
@@ -115,6 +116,15 @@ def test_verify_passes_on_the_mirror(monkeypatch):
     for dataset_id in sorted(EXPECTED_IDS):
         report = verify_dataset(dataset_id)
         assert report.ok, report.summary()
+    assert cli_main(["data", "verify", *sorted(EXPECTED_IDS)]) == 0
+
+
+def test_cli_lists_datasets_and_rejects_unknown_ids(capsys):
+    assert cli_main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(dataset_id in out for dataset_id in EXPECTED_IDS)
+    assert cli_main(["data", "verify", "no-such-dataset"]) == 2
+    assert "valid ids: cifar10-resnet20" in capsys.readouterr().err
 
 
 @pytest.mark.realdata
@@ -132,6 +142,8 @@ def test_verify_and_fetch_fail_on_a_copy_with_one_flipped_byte(isolated, monkeyp
     bad.write_bytes(bytes(data))
     monkeypatch.setenv("NEUROFIT_DATA_PATH", str(copy_root))
 
+    assert cli_main(["data", "verify", "cowley2023-v4-210325"]) == 1
+    assert cli_main(["data", "fetch", "cowley2023-v4-210325"]) == 2
     report = verify_dataset("cowley2023-v4-210325")
     assert not report.ok
     [failed] = [c for c in report.files if c.status != "ok"]

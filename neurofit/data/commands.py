@@ -23,6 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="the stimulus set CSV whose ids the recording must use (default: PATH's .csv beside it)")
     val.set_defaults(func=_validate)
 
+    listing = data_sub.add_parser("list", help="datasets known from the manifests, and which are local")
+    listing.set_defaults(func=_list)
+
+    fetch = data_sub.add_parser("fetch", help="fetch a dataset (mirror, cache, then URL) and verify sha256")
+    fetch.add_argument("dataset_ids", nargs="+", metavar="ID", help="dataset id(s) (see `neurofit data list`)")
+    fetch.set_defaults(func=_fetch)
+
+    verify = data_sub.add_parser("verify", help="check local copies of a dataset's files; exit 1 on any mismatch")
+    verify.add_argument("dataset_ids", nargs="+", metavar="ID", help="dataset id(s) (see `neurofit data list`)")
+    verify.set_defaults(func=_verify)
+
 
 def _info(args: argparse.Namespace) -> int:
     print(describe_recording(args.path))
@@ -32,3 +43,37 @@ def _info(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     print(validate_file(args.path, args.stimuli))
     return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from neurofit.data.fetch import list_datasets
+
+    rows = list_datasets()
+    width = max((len(row["id"]) for row in rows), default=2)
+    print(f"{'id':<{width}}  {'files':>5}  {'MB':>7}  {'local':>7}  {'loader':<14}  license")
+    for row in rows:
+        local = f"{row['local_files']}/{row['n_files']}"
+        print(f"{row['id']:<{width}}  {row['n_files']:>5}  {row['size_bytes'] / 1e6:>7.1f}  {local:>7}  "
+              f"{row['loader']:<14}  {row['license']}")
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from neurofit.data.fetch import fetch_dataset
+
+    for dataset_id in args.dataset_ids:
+        paths = fetch_dataset(dataset_id)
+        roots = sorted({str(path)[: -len(rel)].rstrip("/") for rel, path in paths.items()})
+        print(f"{dataset_id}: {len(paths)} files verified (sha256) under {', '.join(roots)}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from neurofit.data.fetch import verify_dataset
+
+    ok = True
+    for dataset_id in args.dataset_ids:
+        report = verify_dataset(dataset_id)
+        print(report.summary())
+        ok = ok and report.ok
+    return 0 if ok else 1

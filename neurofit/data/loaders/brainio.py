@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -226,3 +228,26 @@ def _check_images(recording: xr.DataArray, table: pd.DataFrame, csv_path: Path, 
             raise ValidationError(
                 f"stimulus_id {stimulus!r}: its image {filename!r} is missing from the zip {zip_path}"
             )
+
+
+def load_brainio(paths: Mapping[str, Path], manifest: Any, **options: Any) -> tuple[xr.DataArray, StimulusSet | None]:
+    """Manifest loader for a user's manifest of a BrainIO assembly: one ``.nc``, optionally a ``.csv`` + ``.zip``.
+
+    The manifest's sha256 has already been checked by the fetcher; sha1s are still checked against
+    Brain-Score's published values when the file names are Brain-Score's.
+
+    Example
+    -------
+    >>> rec, ss = load_dataset("my-majajhong2015-public")  # doctest: +SKIP
+    """
+    def one(suffix: str, required: bool) -> Path | None:
+        hits = [p for rel, p in sorted(paths.items()) if rel.endswith(suffix)]
+        if len(hits) > 1 or (required and not hits):
+            raise ValidationError(f"manifest {manifest.source} must list exactly one '{suffix}' file for the "
+                                  f"brainio loader, found {len(hits)}")
+        return hits[0] if hits else None
+
+    options.setdefault("identifier", manifest.id)
+    options.setdefault("citation", manifest.citation)
+    options.setdefault("license", manifest.license)
+    return convert_brainio(one(".nc", True), one(".csv", False), one(".zip", False), **options)  # type: ignore[arg-type]
