@@ -18,6 +18,7 @@ from neurofit.errors import NeurofitError
 # Modules that add sub-commands, in the order they appear in `neurofit --help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "neurofit.data.commands",
+    "neurofit.models.commands",
 )
 
 
