@@ -23,6 +23,10 @@ _PUBLIC: dict[str, str] = {
     "read_recording": "neurofit.data.io:read_recording",
     "write_recording": "neurofit.data.io:write_recording",
     "StimulusSet": "neurofit.data.stimuli:StimulusSet",
+    "load_model": "neurofit.models.checkpoint:load_model",
+    "wrap": "neurofit.models.hooks:wrap",
+    "wrap_static": "neurofit.models.hooks:wrap_static",
+    "probe_arrival": "neurofit.models.probe:probe_arrival",
 }
 
 
