@@ -313,3 +313,30 @@ def test_models_list_marks_missing_family_and_raises_real_errors(monkeypatch):
     monkeypatch.setitem(ZOO, "ghost", "neurofit.models.zoo.cornet:cornet_rt_missing")
     with pytest.raises(AttributeError):
         list_models()
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_a_truncated_checkpoint_is_reported_by_name(tmp_path, suffix):
+    path = tmp_path / f"cut{suffix}"
+    if suffix == ".pt":
+        torch.save(load_model("cornet_z", width=8).state_dict(), path)
+    else:
+        save_checkpoint(load_model("cornet_z", width=8), path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(NeurofitError, match=rf"cannot read .*cut\{suffix}"):
+        read_checkpoint(path)
+
+
+def test_importing_models_flushes_denormals_on_cpu():
+    import neurofit.models
+
+    if not neurofit.models.flush_denormals():
+        pytest.skip("this CPU cannot flush denormals")
+    tiny = torch.tensor([1e-40], dtype=torch.float32)  # a float32 denormal
+    assert (tiny * 1.0).item() == 0.0
+
+
+def test_public_api_reexports_the_model_functions():
+    import neurofit
+
+    assert neurofit.load_model is load_model and neurofit.wrap is wrap and neurofit.wrap_static is wrap_static

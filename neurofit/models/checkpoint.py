@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -103,9 +103,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raise NeurofitError(f"checkpoint file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == SAFETENSORS_SUFFIX:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            metadata = dict(handle.metadata() or {})
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                metadata = dict(handle.metadata() or {})
+                state = {key: handle.get_tensor(key) for key in handle.keys()}
+        except SafetensorError as err:
+            raise NeurofitError(f"cannot read {path} as safetensors ({err}); is the file complete?") from err
         return state, metadata
     if suffix not in PICKLE_SUFFIXES:
         raise NeurofitError(
@@ -123,6 +126,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
             "torch.load(weights_only=True). If you trust the file, re-save its weights where it was made: "
             "torch.save(model.state_dict(), 'weights.pt') (or neurofit.models.save_checkpoint(model, ...))"
         ) from err
+    except (RuntimeError, EOFError) as err:
+        raise NeurofitError(f"cannot read {path} as a torch checkpoint ({err}); is the file complete?") from err
     return _extract_state_dict(obj, path), {}
 
 

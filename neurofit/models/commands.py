@@ -88,6 +88,7 @@ def _list_command(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``neurofit models list``."""
     models = subparsers.add_parser("models", help="the model zoo")
+    models.set_defaults(func=lambda _args: models.print_help() or 2)
     sub = models.add_subparsers(dest="models_command", metavar="ACTION")
     listing = sub.add_parser("list", help="list zoo models with parameter counts, conventions and layers")
     listing.set_defaults(func=_list_command)
