@@ -1,0 +1,561 @@
+"""Publication figures from ScoreSets: one public function per figure, each returning a matplotlib Figure.
+
+Every function takes ScoreSets (one ``xarray.Dataset`` or a sequence of them), draws in neurofit's style
+(:mod:`neurofit.report.style`) at a journal column width, and raises a :class:`NeurofitError` naming the
+variable it needs when a ScoreSet lacks it. Write a figure with :func:`neurofit.report.style.save_figure`.
+
+>>> from neurofit.report.figures import predictivity_over_time  # doctest: +SKIP
+>>> save_figure(predictivity_over_time([ff, rec]), "out/predictivity")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+
+from neurofit.errors import NeurofitError
+from neurofit.report.style import (
+    CEILING_COLOUR,
+    DOUBLE_COLUMN_IN,
+    SINGLE_COLUMN_IN,
+    STIMULUS_COLOUR,
+    colour,
+    neurofit_style,
+    new_figure,
+)
+from neurofit.stats.compare import compare_many
+from neurofit.stats.scoreset import (
+    aggregate_regions,
+    label,
+    region_aggregate,
+    require,
+    site_regions,
+    time_bins,
+    window_mask,
+)
+from neurofit.stats.scoreset import regions as region_order
+
+ScoreSets = xr.Dataset | Sequence[xr.Dataset]
+
+TIME_LABEL = "Time after stimulus onset (ms)"
+NORMALISATION_LABELS = {
+    "r2_over_ceiling": "r²/ceiling",
+    "legacy": "(r/ceiling)²",
+    "feve": "FEVe",
+}
+
+
+def predictivity_over_time(
+    scoresets: ScoreSets,
+    *,
+    regions: Sequence[str] | None = None,
+    width: float = DOUBLE_COLUMN_IN,
+    height: float | None = None,
+) -> Figure:
+    """Median ceiled score per time bin, one line per model and one column per region.
+
+    Top row: the median over sites of the ceiled score with its bootstrap CI band (``median_ceiled_low``/
+    ``median_ceiled_high``, over stimuli; the band is left out when a ScoreSet has no aggregates). Bottom
+    row: the median raw Pearson r of each model against the noise ceiling (median split-half r over sites,
+    band = interquartile range over sites). The stimulus presentation is marked from the attrs
+    ``stimulus_on_ms`` (default 0) and ``stimulus_off_ms`` (when present).
+
+    Parameters
+    ----------
+    scoresets : ScoreSet or sequence of ScoreSets (several models, possibly several benchmarks)
+    regions : regions to show, in order (default: every region, in order of first appearance)
+    width, height : figure size in inches (default double column, height from the layout)
+
+    Example
+    -------
+    >>> fig = predictivity_over_time([feedforward_scores, recurrent_scores])  # doctest: +SKIP
+    """
+    sets = _as_list(scoresets)
+    for ds in sets:
+        require(ds, ["ceiled", "r", "ceiling", "region", "time_bin_start", "time_bin_end"],
+                "the predictivity-over-time figure")
+    names = _regions(sets, regions)
+    labels = _legend_labels(sets)
+    colours = _model_colours(labels)
+    with neurofit_style():
+        fig = new_figure(width, height or 4.2, nrows=2, ncols=len(names), sharex="col", squeeze=False)
+        axes = np.asarray(fig.axes).reshape(2, len(names))
+        drawn_ceiling: set[tuple[str, str]] = set()
+        for col, region in enumerate(names):
+            top, bottom = axes[0, col], axes[1, col]
+            for i, ds in enumerate(sets):
+                if region not in region_order(ds):
+                    continue
+                centres = _centres(ds)
+                median, low, high = _median_ceiled(ds, region)
+                top.plot(centres, median, color=colours[i], label=labels[i])
+                if low is not None:
+                    top.fill_between(centres, low, high, color=colours[i], alpha=0.2, linewidth=0)
+                sites = site_regions(ds) == region
+                r = _nanmedian(ds["r"].transpose("neuroid", "time_bin").values[sites], axis=0)
+                bottom.plot(centres, r, color=colours[i])
+                key = (str(ds.attrs.get("dataset_sha256", ds.attrs.get("benchmark", i))), region)
+                if key not in drawn_ceiling:
+                    drawn_ceiling.add(key)
+                    ceiling = ds["ceiling"].transpose("neuroid", "time_bin").values[sites]
+                    q25, q50, q75 = _nanpercentile(ceiling, [25, 50, 75])
+                    bottom.fill_between(centres, q25, q75, color=CEILING_COLOUR, alpha=0.25, linewidth=0)
+                    bottom.plot(centres, q50, color=CEILING_COLOUR, linestyle="--", linewidth=1.1)
+            top.set_title(f"{region} ({_n_sites(sets, region)} sites)")
+            for ax in (top, bottom):
+                _mark_stimulus(ax, sets)
+                ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
+            bottom.set_xlabel(TIME_LABEL)
+        axes[0, 0].set_ylabel(f"Ceiled score ({_normalisation_label(sets)})")
+        axes[1, 0].set_ylabel("Pearson r")
+        handles = _legend_handles(labels, colours)
+        handles += [
+            Patch(facecolor=to_rgba(colour(0), 0.2), label="95% CI (bootstrap over stimuli)"),
+            Line2D([], [], color=CEILING_COLOUR, linestyle="--", label="noise ceiling (median r, IQR)"),
+            Patch(facecolor=to_rgba(STIMULUS_COLOUR, 0.12), label="stimulus on"),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
+    return fig
+
+
+def difference_per_bin(
+    a: ScoreSets,
+    b: ScoreSets,
+    *,
+    comparisons: Sequence[xr.Dataset] | None = None,
+    method: str = "fdr_bh",
+    alpha: float = 0.05,
+    n_boot: int = 1000,
+    seed: int = 0,
+    width: float = DOUBLE_COLUMN_IN,
+    height: float | None = None,
+) -> Figure:
+    """Difference of median ceiled scores, ``a`` minus ``b``, per time bin with its CI and significance marks.
+
+    ``a`` and ``b`` are matched pairwise (e.g. the recurrent and the feedforward model's ScoreSets of the
+    V4 and of the IT benchmark); the comparison is :func:`neurofit.stats.compare_many` (Wilcoxon
+    signed-rank over sites per bin, correction across all bins, regions and pairs, bootstrap CI over
+    sites), unless the precomputed ``comparisons`` are given. A marker above a bin means the difference is
+    significant after the correction.
+
+    Example
+    -------
+    >>> fig = difference_per_bin(recurrent_scores, feedforward_scores)  # doctest: +SKIP
+    """
+    sets_a, sets_b = _as_list(a), _as_list(b)
+    if len(sets_a) != len(sets_b):
+        raise NeurofitError(f"difference_per_bin pairs a with b: got {len(sets_a)} and {len(sets_b)} ScoreSets")
+    if comparisons is None:
+        comparisons = compare_many(list(zip(sets_a, sets_b)), method=method, alpha=alpha, n_boot=n_boot, seed=seed)
+    comparisons = list(comparisons)
+    names = list(dict.fromkeys(str(r) for c in comparisons for r in c["region"].values))
+    pair_labels = list(dict.fromkeys(f"{c.attrs.get('model_a', 'a')} − {c.attrs.get('model_b', 'b')}"
+                                     for c in comparisons))
+    with neurofit_style():
+        fig = new_figure(width, height or 2.6, nrows=1, ncols=len(names), squeeze=False)
+        axes = np.asarray(fig.axes)
+        for col, region in enumerate(names):
+            ax = axes[col]
+            marks = []
+            for c in comparisons:
+                if region not in [str(r) for r in c["region"].values]:
+                    continue
+                k = pair_labels.index(f"{c.attrs.get('model_a', 'a')} − {c.attrs.get('model_b', 'b')}")
+                sel = c.sel(region=region)
+                centres = (c["time_bin_start"].values + c["time_bin_end"].values) / 2
+                ax.fill_between(centres, sel["ci_low"].values, sel["ci_high"].values, color=colour(k), alpha=0.2,
+                                linewidth=0)
+                ax.plot(centres, sel["median_difference"].values, color=colour(k))
+                marks.append((k, centres[sel["significant"].values.astype(bool)]))
+            ax.axhline(0, color="black", linewidth=0.6)
+            _mark_stimulus(ax, sets_a)
+            ax.set_title(f"{region}")
+            ax.set_xlabel(TIME_LABEL)
+            # Significance marks sit in a strip above the data, one row per comparison, so they never cover it.
+            ax.margins(y=0.08)
+            y0, y1 = ax.get_ylim()
+            step = 0.07 * (y1 - y0)
+            for row, (k, xs) in enumerate(marks):
+                y = y1 + step * (row + 0.5)
+                ax.plot(xs, np.full(xs.shape, y), linestyle="none", marker="*", markersize=5, color=colour(k),
+                        clip_on=False)
+            ax.set_ylim(y0, y1 + step * (len(marks) + 0.3))
+        first = comparisons[0].attrs
+        axes[0].set_ylabel(f"Δ median ceiled score ({_normalisation_label(sets_a)})")
+        handles = [Line2D([], [], color=colour(k), label=text) for k, text in enumerate(pair_labels)]
+        handles += [
+            Patch(facecolor=to_rgba(colour(0), 0.2), label=f"{100 * float(first.get('ci', 0.95)):g}% CI "
+                                                              "(bootstrap over sites)"),
+            Line2D([], [], color="black", marker="*", linestyle="none", markersize=5,
+                   label=f"{_method_name(first.get('correction', method))} q < {first.get('alpha', alpha):g} "
+                         "(Wilcoxon)"),
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
+    return fig
+
+
+def site_scatter(
+    a: ScoreSets,
+    b: ScoreSets,
+    *,
+    window: tuple[float, float] | None = None,
+    width: float = SINGLE_COLUMN_IN,
+    height: float | None = None,
+) -> Figure:
+    """Per-site ceiled score of model ``a`` against model ``b``, averaged over a time window.
+
+    Sites are matched by ``neuroid_id`` (``a`` and ``b`` may each be several ScoreSets, e.g. one per
+    benchmark, which are pooled) and coloured by region; the identity line marks equal scores.
+
+    Example
+    -------
+    >>> fig = site_scatter(recurrent_scores, feedforward_scores, window=(70, 170))  # doctest: +SKIP
+    """
+    xa, region_a, name_a = _window_means(_as_list(a), window)
+    xb, _, name_b = _window_means(_as_list(b), window)
+    shared = [nid for nid in xa if nid in xb]
+    if not shared:
+        raise NeurofitError(f"site_scatter: {name_a!r} and {name_b!r} share no neuroid_id")
+    va = np.array([xa[nid] for nid in shared])
+    vb = np.array([xb[nid] for nid in shared])
+    site_region = np.array([region_a[nid] for nid in shared])
+    names = list(dict.fromkeys(site_region))
+    with neurofit_style():
+        fig = new_figure(width, height or width, nrows=1, ncols=1)
+        ax = fig.axes[0]
+        finite = np.isfinite(va) & np.isfinite(vb)
+        lo = min(0.0, float(np.min(va[finite], initial=0)), float(np.min(vb[finite], initial=0)))
+        hi = max(float(np.max(va[finite], initial=1)), float(np.max(vb[finite], initial=1)))
+        pad = 0.04 * (hi - lo)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", linewidth=0.7, linestyle="--",
+                label="identity")
+        for i, region in enumerate(names):
+            sel = (site_region == region) & finite
+            ax.scatter(vb[sel], va[sel], s=10, color=colour(i), alpha=0.8, linewidths=0,
+                       label=f"{region} ({sel.sum()} sites)")
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_aspect("equal")
+        span = _window_text(window)
+        ax.set_xlabel(f"{name_b}: ceiled score\n(mean {span})")
+        ax.set_ylabel(f"{name_a}: ceiled score\n(mean {span})")
+        fig.legend(loc="outside upper center", ncols=min(len(names) + 1, 3))
+    return fig
+
+
+def layer_step_heatmap(
+    scoreset: xr.Dataset,
+    *,
+    window: tuple[float, float] | None = None,
+    regions: Sequence[str] | None = None,
+    width: float = DOUBLE_COLUMN_IN,
+    height: float | None = None,
+) -> Figure:
+    """Median ceiled score of every (layer, timestep) of one model, one heatmap per region.
+
+    Uses ``grid_ceiled`` (dims ``(region, layer, step, time_bin)``, or without ``time_bin`` when already a
+    window mean), averaged over the bins inside ``window``. Cells with no score (steps before the
+    layer's arrival) are grey.
+
+    Example
+    -------
+    >>> fig = layer_step_heatmap(recurrent_scores, window=(70, 170))  # doctest: +SKIP
+    """
+    require(scoreset, ["grid_ceiled"], "the layer x timestep heatmap")
+    grid = scoreset["grid_ceiled"]
+    missing = {"region", "layer", "step"} - set(grid.dims)
+    if missing:
+        raise NeurofitError(f"grid_ceiled of {label(scoreset)!r} lacks dims {sorted(missing)}; it must have "
+                            "(region, layer, step[, time_bin])")
+    if "time_bin" in grid.dims:
+        mask = window_mask(scoreset, window)
+        values = _nanmean(grid.transpose("region", "layer", "step", "time_bin").values[..., mask], axis=-1)
+    else:
+        values = grid.transpose("region", "layer", "step").values.astype(np.float64)
+    region_labels = aggregate_regions(scoreset)
+    names = list(regions) if regions else [r for r in region_order(scoreset) if r in region_labels]
+    layers = [str(v) for v in grid["layer"].values] if "layer" in grid.coords else list(range(grid.sizes["layer"]))
+    steps = (np.asarray(grid["step"].values) if "step" in grid.coords else np.arange(grid.sizes["step"]))
+    finite = values[np.isfinite(values)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    with neurofit_style():
+        fig = new_figure(width, height or 2.2 + 0.18 * len(layers), nrows=1, ncols=len(names), squeeze=False)
+        axes = np.asarray(fig.axes)
+        image = None
+        for col, region in enumerate(names):
+            if region not in region_labels:
+                raise NeurofitError(f"grid_ceiled of {label(scoreset)!r} has no region {region!r} "
+                                    f"(has {region_labels})")
+            ax = axes[col]
+            data = np.ma.masked_invalid(values[region_labels.index(region)])
+            cmap = _cmap_with_absent()
+            image = ax.imshow(data, aspect="auto", origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
+                              interpolation="nearest")
+            ax.set_yticks(range(len(layers)), [str(v) for v in layers])
+            ax.set_xticks(_tick_positions(len(steps)), [str(steps[i]) for i in _tick_positions(len(steps))])
+            ax.set_xlabel("Model timestep")
+            ax.set_title(region)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if data.mask.any():
+                best = np.unravel_index(np.nanargmax(np.where(data.mask, -np.inf, data.filled(0))), data.shape)
+            else:
+                best = np.unravel_index(np.argmax(data), data.shape)
+            ax.plot(best[1], best[0], marker="o", markersize=5, markerfacecolor="none", markeredgecolor="white",
+                    markeredgewidth=1.2)
+        axes[0].set_ylabel("Layer")
+        bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.02)
+        bar.set_label(f"Ceiled score ({_normalisation_label([scoreset])})\nmean {_window_text(window)}")
+        bar.outline.set_visible(False)
+        fig.suptitle(f"{label(scoreset)}: grey = no signal yet (before arrival); circle = best cell",
+                     fontsize=7)
+    return fig
+
+
+def ceiling_distributions(
+    scoresets: ScoreSets,
+    *,
+    regions: Sequence[str] | None = None,
+    width: float = DOUBLE_COLUMN_IN,
+    height: float | None = None,
+) -> Figure:
+    """Distribution over sites of the noise ceiling (split-half r) per time bin, one panel per region.
+
+    The ceiling belongs to the data, not to a model: each region's panel shows the first ScoreSet that has
+    the region.
+
+    Example
+    -------
+    >>> fig = ceiling_distributions([v4_scores, it_scores])  # doctest: +SKIP
+    """
+    sets = _as_list(scoresets)
+    for ds in sets:
+        require(ds, ["ceiling", "region", "time_bin_start", "time_bin_end"], "the ceiling-distribution figure")
+    names = _regions(sets, regions)
+    with neurofit_style():
+        fig = new_figure(width, height or 2.4, nrows=1, ncols=len(names), squeeze=False, sharey=True)
+        axes = np.asarray(fig.axes)
+        for col, region in enumerate(names):
+            ax = axes[col]
+            # Several models scored on the same data share its ceiling: draw the first ScoreSet that has the region.
+            for ds in [next(d for d in sets if region in region_order(d))]:
+                centres = _centres(ds)
+                widths = 0.7 * (ds["time_bin_end"].values - ds["time_bin_start"].values)
+                ceiling = ds["ceiling"].transpose("neuroid", "time_bin").values[site_regions(ds) == region]
+                columns = [col_values[np.isfinite(col_values)] for col_values in ceiling.T]
+                ax.boxplot(columns, positions=centres, widths=widths, manage_ticks=False, patch_artist=True,
+                           showfliers=True,
+                           boxprops={"facecolor": to_rgba(colour(col), 0.35), "edgecolor": colour(col),
+                                     "linewidth": 0.6},
+                           medianprops={"color": "black", "linewidth": 0.8},
+                           whiskerprops={"color": colour(col), "linewidth": 0.6},
+                           capprops={"color": colour(col), "linewidth": 0.6},
+                           flierprops={"marker": ".", "markersize": 2, "markeredgecolor": colour(col),
+                                       "alpha": 0.6})
+            _mark_stimulus(ax, sets)
+            ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
+            ax.set_title(f"{region} ({_n_sites(sets, region)} sites)")
+            ax.set_xlabel(TIME_LABEL)
+        axes[0].set_ylabel("Noise ceiling\n(split-half r, Spearman-Brown)")
+    return fig
+
+
+def peak_time_histogram(
+    scoresets: ScoreSets,
+    *,
+    regions: Sequence[str] | None = None,
+    width: float = DOUBLE_COLUMN_IN,
+    height: float | None = None,
+) -> Figure:
+    """Histogram over sites of the time bin where each site's ceiled score peaks, one outline per model.
+
+    Sites whose score is NaN in every bin are left out (counted in the panel title).
+
+    Example
+    -------
+    >>> fig = peak_time_histogram([feedforward_scores, recurrent_scores])  # doctest: +SKIP
+    """
+    sets = _as_list(scoresets)
+    for ds in sets:
+        require(ds, ["ceiled", "region", "time_bin_start", "time_bin_end"], "the peak-time histogram")
+    names = _regions(sets, regions)
+    labels = _legend_labels(sets)
+    colours = _model_colours(labels)
+    with neurofit_style():
+        fig = new_figure(width, height or 2.4, nrows=1, ncols=len(names), squeeze=False)
+        axes = np.asarray(fig.axes)
+        for col, region in enumerate(names):
+            ax = axes[col]
+            for i, ds in enumerate(sets):
+                if region not in region_order(ds):
+                    continue
+                peaks = peak_times(ds, region)
+                start, end = time_bins(ds)
+                edges = np.append(start, end[-1])
+                ax.hist(peaks, bins=edges, histtype="step", color=colours[i], linewidth=1.3, label=labels[i])
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            _mark_stimulus(ax, sets)
+            ax.set_title(f"{region}")
+            ax.set_xlabel("Peak time of ceiled score (ms)")
+        axes[0].set_ylabel("Sites (count)")
+        handles = _legend_handles(labels, colours)
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+    return fig
+
+
+def peak_times(scoreset: xr.Dataset, region: str | None = None) -> np.ndarray:
+    """Centre (ms) of the time bin with each site's largest ceiled score; all-NaN sites are left out.
+
+    Example
+    -------
+    >>> ds = xr.Dataset({"ceiled": (("neuroid", "time_bin"), [[0.1, 0.5], [np.nan, np.nan]])},
+    ...                 coords={"region": ("neuroid", ["IT", "IT"]), "time_bin_start": ("time_bin", [0.0, 10.0]),
+    ...                         "time_bin_end": ("time_bin", [10.0, 20.0])})
+    >>> peak_times(ds).tolist()
+    [15.0]
+    """
+    require(scoreset, ["ceiled", "region", "time_bin_start", "time_bin_end"], "peak_times")
+    values = scoreset["ceiled"].transpose("neuroid", "time_bin").values
+    if region is not None:
+        values = values[site_regions(scoreset) == region]
+    valid = np.isfinite(values).any(axis=1)
+    best = np.nanargmax(np.where(np.isfinite(values[valid]), values[valid], -np.inf), axis=1)
+    return _centres(scoreset)[best]
+
+
+# --- helpers shared by the figures -------------------------------------------------------------------------
+
+
+def _as_list(scoresets: ScoreSets) -> list[xr.Dataset]:
+    sets = [scoresets] if isinstance(scoresets, xr.Dataset) else list(scoresets)
+    if not sets:
+        raise NeurofitError("a figure needs at least one ScoreSet")
+    for ds in sets:
+        if not isinstance(ds, xr.Dataset):
+            raise NeurofitError(f"figures take ScoreSets (xarray.Dataset), got {type(ds).__name__}; "
+                                "read files with neurofit.data.io.read_dataset")
+    return sets
+
+
+def _regions(sets: list[xr.Dataset], wanted: Sequence[str] | None) -> list[str]:
+    present = list(dict.fromkeys(r for ds in sets for r in region_order(ds)))
+    if wanted is None:
+        return present
+    unknown = [r for r in wanted if r not in present]
+    if unknown:
+        raise NeurofitError(f"regions {unknown} are in none of the ScoreSets (they have {present})")
+    return list(wanted)
+
+
+def _model_colours(labels: list[str]) -> list[str]:
+    """One colour per distinct model label (the same model on two benchmarks keeps its colour)."""
+    distinct = list(dict.fromkeys(labels))
+    return [colour(distinct.index(lab)) for lab in labels]
+
+
+def _legend_handles(labels: list[str], colours: list[str]) -> list[Line2D]:
+    seen = dict(zip(labels, colours))
+    return [Line2D([], [], color=c, label=lab) for lab, c in seen.items()]
+
+
+def _legend_labels(sets: list[xr.Dataset]) -> list[str]:
+    labels = [label(ds, f"model {i + 1}") for i, ds in enumerate(sets)]
+    # The same model on two benchmarks is one model: only models repeated within one benchmark are renamed.
+    keys = [(lab, str(ds.attrs.get("benchmark", ""))) for lab, ds in zip(labels, sets)]
+    return [lab if keys.count(key) == 1 else f"{lab} [{i + 1}]" for i, (lab, key) in enumerate(zip(labels, keys))]
+
+
+def _centres(ds: xr.Dataset) -> np.ndarray:
+    start, end = time_bins(ds)
+    return (start + end) / 2
+
+
+def _median_ceiled(ds: xr.Dataset, region: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Scoring's aggregate and CI when present, else the median over the sites without a band."""
+    if "median_ceiled" in ds.variables:
+        median = region_aggregate(ds, "median_ceiled", region)
+        if "median_ceiled_low" in ds.variables and "median_ceiled_high" in ds.variables:
+            return (median, region_aggregate(ds, "median_ceiled_low", region),
+                    region_aggregate(ds, "median_ceiled_high", region))
+        return median, None, None
+    sites = site_regions(ds) == region
+    return _nanmedian(ds["ceiled"].transpose("neuroid", "time_bin").values[sites], axis=0), None, None
+
+
+def _n_sites(sets: list[xr.Dataset], region: str) -> int:
+    return max(int((site_regions(ds) == region).sum()) for ds in sets)
+
+
+def _mark_stimulus(ax: Axes, sets: list[xr.Dataset]) -> None:
+    on = float(sets[0].attrs.get("stimulus_on_ms", 0.0)) if sets else 0.0
+    off = sets[0].attrs.get("stimulus_off_ms") if sets else None
+    ax.axvline(on, color=STIMULUS_COLOUR, linewidth=0.6, linestyle=":")
+    if off is not None and np.isfinite(float(off)):
+        ax.axvspan(on, float(off), color=STIMULUS_COLOUR, alpha=0.06, linewidth=0)
+        ax.axvline(float(off), color=STIMULUS_COLOUR, linewidth=0.6, linestyle=":")
+
+
+def _normalisation_label(sets: list[xr.Dataset]) -> str:
+    rules = {str(ds.attrs.get("normalisation", "r2_over_ceiling")) for ds in sets}
+    return ", ".join(NORMALISATION_LABELS.get(rule, rule) for rule in sorted(rules))
+
+
+def _method_name(method: str) -> str:
+    return {"fdr_bh": "BH-FDR", "holm": "Holm", "bonferroni": "Bonferroni", "fdr_by": "BY-FDR"}.get(method, method)
+
+
+def _window_text(window: tuple[float, float] | None) -> str:
+    return "over all bins" if window is None else f"{window[0]:g}–{window[1]:g} ms"
+
+
+def _window_means(sets: list[xr.Dataset], window) -> tuple[dict[str, float], dict[str, str], str]:
+    values: dict[str, float] = {}
+    region_of: dict[str, str] = {}
+    for ds in sets:
+        require(ds, ["ceiled", "neuroid_id", "region", "time_bin_start", "time_bin_end"], "the per-site scatter")
+        mask = window_mask(ds, window)
+        means = _nanmean(ds["ceiled"].transpose("neuroid", "time_bin").values[:, mask], axis=1)
+        for nid, reg, v in zip(ds["neuroid_id"].values, site_regions(ds), means):
+            values[str(nid)] = float(v)
+            region_of[str(nid)] = str(reg)
+    return values, region_of, label(sets[0])
+
+
+def _tick_positions(n: int, most: int = 10) -> list[int]:
+    step = max(1, int(np.ceil(n / most)))
+    return list(range(0, n, step))
+
+
+def _cmap_with_absent():
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("#D9D9D9")
+    return cmap
+
+
+def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(x, axis=axis)
+
+
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x, axis=axis)
+
+
+def _nanpercentile(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanpercentile(x, q, axis=0)
