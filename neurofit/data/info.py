@@ -53,10 +53,12 @@ def summarize(recording: xr.DataArray) -> str:
 def _reliability_lines(recording: xr.DataArray) -> str:
     from neurofit.regression.ceiling import split_half_ceiling
 
-    ceiling = split_half_ceiling(recording)
-    # summarise over the time bins as a whole: median over bins per site, then over sites per region
-    per_site = np.nanmedian(np.asarray(ceiling), axis=-1) if np.ndim(ceiling) == 2 else np.asarray(ceiling)
-    out = ["  split-half reliability (Spearman-Brown, median over bins per site):"]
+    # per site: the reliability of its summed response over all bins (one number a reader can compare)
+    trials, _ = trial_array(recording)
+    with np.errstate(invalid="ignore"):
+        summed = np.where(np.isnan(trials).all(axis=-1), np.nan, np.nansum(trials, axis=-1))[..., None]
+        per_site = split_half_ceiling(summed)[:, 0]
+    out = ["  split-half reliability of the summed response (Spearman-Brown, 10 halvings):"]
     regions = recording.coords["region"].values
     for region in np.unique(regions):
         vals = per_site[regions == region]
