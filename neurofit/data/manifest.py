@@ -174,7 +174,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
 
     Example
     -------
-    >>> m = load_manifest(manifest_dirs()[0] / "cifar10-resnet20.toml")  # doctest: +SKIP
+    >>> m = load_manifest(list_manifests()["cifar10-resnet20"].source)
     >>> m.loader
     'files'
     """
@@ -237,7 +237,7 @@ def list_manifests() -> dict[str, Manifest]:
 
     Example
     -------
-    >>> "cowley2023-v4-210325" in list_manifests()  # doctest: +SKIP
+    >>> "cowley2023-v4-210325" in list_manifests()
     True
     """
     found: dict[str, Manifest] = {}
@@ -265,7 +265,7 @@ def get_manifest(dataset_id: str) -> Manifest:
 
     Example
     -------
-    >>> get_manifest("cowley2023-v4-210325").loader  # doctest: +SKIP
+    >>> get_manifest("cowley2023-v4-210325").loader
     'cowley2023'
     """
     manifests = list_manifests()
