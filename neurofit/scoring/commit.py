@@ -1,0 +1,120 @@
+"""Layer commitment: which layer (and latency offset) stands for each region, chosen on held-out stimuli.
+
+The benchmark declares a commitment split: a seeded, ``object_name``-stratified share of the stimuli is
+held out from the scored ones. Every candidate (layer, and for temporal maps the offset of the model's time
+axis) is cross-validated on those held-out stimuli only, and the best one is then scored on the rest. The
+scored stimuli, and therefore the test folds, never influence the choice.
+
+The criterion is the mean over the benchmark's bins of the median raw Pearson r over the region's sites;
+an unmapped bin (no driven step covers it) counts as r = 0. Raw r is used rather than ceiled scores because
+``r^2 / ceiling`` explodes in bins whose ceiling is near zero (before the response starts).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import StratifiedShuffleSplit
+
+from neurofit.errors import NeurofitError
+
+
+def commitment_split(
+    stimulus_ids: Sequence[str],
+    fraction: float,
+    seed: int = 0,
+    object_name: Sequence[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Split stimuli into a commitment set (``fraction`` of them) and the scored set (the rest).
+
+    Stratified by ``object_name`` when every object has at least two stimuli; seeded. ``fraction = 0`` holds
+    nothing out. Both lists keep the order of ``stimulus_ids``.
+
+    Parameters
+    ----------
+    stimulus_ids : sequence of str
+        Unique stimulus ids.
+    fraction : float
+        Share held out for commitment, in ``[0, 1)``.
+    seed : int
+    object_name : sequence of str, optional
+        Stratification label per stimulus.
+
+    Returns
+    -------
+    commit_ids, score_ids : list of str
+
+    Example
+    -------
+    >>> ids = [f"s{i}" for i in range(20)]
+    >>> commit, scored = commitment_split(ids, 0.25, object_name=["a", "b"] * 10)
+    >>> len(commit), len(scored), sorted(commit + scored) == sorted(ids)
+    (5, 15, True)
+    """
+    ids = [str(s) for s in stimulus_ids]
+    if len(set(ids)) != len(ids):
+        raise NeurofitError("commitment_split needs unique stimulus ids")
+    if not 0.0 <= fraction < 1.0:
+        raise NeurofitError(f"commitment fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return [], ids
+    n = len(ids)
+    n_commit = int(round(fraction * n))
+    if n_commit < 2 or n - n_commit < 2:
+        raise NeurofitError(f"a commitment fraction of {fraction} of {n} stimuli leaves too few on one side")
+    order = np.arange(n)
+    labels = None if object_name is None else np.asarray(object_name).astype(str)
+    if labels is not None and len(labels) != n:
+        raise NeurofitError(f"object_name has {len(labels)} entries for {n} stimuli")
+    stratify = labels is not None and np.unique(labels, return_counts=True)[1].min() >= 2 and \
+        len(np.unique(labels)) <= min(n_commit, n - n_commit)
+    if stratify:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_commit, random_state=seed)
+        score_idx, commit_idx = next(splitter.split(order, labels))
+    else:
+        rng = np.random.default_rng(seed)
+        commit_idx = rng.permutation(n)[:n_commit]
+    commit_mask = np.zeros(n, dtype=bool)
+    commit_mask[commit_idx] = True
+    return [ids[i] for i in order[commit_mask]], [ids[i] for i in order[~commit_mask]]
+
+
+def commitment_criterion(r: np.ndarray, mapped: Sequence[bool]) -> float:
+    """Mean over bins of the median r over sites; unmapped bins (and bins with no valid site) count as 0.
+
+    Parameters
+    ----------
+    r : np.ndarray, shape (n_sites, n_bins)
+    mapped : sequence of bool, shape (n_bins,)
+
+    Example
+    -------
+    >>> commitment_criterion(np.array([[0.2, 0.4], [0.4, 0.6]]), [True, False])
+    0.15
+    """
+    r = np.asarray(r, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins
+        medians = np.nanmedian(r, axis=0) if r.shape[0] else np.full(r.shape[1], np.nan)
+    medians = np.where(np.asarray(mapped, dtype=bool) & np.isfinite(medians), medians, 0.0)
+    return float(np.mean(medians))
+
+
+def choose(criteria: Mapping[Any, float]) -> Any:
+    """The candidate with the highest criterion; ties go to the one listed first.
+
+    Example
+    -------
+    >>> choose({("V4", 0.0): 0.3, ("IT", 0.0): 0.5, ("IT", 10.0): 0.5})
+    ('IT', 0.0)
+    """
+    if not criteria:
+        raise NeurofitError("no candidate layers to commit to")
+    best_key, best_value = None, -np.inf
+    for key, value in criteria.items():
+        if value > best_value:
+            best_key, best_value = key, value
+    return best_key if best_key is not None else next(iter(criteria))

@@ -1,0 +1,1012 @@
+"""``score()``: a model (or its features) against a benchmark, giving a ScoreSet.
+
+The run, step by step:
+
+1. The benchmark's dataset is loaded (``synthetic-ventral`` is generated, a manifest id is loaded, or
+   ``data=(recording, stimulus_set)`` is given), checked against the stimulus set, restricted to the
+   benchmark's regions, and brought to its time bins (equal bins are selected; a wider bin that is a union
+   of consecutive recording bins is their sum for counts, their duration-weighted mean for rates).
+2. The stimuli are shown to the model on a gray screen at the model's visual angle and the activations of
+   every layer and step are extracted (cached on disk by content hash).
+3. The stimuli are split into a commitment set and the scored set (:mod:`neurofit.scoring.commit`). For each
+   region every candidate layer (x latency offset) is cross-validated on the commitment set; the best is
+   kept. ``layers=`` skips the layer choice.
+4. The committed mapping is cross-validated on the scored set: one work unit per fold, saved as it
+   finishes (:mod:`neurofit.scoring.runner`). Per site and bin: Pearson r of held-out predictions with the
+   repetition-averaged response, the noise ceiling of the scored stimuli, and the ceiled score under the
+   benchmark's rule. Per region and bin: the median over sites with bootstrap CIs over stimuli (the ceiling
+   recomputed in every draw) and over sites.
+5. Optionally (``grid=True``) every layer x every driven step is scored against every bin.
+
+A feedforward model (one step) on a temporal benchmark uses the ``constant`` policy: its one response is
+compared with every bin, and the ScoreSet says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from neurofit import __version__
+from neurofit.data.recording import average_repetitions, trial_array, validate
+from neurofit.data.stimuli import StimulusSet
+from neurofit.errors import NeurofitError, ValidationError
+from neurofit.models.base import TemporalModel, TimeMap
+from neurofit.scoring import timemap as tmap
+from neurofit.scoring.benchmark import SYNTHETIC, Benchmark, load_benchmark
+from neurofit.scoring.commit import choose, commitment_criterion, commitment_split
+from neurofit.scoring.runner import LocalRunner, Result, UnitStore, WorkUnit
+
+COMMIT_FOLDS = 5
+OFFSET_POLICIES = ("one_to_one", "portion", "graded")
+SMALL_FIT_ELEMENTS = 20_000_000
+
+
+# ------------------------------------------------------------------------------------------------ data
+def load_benchmark_data(benchmark: Benchmark) -> tuple[xr.DataArray, StimulusSet]:
+    """The benchmark's recording and stimulus set: generated for ``synthetic-ventral``, else loaded.
+
+    Example
+    -------
+    >>> rec, stimuli = load_benchmark_data(load_benchmark("synthetic-ventral-it-temporal"))  # doctest: +SKIP
+    """
+    if benchmark.dataset == SYNTHETIC:
+        from neurofit.data.synthetic import generate_synthetic_ventral
+
+        return generate_synthetic_ventral(**benchmark.dataset_options)
+    from neurofit.data.fetch import load_dataset
+
+    try:
+        loaded = load_dataset(benchmark.dataset)
+    except NeurofitError as err:
+        raise NeurofitError(
+            f"benchmark {benchmark.id!r} needs dataset {benchmark.dataset!r}, which could not be loaded ({err}); "
+            "pass your own copy with --recording FILE --stimuli CSV (Python: data=(recording, stimulus_set))"
+        ) from err
+    recording, stimuli = loaded[0], loaded[1]
+    if stimuli is None:
+        raise NeurofitError(f"dataset {benchmark.dataset!r} has no stimulus images, so no model can be scored on it")
+    return recording, stimuli
+
+
+def prepare_recording(recording: xr.DataArray, benchmark: Benchmark) -> xr.DataArray:
+    """The benchmark's regions and time bins of ``recording`` (bins selected, or summed from finer bins).
+
+    Example
+    -------
+    >>> from neurofit.data.recording import make_recording
+    >>> rec = make_recording(np.ones((2, 1, 3)), stimulus_id=["a", "b"], repetition=[0, 0], neuroid_id=["n"],
+    ...                      region="IT", time_bin_start=[60, 70, 80], time_bin_end=[70, 80, 90],
+    ...                      identifier="t", stimulus_set_identifier="t")
+    >>> b = dataclasses.replace(load_benchmark("majajhong2015-it-brainscore"), time_bins=((70.0, 90.0),))
+    >>> prepare_recording(rec, b).values[:, 0, 0].tolist()
+    [2.0, 2.0]
+    """
+    regions = np.asarray(recording.coords["region"].values).astype(str)
+    keep = np.isin(regions, benchmark.regions)
+    missing = [r for r in benchmark.regions if r not in set(regions.tolist())]
+    if missing:
+        raise ValidationError(
+            f"benchmark {benchmark.id!r} scores region(s) {missing}, but recording "
+            f"{recording.attrs.get('identifier', '?')!r} has sites only in {sorted(set(regions.tolist()))}"
+        )
+    rec = recording.isel(neuroid=np.flatnonzero(keep))
+    starts = rec.coords["time_bin_start"].values.astype(float)
+    ends = rec.coords["time_bin_end"].values.astype(float)
+    rate_units = "/s" in str(rec.attrs.get("units", "")) or "hz" in str(rec.attrs.get("units", "")).lower()
+    columns = []
+    for lo, hi in benchmark.time_bins:
+        exact = np.flatnonzero(np.isclose(starts, lo) & np.isclose(ends, hi))
+        if len(exact):
+            columns.append(rec.values[..., exact[0]].astype(np.float64))
+            continue
+        inside = np.flatnonzero((starts >= lo - 1e-9) & (ends <= hi + 1e-9))
+        covered = ends[inside] - starts[inside]
+        if not len(inside) or abs(covered.sum() - (hi - lo)) > 1e-6:
+            have = ", ".join(f"{s:g}-{e:g}" for s, e in zip(starts[:6], ends[:6]))
+            raise ValidationError(
+                f"benchmark {benchmark.id!r} needs the time bin {lo:g}-{hi:g} ms, which the recording's bins "
+                f"({have}{', ...' if len(starts) > 6 else ''} ms) do not tile"
+            )
+        values = rec.values[..., inside].astype(np.float64)
+        if rate_units:
+            columns.append((values * covered).sum(axis=-1) / covered.sum())
+        else:
+            columns.append(values.sum(axis=-1))
+    data = np.stack(columns, axis=-1)
+    out = xr.DataArray(
+        data, dims=rec.dims,
+        coords={name: coord for name, coord in rec.coords.items() if "time_bin" not in coord.dims},
+        name="rates", attrs=dict(rec.attrs),
+    )
+    return out.assign_coords(
+        time_bin_start=("time_bin", np.array([b[0] for b in benchmark.time_bins])),
+        time_bin_end=("time_bin", np.array([b[1] for b in benchmark.time_bins])),
+    )
+
+
+def recording_sha256(recording: xr.DataArray) -> str:
+    """Content hash of a recording: values, every coordinate and the identifier."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(recording.values, dtype=np.float64).tobytes())
+    for name in sorted(recording.coords):
+        h.update(name.encode())
+        h.update(np.asarray(recording.coords[name].values).astype(str).tobytes())
+    h.update(str(recording.attrs.get("identifier", "")).encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ models
+def activations_from_arrays(
+    features: Mapping[str, np.ndarray],
+    stimulus_ids: Sequence[str],
+    *,
+    step_ms: float = 10.0,
+    t0_ms: float = 0.0,
+    first_driven: Mapping[str, int] | None = None,
+    model_id: str = "features",
+    weights_sha256: str = "",
+) -> Any:
+    """An :class:`~neurofit.extract.activations.ActivationSet` from arrays ``{layer: [T, n_stimuli, D]}``.
+
+    This is how precomputed features (a generator's hidden units, another toolkit's activations) are
+    scored: pass the result to :func:`score` in place of a model.
+
+    Example
+    -------
+    >>> acts = activations_from_arrays({"IT": np.zeros((2, 3, 4))}, ["a", "b", "c"])
+    >>> acts.layers, acts.n_steps("IT"), acts.n_features("IT")
+    (['IT'], 2, 4)
+    """
+    from neurofit.extract.activations import ActivationSet, feature_dim, step_dim
+
+    ids = np.asarray([str(s) for s in stimulus_ids])
+    coords: dict[str, Any] = {"stimulus_id": ("presentation", ids)}
+    data_vars: dict[str, Any] = {}
+    first = dict(first_driven or {})
+    steps = 0
+    for layer, values in features.items():
+        values = np.asarray(values, dtype=np.float32)
+        if values.ndim != 3 or values.shape[1] != len(ids):
+            raise NeurofitError(f"features of layer {layer!r} must be [steps, {len(ids)} stimuli, features], "
+                                f"got {values.shape}")
+        if not np.isfinite(values).all():
+            raise NeurofitError(f"features of layer {layer!r} hold NaN or Inf values")
+        n_steps = values.shape[0]
+        steps = max(steps, n_steps)
+        sdim = step_dim(layer)
+        starts = t0_ms + step_ms * np.arange(n_steps)
+        first.setdefault(layer, 0)
+        coords[sdim] = (sdim, np.arange(n_steps))
+        coords[f"step_start_ms_{layer}"] = (sdim, starts)
+        coords[f"step_end_ms_{layer}"] = (sdim, starts + step_ms)
+        coords[f"driven_{layer}"] = (sdim, np.arange(n_steps) >= first[layer])
+        data_vars[layer] = ((sdim, "presentation", feature_dim(layer)), values)
+    tm = TimeMap(steps=max(steps, 1), first_driven={k: int(v) for k, v in first.items()}, step_ms=step_ms,
+                 t0_ms=t0_ms)
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs = {"layers": list(features), "time_map": tm.to_dict(), "first_driven": dict(tm.first_driven),
+                "model_id": model_id, "weights_sha256": weights_sha256}
+    return ActivationSet(ds)
+
+
+def resolve_model(model: Any, checkpoint: str | os.PathLike[str] | None = None, arch: str | None = None,
+                  **config: Any) -> tuple[Any, str, str]:
+    """A model (or ActivationSet) with its id and weights sha256, from a zoo name, checkpoint or object.
+
+    ``model`` is a zoo name, an import path ``package.module:factory``, a checkpoint file (with ``arch``
+    unless the file names its architecture), a :class:`TemporalModel`, or an ActivationSet.
+
+    Example
+    -------
+    >>> m, model_id, sha = resolve_model("cornet_z", width=4)
+    >>> model_id
+    'cornet_z'
+    """
+    from neurofit.extract.activations import ActivationSet
+    from neurofit.extract.cache import weights_sha256
+
+    if isinstance(model, ActivationSet):
+        return model, str(model.attrs.get("model_id", "features")), str(model.attrs.get("weights_sha256", ""))
+    if isinstance(model, TemporalModel):
+        return model, str(getattr(model, "arch", type(model).__name__)), weights_sha256(model)
+    if not isinstance(model, (str, os.PathLike)):
+        raise NeurofitError(f"cannot score a {type(model).__name__}: pass a zoo name, a checkpoint path, a "
+                            "TemporalModel or an ActivationSet")
+    from neurofit.models.checkpoint import file_sha256, load_model
+
+    text = os.fspath(model)
+    is_file = Path(text).is_file() or Path(text).suffix.lower() in (".safetensors", ".pt", ".pth", ".th", ".bin")
+    if is_file:
+        built = load_model(arch, checkpoint=text, **config) if arch else load_model(text, **config)
+        return built, f"{getattr(built, 'arch', arch)}:{Path(text).name}", file_sha256(text)
+    if ":" not in text:
+        from neurofit.models.zoo import ZOO, get_factory
+
+        if text not in ZOO:
+            get_factory(text)  # raises, listing the valid names
+    built = load_model(text, checkpoint=checkpoint, **config)
+    sha = file_sha256(checkpoint) if checkpoint is not None else weights_sha256(built)
+    return built, text if checkpoint is None else f"{text}:{Path(checkpoint).name}", sha
+
+
+# ------------------------------------------------------------------------------------------------ regression
+def _pls_components(bench: Benchmark, n_train: int, n_features: int) -> int:
+    return int(min(bench.n_components, n_train - 1, n_features))
+
+
+def _fit_predict(bench: Benchmark, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                 device: str | None) -> np.ndarray:
+    """Fit the benchmark's metric on ``x_train [B, n, D]``, ``y_train [B, n, q]``; predict ``x_test [B, m, D]``."""
+    if bench.metric == "pls":
+        from neurofit.regression.pls import PLS
+
+        estimator = PLS(n_components=_pls_components(bench, x_train.shape[1], x_train.shape[2]),
+                        algorithm=bench.algorithm, device=device)
+    else:
+        try:
+            from neurofit.regression.ridge import Ridge
+        except ImportError as err:
+            raise NeurofitError(f"the ridge metric is not available in this installation ({err})") from err
+        estimator = Ridge(device=device)
+    threads = torch.get_num_threads()
+    # Small fits are dominated by thread synchronisation: on a busy machine torch's pool makes them 100x
+    # slower than one thread does.
+    if x_train.size < SMALL_FIT_ELEMENTS:
+        torch.set_num_threads(1)
+    try:
+        estimator.fit(x_train, y_train)
+        return np.asarray(estimator.predict(x_test), dtype=np.float64)
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _Problem:
+    """Everything a fold fit needs: features per bin, responses, folds and settings (kept in memory)."""
+
+    def __init__(self, bench: Benchmark, features: list[np.ndarray | None], targets: np.ndarray,
+                 train: np.ndarray, test: np.ndarray, device: str | None) -> None:
+        self.bench = bench
+        self.features = features  # per bin: [n, D] or None (unmapped)
+        self.targets = targets  # [n, q, B]
+        self.train = train
+        self.test = test
+        self.device = device
+
+    def fold(self, f: int) -> Result:
+        tr, te = np.flatnonzero(self.train[f]), np.flatnonzero(self.test[f])
+        n_bins = self.targets.shape[2]
+        out = np.full((len(te), self.targets.shape[1], n_bins), np.nan)
+        mapped = [b for b in range(n_bins) if self.features[b] is not None]
+        if not mapped:
+            return {"prediction": out}
+        if self.bench.temporal_mode == "span_time":
+            x_tr = np.concatenate([self.features[b][tr] for b in mapped])[None]
+            y_tr = np.concatenate([self.targets[tr, :, b] for b in mapped])[None]
+            x_te = np.stack([self.features[b][te] for b in mapped])
+            dims = {self.features[b].shape[1] for b in mapped}
+            if len(dims) > 1:
+                raise NeurofitError("the span_time mode needs one feature space for all bins, but the mapping "
+                                    "uses layers of different sizes; use temporal_mode = 'per_bin'")
+            x_te_flat = x_te.reshape(1, -1, x_te.shape[-1])
+            pred = _fit_predict(self.bench, x_tr, y_tr, x_te_flat, self.device)[0]
+            pred = pred.reshape(len(mapped), len(te), -1)
+        else:
+            # bins that share one feature matrix (constant mapping) are fitted as one batch all the same
+            x_tr = np.stack([self.features[b][tr] for b in mapped])
+            y_tr = np.stack([self.targets[tr, :, b] for b in mapped])
+            x_te = np.stack([self.features[b][te] for b in mapped])
+            pred = _fit_predict(self.bench, x_tr, y_tr, x_te, self.device)
+        for i, b in enumerate(mapped):
+            out[:, :, b] = pred[i]
+        return {"prediction": out}
+
+
+def _pearson(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    from neurofit.regression.correlation import pearson_r
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant sites are NaN by contract
+        return np.asarray(pearson_r(pred, target, dim=0), dtype=np.float64)
+
+
+def _r_from_folds(bench: Benchmark, preds: list[np.ndarray], targets: np.ndarray, test: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(r [q, B], r_fold [F, q, B], pooled predictions [n, q, B] or None for overlapping test sets)."""
+    r_fold = np.stack([_pearson(p, targets[test[f]]) for f, p in enumerate(preds)])
+    if bench.split_scheme == "kfold":
+        pooled = np.full(targets.shape, np.nan)
+        for f, p in enumerate(preds):
+            pooled[test[f]] = p
+        return _pearson(pooled, targets), r_fold, pooled
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(r_fold, axis=0), r_fold, None
+
+
+# ------------------------------------------------------------------------------------------------ ceilings
+def _halvings(bench: Benchmark, trials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The repetition halvings behind the benchmark's ceiling, as masks ``[H, n_stimuli, max_reps]``."""
+    from neurofit.regression.ceiling import halving_masks
+
+    if bench.ceiling == "split_half":
+        return halving_masks(trials, bench.ceiling_splits, bench.ceiling_seed)
+    from sklearn.model_selection import ShuffleSplit
+
+    n_reps = trials.shape[1]
+    splitter = ShuffleSplit(n_splits=bench.ceiling_splits, train_size=0.5, random_state=bench.ceiling_seed)
+    halves = list(splitter.split(np.arange(n_reps)))
+    a = np.zeros((len(halves), trials.shape[0], n_reps), dtype=bool)
+    b = np.zeros_like(a)
+    for h, (ia, ib) in enumerate(halves):
+        a[h][:, ia] = True
+        b[h][:, ib] = True
+    return a, b
+
+
+def _ceiling(bench: Benchmark, trials: np.ndarray) -> np.ndarray:
+    from neurofit.regression.ceiling import brainscore_ceiling, split_half_ceiling
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if bench.ceiling == "split_half":
+            return split_half_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)
+        return brainscore_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)[0]
+
+
+def _ceil(bench: Benchmark, r: np.ndarray, ceiling: np.ndarray, pooled: np.ndarray | None,
+          trials: np.ndarray) -> np.ndarray:
+    from neurofit.regression.ceiling import ceil_scores, feve
+
+    if bench.normalisation == "feve":
+        if pooled is None:
+            raise NeurofitError("FEVe needs every stimulus predicted once: use split_scheme = 'kfold'")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return feve(pooled, trials)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return ceil_scores(r, ceiling, bench.normalisation)
+
+
+# ------------------------------------------------------------------------------------------------ bootstrap
+def _weighted_r(weights: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r of columns of ``a`` and ``b`` ``[n, K]`` under integer stimulus weights ``[draws, n]``."""
+    n = weights.sum(axis=1, keepdims=True)
+    sa, sb = weights @ a, weights @ b
+    saa, sbb, sab = weights @ (a * a), weights @ (b * b), weights @ (a * b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = sab - sa * sb / n
+        va = saa - sa * sa / n
+        vb = sbb - sb * sb / n
+        r = cov / np.sqrt(va * vb)
+    r[~((va > 1e-12 * np.abs(saa)) & (vb > 1e-12 * np.abs(sbb)))] = np.nan
+    return np.clip(r, -1.0, 1.0)
+
+
+def _bootstrap_stimuli(bench: Benchmark, groups: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray,
+                       trials: np.ndarray, site_region: np.ndarray, regions: list[str]) -> np.ndarray:
+    """Median ceiled score per region and bin in each draw of the stimuli: ``[draws, regions, B]``.
+
+    ``groups`` are (stimulus indices, predictions) whose r is averaged (one group of all stimuli for K-fold);
+    the ceiling is recomputed from the same draw's stimuli, so the interval covers the ratio.
+    """
+    from neurofit.regression.ceiling import half_means, spearman_brown
+
+    n, q, n_bins = targets.shape
+    n_boot = bench.n_bootstrap
+    rng = np.random.default_rng(bench.bootstrap_seed)
+    draws = rng.integers(0, n, size=(n_boot, n))
+    half_a, half_b = _halvings(bench, trials)
+    halves = [(np.nan_to_num(a.reshape(n, -1)), np.nan_to_num(b.reshape(n, -1)), np.isfinite(a.reshape(n, -1))
+               & np.isfinite(b.reshape(n, -1))) for a, b in half_means(trials, half_a, half_b)]
+    flat_targets = targets.reshape(n, -1)
+    out = np.full((n_boot, len(regions), n_bins), np.nan)
+    chunk = max(1, 2_000_000 // max(1, q * n_bins))
+    for start in range(0, n_boot, chunk):
+        idx = draws[start:start + chunk]
+        weights = np.zeros((len(idx), n))
+        for row, sample in enumerate(idx):
+            weights[row] = np.bincount(sample, minlength=n)
+        rs = []
+        for members, pred in groups:
+            rs.append(_weighted_r(weights[:, members], pred.reshape(len(members), -1), flat_targets[members]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            r = np.nanmean(rs, axis=0) if len(rs) > 1 else rs[0]
+            ceilings = []
+            for a, b, ok in halves:
+                rh = _weighted_r(weights, a, b)
+                rh[:, ~ok.all(axis=0)] = np.nan
+                ceilings.append(spearman_brown(rh))
+            ceiling = np.mean(ceilings, axis=0)
+        ceiled = _ceil(bench, r, ceiling, None, trials) if bench.normalisation != "feve" else r
+        ceiled = ceiled.reshape(len(idx), q, n_bins)
+        for k, region in enumerate(regions):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[start:start + len(idx), k] = np.nanmedian(ceiled[:, site_region == region], axis=1)
+    return out
+
+
+def _bootstrap_sites(bench: Benchmark, ceiled: np.ndarray, site_region: np.ndarray,
+                     regions: list[str]) -> np.ndarray:
+    """Median ceiled score per region and bin in each draw of the region's sites: ``[draws, regions, B]``."""
+    out = np.full((bench.n_bootstrap, len(regions), ceiled.shape[1]), np.nan)
+    for k, region in enumerate(regions):
+        values = ceiled[site_region == region]
+        rng = np.random.default_rng([bench.bootstrap_seed, k])
+        idx = rng.integers(0, len(values), size=(bench.n_bootstrap, len(values)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[:, k] = np.nanmedian(values[idx], axis=1)
+    return out
+
+
+def _percentile(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanpercentile(draws, 2.5, axis=0), np.nanpercentile(draws, 97.5, axis=0)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+class _Features:
+    """Feature matrices of (layer, step) in the run's stimulus order, float64, read once each."""
+
+    def __init__(self, acts: Any, order: np.ndarray) -> None:
+        self.acts = acts
+        self.order = order
+        self._cache: dict[tuple[str, int], np.ndarray] = {}
+
+    def get(self, layer: str, step: int) -> np.ndarray:
+        key = (layer, step)
+        if key not in self._cache:
+            values = self.acts.features(layer, step).values
+            self._cache[key] = np.asarray(values, dtype=np.float64)[self.order]
+        return self._cache[key]
+
+    def combine(self, refs: Sequence[tmap.FeatureRef]) -> np.ndarray | None:
+        if not refs:
+            return None
+        out = None
+        for ref in refs:
+            term = self.get(ref.layer, ref.step) * ref.weight
+            out = term if out is None else out + term
+        return out
+
+
+def _layer_time_map(acts: Any, layer: str) -> tuple[TimeMap, int]:
+    """A per-layer TimeMap from the ActivationSet's step windows and measured driven steps."""
+    n_steps = acts.n_steps(layer)
+    driven = acts.driven_steps(layer)
+    start, end = acts.step_window(layer, 0)
+    first = driven[0] if driven else n_steps
+    tm = TimeMap(steps=n_steps, first_driven={layer: first}, step_ms=end - start, t0_ms=start)
+    return tm, n_steps
+
+
+def _mapping(bench: Benchmark, policy: str, acts: Any, layer: str, offset: float,
+             layers_in_order: Sequence[str]) -> tmap.BinMapping:
+    if policy == "graded":
+        first_layer_tm, n_steps = _layer_time_map(acts, layers_in_order[0])
+        merged = {}
+        for name in layers_in_order:
+            tm, _ = _layer_time_map(acts, name)
+            merged.update(tm.first_driven)
+        tm = dataclasses.replace(first_layer_tm, first_driven=merged)
+        return tmap.graded(bench.time_bins, list(layers_in_order), tm, offset_ms=offset, n_steps=n_steps)
+    tm, n_steps = _layer_time_map(acts, layer)
+    if policy == "table":
+        table = bench.tables.get(layer)
+        if table is None:
+            raise NeurofitError(f"benchmark {bench.id!r} has no time table for layer {layer!r} "
+                                f"(tables for: {', '.join(bench.tables)})")
+        return tmap.table(bench.time_bins, layer, tm, table, n_steps=n_steps)
+    if policy == "constant":
+        return tmap.constant(bench.time_bins, layer, tm, n_steps=n_steps)
+    fn = tmap.one_to_one if policy == "one_to_one" else tmap.portion
+    return fn(bench.time_bins, layer, tm, offset_ms=offset, n_steps=n_steps)
+
+
+def _needed_steps(bench: Benchmark, step_ms: float = 10.0) -> int:
+    span = max(end for _, end in bench.time_bins) - min(bench.offsets_ms)
+    return max(1, int(np.ceil(span / step_ms - 1e-9)))
+
+
+def _parse_layers(layers: Sequence[str] | Mapping[str, str] | None, regions: Sequence[str],
+                  model_layers: Sequence[str]) -> dict[str, list[str]]:
+    """Candidate layers per region: all layers, or the ones named (``IT``, ``V4=conv3``, or a mapping)."""
+    if layers is None:
+        return {region: list(model_layers) for region in regions}
+    if isinstance(layers, Mapping):
+        named = {str(k): [str(v)] for k, v in layers.items()}
+    else:
+        named: dict[str, list[str]] = {}
+        common: list[str] = []
+        for item in layers:
+            if "=" in item:
+                region, layer = item.split("=", 1)
+                named.setdefault(region, []).append(layer)
+            else:
+                common.append(item)
+        for region in regions:
+            named.setdefault(region, []).extend(common)
+    out = {}
+    for region in regions:
+        chosen = named.get(region)
+        if not chosen:
+            raise NeurofitError(f"--layers names no layer for region {region!r}; give e.g. {region}=<layer>")
+        unknown = [layer for layer in chosen if layer not in model_layers]
+        if unknown:
+            raise NeurofitError(f"layer {unknown[0]!r} is not a layer of the model; its layers: "
+                                f"{', '.join(model_layers)}")
+        out[region] = chosen
+    return out
+
+
+def _default_work_root() -> Path:
+    from neurofit.data.fetch import cache_dir
+
+    return cache_dir() / "work"
+
+
+def score(
+    model: Any,
+    benchmark: str | os.PathLike[str] | Benchmark,
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    arch: str | None = None,
+    layers: Sequence[str] | Mapping[str, str] | None = None,
+    grid: bool = False,
+    data: tuple[xr.DataArray, StimulusSet] | None = None,
+    device: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    keep_work: bool = False,
+    steps: int | None = None,
+    reduction: Any = "default",
+    cache: bool = True,
+    progress: bool | None = None,
+    created: str | None = None,
+    model_id: str | None = None,
+    **config: Any,
+) -> xr.Dataset:
+    """Score a model against a benchmark; return (and optionally write) its ScoreSet.
+
+    Parameters
+    ----------
+    model : str, path, TemporalModel or ActivationSet
+        A zoo name, an import path ``package.module:factory``, a checkpoint file (``arch`` names its
+        architecture unless the file does), a model object, or precomputed features
+        (:func:`activations_from_arrays`).
+    benchmark : str, path or Benchmark
+        A benchmark id (``neurofit.scoring.benchmark.list_benchmarks``) or a TOML file.
+    checkpoint, arch : optional
+        Weights for a zoo/import-path ``model``, or the architecture of a checkpoint ``model``.
+    layers : sequence of str or mapping, optional
+        Score these layers without layer commitment: ``["IT"]`` (every region), ``["V4=conv3", "IT=conv4"]``
+        or ``{"IT": "conv4"}``. Latency offsets are still committed on the held-out stimuli.
+    grid : bool
+        Also score every layer x every driven step against every bin (``grid_ceiled``, ``grid_r``).
+    data : (recording, StimulusSet), optional
+        Use this recording instead of the benchmark's dataset.
+    device : str, optional
+        Torch device for extraction and regression (default CUDA when available). CPU runs are bit-for-bit
+        reproducible.
+    out : path, optional
+        Write the ScoreSet there (NetCDF, atomically).
+    work_dir : path, optional
+        Root of the resumable work directories (default ``$NEUROFIT_HOME/work``); each run uses
+        ``<work_dir>/<hash of its inputs>``, removed after success unless ``keep_work``.
+    steps : int, optional
+        Unroll length (default: enough 10 ms steps to cover the benchmark's last bin; 1 for feedforward).
+    reduction : optional
+        Feature reduction for extraction (default: a seeded random projection to 1000 features).
+    created : str, optional
+        The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
+    **config
+        Architecture arguments for zoo models (``width=...``).
+
+    Returns
+    -------
+    xarray.Dataset
+        The ScoreSet: ``r``, ``ceiling``, ``ceiled`` (neuroid, time_bin), ``r_fold`` (fold, neuroid,
+        time_bin), ``median_ceiled`` with ``_low``/``_high`` (stimulus bootstrap) and ``_sites_low/high``
+        (site bootstrap) per (region, time_bin), optional grid, and provenance attrs.
+
+    Example
+    -------
+    >>> scores = score("cornet_z", "synthetic-ventral-it-temporal", width=8)  # doctest: +SKIP
+    >>> scores.median_ceiled.sel(region="IT")  # doctest: +SKIP
+    """
+    bench = load_benchmark(benchmark)
+    recording, stimuli = data if data is not None else load_benchmark_data(bench)
+    validate(recording, stimuli)
+    rec = prepare_recording(recording, bench)
+    # trial slots follow the repetition index (Brain-Score halves repetition indices, not arrival order)
+    rec = rec.isel(presentation=np.lexsort((rec.coords["repetition"].values, rec.coords["stimulus_id"].values)))
+    averaged = average_repetitions(rec)
+    all_ids = [str(s) for s in averaged.coords["stimulus_id"].values]
+    object_names = averaged.coords["object_name"].values.astype(str) if "object_name" in averaged.coords else None
+    commit_ids, score_ids = commitment_split(all_ids, bench.commitment_fraction, bench.commitment_seed, object_names)
+    commit_ids, score_ids = sorted(commit_ids), sorted(score_ids)
+    position = {sid: i for i, sid in enumerate(all_ids)}
+    trials_all, trial_ids = trial_array(rec)
+    trial_pos = {str(sid): i for i, sid in enumerate(trial_ids)}
+
+    resolved, default_id, weights_sha = resolve_model(model, checkpoint, arch, **config)
+    model_id = model_id or default_id
+    from neurofit.extract.activations import ActivationSet
+
+    if isinstance(resolved, ActivationSet):
+        acts = resolved
+        unroll = max(acts.n_steps(layer) for layer in acts.layers)
+        activation_key = acts.attrs.get("cache_key", "") or _activation_hash(acts)
+    else:
+        feedforward = int(getattr(resolved, "default_steps", 1)) == 1
+        unroll = int(steps) if steps is not None else (1 if feedforward else _needed_steps(bench))
+        from neurofit.extract.extract import extract_activations
+        from neurofit.extract.reduce import RandomProjection
+
+        red = RandomProjection(dim=1000, seed=0) if reduction == "default" else reduction
+        shown = dataclasses.replace(stimuli.subset(all_ids), degrees=bench.degrees, _sha256=None)
+        acts = extract_activations(resolved, shown.place_on_screen(bench.model_degrees), steps=unroll,
+                                   reduction=red, device=device, cache=cache, progress=progress)
+        activation_key = str(acts.attrs.get("cache_key", ""))
+    missing = [sid for sid in all_ids if sid not in set(acts.stimulus_ids)]
+    if missing:
+        raise NeurofitError(f"the features have no stimulus {missing[0]!r} of the recording")
+    act_pos = {sid: i for i, sid in enumerate(acts.stimulus_ids)}
+
+    policy = bench.mapping_policy
+    if unroll == 1 and policy in ("one_to_one", "portion"):
+        policy = "constant"  # a feedforward response stands for every bin, declared in the attrs
+    offsets = bench.offsets_ms if policy in OFFSET_POLICIES else (0.0,)
+    model_layers = list(acts.layers)
+    candidates_by_region = _parse_layers(layers, bench.regions, model_layers)
+    for layer in {name for names in candidates_by_region.values() for name in names}:
+        if not acts.driven_steps(layer):
+            raise NeurofitError(f"layer {layer!r} never receives image-driven input within the {unroll} steps "
+                                "unrolled; unroll more steps (--steps) or choose other layers")
+
+    dataset_sha = hashlib.sha256((recording_sha256(rec) + stimuli.sha256()).encode()).hexdigest()
+    run_key = hashlib.sha256(json.dumps({
+        "benchmark": bench.sha256(), "activations": activation_key, "weights": weights_sha, "dataset": dataset_sha,
+        "layers": {k: v for k, v in candidates_by_region.items()}, "grid": grid, "policy": policy,
+        "neurofit": __version__, "device": str(device),
+    }, sort_keys=True).encode()).hexdigest()[:24]
+    work = Path(work_dir if work_dir is not None else _default_work_root()) / run_key
+    store = UnitStore(work)
+    runner = LocalRunner(store, progress=progress)
+    site_region = rec.coords["region"].values.astype(str)
+    regions = list(bench.regions)
+
+    def problem_for(ids: list[str], region_sites: np.ndarray, refs_per_bin: Sequence[Sequence[tmap.FeatureRef]],
+                    splits: Any, features: _Features) -> _Problem:
+        rows = np.array([position[s] for s in ids])
+        targets = np.asarray(averaged.values, dtype=np.float64)[rows][:, region_sites]
+        feats = [features.combine(refs) for refs in refs_per_bin]
+        return _Problem(bench, feats, targets, splits.train, splits.test, device)
+
+    from neurofit.regression.splits import make_splits
+
+    def object_labels(ids: list[str]) -> np.ndarray | None:
+        return None if object_names is None else np.array([object_names[position[s]] for s in ids])
+
+    # -- commitment on the held-out stimuli ----------------------------------------------------------------
+    committed: dict[str, tuple[str, float]] = {}
+    criteria_attr: dict[str, dict[str, float]] = {}
+    commit_features = _Features(acts, np.array([act_pos[s] for s in commit_ids], dtype=np.int64))
+    for region in regions:
+        cands = [(layer, float(off)) for layer in candidates_by_region[region] for off in offsets]
+        if policy == "graded":
+            cands = [(model_layers[0], float(off)) for off in offsets]
+        if len(cands) == 1:
+            committed[region] = cands[0]
+            continue
+        if not commit_ids:
+            raise NeurofitError(f"benchmark {bench.id!r} holds no stimuli out for commitment (commitment.fraction "
+                                f"= 0): name the layer of each region with --layers")
+        sites = np.flatnonzero(site_region == region)
+        splits = make_splits(commit_ids, scheme="kfold", object_name=object_labels(commit_ids),
+                             n_splits=min(COMMIT_FOLDS, len(commit_ids)), seed=bench.commitment_seed)
+        criteria: dict[tuple[str, float], float] = {}
+        for layer, off in cands:
+            mapping = _mapping(bench, policy, acts, layer, off, model_layers)
+            prob = problem_for(commit_ids, sites, mapping.refs, splits, commit_features)
+            units = [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
+            preds = [res["prediction"] for _, res in runner.map(lambda u, p=prob: p.fold(u.fold), units,
+                                                                 desc=f"commit {region} {layer}@{off:g}ms")]
+            r, _, _ = _r_from_folds(dataclasses.replace(bench, split_scheme="kfold"), preds, prob.targets,
+                                    splits.test)
+            criteria[(layer, off)] = commitment_criterion(r, mapping.mapped)
+        committed[region] = choose(criteria)
+        criteria_attr[region] = {f"{layer}@{off:g}ms": value for (layer, off), value in criteria.items()}
+    del commit_features
+
+    # -- scoring on the scored stimuli ----------------------------------------------------------------------
+    splits = make_splits(score_ids, scheme=bench.split_scheme, object_name=object_labels(score_ids),
+                         n_splits=bench.n_splits, seed=bench.split_seed)
+    score_features = _Features(acts, np.array([act_pos[s] for s in score_ids], dtype=np.int64))
+    trials = trials_all[[trial_pos[s] for s in score_ids]]
+    targets_all = np.asarray(averaged.values, dtype=np.float64)[[position[s] for s in score_ids]]
+    n_sites, n_bins = targets_all.shape[1], targets_all.shape[2]
+    r = np.full((n_sites, n_bins), np.nan)
+    r_fold = np.full((splits.n_folds, n_sites, n_bins), np.nan)
+    ceiled = np.full((n_sites, n_bins), np.nan)
+    ceiling = _ceiling(bench, trials)
+    boot_groups_by_region: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    mappings: dict[str, tmap.BinMapping] = {}
+    for region in regions:
+        layer, off = committed[region]
+        mapping = _mapping(bench, policy, acts, layer, off, model_layers)
+        mappings[region] = mapping
+        sites = np.flatnonzero(site_region == region)
+        prob = problem_for(score_ids, sites, mapping.refs, splits, score_features)
+        units = [WorkUnit("score", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
+        preds = [res["prediction"] for _, res in runner.map(lambda u, p=prob: p.fold(u.fold), units,
+                                                             desc=f"score {region} {layer}@{off:g}ms")]
+        r_region, r_fold_region, pooled = _r_from_folds(bench, preds, prob.targets, splits.test)
+        r[sites], r_fold[:, sites] = r_region, r_fold_region
+        ceiled[sites] = _ceil(bench, r_region, ceiling[sites], pooled, trials[:, :, sites])
+        if pooled is not None:
+            boot_groups_by_region[region] = [(np.arange(len(score_ids)), pooled)]
+        else:
+            boot_groups_by_region[region] = [(np.flatnonzero(splits.test[f]), p) for f, p in enumerate(preds)]
+
+    # -- aggregates with bootstrap CIs ----------------------------------------------------------------------
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.stack([np.nanmedian(ceiled[site_region == region], axis=0) for region in regions])
+        median_r = np.stack([np.nanmedian(r[site_region == region], axis=0) for region in regions])
+        median_ceiling = np.stack([np.nanmedian(ceiling[site_region == region], axis=0) for region in regions])
+    stim_low = np.full_like(medians, np.nan)
+    stim_high = np.full_like(medians, np.nan)
+    site_low = np.full_like(medians, np.nan)
+    site_high = np.full_like(medians, np.nan)
+    if bench.n_bootstrap > 0:
+        for k, region in enumerate(regions):
+            sites = site_region == region
+            if bench.normalisation != "feve":
+                draws = _bootstrap_stimuli(bench, boot_groups_by_region[region], targets_all[:, sites],
+                                           trials[:, :, sites], site_region[sites], [region])
+                stim_low[k], stim_high[k] = (v[0] for v in _percentile(draws))
+        site_draws = _bootstrap_sites(bench, ceiled, site_region, regions)
+        site_low, site_high = _percentile(site_draws)
+
+    neuroid_coords = {name: ("neuroid", rec.coords[name].values) for name, coord in rec.coords.items()
+                      if coord.dims == ("neuroid",)}
+    coords = {
+        **neuroid_coords,
+        "time_bin_start": ("time_bin", rec.coords["time_bin_start"].values.astype(float)),
+        "time_bin_end": ("time_bin", rec.coords["time_bin_end"].values.astype(float)),
+        "fold": ("fold", np.arange(splits.n_folds)),
+        # the aggregates' region labels: a coordinate named 'region' would clash with the sites' 'region'
+        "region_name": ("region", np.array(regions)),
+    }
+    variables: dict[str, Any] = {
+        "r": (("neuroid", "time_bin"), r),
+        "ceiling": (("neuroid", "time_bin"), ceiling),
+        "ceiled": (("neuroid", "time_bin"), ceiled),
+        "r_fold": (("fold", "neuroid", "time_bin"), r_fold),
+        "median_ceiled": (("region", "time_bin"), medians),
+        "median_ceiled_low": (("region", "time_bin"), stim_low),
+        "median_ceiled_high": (("region", "time_bin"), stim_high),
+        "median_ceiled_sites_low": (("region", "time_bin"), site_low),
+        "median_ceiled_sites_high": (("region", "time_bin"), site_high),
+        "median_r": (("region", "time_bin"), median_r),
+        "median_ceiling": (("region", "time_bin"), median_ceiling),
+    }
+    if bench.aggregate == "brainscore":
+        from neurofit.regression.ceiling import brainscore_ceiling, ceil_scores
+
+        bs_r = np.stack([np.nanmean(np.nanmedian(r_fold[:, site_region == region], axis=1), axis=0)
+                         for region in regions])
+        bs_ceiling = np.stack([brainscore_ceiling(trials[:, :, site_region == region], bench.ceiling_splits,
+                                                  bench.ceiling_seed)[1] for region in regions])
+        rule = bench.normalisation if bench.normalisation != "feve" else "r2_over_ceiling"
+        variables["benchmark_r"] = (("region", "time_bin"), bs_r)
+        variables["benchmark_ceiling"] = (("region", "time_bin"), bs_ceiling)
+        variables["benchmark_score"] = (("region", "time_bin"), ceil_scores(bs_r, bs_ceiling, rule))
+
+    if grid:
+        grid_ceiled, grid_r, grid_layers, max_steps = _grid(bench, acts, model_layers, score_ids, act_pos,
+                                                            targets_all, splits, trials, ceiling, site_region,
+                                                            regions, runner, device)
+        coords["layer"] = ("layer", np.array(grid_layers))
+        coords["step"] = ("step", np.arange(max_steps))
+        variables["grid_ceiled"] = (("region", "layer", "step", "time_bin"), grid_ceiled)
+        variables["grid_r"] = (("region", "layer", "step", "time_bin"), grid_r)
+
+    attrs = {
+        "benchmark": bench.id,
+        "benchmark_version": bench.version,
+        "benchmark_sha256": bench.sha256(),
+        "model_id": model_id,
+        "weights_sha256": weights_sha,
+        "dataset": bench.dataset if data is None else str(recording.attrs.get("identifier", "user data")),
+        "dataset_sha256": dataset_sha,
+        "neurofit_version": __version__,
+        "seed": int(bench.split_seed),
+        "split_scheme": bench.split_scheme,
+        "n_splits": int(splits.n_folds),
+        "temporal_mode": bench.temporal_mode,
+        "metric": bench.metric if bench.metric == "ridge" else f"pls{bench.n_components}-{bench.algorithm}",
+        "ceiling_method": bench.ceiling,
+        "normalisation": bench.normalisation,
+        "aggregate": bench.aggregate,
+        "mapping_policy": policy,
+        "mapping_policy_benchmark": bench.mapping_policy,
+        "committed_layers": {region: layer for region, (layer, _) in committed.items()},
+        "committed_offsets_ms": {region: off for region, (_, off) in committed.items()},
+        "commitment_criteria": criteria_attr,
+        "commitment": (f"{len(commit_ids)} stimuli held out (fraction {bench.commitment_fraction}, seed "
+                       f"{bench.commitment_seed}); candidates cross-validated ({COMMIT_FOLDS}-fold) on them only; "
+                       "criterion: mean over bins of the median r over sites"),
+        "layers_named": layers is not None,
+        "mapping": {region: m.to_attrs() for region, m in mappings.items()},
+        "unroll_steps": int(unroll),
+        "n_stimuli_scored": len(score_ids),
+        "n_stimuli_commitment": len(commit_ids),
+        "bootstrap": (f"{bench.n_bootstrap} draws (seed {bench.bootstrap_seed}); 95% percentile intervals; "
+                      "over stimuli with the ceiling recomputed in each draw, and over sites"),
+        "created": created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    scoreset = xr.Dataset(variables, coords=coords, attrs=attrs)
+    if out is not None:
+        write_scoreset(scoreset, out)
+    if runner.reused:
+        print(f"neurofit: resumed {runner.reused} finished work units from {work}", file=sys.stderr)
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return scoreset
+
+
+def _activation_hash(acts: Any) -> str:
+    h = hashlib.sha256()
+    for layer in acts.layers:
+        h.update(layer.encode())
+        h.update(np.ascontiguousarray(acts.dataset[layer].values).tobytes())
+        h.update(acts.driven(layer).tobytes())
+    h.update("|".join(acts.stimulus_ids).encode())
+    return h.hexdigest()
+
+
+def _grid(bench: Benchmark, acts: Any, model_layers: list[str], score_ids: list[str], act_pos: dict[str, int],
+          targets: np.ndarray, splits: Any, trials: np.ndarray, ceiling: np.ndarray, site_region: np.ndarray,
+          regions: list[str], runner: LocalRunner, device: str | None
+          ) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """Median ceiled score and median r per region for every layer x driven step x bin (NaN elsewhere)."""
+    max_steps = max(acts.n_steps(layer) for layer in model_layers)
+    n_bins = targets.shape[2]
+    grid_ceiled = np.full((len(regions), len(model_layers), max_steps, n_bins), np.nan)
+    grid_r = np.full_like(grid_ceiled, np.nan)
+    features = _Features(acts, np.array([act_pos[s] for s in score_ids], dtype=np.int64))
+    for li, layer in enumerate(model_layers):
+        for step in acts.driven_steps(layer):
+            x = features.get(layer, step)
+            prob = _Problem(bench, [x] * n_bins, targets, splits.train, splits.test, device)
+            units = [WorkUnit("grid", "all", {"layer": layer, "step": int(step)}, f) for f in range(splits.n_folds)]
+            preds = [res["prediction"] for _, res in runner.map(lambda u, p=prob: p.fold(u.fold), units,
+                                                                 desc=f"grid {layer}@{step}")]
+            r, _, pooled = _r_from_folds(bench, preds, targets, splits.test)
+            ceiled = _ceil(bench, r, ceiling, pooled, trials)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                for k, region in enumerate(regions):
+                    grid_ceiled[k, li, step] = np.nanmedian(ceiled[site_region == region], axis=0)
+                    grid_r[k, li, step] = np.nanmedian(r[site_region == region], axis=0)
+        features._cache.clear()
+    return grid_ceiled, grid_r, model_layers, max_steps
+
+
+# ------------------------------------------------------------------------------------------------ files, text
+def write_scoreset(scoreset: xr.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write a ScoreSet as NetCDF4 atomically (nested attrs are JSON-encoded and restored on reading)."""
+    from neurofit.data.io import write_netcdf
+
+    return write_netcdf(scoreset, path)
+
+
+def read_scoreset(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Read a ScoreSet written by :func:`write_scoreset`; a file that is not one is a clear error."""
+    from neurofit.data.io import read_dataset
+
+    ds = read_dataset(path)
+    missing = [name for name in ("r", "ceiled") if name not in ds.data_vars]
+    if missing:
+        raise NeurofitError(f"{path} is not a ScoreSet: it has no variable {missing[0]!r}")
+    return ds
+
+
+def region_names(scoreset: xr.Dataset) -> list[str]:
+    """Labels of the aggregates' ``region`` dim (the ``region_name`` coordinate).
+
+    Example
+    -------
+    >>> region_names(xr.Dataset(coords={"region_name": ("region", ["V4", "IT"])}))
+    ['V4', 'IT']
+    """
+    if "region_name" not in scoreset.coords:
+        raise NeurofitError("this ScoreSet has no per-region aggregates (no 'region_name' coordinate)")
+    return [str(v) for v in scoreset["region_name"].values]
+
+
+def region_values(scoreset: xr.Dataset, name: str, region: str) -> np.ndarray:
+    """The per-bin values of aggregate ``name`` for ``region``.
+
+    Example
+    -------
+    >>> ds = xr.Dataset({"median_ceiled": (("region", "time_bin"), [[0.1], [0.2]])},
+    ...                 coords={"region_name": ("region", ["V4", "IT"])})
+    >>> region_values(ds, "median_ceiled", "IT").tolist()
+    [0.2]
+    """
+    names = region_names(scoreset)
+    if region not in names:
+        raise NeurofitError(f"this ScoreSet has no region {region!r}; it has {', '.join(names)}")
+    return np.asarray(scoreset[name].isel(region=names.index(region)).values)
+
+
+def summary_table(scoreset: xr.Dataset) -> str:
+    """Region x time bin: median ceiled score with its stimulus-bootstrap CI (and site CI), as text.
+
+    Example
+    -------
+    >>> ds = xr.Dataset({"median_ceiled": (("region", "time_bin"), [[0.5]]),
+    ...                  "median_ceiled_low": (("region", "time_bin"), [[0.4]]),
+    ...                  "median_ceiled_high": (("region", "time_bin"), [[0.6]])},
+    ...                 coords={"region_name": ("region", ["IT"]), "time_bin_start": ("time_bin", [70.0]),
+    ...                         "time_bin_end": ("time_bin", [170.0])})
+    >>> print(summary_table(ds))
+    region  window (ms)  median ceiled  95% CI (stimuli)  95% CI (sites)
+    IT      70-170               0.500     [0.400, 0.600]               -
+    """
+    def fmt(v: float) -> str:
+        return "nan" if not np.isfinite(v) else f"{v:.3f}"
+
+    rows = [("region", "window (ms)", "median ceiled", "95% CI (stimuli)", "95% CI (sites)")]
+    starts = scoreset["time_bin_start"].values
+    ends = scoreset["time_bin_end"].values
+    names = region_names(scoreset)
+    for k, region in enumerate(names):
+        for b in range(len(starts)):
+            med = float(scoreset["median_ceiled"].values[k, b])
+            cis = []
+            for low, high in (("median_ceiled_low", "median_ceiled_high"),
+                              ("median_ceiled_sites_low", "median_ceiled_sites_high")):
+                if low in scoreset and np.isfinite(scoreset[low].values[k, b]):
+                    lo = float(scoreset[low].values[k, b])
+                    hi = float(scoreset[high].values[k, b])
+                    cis.append(f"[{fmt(lo)}, {fmt(hi)}]")
+                else:
+                    cis.append("-")
+            rows.append((str(region), f"{starts[b]:g}-{ends[b]:g}", fmt(med), *cis))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = []
+    for row in rows:
+        lines.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+                               + [cell.rjust(widths[i + 2]) for i, cell in enumerate(row[2:])]))
+    if "benchmark_score" in scoreset:
+        for k, region in enumerate(names):
+            values = ", ".join(fmt(v) for v in scoreset["benchmark_score"].values[k])
+            lines.append(f"{region} benchmark score ({scoreset.attrs.get('aggregate', '')} aggregate): {values}")
+    return "\n".join(lines)
+
+
+__all__ = ["activations_from_arrays", "load_benchmark_data", "prepare_recording", "read_scoreset", "score",
+           "summary_table", "write_scoreset"]
+
