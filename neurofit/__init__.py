@@ -32,6 +32,7 @@ _PUBLIC: dict[str, str] = {
     "wrap": "neurofit.models.hooks:wrap",
     "wrap_static": "neurofit.models.hooks:wrap_static",
     "probe_arrival": "neurofit.models.probe:probe_arrival",
+    "report": "neurofit.report:report",
 }
 
 

@@ -19,6 +19,7 @@ from neurofit.errors import NeurofitError
 COMMAND_MODULES: tuple[str, ...] = (
     "neurofit.data.commands",
     "neurofit.models.commands",
+    "neurofit.report.commands",
 )
 
 

@@ -2,8 +2,24 @@
 
 >>> from neurofit.report import report
 >>> index = report(["ff.nc", "rec.nc"], "reports/demo")  # doctest: +SKIP
+
+``neurofit.report(...)`` calls the same function.
 """
+
+import sys
+import types
 
 from neurofit.report.html import report
 
 __all__ = ["report"]
+
+
+class _CallableModule(types.ModuleType):
+    """``neurofit.report`` is both this package and the public function (DESIGN.md re-exports ``report``):
+    once the package is imported, ``neurofit.report`` is the module, so calling the module calls the function."""
+
+    def __call__(self, *args, **kwargs):
+        return report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
