@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 from scipy.stats import pearsonr
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit

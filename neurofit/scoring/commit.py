@@ -92,7 +92,7 @@ def commitment_criterion(r: np.ndarray, mapped: Sequence[bool]) -> float:
 
     Example
     -------
-    >>> commitment_criterion(np.array([[0.2, 0.4], [0.4, 0.6]]), [True, False])
+    >>> round(commitment_criterion(np.array([[0.2, 0.4], [0.4, 0.6]]), [True, False]), 6)
     0.15
     """
     r = np.asarray(r, dtype=np.float64)
