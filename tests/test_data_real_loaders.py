@@ -193,14 +193,15 @@ def test_trials_that_disagree_with_the_averaged_file_are_rejected(tmp_path):
 def test_mirror_file_with_wrong_hash_is_not_loaded(tmp_path, monkeypatch):
     copy_root = tmp_path / "mirror"
     for rel in ("images/images_210325.zip", "responses_repeat_averaged/responses_210325.npy",
-                "responses_raw/responses_210325.npy", "readme.txt"):
+                "responses_raw/responses_210325.npy"):
         (copy_root / "cowley2023_v4" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(COWLEY / rel, copy_root / "cowley2023_v4" / rel)
-    (copy_root / "cowley2023_v4/readme.txt").write_text("edited\n")
+    averaged = copy_root / "cowley2023_v4/responses_repeat_averaged/responses_210325.npy"
+    np.save(averaged, np.load(averaged) * 2)  # a plausible but wrong version of the file
     monkeypatch.setenv("NEUROFIT_DATA_PATH", str(copy_root))
     monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path / "cache"))
     fetch._HASH_MEMO.clear()
-    with pytest.raises(fetch.ChecksumError, match=r"readme\.txt"):
+    with pytest.raises(fetch.ChecksumError, match=r"responses_repeat_averaged/responses_210325\.npy"):
         load_dataset("cowley2023-v4-210325")
 
 

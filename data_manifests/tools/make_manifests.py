@@ -111,7 +111,8 @@ def cowley(mirror: Path, session: str) -> str:
                 f"cowley2023_v4/responses_repeat_averaged/responses_{session}.npy"]
     if (mirror / f"cowley2023_v4/responses_raw/responses_{session}.npy").exists():
         relpaths.append(f"cowley2023_v4/responses_raw/responses_{session}.npy")
-    relpaths.append("cowley2023_v4/readme.txt")
+    # readme.txt is left out: the authors edit it often, so its bytes at the pinned commit are the least
+    # certain, and no loader needs it.
     for relpath in relpaths:
         text += file_block(mirror, relpath, f"{COWLEY_URL}/{relpath.removeprefix('cowley2023_v4/')}")
     return text
