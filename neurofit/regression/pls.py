@@ -1,0 +1,500 @@
+"""Partial least squares regression (PLS2, centred, not scaled), batched on torch.
+
+Two algorithms give the per-component weight vector ``w_k`` (the top left singular vector of the deflated
+cross-covariance ``C_k = X_k^T Y``):
+
+* ``"exact"``: the top eigenvector of the small Gram matrix ``G_k = C_k^T C_k`` (``q x q``; ``C_k C_k^T``
+  when ``p < q``), found by thick-restarted block Lanczos iterations warm-started from the previous
+  component's Ritz vectors and the deflation directions, run until the relative residual
+  ``||G z - theta z|| / theta`` is at float precision (``eigh`` only for problems whose iterations stall).
+  ``G_k`` is updated by a rank-2 correction per component instead of being re-formed. This equals
+  ``sklearn.cross_decomposition.PLSRegression(scale=False, algorithm="svd")`` and, where sklearn's NIPALS
+  converges, its default.
+* ``"nipals"``: sklearn's own power iteration, step for step (start from the first non-constant column of
+  the deflated ``Y``, ``tol=1e-6`` on the squared change of the normalised weights, ``max_iter=500``), run
+  as the equivalent power iteration on ``G_k`` so each step costs ``q^2`` instead of ``n (p + q)``. It
+  reproduces ``PLSRegression`` defaults, including their convergence error, which Brain-Score's published
+  numbers carry.
+
+Deflation follows the kernel algorithm of Dayal & MacGregor (1997): with rotations ``r_k = w_k - R (P^T
+w_k)``, scores ``t_k = X r_k`` on the *original* centred ``X``, x-loadings ``p_k = X^T t_k / t_k^T t_k``,
+y-loadings ``c_k = Y^T t_k / t_k^T t_k`` and ``C_{k+1} = C_k - (t_k^T t_k) p_k c_k^T``, which is
+algebraically identical to sklearn's explicit deflation of ``X`` and ``Y``. The only data access per
+component is ``X r`` and ``X^T t``: :func:`pls_kernel` takes it as a callback, so cross-validation can
+reuse one feature matrix for all folds (see :func:`pls_cross_validated`).
+
+Everything is batched over a leading dimension (folds x time bins).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from neurofit.errors import NeurofitError
+
+Algorithm = Literal["exact", "nipals"]
+RITZ_KEEP = 6
+
+# (r [B, p]) -> (tt [B], x_loadings [B, p], y_loadings [B, q]) for scores t = X_c r.
+DataStep = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+class PLSConvergenceWarning(UserWarning):
+    """NIPALS reached ``max_iter`` for some component (as sklearn's ConvergenceWarning)."""
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class PLSComponents:
+    """What :func:`pls_kernel` learns, batched over the leading dimension ``B``.
+
+    Attributes
+    ----------
+    x_weights : Tensor (B, p, K)
+    x_rotations : Tensor (B, p, K)
+        ``R`` with ``T = X_c R``; sklearn's ``x_rotations_``.
+    x_loadings : Tensor (B, p, K)
+    y_loadings : Tensor (B, q, K)
+    y_weights : Tensor (B, q, K)
+    n_iter : Tensor (B, K) of int
+        NIPALS iterations per component (Lanczos restarts for ``exact``).
+    """
+
+    x_weights: torch.Tensor
+    x_rotations: torch.Tensor
+    x_loadings: torch.Tensor
+    y_loadings: torch.Tensor
+    y_weights: torch.Tensor
+    n_iter: torch.Tensor
+
+
+def _orthonormalise(V: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.qr(V).Q
+
+
+def top_eigenvector(
+    G: torch.Tensor,
+    start: torch.Tensor,
+    *,
+    tol: float | None = None,
+    depth: int = 6,
+    max_restarts: int = 60,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top eigenvector of each symmetric PSD matrix in a batch, by thick-restart block Lanczos.
+
+    Parameters
+    ----------
+    G : Tensor (B, m, m)
+        Symmetric positive semi-definite matrices.
+    start : Tensor (B, m, b)
+        Starting block (any rank); its span should hold good guesses.
+    tol : float, optional
+        Relative residual ``||G z - theta z|| / theta`` to reach; default ``1000 * eps`` of the dtype.
+    depth : int
+        Krylov blocks per restart.
+    max_restarts : int
+        After this many restarts, problems that have not converged fall back to ``torch.linalg.eigh``.
+
+    Returns
+    -------
+    z : Tensor (B, m)
+        Unit top eigenvectors (sign arbitrary).
+    ritz : Tensor (B, m, b)
+        The top ``b`` Ritz vectors, to warm-start a nearby problem.
+    restarts : Tensor (B,) of int
+
+    Example
+    -------
+    >>> A = torch.randn(3, 50, 50, dtype=torch.float64); G = A @ A.mT
+    >>> z, _, _ = top_eigenvector(G, torch.randn(3, 50, 4, dtype=torch.float64))
+    >>> ref = torch.linalg.eigh(G).eigenvectors[..., -1]
+    >>> bool(((z * ref).sum(-1).abs() - 1).abs().max() < 1e-10)
+    True
+    """
+    B, m, _ = G.shape
+    b = start.shape[-1]
+    eps = torch.finfo(G.dtype).eps
+    tol = 1000 * eps if tol is None else tol
+    restarts = torch.zeros(B, dtype=torch.int64, device=G.device)
+    if (depth + 1) * b >= m or m <= 32:
+        vals, vecs = torch.linalg.eigh(G)
+        return vecs[..., -1], vecs[..., -b:].flip(-1), restarts
+    V = _orthonormalise(start)
+    done = torch.zeros(B, dtype=torch.bool, device=G.device)
+    z = torch.zeros(B, m, dtype=G.dtype, device=G.device)
+    for it in range(max_restarts):
+        blocks = [V]
+        for _ in range(depth):
+            # Plain power blocks, column-normalised; one QR of the whole basis below. Lost directions only
+            # slow convergence, never spoil it: the residual test decides.
+            W = G @ blocks[-1]
+            blocks.append(W / torch.linalg.vector_norm(W, dim=-2, keepdim=True).clamp_min(torch.finfo(G.dtype).tiny))
+        K = _orthonormalise(torch.cat(blocks, dim=-1))
+        GK = G @ K
+        H = K.mT @ GK
+        theta, S = torch.linalg.eigh(0.5 * (H + H.mT))
+        s1 = S[..., -1:]
+        z_new = (K @ s1)[..., 0]
+        resid = torch.linalg.vector_norm((GK @ s1)[..., 0] - theta[..., -1:] * z_new, dim=-1)
+        scale = theta[..., -1].abs().clamp_min(torch.finfo(G.dtype).tiny)
+        converged = (resid <= tol * scale) & ~done
+        z = torch.where(converged[:, None], z_new, z)
+        restarts = torch.where(converged, torch.full_like(restarts, it + 1), restarts)
+        done = done | converged
+        V = K @ S[..., -b:].flip(-1)
+        if bool(done.all()):
+            return z, V, restarts
+    stalled = (~done).nonzero()[:, 0]
+    vecs = torch.linalg.eigh(G[stalled]).eigenvectors
+    z[stalled] = vecs[..., -1]
+    restarts[stalled] = max_restarts + 1
+    return z, V, restarts
+
+
+def _nipals_power(
+    G: torch.Tensor, first: torch.Tensor, *, right: bool, tol: float, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """sklearn's NIPALS iteration on the Gram matrix, batched.
+
+    ``right=True``: ``G = C^T C`` and ``first`` is ``e_j0`` in target space; the returned vector ``u``
+    gives ``w = C u / ||C u||``. ``right=False``: ``G = C C^T`` and ``first`` is the normalised first
+    weight ``C e_j0``; the returned vector is ``w``. Stops where sklearn stops: at the first iteration
+    ``i >= 2`` with ``||w_i - w_{i-1}||^2 < tol``, else after ``max_iter``.
+    """
+    B = G.shape[0]
+    n_iter = torch.full((B,), max_iter, dtype=torch.int64, device=G.device)
+    done = torch.zeros(B, dtype=torch.bool, device=G.device)
+    u = first
+    result = first.clone()
+    if max_iter == 1:
+        return result, torch.ones_like(n_iter)
+    g = (G @ u[..., None])[..., 0]
+    a_prev = (u * g).sum(-1)
+    for i in range(2, max_iter + 1):
+        norm_g = torch.linalg.vector_norm(g, dim=-1)
+        u_new = g / norm_g[:, None]
+        g_new = (G @ u_new[..., None])[..., 0]
+        a_new = (u_new * g_new).sum(-1)
+        if right:
+            # cos(w_i, w_{i-1}) with w = C u / ||C u||: u_i^T G u_{i-1} = ||G u_{i-1}||.
+            cos = norm_g / torch.sqrt(a_new * a_prev)
+        else:
+            cos = (u_new * u).sum(-1)
+        diff2 = 2.0 - 2.0 * cos
+        stop = ~done & ((diff2 < tol) | (i == max_iter))
+        result = torch.where(stop[:, None], u_new, result)
+        n_iter = torch.where(stop & (diff2 < tol), torch.full_like(n_iter, i), n_iter)
+        done = done | stop
+        if bool(done.all()):
+            break
+        u, g, a_prev = u_new, g_new, a_new
+    return result, n_iter
+
+
+def pls_kernel(
+    C0: torch.Tensor,
+    data_step: DataStep,
+    y_sq_norms: torch.Tensor,
+    n_components: int,
+    *,
+    algorithm: Algorithm = "exact",
+    tol: float = 1e-6,
+    max_iter: int = 500,
+    n_samples: int | torch.Tensor = 1,
+) -> PLSComponents:
+    """Fit PLS components for a batch of problems given their cross-covariances and a data callback.
+
+    Parameters
+    ----------
+    C0 : Tensor (B, p, q)
+        Centred cross-covariance ``X_c^T Y_c`` of each problem.
+    data_step : callable
+        ``r [B, p] -> (tt [B], x_loadings [B, p], y_loadings [B, q])`` where ``t = X_c r``,
+        ``tt = t^T t``, ``x_loadings = X_c^T t / tt`` and ``y_loadings = Y_c^T t / tt``. Results in float64.
+    y_sq_norms : Tensor (B, q)
+        ``||Y_c[:, j]||^2`` per target (NIPALS skips targets whose deflated residual is constant).
+    n_components : int
+    algorithm : {"exact", "nipals"}
+    tol, max_iter : NIPALS settings (sklearn's defaults).
+    n_samples : int or Tensor (B,)
+        Training samples per problem (for sklearn's constant-column threshold).
+
+    Returns
+    -------
+    PLSComponents (float64)
+    """
+    if algorithm not in ("exact", "nipals"):
+        raise NeurofitError(f"unknown PLS algorithm {algorithm!r}: use 'exact' or 'nipals'")
+    B, p, q = C0.shape
+    f64 = torch.float64
+    dev = C0.device
+    K = n_components
+    right = q <= p
+    m = q if right else p
+    eps = torch.finfo(f64).eps
+
+    W = torch.zeros(B, p, K, dtype=f64, device=dev)
+    R = torch.zeros_like(W)
+    P = torch.zeros_like(W)
+    Cl = torch.zeros(B, q, K, dtype=f64, device=dev)
+    Yw = torch.zeros_like(Cl)
+    Pt = torch.zeros_like(W)  # tt * x_loadings: C_k = C0 - Pt Cl^T
+    n_iter = torch.zeros(B, K, dtype=torch.int64, device=dev)
+
+    def c_mv(v: torch.Tensor, k: int) -> torch.Tensor:  # C_k v, v [B, q]
+        out = (C0 @ v.to(C0.dtype)[..., None])[..., 0].to(f64)
+        return out - (Pt[..., :k] @ (Cl[..., :k].mT @ v[..., None]))[..., 0]
+
+    def ct_mv(x: torch.Tensor, k: int) -> torch.Tensor:  # C_k^T x, x [B, p]
+        out = (C0.mT @ x.to(C0.dtype)[..., None])[..., 0].to(f64)
+        return out - (Cl[..., :k] @ (Pt[..., :k].mT @ x[..., None]))[..., 0]
+
+    G = (C0.mT @ C0 if right else C0 @ C0.mT).to(f64)
+    diag_init = torch.diagonal(G, dim1=-2, dim2=-1)
+    b = min(RITZ_KEEP, m)
+    start = torch.gather(G, 2, diag_init.topk(b, dim=-1).indices[:, None, :].expand(B, m, b))
+    resid_sq = y_sq_norms.to(f64).clone()
+    n_samples_t = torch.as_tensor(n_samples, dtype=f64, device=dev)
+    const_floor = n_samples_t * (10 * eps) ** 2
+    active = torch.ones(B, dtype=torch.bool, device=dev)
+    unconverged = 0
+
+    for k in range(K):
+        if algorithm == "exact":
+            z, ritz, its = top_eigenvector(G, start)
+            w = c_mv(z, k) if right else z
+        else:
+            nonconst = (resid_sq > const_floor[..., None] if const_floor.ndim else resid_sq > const_floor) & (
+                resid_sq > 1e-12 * y_sq_norms.to(f64)
+            )
+            active = active & nonconst.any(-1)
+            j0 = nonconst.to(torch.int8).argmax(-1)
+            if right:
+                first = torch.nn.functional.one_hot(j0, q).to(f64)
+            else:
+                first = c_mv(torch.nn.functional.one_hot(j0, q).to(f64), k)
+                first = first / torch.linalg.vector_norm(first, dim=-1, keepdim=True).clamp_min(1e-300)
+            z, its = _nipals_power(G, first, right=right, tol=tol, max_iter=1 if q == 1 else max_iter)
+            unconverged += int(((its >= max_iter) & active).sum()) if q > 1 else 0
+            w = c_mv(z, k) if right else z
+        w = w / torch.linalg.vector_norm(w, dim=-1, keepdim=True).clamp_min(1e-300)
+        # sklearn's _svd_flip_1d: the largest |weight| is positive.
+        idx = w.abs().argmax(-1, keepdim=True)
+        w = w * torch.sign(torch.gather(w, 1, idx))
+        w = torch.where(active[:, None], w, torch.zeros_like(w))
+        r = w - (R[..., :k] @ (P[..., :k].mT @ w[..., None]))[..., 0]
+        tt, p_load, c_load = data_step(r)
+        ok = active & (tt > 0)
+        safe_tt = torch.where(ok, tt, torch.ones_like(tt))
+        p_load = torch.where(ok[:, None], p_load, torch.zeros_like(p_load))
+        c_load = torch.where(ok[:, None], c_load, torch.zeros_like(c_load))
+        tt = torch.where(ok, safe_tt, torch.zeros_like(tt))
+        yw = ct_mv(w, k)
+        if algorithm == "exact":
+            yw = yw / torch.linalg.vector_norm(yw, dim=-1, keepdim=True).clamp_min(1e-300)
+        else:
+            yw = yw / safe_tt[:, None]
+        # rank-2 update of the Gram matrix for C_{k+1} = C_k - tt p c^T
+        if right:
+            u = ct_mv(p_load, k)
+            pp = (p_load * p_load).sum(-1)
+            cu = c_load[:, :, None] * u[:, None, :]
+            G = G - tt[:, None, None] * (cu + cu.mT) + (tt**2 * pp)[:, None, None] * (
+                c_load[:, :, None] * c_load[:, None, :]
+            )
+            new_dirs = torch.stack([c_load, u], dim=-1)
+        else:
+            zc = c_mv(c_load, k)
+            cc = (c_load * c_load).sum(-1)
+            zp = zc[:, :, None] * p_load[:, None, :]
+            G = G - tt[:, None, None] * (zp + zp.mT) + (tt**2 * cc)[:, None, None] * (
+                p_load[:, :, None] * p_load[:, None, :]
+            )
+            new_dirs = torch.stack([p_load, zc], dim=-1)
+        if algorithm == "exact":
+            start = torch.cat([ritz[..., : b], new_dirs], dim=-1)
+        W[..., k], R[..., k], P[..., k], Cl[..., k], Yw[..., k] = w, r, p_load, c_load, yw
+        Pt[..., k] = tt[:, None] * p_load
+        n_iter[:, k] = its
+        resid_sq = resid_sq - tt[:, None] * c_load**2
+    if unconverged:
+        warnings.warn(
+            f"NIPALS reached max_iter={max_iter} for {unconverged} component fits (as sklearn would)",
+            PLSConvergenceWarning,
+            stacklevel=2,
+        )
+    return PLSComponents(W, R, P, Cl, Yw, n_iter)
+
+
+def _as_batch(a: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
+    t = torch.as_tensor(a, device=device)
+    if dtype is not None:
+        t = t.to(dtype)
+    elif not t.is_floating_point():
+        t = t.to(torch.float64)
+    return t
+
+
+def _check_finite(name: str, t: torch.Tensor) -> None:
+    if not bool(torch.isfinite(t).all()):
+        raise NeurofitError(f"{name} contains NaN or Inf values: remove or impute them before fitting")
+
+
+@dataclass
+class PLSFit:
+    """A fitted batch of PLS models (float64 learned tensors; see :class:`PLSComponents`)."""
+
+    components: PLSComponents
+    x_mean: torch.Tensor  # (B, p)
+    y_mean: torch.Tensor  # (B, q)
+    coef: torch.Tensor  # (B, p, q): predictions = (X - x_mean) @ coef + y_mean
+
+
+def pls_fit(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    n_components: int = 25,
+    *,
+    algorithm: Algorithm = "exact",
+    tol: float = 1e-6,
+    max_iter: int = 500,
+) -> PLSFit:
+    """Fit PLS2 (centred, not scaled) on explicit data, batched.
+
+    Parameters
+    ----------
+    X : Tensor (B, n, p)
+    Y : Tensor (B, n, q)
+    n_components : int
+        At most ``min(n, p)``.
+    algorithm : {"exact", "nipals"}
+
+    Returns
+    -------
+    PLSFit
+
+    Example
+    -------
+    >>> X = torch.randn(2, 40, 6, dtype=torch.float64)
+    >>> Y = X[..., :3] + 0.1 * torch.randn(2, 40, 3, dtype=torch.float64)
+    >>> fit = pls_fit(X, Y, n_components=3)
+    >>> fit.coef.shape
+    torch.Size([2, 6, 3])
+    """
+    B, n, p = X.shape
+    if n_components > min(n, p):
+        raise NeurofitError(
+            f"n_components={n_components} exceeds min(n_samples, n_features)={min(n, p)}: reduce n_components"
+        )
+    x_mean = X.mean(1, keepdim=True)
+    y_mean = Y.mean(1, keepdim=True)
+    Xc = X - x_mean
+    Yc = Y - y_mean
+    C0 = Xc.mT @ Yc
+    f64 = torch.float64
+
+    def step(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        t = (Xc @ r.to(X.dtype)[..., None])[..., 0]
+        tt = (t * t).sum(-1).to(f64)
+        safe = torch.where(tt > 0, tt, torch.ones_like(tt))[:, None]
+        p_load = (Xc.mT @ t[..., None])[..., 0].to(f64) / safe
+        c_load = (Yc.mT @ t[..., None])[..., 0].to(f64) / safe
+        return tt, p_load, c_load
+
+    comps = pls_kernel(
+        C0, step, (Yc * Yc).sum(1), n_components, algorithm=algorithm, tol=tol, max_iter=max_iter, n_samples=n
+    )
+    coef = comps.x_rotations @ comps.y_loadings.mT
+    return PLSFit(comps, x_mean[:, 0].to(f64), y_mean[:, 0].to(f64), coef)
+
+
+class PLS:
+    """PLS2 regression, centred and not scaled, sklearn-style (``fit``/``predict``, learned ``*_`` tensors).
+
+    Parameters
+    ----------
+    n_components : int
+    algorithm : {"exact", "nipals"}
+        ``exact``: exact top singular vectors (equals sklearn where it converges); ``nipals``:
+        sklearn's NIPALS iteration step for step (Brain-Score compatibility).
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+    dtype : torch.dtype, optional
+        Default float64 (inputs are cast).
+    tol, max_iter : NIPALS settings (sklearn's defaults).
+
+    ``X`` may be ``(n, p)`` or batched ``(B, n, p)`` (with ``Y`` ``(B, n, q)``); attributes then carry
+    the batch dimension first. ``coef_`` is ``(q, p)`` as in sklearn.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(100, 8)); Y = X[:, :2] @ rng.normal(size=(2, 3))
+    >>> model = PLS(n_components=2, device="cpu").fit(X, Y)
+    >>> float(np.abs(model.predict(X) - Y).max()) < 1e-8
+    True
+    """
+
+    def __init__(
+        self,
+        n_components: int = 25,
+        algorithm: Algorithm = "exact",
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = torch.float64,
+        tol: float = 1e-6,
+        max_iter: int = 500,
+    ) -> None:
+        self.n_components = n_components
+        self.algorithm = algorithm
+        self.device = device
+        self.dtype = dtype
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> PLS:
+        device = torch.device(self.device) if self.device is not None else default_device()
+        Xt = _as_batch(X, device, self.dtype)
+        Yt = _as_batch(Y, device, self.dtype)
+        self._numpy = not isinstance(X, torch.Tensor)
+        self._batched = Xt.ndim == 3
+        self._y_1d = Yt.ndim == Xt.ndim - 1
+        if self._y_1d:
+            Yt = Yt[..., None]
+        if not self._batched:
+            Xt, Yt = Xt[None], Yt[None]
+        if Xt.shape[:2] != Yt.shape[:2]:
+            raise NeurofitError(f"X {tuple(Xt.shape)} and Y {tuple(Yt.shape)} disagree in samples")
+        _check_finite("X", Xt)
+        _check_finite("Y", Yt)
+        fit = pls_fit(Xt, Yt, self.n_components, algorithm=self.algorithm, tol=self.tol, max_iter=self.max_iter)
+        sq = (lambda t: t) if self._batched else (lambda t: t[0])
+        c = fit.components
+        self.x_weights_ = sq(c.x_weights)
+        self.x_rotations_ = sq(c.x_rotations)
+        self.x_loadings_ = sq(c.x_loadings)
+        self.y_loadings_ = sq(c.y_loadings)
+        self.y_weights_ = sq(c.y_weights)
+        self.n_iter_ = sq(c.n_iter)
+        self.x_mean_ = sq(fit.x_mean)
+        self.y_mean_ = sq(fit.y_mean)
+        self.coef_ = sq(fit.coef.mT)
+        self.intercept_ = self.y_mean_
+        return self
+
+    def predict(self, X: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        Xt = _as_batch(X, self.coef_.device, torch.float64)
+        _check_finite("X", Xt)
+        out = (Xt - self.x_mean_.unsqueeze(-2)) @ self.coef_.mT + self.y_mean_.unsqueeze(-2)
+        if self._y_1d:
+            out = out[..., 0]
+        return out.cpu().numpy() if not isinstance(X, torch.Tensor) else out

@@ -1,0 +1,200 @@
+"""Ridge regression with a penalty per target chosen by efficient leave-one-out, batched on torch.
+
+One eigendecomposition per fit serves every penalty and every target: of ``X_c^T X_c`` (primal,
+``p < n``) or of the kernel ``X_c X_c^T`` (``p >= n``), where ``X_c`` is the column-centred design (the
+intercept is not penalised, as in ``RidgeCV(fit_intercept=True)``). With ``X_c = U S V^T`` and shrinkage
+``f = s^2 / (s^2 + alpha)``, the leave-one-out residual of target ``j`` is
+
+    ``e_j = (y_j - U (f * U^T y_j)) / (1 - h)``,  ``h_i = sum_k U_ik^2 f_k + 1/n``
+
+(the generalised cross-validation identity that sklearn's ``_RidgeGCV`` uses). Each target takes the
+penalty with the smallest mean squared LOO residual, the first in grid order on ties, exactly as
+``RidgeCV(alphas, alpha_per_target=True)``. Work is batched over problems and penalties and chunked over
+targets so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from neurofit.errors import NeurofitError
+from neurofit.regression.pls import _as_batch, _check_finite, default_device
+
+#: The default penalty grid: 26 values, 2.5 per decade from 1e-3 to 1e7.
+DEFAULT_ALPHAS = np.logspace(-3, 7, 26)
+
+
+@dataclass
+class RidgeFit:
+    """A fitted batch of ridge models.
+
+    Attributes
+    ----------
+    coef : Tensor (B, p, q)
+    intercept : Tensor (B, q)
+    alpha : Tensor (B, q)
+        Chosen penalty per target.
+    best_score : Tensor (B, q)
+        Negative mean squared LOO error at the chosen penalty (sklearn's ``best_score_``).
+    """
+
+    coef: torch.Tensor
+    intercept: torch.Tensor
+    alpha: torch.Tensor
+    best_score: torch.Tensor
+
+
+def _spectral(Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD of centred designs from one symmetric eigendecomposition: ``(U, s, V)``, rank-trimmed."""
+    B, n, p = Xc.shape
+    if p < n:
+        evals, V = torch.linalg.eigh(Xc.mT @ Xc)
+    else:
+        evals, U = torch.linalg.eigh(Xc @ Xc.mT)
+    # Directions at rounding level (incl. the constant vector removed by centring) carry no fit.
+    keep = evals > evals[..., -1:].clamp_min(0) * (max(n, p) * torch.finfo(Xc.dtype).eps)
+    s = torch.sqrt(torch.where(keep, evals, torch.ones_like(evals)))
+    inv = torch.where(keep, 1.0 / s, torch.zeros_like(s))
+    s = torch.where(keep, s, torch.zeros_like(s))
+    if p < n:
+        U = (Xc @ V) * inv[:, None, :]
+    else:
+        V = (Xc.mT @ U) * inv[:, None, :]
+        U = U * keep[:, None, :]
+    return U, s, V
+
+
+def ridge_gcv_fit(
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    alphas: np.ndarray | torch.Tensor = DEFAULT_ALPHAS,
+    *,
+    max_chunk_bytes: int = 256 * 2**20,
+) -> RidgeFit:
+    """Fit ridge with per-target penalties chosen by efficient leave-one-out, batched.
+
+    Parameters
+    ----------
+    X : Tensor (B, n, p)
+    Y : Tensor (B, n, q)
+    alphas : array (a,)
+        Penalty grid (positive).
+    max_chunk_bytes : int
+        Bound on the ``(B, n, a, q_chunk)`` residual block; targets are processed in chunks to respect it.
+
+    Returns
+    -------
+    RidgeFit
+
+    Example
+    -------
+    >>> X = torch.randn(1, 50, 5, dtype=torch.float64); Y = X @ torch.randn(1, 5, 2, dtype=torch.float64)
+    >>> fit = ridge_gcv_fit(X, Y)
+    >>> fit.alpha.shape, float((X @ fit.coef + fit.intercept[:, None] - Y).abs().max()) < 1e-2
+    (torch.Size([1, 2]), True)
+    """
+    B, n, p = X.shape
+    q = Y.shape[-1]
+    alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), dtype=X.dtype, device=X.device).reshape(-1)
+    if alphas_t.numel() == 0 or bool((alphas_t <= 0).any()):
+        raise NeurofitError("ridge penalties (alphas) must be a non-empty list of positive numbers")
+    a = alphas_t.numel()
+    x_mean = X.mean(1)
+    y_mean = Y.mean(1)
+    Xc = X - x_mean[:, None]
+    Yc = Y - y_mean[:, None]
+    U, s, V = _spectral(Xc)
+    s2 = s**2
+    f = s2[..., None] / (s2[..., None] + alphas_t)  # (B, r, a)
+    h = (U * U) @ f + 1.0 / n  # (B, n, a) leverages per penalty
+    inv_d2 = 1.0 / (1.0 - h) ** 2
+    Z = U.mT @ Yc  # (B, r, q)
+    r = Z.shape[1]
+    chunk = max(1, int(max_chunk_bytes // max(1, B * n * a * X.element_size())))
+    best_mse = torch.empty(B, q, dtype=X.dtype, device=X.device)
+    best_idx = torch.empty(B, q, dtype=torch.int64, device=X.device)
+    for j0 in range(0, q, chunk):
+        j1 = min(q, j0 + chunk)
+        Zc = Z[..., j0:j1]  # (B, r, qc)
+        # All penalties in one GEMM: (B, n, r) @ (B, r, a * qc)
+        fitted = U @ (f[..., :, None] * Zc[..., None, :]).reshape(B, r, a * (j1 - j0))
+        resid = Yc[..., None, j0:j1] - fitted.reshape(B, n, a, j1 - j0)
+        mse = (resid**2 * inv_d2[..., None]).mean(1)  # (B, a, qc)
+        # First minimum in grid order, as RidgeCV's strict ">" update.
+        m, idx = mse.min(1)
+        best_mse[:, j0:j1] = m
+        best_idx[:, j0:j1] = idx
+    alpha = alphas_t[best_idx]  # (B, q)
+    g = s[..., None] / (s2[..., None] + alpha[:, None, :])  # (B, r, q)
+    g = torch.where(s[..., None] > 0, g, torch.zeros_like(g))
+    coef = V @ (g * Z)
+    intercept = y_mean - (x_mean[:, None] @ coef)[:, 0]
+    return RidgeFit(coef=coef, intercept=intercept, alpha=alpha, best_score=-best_mse)
+
+
+class Ridge:
+    """Ridge regression with a leave-one-out-chosen penalty per target, sklearn-style.
+
+    Equals ``sklearn.linear_model.RidgeCV(alphas, alpha_per_target=True)`` (chosen ``alpha_`` and
+    predictions). ``X`` may be ``(n, p)`` or batched ``(B, n, p)``.
+
+    Parameters
+    ----------
+    alphas : array, default :data:`DEFAULT_ALPHAS`
+    device : str or torch.device, optional
+        Default CUDA when available, else CPU.
+    dtype : torch.dtype, default float64
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(80, 5)); Y = X @ rng.normal(size=(5, 3)) + 0.1 * rng.normal(size=(80, 3))
+    >>> model = Ridge(device="cpu").fit(X, Y)
+    >>> model.alpha_.shape, model.predict(X).shape
+    ((3,), (80, 3))
+    """
+
+    def __init__(
+        self,
+        alphas: np.ndarray = DEFAULT_ALPHAS,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = torch.float64,
+    ) -> None:
+        self.alphas = alphas
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> Ridge:
+        device = torch.device(self.device) if self.device is not None else default_device()
+        Xt = _as_batch(X, device, self.dtype)
+        Yt = _as_batch(Y, device, self.dtype)
+        self._batched = Xt.ndim == 3
+        self._y_1d = Yt.ndim == Xt.ndim - 1
+        if self._y_1d:
+            Yt = Yt[..., None]
+        if not self._batched:
+            Xt, Yt = Xt[None], Yt[None]
+        if Xt.shape[:2] != Yt.shape[:2]:
+            raise NeurofitError(f"X {tuple(Xt.shape)} and Y {tuple(Yt.shape)} disagree in samples")
+        _check_finite("X", Xt)
+        _check_finite("Y", Yt)
+        fit = ridge_gcv_fit(Xt, Yt, self.alphas)
+        sq = (lambda t: t) if self._batched else (lambda t: t[0])
+        self.coef_ = sq(fit.coef.mT)
+        self.intercept_ = sq(fit.intercept)
+        self.alpha_ = sq(fit.alpha)
+        self.best_score_ = sq(fit.best_score)
+        if not isinstance(X, torch.Tensor):
+            self.alpha_ = self.alpha_.cpu().numpy()
+        return self
+
+    def predict(self, X: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        Xt = _as_batch(X, self.coef_.device, self.coef_.dtype)
+        _check_finite("X", Xt)
+        out = Xt @ self.coef_.mT + self.intercept_.unsqueeze(-2)
+        if self._y_1d:
+            out = out[..., 0]
+        return out.cpu().numpy() if not isinstance(X, torch.Tensor) else out

@@ -1,0 +1,106 @@
+"""PLS engine against scikit-learn's PLSRegression (float64, fresh random data)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.exceptions import ConvergenceWarning
+
+from neurofit.errors import NeurofitError
+from neurofit.regression.pls import PLS, PLSConvergenceWarning, pls_fit, top_eigenvector
+
+SHAPES = [(120, 15, 6, 5), (50, 150, 20, 10), (150, 40, 50, 20), (90, 30, 1, 6), (40, 8, 12, 8)]
+
+
+def _data(rng, n, p, q):
+    X = rng.normal(size=(n, p)) * rng.uniform(0.5, 2.0, size=p) + rng.normal(size=p)
+    latent = rng.normal(size=(n, 4))
+    Y = latent @ rng.normal(size=(4, q)) + X[:, :3] @ rng.normal(size=(3, q)) + 0.5 * rng.normal(size=(n, q))
+    return X, Y, rng.normal(size=(25, p))
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_exact_pls_matches_sklearn_where_it_converges(shape):
+    n, p, q, k = shape
+    X, Y, X_new = _data(np.random.default_rng(sum(shape)), n, p, q)
+    converged = PLSRegression(k, scale=False, tol=1e-15, max_iter=100_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        converged.fit(X, Y)
+    by_svd = PLSRegression(k, scale=False)
+    by_svd.algorithm = "svd"  # sklearn's exact variant, not exposed by PLSRegression's constructor
+    by_svd.fit(X, Y)
+    ours = PLS(k, device="cpu").fit(X, Y)
+    assert _rel(ours.predict(X_new), by_svd.predict(X_new)) < 1e-6
+    assert _rel(ours.predict(X_new), converged.predict(X_new)) < 1e-6
+    np.testing.assert_allclose(ours.x_weights_.numpy(), by_svd.x_weights_, atol=1e-6)
+    np.testing.assert_allclose(ours.coef_.numpy(), by_svd.coef_, atol=1e-6 * np.abs(by_svd.coef_).max())
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_nipals_matches_sklearn_defaults_step_for_step(shape):
+    n, p, q, k = shape
+    X, Y, X_new = _data(np.random.default_rng(100 + sum(shape)), n, p, q)
+    ref = PLSRegression(k, scale=False).fit(X, Y)
+    ours = PLS(k, algorithm="nipals", device="cpu").fit(X, Y)
+    assert ours.n_iter_.tolist() == list(ref.n_iter_)
+    assert _rel(ours.predict(X_new), ref.predict(X_new)) < 1e-9
+    np.testing.assert_allclose(ours.x_weights_.numpy(), ref.x_weights_, atol=1e-9)
+    np.testing.assert_allclose(ours.y_weights_.numpy(), ref.y_weights_, rtol=1e-7, atol=1e-9)
+
+
+def test_nipals_matches_sklearn_when_it_does_not_converge():
+    X, Y, X_new = _data(np.random.default_rng(7), 150, 60, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = PLSRegression(10, scale=False, max_iter=4).fit(X, Y)
+    with pytest.warns(PLSConvergenceWarning):
+        ours = PLS(10, algorithm="nipals", max_iter=4, device="cpu").fit(X, Y)
+    assert ours.n_iter_.tolist() == list(ref.n_iter_) and max(ref.n_iter_) == 4
+    assert _rel(ours.predict(X_new), ref.predict(X_new)) < 1e-9
+    assert _rel(ours.predict(X_new), PLS(10, device="cpu").fit(X, Y).predict(X_new)) > 1e-6
+
+
+def test_batched_fit_equals_separate_fits():
+    rng = np.random.default_rng(3)
+    Xs, Ys = zip(*[_data(rng, 80, 30, 12)[:2] for _ in range(3)])
+    X, Y = np.stack(Xs), np.stack(Ys)
+    for algorithm in ("exact", "nipals"):
+        batched = PLS(6, algorithm=algorithm, device="cpu").fit(X, Y)
+        for b in range(3):
+            single = PLS(6, algorithm=algorithm, device="cpu").fit(X[b], Y[b])
+            np.testing.assert_allclose(batched.coef_[b].numpy(), single.coef_.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_top_eigenvector_is_exact_and_falls_back_to_eigh_when_stalled():
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(4, 120, 120, generator=g, dtype=torch.float64)
+    G = A @ A.mT
+    ref = torch.linalg.eigh(G).eigenvectors[..., -1]
+    start = torch.randn(4, 120, 3, generator=g, dtype=torch.float64)
+    for restarts in (60, 1):
+        z, _, its = top_eigenvector(G, start, max_restarts=restarts)
+        assert ((z * ref).sum(-1).abs() - 1).abs().max() < 1e-10
+    assert (its == 2).all()  # one restart is too few for a random start: every problem used the fallback
+
+
+def test_float32_fit_stays_close_to_float64():
+    X, Y, X_new = _data(np.random.default_rng(9), 300, 50, 30)
+    f64 = PLS(10, device="cpu").fit(X, Y).predict(X_new)
+    f32 = PLS(10, device="cpu", dtype=torch.float32).fit(X, Y).predict(X_new)
+    assert _rel(f32, f64) < 1e-4
+
+
+def test_bad_inputs_are_named():
+    X, Y, _ = _data(np.random.default_rng(1), 30, 5, 2)
+    X[3, 1] = np.nan
+    with pytest.raises(NeurofitError, match="X contains NaN"):
+        PLS(2, device="cpu").fit(X, Y)
+    with pytest.raises(NeurofitError, match="n_components=8 exceeds"):
+        pls_fit(torch.zeros(1, 30, 5, dtype=torch.float64), torch.zeros(1, 30, 2, dtype=torch.float64), 8)
