@@ -440,7 +440,7 @@ class PLS:
     -------
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(100, 8)); Y = X[:, :2] @ rng.normal(size=(2, 3))
-    >>> model = PLS(n_components=2, device="cpu").fit(X, Y)
+    >>> model = PLS(n_components=8, device="cpu").fit(X, Y)  # all components: least squares
     >>> float(np.abs(model.predict(X) - Y).max()) < 1e-8
     True
     """
