@@ -229,3 +229,10 @@ def test_unreachable_url_without_mirror_says_how_to_fix(isolated, web_root, monk
 def test_weights_only_dataset_has_no_recording():
     with pytest.raises(NeurofitError, match="files only"):
         load_dataset("cifar10-resnet20")
+
+
+def test_unknown_loader_option_is_named_with_the_valid_ones():
+    with pytest.raises(NeurofitError, match=r"unknown loader option 'bins'.*valid options: .*bin_ms"):
+        load_dataset("zhang-desimone-2011-it", bins=5)
+    with pytest.raises(NeurofitError, match=r"unknown loader option 'bin_ms'.*window_ms"):
+        load_dataset("cowley2023-v4-210325", bin_ms=10)

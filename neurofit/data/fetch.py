@@ -271,10 +271,12 @@ def load_dataset(dataset_id: str, **options: Any) -> tuple[Any, Any]:
     >>> rec.sizes  # doctest: +SKIP
     Frozen({'presentation': 5010, 'neuroid': 50, 'time_bin': 1})
     """
-    from neurofit.data.loaders import get_loader
+    from neurofit.data.loaders import check_options, get_loader
 
     manifest = get_manifest(dataset_id)
     loader: Callable[..., tuple[Any, Any]] = get_loader(manifest.loader, manifest)
-    paths = fetch_dataset(dataset_id)
     merged = {**manifest.loader_options, **options}
+    # a typo in an option should fail before a download, not after
+    check_options(merged, loader.converter, manifest, loader.reserved)  # type: ignore[attr-defined]
+    paths = fetch_dataset(dataset_id)
     return loader(paths, manifest, **merged)

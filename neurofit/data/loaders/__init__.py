@@ -9,7 +9,8 @@ the name ``files`` marks a dataset that is only files (model weights), with no r
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from neurofit.errors import NeurofitError
@@ -48,3 +49,29 @@ def get_loader(name: str, manifest: Any = None) -> Callable[..., tuple[Any, Any]
         raise NeurofitError(f"unknown loader '{name}'{where}; valid loaders: {', '.join(sorted(LOADERS))}")
     module_name, attr = target.split(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def check_options(
+    options: Mapping[str, Any], converter: Callable[..., Any], manifest: Any, reserved: Iterable[str] = ()
+) -> None:
+    """Reject loader options that ``converter`` does not take, naming the valid ones.
+
+    ``reserved`` are keywords the loader fills itself (from the manifest), so users cannot pass them.
+
+    Example
+    -------
+    >>> def convert(path, *, bin_ms=10.0): ...
+    >>> check_options({"bin_ms": 5}, convert, None)
+    >>> check_options({"bins": 5}, convert, None)
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: unknown loader option 'bins'; valid options: bin_ms
+    """
+    params = inspect.signature(converter).parameters
+    valid = sorted(
+        name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in reserved
+    )
+    where = f" for dataset '{manifest.id}' ({manifest.source})" if manifest is not None else ""
+    for name in options:
+        if name not in valid:
+            raise NeurofitError(f"unknown loader option {name!r}{where}; valid options: {', '.join(valid)}")

@@ -251,3 +251,8 @@ def load_brainio(paths: Mapping[str, Path], manifest: Any, **options: Any) -> tu
     options.setdefault("citation", manifest.citation)
     options.setdefault("license", manifest.license)
     return convert_brainio(one(".nc", True), one(".csv", False), one(".zip", False), **options)  # type: ignore[arg-type]
+
+
+# load_dataset checks user options against these before fetching anything
+load_brainio.converter = convert_brainio  # type: ignore[attr-defined]
+load_brainio.reserved = ()  # type: ignore[attr-defined]

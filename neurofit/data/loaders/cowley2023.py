@@ -245,6 +245,8 @@ def load_cowley2023(paths: Mapping[str, Path], manifest: Any, **options: Any) ->
     >>> sorted(set(rec.coords["image_kind"].values.tolist()))  # doctest: +SKIP
     ['bashivan2019']
     """
+    if "session" not in options:
+        raise ValidationError(f"manifest {manifest.source}: [loader.options] must give the 'session'")
     session = str(options.pop("session"))
 
     def find(suffix: str, required: bool = True) -> Path | None:
@@ -267,3 +269,8 @@ def load_cowley2023(paths: Mapping[str, Path], manifest: Any, **options: Any) ->
         source_sha256=manifest.sha256,
         **options,
     )
+
+
+# load_dataset checks user options against these before fetching anything
+load_cowley2023.converter = cowley_recording  # type: ignore[attr-defined]
+load_cowley2023.reserved = ("identifier", "source_sha256")  # type: ignore[attr-defined]

@@ -245,3 +245,8 @@ def load_zhang_desimone(paths: Mapping[str, Path], manifest: Any, **options: Any
     )
     warnings.warn(f"{manifest.id}: {NO_STIMULI}", NoStimulusSetWarning, stacklevel=2)
     return recording, None
+
+
+# load_dataset checks user options against these before fetching anything
+load_zhang_desimone.converter = zhang_desimone_recording  # type: ignore[attr-defined]
+load_zhang_desimone.reserved = ("identifier", "citation", "license", "source_sha256")  # type: ignore[attr-defined]
