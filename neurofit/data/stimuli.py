@@ -214,7 +214,7 @@ class StimulusSet:
 
         Non-square images are centre-cropped to a square first; resizing is bilinear with antialiasing.
         """
-        frames = [torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1) for img in self.read_raw(ids)]
+        frames = [torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1) for img in self.read_raw(ids)]
         out = torch.empty(len(frames), 3, size, size)
         for i, frame in enumerate(frames):
             out[i] = self._render(frame.float().div_(255.0), size)
