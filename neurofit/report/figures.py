@@ -538,9 +538,7 @@ def _tick_positions(n: int, most: int = 10) -> list[int]:
 def _cmap_with_absent():
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#D9D9D9")
-    return cmap
+    return matplotlib.colormaps["viridis"].with_extremes(bad="#D9D9D9")
 
 
 def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:

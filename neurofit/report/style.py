@@ -131,7 +131,8 @@ def save_figure(
     """Write ``fig`` as ``stem.pdf``, ``stem.svg`` and a 300-dpi ``stem.png``, atomically and timestamp-free.
 
     The PNG has exactly ``width_in * 300`` x ``height_in * 300`` pixels (no tight bounding box, so the
-    size asked for is the size printed).
+    size asked for is the size printed). The figure's layout is fixed by the first save: later changes to
+    the figure are drawn but not laid out again.
 
     Parameters
     ----------
@@ -152,14 +153,20 @@ def save_figure(
     ['pdf', 'png', 'svg']
     """
     stem = Path(stem)
+    unknown = [fmt for fmt in formats if fmt not in _METADATA]
+    if unknown:
+        raise NeurofitError(f"unknown figure format {unknown[0]!r}: use any of {sorted(_METADATA)}")
     out: dict[str, Path] = {}
-    for fmt in formats:
-        if fmt not in _METADATA:
-            raise NeurofitError(f"unknown figure format {fmt!r}: use any of {sorted(_METADATA)}")
-        target = stem.with_name(f"{stem.name}.{fmt}")
-        with neurofit_style(), atomic_path(target) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=DPI, metadata=_METADATA[fmt])
-        out[fmt] = target
+    with neurofit_style():
+        # Constrained layout moves the axes a little on every draw: laying out once and then fixing the layout
+        # gives every format the same geometry and makes saving again give the same bytes.
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+        for fmt in formats:
+            target = stem.with_name(f"{stem.name}.{fmt}")
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=DPI, metadata=_METADATA[fmt])
+            out[fmt] = target
     return out
 
 
