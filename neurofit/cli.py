@@ -19,7 +19,9 @@ from neurofit.errors import NeurofitError
 COMMAND_MODULES: tuple[str, ...] = (
     "neurofit.data.commands",
     "neurofit.models.commands",
+    "neurofit.models.train_commands",
     "neurofit.report.commands",
+    "neurofit.scoring.commands",
 )
 
 

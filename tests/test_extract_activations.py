@@ -316,3 +316,22 @@ def test_weights_hash_ignores_device_and_sees_every_tensor():
     with torch.no_grad():
         b.readout.weight[0, 0] = torch.nextafter(b.readout.weight[0, 0], torch.tensor(10.0))
     assert cache_mod.weights_sha256(a) != cache_mod.weights_sha256(b)
+
+
+# --- zoo models --------------------------------------------------------------------------------------------
+def test_cornet_rt_layers_are_absent_before_their_measured_arrival():
+    from neurofit.models.zoo.cornet import cornet_rt
+
+    acts = run(cornet_rt(width=4, input_size=16), make_stimuli(n=4), reduction=RandomProjection(dim=32))
+    assert acts.attrs["arrival_measured"] == {"V1": 0, "V2": 1, "V4": 2, "IT": 3}
+    assert acts.driven("IT").tolist() == [False, False, False, True, True]
+    assert acts.driven_steps("V4") == [2, 3, 4]
+
+
+def test_cornet_s_areas_keep_their_own_number_of_steps():
+    from neurofit.models.zoo.cornet import cornet_s
+
+    acts = run(cornet_s(width=4, input_size=16), make_stimuli(n=3), reduction=RandomProjection(dim=32))
+    assert [acts.n_steps(layer) for layer in acts.layers] == [1, 2, 4, 2]
+    assert acts.step_window("V4", 1) == (2.5, 5.0)
+    assert acts.driven("V4").all()

@@ -1,0 +1,169 @@
+"""Extraction speed harness: images x timesteps per second, FLOPs per image-step, and peak host memory.
+
+Usage (from the repository root)::
+
+    python benchmarks/perf/extract.py --quick            # every zoo model, 32 images at 64 px, ~2 min on CPU
+    python benchmarks/perf/extract.py                    # 128 images per model
+    python benchmarks/perf/extract.py --memory-case      # + the 5760-image, T = 17 ConvRNN, D = 1000 case
+
+Throughput is measured end to end through :func:`neurofit.extract.extract_activations` (image loading,
+movie, forward pass, random projection to D = 1000, no cache) and for the forward pass alone, after one
+warm-up batch. FLOPs per image-step come from ``torch.utils.flop_counter.FlopCounterMode`` on one image
+(forward pass; the random projection is not counted). Peak host memory is the process's maximum resident
+set size (``ru_maxrss``); each model runs in its own subprocess so that the peaks are not mixed up.
+The memory case uses random 64 px images (memory does not depend on image content) and must stay under 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from neurofit.data.stimuli import StimulusSet
+from neurofit.extract import RandomProjection, extract_activations
+from neurofit.models.base import present
+from neurofit.models.zoo import ZOO, get_factory
+
+# zoo models at their default (CPU-sized) configuration; resnet20_cifar is a hooked plain module
+MODELS = [name for name in ZOO if name != "resnet20_cifar"]
+MEMORY_LIMIT_GB = 4.0
+
+
+def random_stimuli(n: int, size: int = 64, seed: int = 0) -> StimulusSet:
+    images = np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    table = pd.DataFrame({"stimulus_id": [f"img{i:05d}" for i in range(n)]})
+    return StimulusSet.from_arrays(images, table, degrees=8.0, identifier=f"random-{n}")
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+
+
+def flops_per_image_step(model: torch.nn.Module, steps: int, size: int) -> float:
+    movie = present(torch.rand(1, 3, size, size), steps)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.forward_sequence(movie)
+    return counter.get_total_flops() / steps
+
+
+def run_one(name: str, n_images: int, size: int, batch_size: int, steps: int | None, device: str | None) -> dict:
+    kwargs = {"input_size": size, "num_classes": 8}
+    if steps is not None:
+        kwargs["steps"] = steps
+    model = get_factory(name)(**kwargs).eval()
+    steps = int(model.default_steps)
+    stimuli = random_stimuli(n_images, size)
+    flops = flops_per_image_step(model, steps, size)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cpu":
+        torch.set_flush_denormal(True)
+    model.to(dev)
+    warm = present(model.normalize(stimuli.load_images(size, stimuli.stimulus_ids[:batch_size])).to(dev), steps)
+    with torch.no_grad():
+        model.forward_sequence(warm)
+        begin = time.perf_counter()
+        done = 0
+        for start in range(0, n_images, batch_size):
+            ids = stimuli.stimulus_ids[start:start + batch_size]
+            movie = present(model.normalize(stimuli.load_images(size, ids)).to(dev), steps)
+            model.forward_sequence(movie)
+            done += len(ids)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        forward_s = time.perf_counter() - begin
+    # one-time import and set-up costs (xarray backends) are not extraction throughput
+    extract_activations(model, random_stimuli(2, size, seed=1), device=dev, cache=False, progress=False, layers=[
+        model.layers[-1]], reduction=RandomProjection(dim=8, seed=0))
+    begin = time.perf_counter()
+    acts = extract_activations(model, stimuli, batch_size=batch_size, device=dev, cache=False, progress=False,
+                               reduction=RandomProjection(dim=1000, seed=0))
+    extract_s = time.perf_counter() - begin
+    return {
+        "model": name, "steps": steps, "images": n_images, "size": size, "device": str(dev),
+        "params": sum(p.numel() for p in model.parameters()),
+        "gflops_per_image_step": round(flops / 1e9, 4),
+        "forward_img_steps_per_s": round(done * steps / forward_s, 1),
+        "extract_img_steps_per_s": round(n_images * steps / extract_s, 1),
+        "extract_s": round(extract_s, 2),
+        "achieved_gflops_per_s": round(flops * done * steps / forward_s / 1e9, 2),
+        "features_stored": int(sum(acts.n_steps(layer) * acts.n_features(layer) for layer in acts.layers)),
+        "peak_rss_gb": round(peak_rss_gb(), 3),
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run_one(args.child, args.images, args.size, args.batch_size, args.steps, args.device)
+    print("RESULT " + json.dumps(result))
+
+
+def spawn(name: str, images: int, size: int, batch_size: int, steps: int | None, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--child", name, "--images", str(images), "--size", str(size),
+           "--batch-size", str(batch_size)]
+    if steps is not None:
+        cmd += ["--steps", str(steps)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.device:
+        cmd += ["--device", args.device]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        return {"model": name, "error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="32 images per model")
+    parser.add_argument("--memory-case", action="store_true",
+                        help="also extract 5760 images through a T = 17 ConvRNN (convrnn_rgc) at D = 1000")
+    parser.add_argument("--models", nargs="*", default=None, help=f"zoo models (default: {', '.join(MODELS)})")
+    parser.add_argument("--images", type=int, default=None)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--json", default=None, help="also write the results as JSON here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    images = args.images or (32 if args.quick else 128)
+    results = [spawn(name, images, args.size, args.batch_size, args.steps, args) for name in (args.models or MODELS)]
+    if args.memory_case:
+        case = spawn("convrnn_rgc", 5760, 64, 64, 17, args)
+        case["memory_case"] = True
+        case["under_limit"] = bool(case.get("peak_rss_gb", 1e9) < MEMORY_LIMIT_GB)
+        results.append(case)
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"threads {args.threads or torch.get_num_threads()}, python {' '.join(sys.argv)}")
+    columns = ["model", "steps", "images", "params", "gflops_per_image_step", "forward_img_steps_per_s",
+               "extract_img_steps_per_s", "achieved_gflops_per_s", "peak_rss_gb"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in results:
+        if "error" in row:
+            print(f"| {row['model']} | error: {row['error']} |")
+        else:
+            print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
