@@ -181,7 +181,7 @@ class ConvTimeDecayCell(ConvCell):
     Example
     -------
     >>> cell = ConvTimeDecayCell(3, 4)
-    >>> round(float(cell.decay()[0]), 4)
+    >>> round(float(cell.decay().detach()[0]), 4)
     0.3679
     """
 

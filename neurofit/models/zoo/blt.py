@@ -35,8 +35,10 @@ The recurrent convolutions have no bias and the state before the first step is z
 every variant computes the feedforward pass, and with the lateral and top-down weights at zero every
 variant (additive or multiplicative) computes exactly the B network: the multiplicative gain is
 ``1 + r = 1``. Multiplicative recurrence modulates the bottom-up drive and cannot create activity where
-there is none; additive recurrence can. The linear form follows the public PyTorch ``BLT_net``
-implementation used in that line of work; the tanh form keeps the gain positive.
+there is none; additive recurrence can. The linear form is that of a public PyTorch ``BLT_net``
+(``LT_interaction="multiplicative"``: ``b * (1 + l + t)``); Thorat et al.'s own code was not available to
+check the exact gain function against, hence the option. The tanh form keeps the gain positive, so the
+recurrence can scale the drive but never flip its sign.
 
 With ``norm="batchnorm"`` there is one BatchNorm per layer per step of ``steps``; an unroll longer than
 ``steps`` reuses the last step's BatchNorm (running statistics of the final trained step). The bottom-up
