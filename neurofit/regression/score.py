@@ -1,0 +1,341 @@
+"""The regression engine's entry point: features + recording -> per-site, per-bin scores (a ScoreSet core).
+
+:func:`fit_and_score` repetition-averages the recording, aligns the features to its stimuli, draws splits
+over stimuli, fits PLS or ridge for every (time bin, fold) at once, correlates held-out predictions with
+the averaged responses per site and bin, computes the noise ceiling and the ceiled score, and optionally
+bootstraps the median over sites. The result is a labelled ``xarray.Dataset`` whose attrs say how it was
+made (metric, split scheme, temporal mode, normalisation, seed).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+import xarray as xr
+
+from neurofit.errors import NeurofitError
+from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
+from neurofit.regression.ceiling import (
+    NORMALISATIONS,
+    Normalisation,
+    brainscore_ceiling,
+    ceil_scores,
+    feve,
+    split_half_ceiling,
+)
+from neurofit.regression.correlation import ConstantInputWarning, pearson_r
+from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
+from neurofit.regression.pls import Algorithm, default_device
+from neurofit.regression.ridge import DEFAULT_ALPHAS
+from neurofit.regression.splits import SplitScheme, make_splits
+
+Features = xr.DataArray | Mapping[int, xr.DataArray] | Sequence[xr.DataArray]
+TemporalMode = Literal["per_bin", "span_time"]
+RECORDING_DIMS = ("presentation", "neuroid", "time_bin")
+
+
+def _bin_label(recording: xr.DataArray, b: int) -> str:
+    try:
+        start = float(recording.coords["time_bin_start"].values[b])
+        end = float(recording.coords["time_bin_end"].values[b])
+        return f"time bin {b} ({start:g}-{end:g} ms)"
+    except KeyError:
+        return f"time bin {b}"
+
+
+def _feature_matrix(block: xr.DataArray, stimulus_ids: np.ndarray, label: str) -> np.ndarray:
+    """Rows of ``block`` in the order of ``stimulus_ids``; errors name the block and the stimulus."""
+    if not isinstance(block, xr.DataArray) or block.ndim != 2 or "presentation" not in block.dims:
+        raise NeurofitError(f"{label} must be an xarray.DataArray with dims (presentation, feature)")
+    if "stimulus_id" not in block.coords:
+        raise NeurofitError(f"{label} has no 'stimulus_id' coordinate along 'presentation': add one")
+    block = block.transpose("presentation", ...)
+    ids = np.asarray(block.coords["stimulus_id"].values).astype(str)
+    position = {sid: i for i, sid in enumerate(ids)}
+    if len(position) != len(ids):
+        raise NeurofitError(f"{label} has repeated stimulus_id values: give one row per stimulus")
+    missing = [str(sid) for sid in stimulus_ids if sid not in position]
+    if missing:
+        raise NeurofitError(
+            f"stimulus_id {missing[0]!r} is in the recording but not in {label} "
+            f"({len(missing)} missing): extract features for every recorded stimulus"
+        )
+    values = np.asarray(block.values)[[position[sid] for sid in stimulus_ids]]
+    if not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).any(axis=1).sum())
+        raise NeurofitError(f"{label} contains NaN or Inf values ({bad} stimuli affected): fix the features")
+    return values
+
+
+def _collect_features(features: Features, recording: xr.DataArray, stimulus_ids: np.ndarray) -> np.ndarray:
+    """Feature array ``[n_x, n_stimuli, p]`` with ``n_x`` 1 (shared) or one block per time bin."""
+    n_bins = recording.sizes["time_bin"]
+    if isinstance(features, xr.DataArray):
+        return _feature_matrix(features, stimulus_ids, "features")[None]
+    if isinstance(features, Mapping):
+        keys = sorted(features)
+        if keys != list(range(n_bins)):
+            raise NeurofitError(
+                f"features per time bin must be keyed 0..{n_bins - 1} (one per recording bin), got {keys}"
+            )
+        blocks = [features[k] for k in keys]
+    else:
+        blocks = list(features)
+        if len(blocks) != n_bins:
+            raise NeurofitError(f"{len(blocks)} feature blocks for {n_bins} time bins: give one per bin")
+    mats = [_feature_matrix(b, stimulus_ids, f"features for {_bin_label(recording, i)}") for i, b in enumerate(blocks)]
+    widths = {m.shape[1] for m in mats}
+    if len(widths) != 1:
+        raise NeurofitError(f"feature blocks differ in width {sorted(widths)}: reduce them to one size")
+    return np.stack(mats)
+
+
+def fit_and_score(
+    features: Features,
+    recording: xr.DataArray,
+    *,
+    metric: Literal["pls", "ridge"] = "pls",
+    splits: SplitScheme = "kfold",
+    temporal_mode: TemporalMode = "per_bin",
+    ceiling: bool = True,
+    normalisation: Normalisation = "r2_over_ceiling",
+    bootstrap: int = 0,
+    n_splits: int = 10,
+    n_components: int = 25,
+    pls_algorithm: Algorithm | None = None,
+    alphas: np.ndarray = DEFAULT_ALPHAS,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Map features onto a recording with cross-validated regression and score every site and bin.
+
+    Parameters
+    ----------
+    features : DataArray (presentation, feature) or a mapping/sequence of them, one per time bin
+        Must carry a ``stimulus_id`` coordinate along ``presentation`` covering every recorded stimulus.
+    recording : DataArray (presentation, neuroid, time_bin)
+        A recording per the data contract (trials or already averaged).
+    metric : {"pls", "ridge"}
+    splits : {"kfold", "brainscore"}
+        K-fold over stimuli (seed ``seed``) or Brain-Score's 10 stratified shuffle splits (seed 1).
+    temporal_mode : {"per_bin", "span_time"}
+        One mapping per bin, or one mapping for all bins (bins stacked as samples).
+    ceiling : bool
+        Compute the noise ceiling (needs >= 2 repetitions). Split-half (10 halvings, seed 0) for
+        ``kfold``; Brain-Score's internal consistency for ``brainscore``.
+    normalisation : {"r2_over_ceiling", "legacy", "feve"}
+    bootstrap : int
+        Number of bootstrap draws (0: none) for per-region median CIs over stimuli and over sites.
+    n_splits, n_components, alphas : split and model settings.
+    pls_algorithm : {"exact", "nipals"}, optional
+        Default ``exact`` for ``kfold`` and ``nipals`` for ``brainscore`` (to reproduce its numbers).
+    device, dtype : where and in what precision to fit (default CUDA/float32 if available, else
+        CPU/float64).
+    seed : int
+        Seed of the K-fold splits and of the bootstrap.
+
+    Returns
+    -------
+    xr.Dataset
+        ``r``, ``ceiling``, ``ceiled`` (neuroid, time_bin), ``r_fold`` (fold, neuroid, time_bin); with
+        ``bootstrap``: ``median_ceiled`` and its ``_low``/``_high`` (over stimuli) and ``_sites_low``/
+        ``_sites_high`` (region, time_bin). Attrs: ``metric``, ``split_scheme``, ``temporal_mode``,
+        ``normalisation``, ``seed``, ...
+
+    Example
+    -------
+    >>> from neurofit.data.recording import make_recording
+    >>> rng = np.random.default_rng(0)
+    >>> feats = rng.normal(size=(40, 6)); ids = [f"s{i}" for i in range(40)]
+    >>> trials = feats[:, :2] @ rng.normal(size=(2, 3)) + 0.3 * rng.normal(size=(4, 40, 3))
+    >>> rec = make_recording(trials.reshape(160, 3, 1), stimulus_id=ids * 4, repetition=np.repeat(range(4), 40),
+    ...                      neuroid_id=["n0", "n1", "n2"], region="IT", time_bin_start=[70],
+    ...                      time_bin_end=[170], identifier="toy", stimulus_set_identifier="toy")
+    >>> X = xr.DataArray(feats, dims=("presentation", "feature"), coords={"stimulus_id": ("presentation", ids)})
+    >>> scores = fit_and_score(X, rec, n_components=2, n_splits=5, device="cpu")
+    >>> scores.r.dims, bool((scores.r > 0.8).all()), scores.attrs["normalisation"]
+    (('neuroid', 'time_bin'), True, 'r2_over_ceiling')
+    """
+    from neurofit.data.recording import average_repetitions, trial_array
+
+    if metric not in ("pls", "ridge"):
+        raise NeurofitError(f"unknown metric {metric!r}: use 'pls' or 'ridge'")
+    if temporal_mode not in ("per_bin", "span_time"):
+        raise NeurofitError(f"unknown temporal_mode {temporal_mode!r}: use 'per_bin' or 'span_time'")
+    if normalisation not in NORMALISATIONS:
+        raise NeurofitError(f"unknown normalisation {normalisation!r}: use one of {NORMALISATIONS}")
+    if not isinstance(recording, xr.DataArray) or tuple(recording.dims) != RECORDING_DIMS:
+        raise NeurofitError(f"recording must be an xarray.DataArray with dims {RECORDING_DIMS}")
+    if "stimulus_id" not in recording.coords:
+        raise NeurofitError("recording has no 'stimulus_id' coordinate along 'presentation'")
+    if normalisation == "feve" and splits != "kfold":
+        raise NeurofitError("normalisation='feve' needs every stimulus predicted: use splits='kfold'")
+    if bootstrap and splits != "kfold":
+        raise NeurofitError("bootstrap over stimuli needs every stimulus predicted: use splits='kfold'")
+
+    averaged = average_repetitions(recording)
+    stimulus_ids = np.asarray(averaged.coords["stimulus_id"].values).astype(str)
+    target = np.asarray(averaged.values, dtype=np.float64)  # (S, q, nb)
+    if np.isnan(target).any():
+        s, j, b = np.argwhere(np.isnan(target))[0]
+        raise NeurofitError(
+            f"stimulus_id {str(stimulus_ids[s])!r} has no valid trial for neuroid "
+            f"{str(averaged.coords['neuroid_id'].values[j])!r} in {_bin_label(recording, b)}: drop the stimulus or site"
+        )
+    S, q, nb = target.shape
+    X_np = _collect_features(features, recording, stimulus_ids)
+    object_name = averaged.coords["object_name"].values if "object_name" in averaged.coords else None
+    split = make_splits(
+        stimulus_ids,
+        scheme=splits,
+        object_name=object_name,
+        n_splits=n_splits,
+        seed=seed if splits == "kfold" else None,
+    )
+
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or (torch.float32 if device.type == "cuda" else torch.float64)
+    algorithm = pls_algorithm or ("exact" if splits == "kfold" else "nipals")
+    train = torch.as_tensor(split.train, device=device)
+    test = torch.as_tensor(split.test, device=device)
+    Y_bins = np.moveaxis(target, 2, 0)  # (nb, S, q)
+    if temporal_mode == "span_time":
+        # samples are (bin, stimulus) pairs; folds still hold whole stimuli
+        X_fit = np.concatenate([X_np[min(b, len(X_np) - 1)] for b in range(nb)])[None]
+        Y_fit = Y_bins.reshape(1, nb * S, q)
+        train_fit, test_fit = train.repeat(1, nb), test.repeat(1, nb)
+    else:
+        X_fit, Y_fit, train_fit, test_fit = X_np, Y_bins, train, test
+    Xt = torch.as_tensor(X_fit, device=device, dtype=dtype)
+    Yt = torch.as_tensor(Y_fit, device=device, dtype=dtype)
+    if metric == "pls":
+        n_train = int(split.train.sum(1).min()) * (nb if temporal_mode == "span_time" else 1)
+        if n_components > min(n_train, Xt.shape[-1]):
+            raise NeurofitError(
+                f"n_components={n_components} exceeds min(training stimuli, features)="
+                f"{min(n_train, Xt.shape[-1])}: reduce n_components"
+            )
+        fold_preds = pls_cross_validated(Xt, Yt, train_fit, test_fit, n_components, algorithm=algorithm)
+    else:
+        fold_preds = ridge_cross_validated(Xt, Yt, train_fit, test_fit, alphas)
+
+    # back to (nb, n_test, q) per fold, stimuli in each fold's test order
+    per_fold = []
+    for pred in fold_preds:
+        pred = pred.double().cpu().numpy()
+        if temporal_mode == "span_time":
+            pred = pred[0].reshape(nb, -1, q)
+        per_fold.append(pred)
+
+    n_folds = split.n_folds
+    r_fold = np.full((n_folds, q, nb), np.nan)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConstantInputWarning)
+        for f in range(n_folds):
+            rows = split.test[f]
+            r_fold[f] = np.moveaxis(pearson_r(per_fold[f], Y_bins[:, rows], dim=1), 0, 1)
+        prediction = None
+        if splits == "kfold":
+            prediction = np.zeros((S, q, nb))
+            for f in range(n_folds):
+                prediction[split.test[f]] = np.moveaxis(per_fold[f], 0, 2)
+            r = pearson_r(prediction, target, dim=0)
+        else:
+            r = r_fold.mean(axis=0)
+    n_constant = sum(1 for w in caught if issubclass(w.category, ConstantInputWarning))
+    if n_constant:
+        warnings.warn(
+            "some sites are constant over the held-out stimuli: their r is NaN", ConstantInputWarning, stacklevel=2
+        )
+
+    trials = None
+    if ceiling or normalisation == "feve":
+        trials, trial_ids = trial_array(recording)
+        assert list(trial_ids) == list(stimulus_ids)
+    ceiling_values = np.full((q, nb), np.nan)
+    if ceiling:
+        if splits == "kfold":
+            ceiling_values = split_half_ceiling(trials)
+        else:
+            ceiling_values = brainscore_ceiling(trials)[0]
+    if normalisation == "feve":
+        ceiled = feve(prediction, trials)
+    elif ceiling:
+        ceiled = ceil_scores(r, ceiling_values, normalisation)
+    else:
+        ceiled = np.full((q, nb), np.nan)
+
+    neuroid_coords = {
+        name: ("neuroid", np.asarray(c.values))
+        for name, c in recording.coords.items()
+        if c.dims == ("neuroid",)
+    }
+    bin_coords = {
+        name: ("time_bin", np.asarray(c.values))
+        for name, c in recording.coords.items()
+        if c.dims == ("time_bin",)
+    }
+    ds = xr.Dataset(
+        {
+            "r": (("neuroid", "time_bin"), r),
+            "ceiling": (("neuroid", "time_bin"), ceiling_values),
+            "ceiled": (("neuroid", "time_bin"), ceiled),
+            "r_fold": (("fold", "neuroid", "time_bin"), r_fold),
+        },
+        coords={**neuroid_coords, **bin_coords, "fold": np.arange(n_folds)},
+    )
+    if bootstrap:
+        regions = (
+            np.asarray(recording.coords["region"].values).astype(str)
+            if "region" in recording.coords
+            else np.array(["all"] * q)
+        )
+        use_ceiling = ceiling and normalisation != "feve"
+        stim = bootstrap_stimuli(
+            prediction,
+            target,
+            trials if use_ceiling else None,
+            groups=regions,
+            rule=normalisation if use_ceiling else "r2_over_ceiling",
+            n_draws=bootstrap,
+            seed=seed,
+        )
+        point_values = ceiled if (use_ceiling or normalisation == "feve") else r
+        sites = bootstrap_sites(point_values, groups=regions, n_draws=bootstrap, seed=seed)
+        names = stim["groups"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.stack([np.nanmedian(point_values[regions == g], axis=0) for g in names])
+        dims = ("region", "time_bin")
+        ds = ds.assign(
+            median_ceiled=(dims, median),
+            median_ceiled_low=(dims, stim["low"]),
+            median_ceiled_high=(dims, stim["high"]),
+            median_ceiled_sites_low=(dims, sites["low"]),
+            median_ceiled_sites_high=(dims, sites["high"]),
+        ).assign_coords(region_name=("region", names))
+        ds.attrs["bootstrap_draws"] = int(bootstrap)
+        if normalisation == "feve":
+            ds.attrs["bootstrap_note"] = "FEVe: the stimulus bootstrap covers the median r (FEVe is not resampled)"
+    ds.attrs.update(
+        {
+            "metric": metric,
+            "split_scheme": splits,
+            "temporal_mode": temporal_mode,
+            "normalisation": normalisation if (ceiling or normalisation == "feve") else "none",
+            "ceiling_method": ("split_half" if splits == "kfold" else "brainscore") if ceiling else "none",
+            "seed": int(seed),
+            "split_seed": int(split.seed),
+            "n_splits": int(n_folds),
+            "pls_algorithm": algorithm if metric == "pls" else "",
+            "n_components": int(n_components) if metric == "pls" else 0,
+            "ridge_alphas": np.asarray(alphas, dtype=np.float64) if metric == "ridge" else np.zeros(0),
+            "dtype": str(dtype).replace("torch.", ""),
+        }
+    )
+    return ds
