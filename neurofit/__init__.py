@@ -33,6 +33,9 @@ _PUBLIC: dict[str, str] = {
     "wrap_static": "neurofit.models.hooks:wrap_static",
     "probe_arrival": "neurofit.models.probe:probe_arrival",
     "report": "neurofit.report:report",
+    "load_benchmark": "neurofit.scoring.benchmark:load_benchmark",
+    "score": "neurofit.scoring.score:score",
+    "compare": "neurofit.scoring.compare:compare",
 }
 
 

@@ -53,6 +53,7 @@ from neurofit.scoring.runner import LocalRunner, Result, UnitStore, WorkUnit
 COMMIT_FOLDS = 5
 OFFSET_POLICIES = ("one_to_one", "portion", "graded")
 SMALL_FIT_ELEMENTS = 20_000_000
+UNTRAINED_SEED = 0
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -208,7 +209,8 @@ def resolve_model(model: Any, checkpoint: str | os.PathLike[str] | None = None, 
     """A model (or ActivationSet) with its id and weights sha256, from a zoo name, checkpoint or object.
 
     ``model`` is a zoo name, an import path ``package.module:factory``, a checkpoint file (with ``arch``
-    unless the file names its architecture), a :class:`TemporalModel`, or an ActivationSet.
+    unless the file names its architecture), a :class:`TemporalModel`, or an ActivationSet. A zoo model
+    without a checkpoint is initialised with ``torch.manual_seed(0)`` (the global RNG state is restored).
 
     Example
     -------
@@ -238,7 +240,10 @@ def resolve_model(model: Any, checkpoint: str | os.PathLike[str] | None = None, 
 
         if text not in ZOO:
             get_factory(text)  # raises, listing the valid names
-    built = load_model(text, checkpoint=checkpoint, **config)
+    # an untrained model is initialised from a fixed seed, so that its scores reproduce like any other's
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(UNTRAINED_SEED)
+        built = load_model(text, checkpoint=checkpoint, **config)
     sha = file_sha256(checkpoint) if checkpoint is not None else weights_sha256(built)
     return built, text if checkpoint is None else f"{text}:{Path(checkpoint).name}", sha
 
@@ -633,6 +638,8 @@ def score(
     >>> scores.median_ceiled.sel(region="IT")  # doctest: +SKIP
     """
     bench = load_benchmark(benchmark)
+    # the model first: a wrong name or checkpoint fails before any data is generated or fetched
+    resolved, default_id, weights_sha = resolve_model(model, checkpoint, arch, **config)
     recording, stimuli = data if data is not None else load_benchmark_data(bench)
     validate(recording, stimuli)
     rec = prepare_recording(recording, bench)
@@ -647,7 +654,6 @@ def score(
     trials_all, trial_ids = trial_array(rec)
     trial_pos = {str(sid): i for i, sid in enumerate(trial_ids)}
 
-    resolved, default_id, weights_sha = resolve_model(model, checkpoint, arch, **config)
     model_id = model_id or default_id
     from neurofit.extract.activations import ActivationSet
 

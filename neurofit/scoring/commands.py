@@ -1,0 +1,133 @@
+"""``neurofit score``, ``neurofit compare`` and ``neurofit demo``: argument parsing over the Python twins.
+
+* ``score`` -> :func:`neurofit.scoring.score.score`
+* ``compare`` -> :func:`neurofit.scoring.compare.compare` (or :func:`~neurofit.scoring.compare.compare_models`)
+* ``demo`` -> :func:`neurofit.scoring.demo.demo`
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from neurofit.errors import NeurofitError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``score``, ``compare`` and ``demo`` sub-commands.
+
+    Example
+    -------
+    >>> parser = argparse.ArgumentParser(prog="neurofit")
+    >>> register(parser.add_subparsers())
+    >>> parser.parse_args(["score", "--model", "cornet_z", "--benchmark", "b"]).layers is None
+    True
+    """
+    sc = subparsers.add_parser(
+        "score", help="score a model against a benchmark (per site, per time bin)",
+        description="Score a zoo model or a checkpoint against a benchmark: prints the median ceiled score per "
+                    "region and time bin with bootstrap CIs and writes the ScoreSet (NetCDF). Finished work units "
+                    "are saved as they finish; rerunning an interrupted command resumes it.")
+    sc.add_argument("--model", required=True, metavar="ZOO_NAME|CHECKPOINT",
+                    help="a zoo name (neurofit models list), package.module:factory, or a checkpoint file")
+    sc.add_argument("--arch", metavar="NAME|module:factory",
+                    help="architecture of a checkpoint that does not name its own")
+    sc.add_argument("--checkpoint", metavar="FILE", help="weights for a zoo name given with --model")
+    sc.add_argument("--benchmark", required=True, metavar="ID|FILE.toml", help="benchmark id or TOML file")
+    sc.add_argument("--out", metavar="FILE.nc", help="where to write the ScoreSet (default: <model>-<benchmark>.nc)")
+    sc.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    sc.add_argument("--layers", nargs="+", metavar="LAYER|REGION=LAYER",
+                    help="score these layers without layer commitment (e.g. IT, or V4=conv3 IT=conv4)")
+    sc.add_argument("--grid", action="store_true", help="also score every layer x every timestep (slow)")
+    sc.add_argument("--steps", type=int, help="unroll length (default: enough 10 ms steps for the last bin)")
+    sc.add_argument("--work-dir", metavar="DIR", help="root of the resumable work directories")
+    sc.add_argument("--recording", metavar="FILE.nc", help="score against this recording (with --stimuli)")
+    sc.add_argument("--stimuli", metavar="FILE.csv", help="the recording's stimulus set (CSV + zip beside it)")
+    sc.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    sc.add_argument("--quiet", action="store_true", help="no progress bars")
+    sc.set_defaults(func=_score)
+
+    cmp = subparsers.add_parser(
+        "compare", help="paired per-bin comparison of ScoreSets (Wilcoxon, paired t, BH-FDR)",
+        description="Compare ScoreSets site by site and bin by bin (the first is the reference), or score "
+                    "--models on --benchmark and compare them.")
+    cmp.add_argument("scores", nargs="*", metavar="SCORES.nc", help="ScoreSet files (the first is the reference)")
+    cmp.add_argument("--models", nargs="+", metavar="MODEL", help="score these models first (zoo names or files)")
+    cmp.add_argument("--benchmark", metavar="ID", help="benchmark for --models")
+    cmp.add_argument("--variable", default="ceiled", choices=("ceiled", "r"), help="per-site score compared")
+    cmp.add_argument("--correction", default="fdr_bh", help="multiple-comparison correction (default fdr_bh)")
+    cmp.add_argument("--alpha", type=float, default=0.05)
+    cmp.add_argument("--n-boot", type=int, default=1000)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--out", metavar="FILE.nc", help="write the comparison Dataset (NetCDF)")
+    cmp.add_argument("--quiet", action="store_true", help="no progress bars")
+    cmp.set_defaults(func=_compare)
+
+    demo = subparsers.add_parser(
+        "demo", help="score shipped feedforward and recurrent models on synthetic-ventral and compare them",
+        description="The embedded demo: on the synthetic-ventral dataset (generated, no download), score the "
+                    "shipped feedforward and recurrent checkpoints on the V4 and IT temporal benchmarks, compare "
+                    "them per 10 ms bin and print where recurrence helps.")
+    demo.add_argument("--out", metavar="DIR", default="neurofit-demo", help="folder for the ScoreSets")
+    demo.add_argument("--report", metavar="DIR", help="also write the HTML report there")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_demo)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from neurofit.scoring.score import score, summary_table
+
+    data = None
+    if (args.recording is None) != (args.stimuli is None):
+        raise NeurofitError("--recording and --stimuli go together: give both or neither")
+    if args.recording is not None:
+        from neurofit.data.io import read_recording
+        from neurofit.data.stimuli import read_stimulus_set
+
+        data = (read_recording(args.recording), read_stimulus_set(args.stimuli))
+    out = args.out
+    if out is None:
+        out = f"{Path(args.model).stem}-{Path(args.benchmark).stem}.nc"
+    scores = score(args.model, args.benchmark, checkpoint=args.checkpoint, arch=args.arch, layers=args.layers,
+                   grid=args.grid, data=data, device=args.device, out=out, work_dir=args.work_dir,
+                   steps=args.steps, cache=not args.no_cache, progress=False if args.quiet else None)
+    print(f"{scores.attrs['model_id']} on {scores.attrs['benchmark']} (v{scores.attrs['benchmark_version']}): "
+          f"layers {scores.attrs['committed_layers']}, offsets {scores.attrs['committed_offsets_ms']} ms, "
+          f"mapping {scores.attrs['mapping_policy']}")
+    print(summary_table(scores))
+    print(f"wrote {out}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from neurofit.scoring.compare import compare, comparison_table
+
+    options = dict(variable=args.variable, method=args.correction, alpha=args.alpha, n_boot=args.n_boot,
+                   seed=args.seed, out=args.out)
+    if args.models:
+        if args.scores or not args.benchmark:
+            raise NeurofitError("give either ScoreSet files, or --models with --benchmark")
+        result = compare(*_scored(args.models, args.benchmark, args.quiet), **options)
+    else:
+        if len(args.scores) < 2:
+            raise NeurofitError("compare needs at least two ScoreSet files (or --models with --benchmark)")
+        result = compare(*args.scores, **options)
+    print(comparison_table(result))
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _scored(models: list[str], benchmark: str, quiet: bool) -> list:
+    """Score each model on the benchmark (the ScoreSets are compared in memory, not written)."""
+    from neurofit.scoring.score import score
+
+    return [score(model, benchmark, progress=False if quiet else None) for model in models]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from neurofit.scoring.demo import demo
+
+    demo(out_dir=args.out, report_dir=args.report, progress=False if args.quiet else None, stream=sys.stdout)
+    return 0
