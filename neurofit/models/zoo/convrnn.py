@@ -14,9 +14,9 @@ layer without a cell computes ``ReLU(W * input)``; the layers in ``cell_layers``
 ``conv4 .. conv6``) replace that with a local recurrent cell of one kind (``vanilla``, ``lstm``, ``gru``,
 ``ugrnn``, ``timedecay`` or ``rgc``, the reciprocal gated cell; equations in
 :mod:`neurofit.models.zoo._cells`), whose own input convolution is the layer's feedforward convolution.
-Pooling follows the cell (the paper's pre-memory / memory / post-memory order). Long-range feedback edges
+Pooling follows the cell, so a cell runs at the resolution of its input. Long-range feedback edges
 ``(src, dst)`` (1-based layer numbers, ``src > dst``) resize ``conv{src}``'s output to the size of
-``conv{dst}``'s feedforward input (bilinear) and concatenate it along channels (the paper's "harbor").
+``conv{dst}``'s feedforward input (bilinear) and concatenate it along channels (the "harbor" of the authors' code).
 ``logits_t`` is a linear readout of the global average of the last layer at step ``t``.
 
 The unroll (``convention = "biological"``)
