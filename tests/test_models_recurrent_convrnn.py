@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from neurofit.errors import NeurofitError
+from neurofit.models.base import present
 from neurofit.models.zoo import get_factory
 from neurofit.models.zoo.convrnn import ConvRNN, convrnn_rgc, convrnn_rgc_feedback
 
@@ -69,6 +70,18 @@ def test_layer_k_is_first_driven_at_step_k_exactly(name):
         assert all(differs[measured[layer]:]), layer
     assert measured == model.declared_arrival() == {f"conv{k + 1}": k for k in range(6)}
     assert model.time_map(on=2).first_driven["conv4"] == 5
+
+
+def test_arrival_after_a_late_onset_matches_the_time_map():
+    model = _model("convrnn_rgc_feedback")
+    images_a, images_b = _movie(seed=1)[0], _movie(seed=2)[0]
+    with torch.no_grad():
+        first = model.forward_sequence(present(images_a, steps=9, on=2, off=5))
+        second = model.forward_sequence(present(images_b, steps=9, on=2, off=5))
+    declared = model.time_map(steps=9, on=2, off=5).first_driven
+    for layer in model.layers:
+        differs = [not torch.equal(first[layer][t], second[layer][t]) for t in range(9)]
+        assert differs.index(True) == declared[layer], layer
 
 
 def test_layer_reads_the_layer_below_from_the_previous_step():
