@@ -16,7 +16,6 @@ from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError, ValidationError
 from neurofit.scoring.benchmark import load_benchmark
 from neurofit.scoring.score import (
-    _weighted_r,
     activations_from_arrays,
     read_scoreset,
     region_values,
@@ -198,17 +197,6 @@ def test_grid_scores_every_layer_and_step(toy_data, toy_benchmark, tmp_path):
     assert np.all(np.diag(it_b) > 0.8) and np.all(it_b[~np.eye(5, dtype=bool)] < 0.3)
 
 
-def test_weighted_r_equals_pearson_on_the_resampled_rows():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(size=(40, 6)), rng.normal(size=(40, 6))
-    draws = rng.integers(0, 40, size=(5, 40))
-    weights = np.stack([np.bincount(d, minlength=40) for d in draws]).astype(float)
-    got = _weighted_r(weights, a, b)
-    for k, d in enumerate(draws):
-        expected = [np.corrcoef(a[d, j], b[d, j])[0, 1] for j in range(6)]
-        np.testing.assert_allclose(got[k], expected, rtol=1e-10)
-
-
 def test_summary_table_lists_every_region_and_bin(toy_scores):
     text = summary_table(toy_scores)
     assert text.count("\nIT ") == 5 and text.count("\nV4 ") == 5 and "95% CI (stimuli)" in text
@@ -288,6 +276,7 @@ def test_brainscore_benchmark_reproduces_brainscore_aggregation_exactly():
     ceiling = np.mean(ceilings)
     assert got.attrs["split_scheme"] == "brainscore" and got.attrs["metric"] == "pls25-nipals"
     np.testing.assert_allclose(float(got.benchmark_r.item()), raw, rtol=1e-9)
+    np.testing.assert_allclose(float(got.benchmark_r_error.item()), np.std(per_split) / np.sqrt(10), rtol=1e-6)
     np.testing.assert_allclose(float(got.benchmark_ceiling.item()), ceiling, rtol=1e-12)
     np.testing.assert_allclose(float(got.benchmark_score.item()), raw**2 / ceiling, rtol=1e-9)
 

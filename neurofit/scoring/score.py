@@ -387,86 +387,6 @@ def _ceil(bench: Benchmark, r: np.ndarray, ceiling: np.ndarray, pooled: np.ndarr
         return ceil_scores(r, ceiling, bench.normalisation)
 
 
-# ------------------------------------------------------------------------------------------------ bootstrap
-def _weighted_r(weights: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r of columns of ``a`` and ``b`` ``[n, K]`` under integer stimulus weights ``[draws, n]``."""
-    n = weights.sum(axis=1, keepdims=True)
-    sa, sb = weights @ a, weights @ b
-    saa, sbb, sab = weights @ (a * a), weights @ (b * b), weights @ (a * b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cov = sab - sa * sb / n
-        va = saa - sa * sa / n
-        vb = sbb - sb * sb / n
-        r = cov / np.sqrt(va * vb)
-    r[~((va > 1e-12 * np.abs(saa)) & (vb > 1e-12 * np.abs(sbb)))] = np.nan
-    return np.clip(r, -1.0, 1.0)
-
-
-def _bootstrap_stimuli(bench: Benchmark, groups: list[tuple[np.ndarray, np.ndarray]], targets: np.ndarray,
-                       trials: np.ndarray, site_region: np.ndarray, regions: list[str]) -> np.ndarray:
-    """Median ceiled score per region and bin in each draw of the stimuli: ``[draws, regions, B]``.
-
-    ``groups`` are (stimulus indices, predictions) whose r is averaged (one group of all stimuli for K-fold);
-    the ceiling is recomputed from the same draw's stimuli, so the interval covers the ratio.
-    """
-    from neurofit.regression.ceiling import half_means, spearman_brown
-
-    n, q, n_bins = targets.shape
-    n_boot = bench.n_bootstrap
-    rng = np.random.default_rng(bench.bootstrap_seed)
-    draws = rng.integers(0, n, size=(n_boot, n))
-    half_a, half_b = _halvings(bench, trials)
-    halves = [(np.nan_to_num(a.reshape(n, -1)), np.nan_to_num(b.reshape(n, -1)), np.isfinite(a.reshape(n, -1))
-               & np.isfinite(b.reshape(n, -1))) for a, b in half_means(trials, half_a, half_b)]
-    flat_targets = targets.reshape(n, -1)
-    out = np.full((n_boot, len(regions), n_bins), np.nan)
-    chunk = max(1, 2_000_000 // max(1, q * n_bins))
-    for start in range(0, n_boot, chunk):
-        idx = draws[start:start + chunk]
-        weights = np.zeros((len(idx), n))
-        for row, sample in enumerate(idx):
-            weights[row] = np.bincount(sample, minlength=n)
-        rs = []
-        for members, pred in groups:
-            rs.append(_weighted_r(weights[:, members], pred.reshape(len(members), -1), flat_targets[members]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            r = np.nanmean(rs, axis=0) if len(rs) > 1 else rs[0]
-            ceilings = []
-            for a, b, ok in halves:
-                rh = _weighted_r(weights, a, b)
-                rh[:, ~ok.all(axis=0)] = np.nan
-                ceilings.append(spearman_brown(rh))
-            ceiling = np.mean(ceilings, axis=0)
-        ceiled = _ceil(bench, r, ceiling, None, trials) if bench.normalisation != "feve" else r
-        ceiled = ceiled.reshape(len(idx), q, n_bins)
-        for k, region in enumerate(regions):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out[start:start + len(idx), k] = np.nanmedian(ceiled[:, site_region == region], axis=1)
-    return out
-
-
-def _bootstrap_sites(bench: Benchmark, ceiled: np.ndarray, site_region: np.ndarray,
-                     regions: list[str]) -> np.ndarray:
-    """Median ceiled score per region and bin in each draw of the region's sites: ``[draws, regions, B]``."""
-    out = np.full((bench.n_bootstrap, len(regions), ceiled.shape[1]), np.nan)
-    for k, region in enumerate(regions):
-        values = ceiled[site_region == region]
-        rng = np.random.default_rng([bench.bootstrap_seed, k])
-        idx = rng.integers(0, len(values), size=(bench.n_bootstrap, len(values)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out[:, k] = np.nanmedian(values[idx], axis=1)
-    return out
-
-
-def _percentile(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanpercentile(draws, 2.5, axis=0), np.nanpercentile(draws, 97.5, axis=0)
-
-
 # ------------------------------------------------------------------------------------------------ the run
 class _Features:
     """Feature matrices of (layer, step) in the run's stimulus order, float64, read once each."""
@@ -754,7 +674,7 @@ def score(
     r_fold = np.full((splits.n_folds, n_sites, n_bins), np.nan)
     ceiled = np.full((n_sites, n_bins), np.nan)
     ceiling = _ceiling(bench, trials)
-    boot_groups_by_region: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    pooled_all = np.full(targets_all.shape, np.nan)
     mappings: dict[str, tmap.BinMapping] = {}
     for region in regions:
         layer, off = committed[region]
@@ -769,9 +689,7 @@ def score(
         r[sites], r_fold[:, sites] = r_region, r_fold_region
         ceiled[sites] = _ceil(bench, r_region, ceiling[sites], pooled, trials[:, :, sites])
         if pooled is not None:
-            boot_groups_by_region[region] = [(np.arange(len(score_ids)), pooled)]
-        else:
-            boot_groups_by_region[region] = [(np.flatnonzero(splits.test[f]), p) for f, p in enumerate(preds)]
+            pooled_all[:, sites] = pooled
 
     # -- aggregates with bootstrap CIs ----------------------------------------------------------------------
     with warnings.catch_warnings():
@@ -783,15 +701,22 @@ def score(
     stim_high = np.full_like(medians, np.nan)
     site_low = np.full_like(medians, np.nan)
     site_high = np.full_like(medians, np.nan)
+    stimulus_ci = bench.n_bootstrap > 0 and bench.split_scheme == "kfold" and bench.ceiling == "split_half" \
+        and bench.normalisation != "feve"
     if bench.n_bootstrap > 0:
-        for k, region in enumerate(regions):
-            sites = site_region == region
-            if bench.normalisation != "feve":
-                draws = _bootstrap_stimuli(bench, boot_groups_by_region[region], targets_all[:, sites],
-                                           trials[:, :, sites], site_region[sites], [region])
-                stim_low[k], stim_high[k] = (v[0] for v in _percentile(draws))
-        site_draws = _bootstrap_sites(bench, ceiled, site_region, regions)
-        site_low, site_high = _percentile(site_draws)
+        from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
+
+        if stimulus_ci:
+            # each stimulus is predicted once (K-fold), so r and the split-half ceiling are redrawn together
+            boot = bootstrap_stimuli(pooled_all, targets_all, trials, groups=site_region, rule=bench.normalisation,
+                                     n_draws=bench.n_bootstrap, seed=bench.bootstrap_seed,
+                                     n_halvings=bench.ceiling_splits, ceiling_seed=bench.ceiling_seed)
+            order = [list(boot["groups"]).index(region) for region in regions]
+            stim_low, stim_high = boot["low"][order], boot["high"][order]
+        sites_boot = bootstrap_sites(ceiled, groups=site_region, n_draws=bench.n_bootstrap,
+                                     seed=bench.bootstrap_seed)
+        order = [list(sites_boot["groups"]).index(region) for region in regions]
+        site_low, site_high = sites_boot["low"][order], sites_boot["high"][order]
 
     neuroid_coords = {name: ("neuroid", rec.coords[name].values) for name, coord in rec.coords.items()
                       if coord.dims == ("neuroid",)}
@@ -824,7 +749,11 @@ def score(
         bs_ceiling = np.stack([brainscore_ceiling(trials[:, :, site_region == region], bench.ceiling_splits,
                                                   bench.ceiling_seed)[1] for region in regions])
         rule = bench.normalisation if bench.normalisation != "feve" else "r2_over_ceiling"
+        per_split = np.stack([np.nanmedian(r_fold[:, site_region == region], axis=1) for region in regions])
         variables["benchmark_r"] = (("region", "time_bin"), bs_r)
+        # Brain-Score's error: population std over splits / sqrt(n_splits)
+        variables["benchmark_r_error"] = (("region", "time_bin"),
+                                          np.nanstd(per_split, axis=1) / np.sqrt(per_split.shape[1]))
         variables["benchmark_ceiling"] = (("region", "time_bin"), bs_ceiling)
         variables["benchmark_score"] = (("region", "time_bin"), ceil_scores(bs_r, bs_ceiling, rule))
 
@@ -867,8 +796,10 @@ def score(
         "unroll_steps": int(unroll),
         "n_stimuli_scored": len(score_ids),
         "n_stimuli_commitment": len(commit_ids),
-        "bootstrap": (f"{bench.n_bootstrap} draws (seed {bench.bootstrap_seed}); 95% percentile intervals; "
-                      "over stimuli with the ceiling recomputed in each draw, and over sites"),
+        "bootstrap": (f"{bench.n_bootstrap} draws (seed {bench.bootstrap_seed}); 95% percentile intervals of "
+                      "the median over sites; over stimuli with the ceiling recomputed in each draw"
+                      + ("" if stimulus_ci else " (not computed: needs K-fold splits and the split-half ceiling)")
+                      + ", and over sites"),
         "created": created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     scoreset = xr.Dataset(variables, coords=coords, attrs=attrs)
