@@ -340,3 +340,16 @@ def test_public_api_reexports_the_model_functions():
     import neurofit
 
     assert neurofit.load_model is load_model and neurofit.wrap is wrap and neurofit.wrap_static is wrap_static
+
+
+def test_input_fn_prepares_each_frame_and_select_can_differ_per_layer():
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Flatten())
+    upsample = lambda x: nn.functional.interpolate(x, scale_factor=2.0)  # noqa: E731
+    model = wrap_static(net, {"conv": "0", "flat": "1"}, input_fn=upsample,
+                        select={"flat": lambda o: o[:, :5]})
+    images = torch.rand(2, 3, 4, 4)
+    out = model.forward_sequence(present(images, 1))
+    expected = net[0](upsample(images)).detach()
+    torch.testing.assert_close(out["conv"][0], expected, rtol=0, atol=0)
+    torch.testing.assert_close(out["flat"][0], expected.flatten(1)[:, :5], rtol=0, atol=0)

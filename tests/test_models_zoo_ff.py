@@ -301,3 +301,37 @@ def test_real_resnet20_classifies_procedural_images_deterministically():
     entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
     assert first.argmax(-1).unique().numel() >= 3 and 0.1 < entropy < 2.0
     assert fresh.argmax(-1).unique().numel() < first.argmax(-1).unique().numel()
+
+
+def _quadrant_task():
+    """8 images, 4 classes: a bright 8 x 8 square in one of the four quadrants on dim noise."""
+    generator = torch.Generator().manual_seed(0)
+    images = 0.3 * torch.rand(8, 3, 32, 32, generator=generator)
+    labels = torch.arange(8) % 4
+    for i, k in enumerate(labels.tolist()):
+        row, col = divmod(k, 2)
+        images[i, :, row * 16 + 4:row * 16 + 12, col * 16 + 4:col * 16 + 12] = 1.0
+    return images, labels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OWNED)
+def test_each_model_trains_on_cpu_at_32px(name):
+    """15 Adam steps on 32 px images halve the loss, and every parameter receives a gradient."""
+    torch.manual_seed(6)
+    model = _small(name).train()
+    if name == "resnet20_cifar":
+        model.detach = False
+    images, labels = _quadrant_task()
+    movie = present(model.normalize(images), model.default_steps)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(15):
+        loss = F.cross_entropy(model.forward_sequence(movie)["logits"][-1], labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_grad == []
