@@ -353,3 +353,22 @@ def test_input_fn_prepares_each_frame_and_select_can_differ_per_layer():
     expected = net[0](upsample(images)).detach()
     torch.testing.assert_close(out["conv"][0], expected, rtol=0, atol=0)
     torch.testing.assert_close(out["flat"][0], expected.flatten(1)[:, :5], rtol=0, atol=0)
+
+
+def tiny_wrapped(channels=2):
+    """A user factory returning a wrapped plain module (used through its import path)."""
+    return wrap_static(nn.Sequential(nn.Conv2d(3, channels, 3), nn.BatchNorm2d(channels)), {"conv": "0"},
+                       config={"channels": channels})
+
+
+def test_a_wrapped_user_module_round_trips_through_its_import_path(tmp_path):
+    torch.manual_seed(7)
+    arch = f"{__name__}:tiny_wrapped"
+    model = tiny_wrapped(channels=3)
+    path = save_checkpoint(model, tmp_path / "user.safetensors", arch=arch)
+    assert set(read_checkpoint(path)[0]) == set(model.net.state_dict()), "keys are the plain module's"
+    loaded = load_model(path)
+    assert loaded.arch == arch and loaded.config == {"channels": 3}
+    images = present(torch.rand(2, 3, 8, 8), 1)
+    torch.testing.assert_close(loaded.forward_sequence(images)["conv"], model.forward_sequence(images)["conv"],
+                               rtol=0, atol=0)

@@ -67,6 +67,8 @@ class HookedModel(TemporalModel):
 
     The wrapped module is the attribute ``net``; :func:`neurofit.models.checkpoint.save_checkpoint` and
     ``load_model`` read and write ``net``'s own state_dict, so its keys stay those of the plain module.
+    ``config`` is what the model's factory takes (given by the factory; empty otherwise); ``hook_spec``
+    records the wrapped class, the hooked submodules, their call counts and the feed.
     """
 
     def __init__(
@@ -129,7 +131,9 @@ class HookedModel(TemporalModel):
             self.mean = tuple(float(m) for m in mean)
         if std is not None:
             self.std = tuple(float(s) for s in std)
-        self.config = dict(config) if config is not None else {
+        # config holds the factory's arguments (none known for a user's module); what is hooked is separate
+        self.config = dict(config) if config is not None else {}
+        self.hook_spec = {
             "wrapped": f"{type(module).__module__}.{type(module).__qualname__}",
             "layers": dict(self.layer_paths),
             "steps": dict(self.calls),
