@@ -52,6 +52,12 @@ NORMALISATIONS = {
     "legacy": "(r/ceiling)² (the legacy rule)",
     "feve": "the fraction of explainable variance explained (FEVe)",
 }
+CEILINGS = {
+    "split_half": "the split-half reliability over repetitions (Pearson r of the half means over random halvings), "
+                  "Spearman-Brown corrected",
+    "brainscore": "Brain-Score's split-half reliability over repetitions (shuffle halvings of the repetitions, "
+                  "Spearman-Brown corrected; median over sites, mean over halvings)",
+}
 MAPPINGS = {
     "one_to_one": "one model timestep per time bin",
     "table": "a table of timesteps per bin, nearest start",
@@ -338,11 +344,14 @@ def methods_text(
     >>> methods_text([scoreset], [])[0]  # doctest: +SKIP
     'Scores were computed with neurofit 0.1.0 ...'
     """
-    def values(key: str, names: dict[str, str] | None = None) -> str:
+    def values(key: str, names: dict[str, str] | Callable[[str], str] | None = None) -> str:
         found = list(dict.fromkeys(str(ds.attrs[key]) for ds in sets if key in ds.attrs and ds.attrs[key] != ""))
         if not found:
             return f"(not recorded: attr '{key}' missing)"
-        return "; ".join(f"{names.get(v, v)} [{v}]" if names else v for v in found)
+        if names is None:
+            return "; ".join(found)
+        describe = names if callable(names) else (lambda v: names.get(v, v))
+        return "; ".join(f"{describe(v)} [{v}]" for v in found)
 
     benchmarks = list(dict.fromkeys(
         f"{ds.attrs.get('benchmark', '?')} (version {ds.attrs.get('benchmark_version', '?')})" for ds in sets
@@ -350,18 +359,22 @@ def methods_text(
     models = list(dict.fromkeys(label(ds) for ds in sets))
     start, end = zip(*(time_bins(ds) for ds in sets))
     widths = sorted({float(w) for s, e in zip(start, end) for w in np.round(e - s, 6)})
+    folds = values("n_splits") if _has(sets, "n_splits") else ""
+    ceiling_key = next((k for k in ("ceiling_method", "ceiling") if _has(sets, k)), None)
+    ceiling = values(ceiling_key, CEILINGS) if ceiling_key else _ceiling(sets)
+    uncertainty = (f"Their confidence intervals: {values('bootstrap')}." if _has(sets, "bootstrap") else
+                   "Their confidence intervals come from bootstrap resampling of stimuli and, separately, of sites, "
+                   "as computed by the scoring step.")
     paragraphs = [
         f"Scores were computed with neurofit {values('neurofit_version')} for the model(s) {', '.join(models)} on "
         f"the benchmark(s) {', '.join(benchmarks)}, in time bins of {', '.join(f'{w:g}' for w in widths)} ms "
         f"after stimulus onset. Each site's repetition-averaged response was predicted from model features by "
-        f"{values('metric', METRICS)}, with {values('temporal_mode', TEMPORAL)}, and scored as the Pearson r "
-        f"between held-out predictions and responses under {values('split_scheme', SPLITS)} (seed "
-        f"{values('seed')}). Model timesteps were assigned to time bins by the mapping policy "
-        f"{values('mapping_policy', MAPPINGS)}.",
-        f"The noise ceiling of each site and bin is {values('ceiling') if _has(sets, 'ceiling') else _ceiling(sets)}."
-        f" Ceiled scores are {values('normalisation', NORMALISATIONS)}. Per-region values are medians over "
-        f"sites; their confidence intervals come from bootstrap resampling of stimuli (and, separately, of "
-        f"sites), as recorded by the scoring step.",
+        f"{values('metric', _metric_text)}, with {values('temporal_mode', TEMPORAL)}, and scored as the Pearson r "
+        f"between held-out predictions and responses under {values('split_scheme', SPLITS)}"
+        f"{f' ({folds} splits' if folds else ' ('}seed {values('seed')}). Model timesteps were assigned to time "
+        f"bins by the mapping policy {values('mapping_policy', MAPPINGS)}." + _commitment_text(sets),
+        f"The noise ceiling of each site and bin is {ceiling}. Ceiled scores are "
+        f"{values('normalisation', NORMALISATIONS)}. Per-region values are medians over sites. {uncertainty}",
     ]
     if comparisons:
         n_tests = _family_size(comparisons)
@@ -377,6 +390,34 @@ def methods_text(
     else:
         paragraphs.append("No two models were scored on the same benchmark, so no statistical comparison was made.")
     return paragraphs
+
+
+def _metric_text(value: str) -> str:
+    """``pls25-exact`` -> 'PLS regression with 25 components (exact)'; other values by :data:`METRICS`."""
+    if value.startswith("pls"):
+        head, _, algorithm = value.partition("-")
+        n = head[3:]
+        parts = ["partial least squares regression (PLS"]
+        parts.append(f", {n} components" if n.isdigit() else "")
+        parts.append(f", {algorithm} components)" if algorithm else ")")
+        return "".join(parts)
+    return METRICS.get(value, value)
+
+
+def _commitment_text(sets: list[xr.Dataset]) -> str:
+    committed = []
+    for ds in sets:
+        layers = ds.attrs.get("committed_layers")
+        if isinstance(layers, dict) and layers:
+            offsets = ds.attrs.get("committed_offsets_ms") or {}
+            where = ", ".join(f"{region}: {layer}" + (f" ({float(offsets[region]):+g} ms)" if region in offsets else "")
+                              for region, layer in layers.items())
+            committed.append(f"{label(ds)} on {ds.attrs.get('benchmark', '?')} ({where})")
+    if not committed:
+        return ""
+    how = next((str(ds.attrs["commitment"]) for ds in sets if ds.attrs.get("commitment")), "")
+    return (f" Layers were committed to regions {'(' + how + ')' if how else 'on held-out stimuli'}: "
+            + "; ".join(committed) + ".")
 
 
 def _has(sets: list[xr.Dataset], key: str) -> bool:
