@@ -32,6 +32,8 @@ def test_stimulus_bootstrap_equals_explicit_resampling_with_ceiling_recomputed()
         expected = [np.median(ceiled[groups == g], axis=0) for g in ("IT", "V4")]
         np.testing.assert_allclose(out["draws"][d], expected, rtol=1e-9)
     assert list(out["groups"]) == ["IT", "V4"]
+    chunked = bootstrap_stimuli(prediction, target, trials, groups=groups, n_draws=7, seed=3, max_bytes=1, chunk=2)
+    np.testing.assert_allclose(chunked["draws"], out["draws"], rtol=1e-12)
     assert (out["low"] <= out["high"]).all()
 
 

@@ -36,16 +36,20 @@ def _draw_counts(rng: np.random.Generator, n_draws: int, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=n_draws * n).reshape(n_draws, n).astype(np.float64)
 
 
-def _weighted_r(counts: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r per column for each draw; rows where a or b is NaN are left out. (D, M)."""
+def _pair_statistics(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-stimulus sums for Pearson r of each column pair, ``(S, 6, M)``; NaN rows contribute nothing."""
     ok = np.isfinite(a) & np.isfinite(b)
-    # centring first keeps the one-pass sums free of cancellation
-    a = np.where(ok, a - np.nanmean(np.where(ok, a, np.nan), axis=0), 0.0)
-    b = np.where(ok, b - np.nanmean(np.where(ok, b, np.nan), axis=0), 0.0)
-    okf = ok.astype(np.float64)
-    n = counts @ okf
-    sa, sb = counts @ a, counts @ b
-    saa, sbb, sab = counts @ (a * a), counts @ (b * b), counts @ (a * b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # centring first keeps the one-pass sums free of cancellation
+        a = np.where(ok, a - np.nanmean(np.where(ok, a, np.nan), axis=0), 0.0)
+        b = np.where(ok, b - np.nanmean(np.where(ok, b, np.nan), axis=0), 0.0)
+    return np.stack([ok.astype(np.float64), a, b, a * a, b * b, a * b], axis=1)
+
+
+def _r_from_sums(sums: np.ndarray) -> np.ndarray:
+    """Pearson r from weighted sums ``(D, 6, M)`` -> ``(D, M)``."""
+    n, sa, sb, saa, sbb, sab = np.moveaxis(sums, 1, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = sab - sa * sb / n
         va = saa - sa**2 / n
@@ -68,6 +72,7 @@ def bootstrap_stimuli(
     ceiling_seed: int = 0,
     ci: float = 95.0,
     chunk: int = 100,
+    max_bytes: int = 256 * 2**20,
 ) -> dict[str, np.ndarray]:
     """Percentile CI of the per-group median ceiled score, resampling stimuli.
 
@@ -104,25 +109,37 @@ def bootstrap_stimuli(
     M = n_sites * n_bins
     pred2 = prediction.reshape(S, M)
     targ2 = target.reshape(S, M)
-    halves = None
+    half_a = half_b = None
     if trials is not None:
         half_a, half_b = halving_masks(trials, n_halvings, ceiling_seed)
-        halves = [(a.reshape(S, M), b.reshape(S, M)) for a, b in half_means(trials, half_a, half_b)]
     rng = np.random.default_rng(seed)
+    counts = _draw_counts(rng, n_draws, S)
+    score = np.empty((n_draws, M))
+    n_pairs = 1 + (0 if trials is None else n_halvings)
+    width = max(1, int(max_bytes // (S * n_pairs * 6 * 8)))
+    for c0 in range(0, M, width):
+        cols = slice(c0, min(M, c0 + width))
+        # one matrix of per-stimulus statistics: the prediction-response pair, then every halving's pair
+        pairs = [(pred2[:, cols], targ2[:, cols])]
+        if trials is not None:
+            sub = trials.reshape(S, trials.shape[1], M)[:, :, cols][..., None]
+            pairs += [(a[..., 0], b[..., 0]) for a, b in half_means(sub, half_a, half_b)]
+        stats = np.stack([_pair_statistics(a, b) for a, b in pairs], axis=1).reshape(S, -1)
+        for d0 in range(0, n_draws, chunk):
+            d1 = min(n_draws, d0 + chunk)
+            sums = (counts[d0:d1] @ stats).reshape(d1 - d0, n_pairs, 6, -1)
+            r = _r_from_sums(sums[:, 0])
+            if trials is None:
+                score[d0:d1, cols] = r
+            else:
+                ceiling = np.mean([spearman_brown(_r_from_sums(sums[:, h])) for h in range(1, n_pairs)], axis=0)
+                score[d0:d1, cols] = ceil_scores(r, ceiling, rule)
+    score = score.reshape(n_draws, n_sites, n_bins)
     names = np.unique(groups)
     draws = np.empty((n_draws, len(names), n_bins))
-    for d0 in range(0, n_draws, chunk):
-        counts = _draw_counts(rng, min(chunk, n_draws - d0), S)
-        r = _weighted_r(counts, pred2, targ2)
-        if halves is None:
-            score = r
-        else:
-            ceiling = np.mean([spearman_brown(_weighted_r(counts, a, b)) for a, b in halves], axis=0)
-            score = ceil_scores(r, ceiling, rule)
-        score = score.reshape(-1, n_sites, n_bins)
-        for g, name in enumerate(names):
-            with np.errstate(all="ignore"), _quiet():
-                draws[d0 : d0 + len(counts), g] = np.nanmedian(score[:, groups == name], axis=1)
+    for g, name in enumerate(names):
+        with np.errstate(all="ignore"), _quiet():
+            draws[:, g] = np.nanmedian(score[:, groups == name], axis=1)
     lo, hi = np.nanpercentile(draws, [(100 - ci) / 2, 100 - (100 - ci) / 2], axis=0)
     return {"groups": names, "low": lo, "high": hi, "draws": draws}
 
