@@ -291,6 +291,10 @@ class _Problem:
         self.test = test
         self.device = device
 
+    def __call__(self, unit: WorkUnit) -> Result:
+        # a runner's work function: a picklable object whose arrays a dask runner ships as files
+        return self.fold(unit.fold)
+
     def fold(self, f: int) -> Result:
         tr, te = np.flatnonzero(self.train[f]), np.flatnonzero(self.test[f])
         n_bins = self.targets.shape[2]
@@ -507,6 +511,7 @@ def score(
     progress: bool | None = None,
     created: str | None = None,
     model_id: str | None = None,
+    runner: Any = None,
     **config: Any,
 ) -> xr.Dataset:
     """Score a model against a benchmark; return (and optionally write) its ScoreSet.
@@ -542,6 +547,8 @@ def score(
         Feature reduction for extraction (default: a seeded random projection to 1000 features).
     created : str, optional
         The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
+    runner : DaskRunner, optional
+        Where the work units run (:class:`neurofit.scoring.dask_runner.DaskRunner`); default: in this process.
     **config
         Architecture arguments for zoo models (``width=...``).
 
@@ -616,7 +623,8 @@ def score(
     }, sort_keys=True).encode()).hexdigest()[:24]
     work = Path(work_dir if work_dir is not None else _default_work_root()) / run_key
     store = UnitStore(work)
-    runner = LocalRunner(store, progress=progress)
+    # a DaskRunner (neurofit.scoring.dask_runner) sends the units to a cluster; they are saved here all the same
+    runner = LocalRunner(store, progress=progress) if runner is None else runner.bind(store, progress=progress)
     site_region = rec.coords["region"].values.astype(str)
     regions = list(bench.regions)
 
@@ -654,7 +662,7 @@ def score(
             mapping = _mapping(bench, policy, acts, layer, off, model_layers)
             prob = problem_for(commit_ids, sites, mapping.refs, splits, commit_features)
             units = [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
-            preds = [res["prediction"] for _, res in runner.map(lambda u, p=prob: p.fold(u.fold), units,
+            preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                                  desc=f"commit {region} {layer}@{off:g}ms")]
             r, _, _ = _r_from_folds(dataclasses.replace(bench, split_scheme="kfold"), preds, prob.targets,
                                     splits.test)
@@ -683,7 +691,7 @@ def score(
         sites = np.flatnonzero(site_region == region)
         prob = problem_for(score_ids, sites, mapping.refs, splits, score_features)
         units = [WorkUnit("score", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
-        preds = [res["prediction"] for _, res in runner.map(lambda u, p=prob: p.fold(u.fold), units,
+        preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                              desc=f"score {region} {layer}@{off:g}ms")]
         r_region, r_fold_region, pooled = _r_from_folds(bench, preds, prob.targets, splits.test)
         r[sites], r_fold[:, sites] = r_region, r_fold_region
@@ -837,7 +845,7 @@ def _grid(bench: Benchmark, acts: Any, model_layers: list[str], score_ids: list[
             x = features.get(layer, step)
             prob = _Problem(bench, [x] * n_bins, targets, splits.train, splits.test, device)
             units = [WorkUnit("grid", "all", {"layer": layer, "step": int(step)}, f) for f in range(splits.n_folds)]
-            preds = [res["prediction"] for _, res in runner.map(lambda u, p=prob: p.fold(u.fold), units,
+            preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                                  desc=f"grid {layer}@{step}")]
             r, _, pooled = _r_from_folds(bench, preds, targets, splits.test)
             ceiled = _ceil(bench, r, ceiling, pooled, trials)
