@@ -3,7 +3,7 @@
 Each family lives in one readable file citing its paper (``cornet.py``, ``blt.py``, ``convrnn.py``,
 ``halting.py``, ``feedforward.py``, ``resnet_cifar.py``). A factory takes keyword arguments (width,
 input size, steps, number of classes, ...) and returns a :class:`neurofit.models.base.TemporalModel`
-(or, for ``resnet20_cifar``, a plain ``nn.Module`` to be wrapped with ``wrap_static``).
+(``resnet20_cifar`` returns the plain CIFAR network already wrapped with ``wrap_static``; its own module is ``.net``).
 
 Example
 -------
