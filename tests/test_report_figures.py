@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 from PIL import Image
 from scoreset_fixtures import make_scoreset
@@ -60,7 +61,6 @@ def test_figure_writes_pdf_svg_and_png_at_the_requested_size(name, models, tmp_p
 
 def _assert_readable(fig):
     """No text below 7 pt at print size, no top/right spines, no grid, and axis labels present."""
-    fig.canvas.draw()
     sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip() and t.get_visible()]
     assert min(sizes) >= 7
     for ax in fig.axes:
@@ -152,5 +152,42 @@ def test_difference_figure_marks_exactly_the_significant_bins(models):
             sel = comparisons[0].sel(region=region)
             centres = (sel.time_bin_start.values + sel.time_bin_end.values) / 2
             np.testing.assert_array_equal(stars[0].get_xdata(), centres[sel.significant.values])
+    finally:
+        close(fig)
+
+
+@pytest.mark.parametrize("name", ["predictivity_over_time", "difference_per_bin", "layer_step_heatmap",
+                                  "ceiling_distributions", "peak_time_histogram"])
+def test_labels_and_legends_do_not_collide_at_single_column_width(name, models):
+    ff, rec = models
+    build = {
+        "predictivity_over_time": lambda: figures.predictivity_over_time([ff, rec], width=3.5, height=4.2),
+        "difference_per_bin": lambda: figures.difference_per_bin(rec, ff, n_boot=50, width=3.5, height=2.8),
+        "layer_step_heatmap": lambda: figures.layer_step_heatmap(rec, width=3.5, height=2.8),
+        "ceiling_distributions": lambda: figures.ceiling_distributions([ff], width=3.5, height=2.4),
+        "peak_time_histogram": lambda: figures.peak_time_histogram([ff, rec], width=3.5, height=2.6),
+    }[name]
+    fig = build()
+    try:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        boxes = []
+        for ax in fig.axes:
+            for text in (ax.xaxis.label, ax.yaxis.label, ax.title):
+                if text.get_text():
+                    boxes.append(text.get_window_extent(renderer))
+        legends = [artist.get_window_extent(renderer) for artist in fig.legends]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                assert not a.overlaps(b), f"{name}: two axis labels/titles overlap"
+            for legend in legends:
+                assert not a.overlaps(legend), f"{name}: the legend covers a label"
+        for legend in legends:
+            for ax in fig.axes:
+                assert not legend.overlaps(ax.get_window_extent(renderer)), f"{name}: the legend covers data"
+        width, height = canvas.get_width_height()
+        for box in [*boxes, *legends]:
+            assert box.x0 >= -1 and box.x1 <= width + 1 and box.y0 >= -1 and box.y1 <= height + 1, "text cut off"
     finally:
         close(fig)

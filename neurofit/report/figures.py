@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
+import matplotlib
 import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
@@ -47,6 +48,7 @@ from neurofit.stats.scoreset import regions as region_order
 ScoreSets = xr.Dataset | Sequence[xr.Dataset]
 
 TIME_LABEL = "Time after stimulus onset (ms)"
+TIME_SHORT = "Time after onset (ms)"
 NORMALISATION_LABELS = {
     "r2_over_ceiling": "r²/ceiling",
     "legacy": "(r/ceiling)²",
@@ -114,16 +116,16 @@ def predictivity_over_time(
             for ax in (top, bottom):
                 _mark_stimulus(ax, sets)
                 ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
-            bottom.set_xlabel(TIME_LABEL)
         axes[0, 0].set_ylabel(f"Ceiled score ({_normalisation_label(sets)})")
         axes[1, 0].set_ylabel("Pearson r")
         handles = _legend_handles(labels, colours)
         handles += [
             Patch(facecolor=to_rgba(colour(0), 0.2), label="95% CI (bootstrap over stimuli)"),
             Line2D([], [], color=CEILING_COLOUR, linestyle="--", label="noise ceiling (median r, IQR)"),
-            Patch(facecolor=to_rgba(STIMULUS_COLOUR, 0.12), label="stimulus on"),
+            _stimulus_handle(sets),
         ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
+        _xlabel(axes[1], TIME_LABEL, TIME_SHORT, width)
+        _legend(fig, handles, width)
     return fig
 
 
@@ -179,14 +181,13 @@ def difference_per_bin(
             ax.axhline(0, color="black", linewidth=0.6)
             _mark_stimulus(ax, sets_a)
             ax.set_title(f"{region}")
-            ax.set_xlabel(TIME_LABEL)
             # Significance marks sit in a strip above the data, one row per comparison, so they never cover it.
             ax.margins(y=0.08)
             y0, y1 = ax.get_ylim()
             step = 0.07 * (y1 - y0)
             for row, (k, xs) in enumerate(marks):
                 y = y1 + step * (row + 0.5)
-                ax.plot(xs, np.full(xs.shape, y), linestyle="none", marker="*", markersize=5, color=colour(k),
+                ax.plot(xs, np.full(xs.shape, y), linestyle="none", marker="*", markersize=4, color=colour(k),
                         clip_on=False)
             ax.set_ylim(y0, y1 + step * (len(marks) + 0.3))
         first = comparisons[0].attrs
@@ -199,7 +200,8 @@ def difference_per_bin(
                    label=f"{_method_name(first.get('correction', method))} q < {first.get('alpha', alpha):g} "
                          "(Wilcoxon)"),
         ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
+        _xlabel(axes, TIME_LABEL, TIME_SHORT, width)
+        _legend(fig, handles, width)
     return fig
 
 
@@ -248,7 +250,8 @@ def site_scatter(
         span = _window_text(window)
         ax.set_xlabel(f"{name_b}: ceiled score\n(mean {span})")
         ax.set_ylabel(f"{name_a}: ceiled score\n(mean {span})")
-        fig.legend(loc="outside upper center", ncols=min(len(names) + 1, 3))
+        _legend(fig, ax.get_legend_handles_labels()[0], width, loc="outside upper center",
+                ncols=min(len(names) + 1, 3))
     return fig
 
 
@@ -302,7 +305,6 @@ def layer_step_heatmap(
                               interpolation="nearest")
             ax.set_yticks(range(len(layers)), [str(v) for v in layers])
             ax.set_xticks(_tick_positions(len(steps)), [str(steps[i]) for i in _tick_positions(len(steps))])
-            ax.set_xlabel("Model timestep")
             ax.set_title(region)
             for spine in ax.spines.values():
                 spine.set_visible(False)
@@ -313,6 +315,7 @@ def layer_step_heatmap(
             ax.plot(best[1], best[0], marker="o", markersize=5, markerfacecolor="none", markeredgecolor="white",
                     markeredgewidth=1.2)
         axes[0].set_ylabel("Layer")
+        _xlabel(axes, "Model timestep", "Timestep", width)
         bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.02)
         bar.set_label(f"Ceiled score ({_normalisation_label([scoreset])})\nmean {_window_text(window)}")
         bar.outline.set_visible(False)
@@ -364,7 +367,7 @@ def ceiling_distributions(
             _mark_stimulus(ax, sets)
             ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
             ax.set_title(f"{region} ({_n_sites(sets, region)} sites)")
-            ax.set_xlabel(TIME_LABEL)
+        _xlabel(axes, TIME_LABEL, TIME_SHORT, width)
         axes[0].set_ylabel("Noise ceiling\n(split-half r, Spearman-Brown)")
     return fig
 
@@ -405,10 +408,10 @@ def peak_time_histogram(
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             _mark_stimulus(ax, sets)
             ax.set_title(f"{region}")
-            ax.set_xlabel("Peak time of ceiled score (ms)")
         axes[0].set_ylabel("Sites (count)")
         handles = _legend_handles(labels, colours)
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+        _xlabel(axes, "Peak time of ceiled score (ms)", "Peak time (ms)", width)
+        _legend(fig, handles, width)
     return fig
 
 
@@ -504,6 +507,26 @@ def _mark_stimulus(ax: Axes, sets: list[xr.Dataset]) -> None:
         ax.axvline(float(off), color=STIMULUS_COLOUR, linewidth=0.6, linestyle=":")
 
 
+def _xlabel(axes: np.ndarray, text: str, short: str, width: float) -> None:
+    """Label every panel's x axis; narrow panels get the short form so neighbouring labels never collide."""
+    axes = list(np.ravel(axes))
+    for ax in axes:
+        ax.set_xlabel(short if width / len(axes) < 2.6 else text)
+
+
+def _legend(fig: Figure, handles: list, width: float, loc: str = "outside lower center",
+            ncols: int | None = None) -> None:
+    """A legend outside the axes, so it never hides data; one column when the figure is narrow."""
+    ncols = ncols or (1 if width < 4.5 else min(len(handles), 3))
+    fig.legend(handles=handles, loc=loc, ncols=ncols)
+
+
+def _stimulus_handle(sets: list[xr.Dataset]) -> Patch | Line2D:
+    if sets and sets[0].attrs.get("stimulus_off_ms") is not None:
+        return Patch(facecolor=to_rgba(STIMULUS_COLOUR, 0.12), label="stimulus on")
+    return Line2D([], [], color=STIMULUS_COLOUR, linewidth=0.6, linestyle=":", label="stimulus onset")
+
+
 def _normalisation_label(sets: list[xr.Dataset]) -> str:
     rules = {str(ds.attrs.get("normalisation", "r2_over_ceiling")) for ds in sets}
     return ", ".join(NORMALISATION_LABELS.get(rule, rule) for rule in sorted(rules))
@@ -536,8 +559,6 @@ def _tick_positions(n: int, most: int = 10) -> list[int]:
 
 
 def _cmap_with_absent():
-    import matplotlib
-
     return matplotlib.colormaps["viridis"].with_extremes(bad="#D9D9D9")
 
 

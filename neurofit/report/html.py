@@ -123,7 +123,8 @@ def report(
     planned.append((_Figure("Predictivity over time", "predictivity_over_time",
                             "Top: median over sites of the ceiled score per time bin with its bootstrap CI. Bottom: "
                             "median raw Pearson r of each model and the noise ceiling (median and interquartile "
-                            "range over sites). Shading: stimulus on.", 7.0),
+                            "range over sites). Dotted: stimulus onset (and offset, shaded between, when recorded).",
+                            7.0),
                     lambda: figures.predictivity_over_time(sets)))
     diff_caption = (f"Difference of median ceiled scores per bin (shaded: {100 * 0.95:g}% CI, sites resampled). "
                     f"Stars: {METHODS[method]} q < {alpha:g} on Wilcoxon signed-rank tests over sites, "
