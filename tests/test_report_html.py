@@ -154,3 +154,10 @@ def test_cli_report_errors_are_one_line_naming_the_problem(tmp_path, capsys):
     assert "'ceiling'" in capsys.readouterr().err
     assert not (tmp_path / "r2" / "index.html").exists()
     assert np.isfinite(ds.ceiling.values).any()
+
+
+def test_scoresets_that_cannot_be_compared_give_a_note_not_a_crash(tmp_path):
+    a = make_scoreset("ff", regions={"IT": 6}, n_bins=8, grid=False)
+    b = make_scoreset("rec", regions={"IT": 6}, n_bins=6, grid=False, seed=1)  # other time bins
+    page = report([a, b], tmp_path / "r", n_boot=20).read_text()
+    assert "Model comparison: skipped (ScoreSets &#x27;rec&#x27; and &#x27;ff&#x27; have different time bins" in page

@@ -117,8 +117,13 @@ def report(
     fig_dir = out / "figures"
     window = window if window is not None else _attr_window(sets)
     pairs, pair_note = _pairs(sets, reference)
-    comparisons = (compare_many([(b, a) for a, b in pairs], method=method, alpha=alpha, n_boot=n_boot, seed=seed)
-                   if pairs else [])
+    comparisons: list[xr.Dataset] = []
+    if pairs:
+        try:
+            comparisons = compare_many([(b, a) for a, b in pairs], method=method, alpha=alpha, n_boot=n_boot,
+                                       seed=seed)
+        except NeurofitError as err:
+            pairs, pair_note = [], f"Model comparison: skipped ({err})."
     planned: list[tuple[_Figure, Callable[[], Figure]]] = []
     planned.append((_Figure("Predictivity over time", "predictivity_over_time",
                             "Top: median over sites of the ceiled score per time bin with its bootstrap CI. Bottom: "
