@@ -335,3 +335,14 @@ def test_cornet_s_areas_keep_their_own_number_of_steps():
     assert [acts.n_steps(layer) for layer in acts.layers] == [1, 2, 4, 2]
     assert acts.step_window("V4", 1) == (2.5, 5.0)
     assert acts.driven("V4").all()
+
+
+def test_bf16_autocast_stays_close_to_float32_and_is_a_separate_cache_entry(tmp_path):
+    model, stimuli = TinyBiological(), make_stimuli()
+    full = cached(model, stimuli, tmp_path)
+    half = cached(model, stimuli, tmp_path, autocast="bf16", device="cpu")
+    assert model.calls == 2 and half.attrs["preprocessing"]["autocast"] == "bf16"
+    a, b = full.layer("C").values.ravel(), half.layer("C").values.ravel()
+    assert np.corrcoef(a, b)[0, 1] > 0.99
+    with pytest.raises(NeurofitError, match="autocast must be None, 'bf16' or 'fp16'"):
+        cached(model, stimuli, tmp_path, autocast="int8")
