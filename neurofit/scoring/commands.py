@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from neurofit.errors import NeurofitError
+from neurofit.scoring.dask_runner import add_runner_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +31,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score a zoo model or a checkpoint against a benchmark: prints the median ceiled score per "
                     "region and time bin with bootstrap CIs and writes the ScoreSet (NetCDF). Finished work units "
                     "are saved as they finish; rerunning an interrupted command resumes it.")
-    sc.add_argument("--model", required=True, metavar="ZOO_NAME|CHECKPOINT",
-                    help="a zoo name (neurofit models list), package.module:factory, or a checkpoint file")
+    which = sc.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", metavar="ZOO_NAME|CHECKPOINT",
+                       help="a zoo name (neurofit models list), package.module:factory, or a checkpoint file")
+    which.add_argument("--models", nargs="+", metavar="MODEL",
+                       help="score several models in one run: one ScoreSet each, <model>-<benchmark>.nc in --out-dir")
     sc.add_argument("--arch", metavar="NAME|module:factory",
                     help="architecture of a checkpoint that does not name its own")
     sc.add_argument("--checkpoint", metavar="FILE", help="weights for a zoo name given with --model")
@@ -46,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--stimuli", metavar="FILE.csv", help="the recording's stimulus set (CSV + zip beside it)")
     sc.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     sc.add_argument("--quiet", action="store_true", help="no progress bars")
+    sc.add_argument("--out-dir", metavar="DIR", help="folder for the ScoreSets (default: the current folder)")
+    add_runner_arguments(sc)
     sc.set_defaults(func=_score)
 
     cmp = subparsers.add_parser(
@@ -76,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from neurofit.scoring.score import score, summary_table
+    from neurofit.scoring.dask_runner import runner_from_args, score_models
+    from neurofit.scoring.score import score
 
     data = None
     if (args.recording is None) != (args.stimuli is None):
@@ -86,18 +94,35 @@ def _score(args: argparse.Namespace) -> int:
         from neurofit.data.stimuli import read_stimulus_set
 
         data = (read_recording(args.recording), read_stimulus_set(args.stimuli))
-    out = args.out
-    if out is None:
-        out = f"{Path(args.model).stem}-{Path(args.benchmark).stem}.nc"
-    scores = score(args.model, args.benchmark, checkpoint=args.checkpoint, arch=args.arch, layers=args.layers,
-                   grid=args.grid, data=data, device=args.device, out=out, work_dir=args.work_dir,
-                   steps=args.steps, cache=not args.no_cache, progress=False if args.quiet else None)
+    options = dict(arch=args.arch, layers=args.layers, grid=args.grid, data=data, device=args.device,
+                   work_dir=args.work_dir, steps=args.steps, cache=not args.no_cache,
+                   progress=False if args.quiet else None)
+    if args.models and (args.out or args.checkpoint):
+        raise NeurofitError("with --models give --out-dir (one ScoreSet per model), not --out or --checkpoint")
+    runner = runner_from_args(args)  # None: the local runner
+    try:
+        if args.models:
+            results = score_models(args.models, args.benchmark, out_dir=args.out_dir or ".", runner=runner, **options)
+        else:
+            out = args.out or Path(args.out_dir or ".") / f"{Path(args.model).stem}-{Path(args.benchmark).stem}.nc"
+            results = {out: score(args.model, args.benchmark, checkpoint=args.checkpoint, out=out, runner=runner,
+                                  **options)}
+    finally:
+        if runner is not None:
+            runner.close()
+    for out, scores in results.items():
+        _print_scores(scores, out)
+    return 0
+
+
+def _print_scores(scores: Any, out: Any) -> None:
+    from neurofit.scoring.score import summary_table
+
     print(f"{scores.attrs['model_id']} on {scores.attrs['benchmark']} (v{scores.attrs['benchmark_version']}): "
           f"layers {scores.attrs['committed_layers']}, offsets {scores.attrs['committed_offsets_ms']} ms, "
           f"mapping {scores.attrs['mapping_policy']}")
     print(summary_table(scores))
     print(f"wrote {out}")
-    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -1,0 +1,471 @@
+"""The dask runner: work units on a ``dask.distributed`` cluster, finished units saved as they finish.
+
+:class:`DaskRunner` has the :class:`~neurofit.scoring.runner.LocalRunner` ``map`` interface. It either starts
+a ``LocalCluster`` on this machine (``workers=N``: N single-threaded worker processes) or connects to a
+running scheduler (``scheduler="tcp://HOST:PORT"``, with ``dask worker`` processes on other nodes).
+
+What travels to the workers: a work function is a callable object (scoring's fold problem) whose large arrays
+(feature matrices, responses) are written once, content-addressed, as ``.npy`` files under ``cache_dir``, a
+directory every worker can read; the task itself carries only their paths and is a few kB, whatever the size
+of the benchmark. Workers memory-map the files. A function that would still carry more than
+``max_task_bytes`` after that is refused rather than pickled into every task.
+
+Fault tolerance: the client writes each unit's result to the :class:`~neurofit.scoring.runner.UnitStore`
+(atomically) the moment it arrives, so finished units survive anything that happens later; a task lost with
+a killed worker is rerun elsewhere (``retries``); a killed client is resumed by rerunning the same command,
+which reads the saved units and submits only the missing ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import logging
+import os
+import socket
+import sys
+import types
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from neurofit.atomic import atomic_path
+from neurofit.errors import NeurofitError
+from neurofit.scoring.runner import LocalRunner, Result, UnitStore, WorkUnit
+
+# Arrays at least this large go to the shared cache directory; smaller ones ride in the task.
+MIN_STORED_BYTES = 4096
+# A task that still weighs more than this after externalisation is refused: it would be pickled N times.
+MAX_TASK_BYTES = 1_000_000
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_WORKER_WAIT_S = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredArray:
+    """A reference to an array saved as ``.npy`` on shared storage (what a task carries instead of the data)."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def load(self) -> np.ndarray:
+        try:
+            return np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise NeurofitError(
+                f"worker on host {socket.gethostname()!r} cannot read {self.path}: the --cache-dir must be a "
+                "directory that every dask worker sees at the same path (a shared filesystem)") from None
+
+
+class ArrayStore:
+    """Content-addressed ``.npy`` files under ``<root>/arrays``, each written once, atomically.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> store = ArrayStore(tempfile.mkdtemp())
+    >>> ref = store.put(np.arange(5.0))
+    >>> ref == store.put(np.arange(5.0)), ref.load().tolist()
+    (True, [0.0, 1.0, 2.0, 3.0, 4.0])
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root) / "arrays"
+        self.written: list[Path] = []
+
+    def put(self, array: np.ndarray) -> StoredArray:
+        array = np.ascontiguousarray(array)
+        h = hashlib.sha256()
+        h.update(f"{array.dtype.str}|{array.shape}".encode())
+        h.update(memoryview(array.reshape(-1)).cast("B"))
+        digest = h.hexdigest()
+        path = self.root / digest[:2] / f"{digest}.npy"
+        if not path.exists():
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, array, allow_pickle=False)
+            self.written.append(path)
+        return StoredArray(str(path), tuple(array.shape), array.dtype.str)
+
+    def remove_written(self) -> None:
+        """Delete the files this store wrote (a run's intermediates), leaving other runs' files alone."""
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        self.written.clear()
+
+
+def _is_plain_object(obj: Any) -> bool:
+    # functions, classes and modules are pickled by cloudpickle as they are (and then weighed)
+    return hasattr(obj, "__dict__") and not isinstance(
+        obj, (type, types.FunctionType, types.MethodType, types.ModuleType, types.BuiltinFunctionType))
+
+
+def externalize(obj: Any, store: ArrayStore, min_bytes: int = MIN_STORED_BYTES, _memo: dict | None = None,
+                _depth: int = 0) -> Any:
+    """A copy of ``obj`` whose numpy arrays of ``min_bytes`` or more are :class:`StoredArray` references.
+
+    Descends into lists, tuples, dicts and the attributes of plain objects (including frozen dataclasses);
+    an array that appears several times is stored once. ``obj`` itself is not modified.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> light = externalize({"x": np.zeros(10_000), "n": 3}, ArrayStore(tempfile.mkdtemp()))
+    >>> type(light["x"]).__name__, light["n"]
+    ('StoredArray', 3)
+    """
+    memo = {} if _memo is None else _memo
+    if isinstance(obj, np.ndarray):
+        if obj.nbytes < min_bytes or obj.dtype.hasobject:
+            return obj
+        if id(obj) not in memo:
+            memo[id(obj)] = store.put(obj)
+        return memo[id(obj)]
+    if _depth > 4:
+        return obj
+    if isinstance(obj, (list, tuple)):
+        items = [externalize(v, store, min_bytes, memo, _depth + 1) for v in obj]
+        return type(obj)(items) if not hasattr(obj, "_fields") else type(obj)(*items)
+    if isinstance(obj, dict):
+        return {k: externalize(v, store, min_bytes, memo, _depth + 1) for k, v in obj.items()}
+    if _is_plain_object(obj):
+        state = vars(obj)
+        new = {k: externalize(v, store, min_bytes, memo, _depth + 1) for k, v in state.items()}
+        if all(new[k] is state[k] for k in state):
+            return obj
+        clone = copy.copy(obj)
+        for k, v in new.items():
+            object.__setattr__(clone, k, v)
+        return clone
+    return obj
+
+
+def internalize(obj: Any, _depth: int = 0) -> Any:
+    """The inverse of :func:`externalize`: :class:`StoredArray` references become memory-mapped arrays.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> store = ArrayStore(tempfile.mkdtemp())
+    >>> float(internalize([externalize(np.ones(4096), store)])[0].sum())
+    4096.0
+    """
+    if isinstance(obj, StoredArray):
+        return obj.load()
+    if _depth > 4:
+        return obj
+    if isinstance(obj, (list, tuple)):
+        items = [internalize(v, _depth + 1) for v in obj]
+        return type(obj)(items) if not hasattr(obj, "_fields") else type(obj)(*items)
+    if isinstance(obj, dict):
+        return {k: internalize(v, _depth + 1) for k, v in obj.items()}
+    if _is_plain_object(obj):
+        state = vars(obj)
+        new = {k: internalize(v, _depth + 1) for k, v in state.items()}
+        if all(new[k] is state[k] for k in state):
+            return obj
+        clone = copy.copy(obj)
+        for k, v in new.items():
+            object.__setattr__(clone, k, v)
+        return clone
+    return obj
+
+
+def run_unit(payload: Any, unit: WorkUnit, torch_threads: int | None) -> Result:
+    """What a dask worker executes: load the function's arrays from shared storage and run one unit."""
+    if torch_threads:
+        import torch
+
+        # one thread per worker process: a fixed reduction order (bit-identical to a one-thread local run)
+        # and no oversubscription when several workers share a node's cores
+        torch.set_num_threads(int(torch_threads))
+    fn = internalize(payload)
+    return {name: np.asarray(value) for name, value in fn(unit).items()}
+
+
+def _payload_bytes(payload: Any, unit: WorkUnit) -> int:
+    import cloudpickle
+
+    return len(cloudpickle.dumps((run_unit, payload, unit)))
+
+
+class DaskRunner:
+    """Run work units on a dask.distributed cluster: a new ``LocalCluster`` or an existing scheduler.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://HOST:PORT``). An address that does not answer within
+        ``connect_timeout`` seconds is a :class:`~neurofit.errors.NeurofitError`, as is a scheduler that
+        has no worker after ``worker_wait`` seconds.
+    workers : int, optional
+        Without ``scheduler``: start a ``LocalCluster`` of this many single-threaded worker processes
+        (default: the number of CPU cores). Its dashboard address is printed.
+    cache_dir : path, optional
+        Directory every worker can read, where the feature matrices and responses of the work functions are
+        written (``<cache_dir>/arrays``). Required with ``scheduler``; with a LocalCluster it defaults to
+        ``$NEUROFIT_HOME/dask``. The files a runner writes are removed when it is closed.
+    store : UnitStore, optional
+        Where finished units are saved (by the client, as they arrive) and found on a rerun.
+    progress : bool, optional
+        A tqdm bar of units done / total (default: when stderr is a terminal).
+    retries : int
+        How many times a task lost with its worker (or failed) is resubmitted.
+    torch_threads : int, optional
+        Torch threads in each task (default 1; ``None`` leaves the worker's setting).
+    dashboard_address : str
+        Where a LocalCluster serves its dashboard (``":0"``: any free port).
+
+    Example
+    -------
+    >>> units = [WorkUnit("score", "IT", {"layer": "IT"}, f) for f in range(3)]
+    >>> with DaskRunner(workers=2, progress=False) as runner:  # doctest: +SKIP
+    ...     [float(r["x"]) for _, r in runner.map(Double(), units)]
+    [0.0, 2.0, 4.0]
+    """
+
+    def __init__(self, scheduler: str | None = None, *, workers: int | None = None,
+                 cache_dir: str | os.PathLike[str] | None = None, store: UnitStore | None = None,
+                 progress: bool | None = None, retries: int = 3, torch_threads: int | None = 1,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S, worker_wait: float = DEFAULT_WORKER_WAIT_S,
+                 dashboard_address: str = ":8787", max_task_bytes: int = MAX_TASK_BYTES,
+                 stream: Any = None) -> None:
+        from distributed import Client, LocalCluster
+
+        if scheduler is not None and workers is not None:
+            raise NeurofitError("give either a scheduler address (--scheduler) or a number of local workers "
+                                "(--workers), not both")
+        if scheduler is not None and cache_dir is None:
+            raise NeurofitError("a cluster run needs --cache-dir: a directory that every dask worker sees at the "
+                                "same path (a shared filesystem), where the features are written for them")
+        stream = sys.stderr if stream is None else stream
+        self.store = store
+        self.progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self.retries = int(retries)
+        self.torch_threads = torch_threads
+        self.max_task_bytes = int(max_task_bytes)
+        self.computed = 0
+        self.reused = 0
+        # shared with the bound copies: tasks submitted, and the largest pickled task (payload + unit) in bytes
+        self.stats = {"submitted": 0, "task_bytes": 0}
+        self.cluster = None
+        self._owner = True
+        if cache_dir is None:
+            from neurofit.data.fetch import cache_dir as neurofit_home
+
+            cache_dir = neurofit_home() / "dask"
+        self.arrays = ArrayStore(cache_dir)
+        if scheduler is not None:
+            try:
+                self.client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as err:
+                raise NeurofitError(
+                    f"could not connect to the dask scheduler at {scheduler!r} within {connect_timeout:g} s "
+                    f"({type(err).__name__}: {err}); start one with `dask scheduler` and check the address, the "
+                    "port and the firewall") from err
+            try:
+                self.client.wait_for_workers(1, timeout=worker_wait)
+            except (TimeoutError, OSError) as err:
+                self.client.close()
+                raise NeurofitError(
+                    f"the dask scheduler at {scheduler!r} has no worker after {worker_wait:g} s: start some with "
+                    f"`dask worker {scheduler} --nthreads 1` on the compute nodes") from err
+        else:
+            n = int(workers) if workers is not None else (os.cpu_count() or 1)
+            if n < 1:
+                raise NeurofitError(f"--workers must be at least 1, got {n}")
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                        dashboard_address=dashboard_address, silence_logs=logging.ERROR)
+            self.client = Client(self.cluster, set_as_default=False)
+            try:
+                import bokeh  # noqa: F401
+
+                note = ""
+            except ImportError:
+                note = " (served only when the bokeh package is installed: pip install 'bokeh>=3.1')"
+            print(f"neurofit: dask LocalCluster of {n} workers; dashboard {self.cluster.dashboard_link}{note}",
+                  file=stream, flush=True)
+
+    # -- lifetime ----------------------------------------------------------------------------------------
+    def bind(self, store: UnitStore | None, progress: bool | None = None) -> DaskRunner:
+        """This runner's cluster with another unit store (and fresh counters): one per scoring run."""
+        bound = copy.copy(self)
+        bound.store = store
+        bound.progress = self.progress if progress is None else bool(progress)
+        bound.computed = bound.reused = 0
+        bound._owner = False
+        return bound
+
+    def worker_pids(self) -> dict[str, int]:
+        """Process id of each worker, by address."""
+        return self.client.run(os.getpid)
+
+    def close(self) -> None:
+        """Disconnect (and stop a LocalCluster this runner started); remove the array files it wrote."""
+        if not self._owner:
+            return
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.arrays.remove_written()
+
+    def __enter__(self) -> DaskRunner:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the runner interface ----------------------------------------------------------------------------
+    def map(self, fn: Callable[[WorkUnit], Result], units: Iterable[WorkUnit], *, desc: str = ""
+            ) -> Iterator[tuple[WorkUnit, Result]]:
+        """Run ``fn`` on every unit not already in the store; yield ``(unit, result)`` in the order of ``units``.
+
+        Results are saved to the store as they arrive (in completion order); a unit is yielded as soon as it
+        and every unit before it are done.
+        """
+        from distributed import as_completed
+
+        units = list(units)
+        done: dict[int, Result] = {}
+        todo = []
+        for i, unit in enumerate(units):
+            saved = self.store.get(unit) if self.store is not None else None
+            if saved is None:
+                todo.append(i)
+            else:
+                done[i] = saved
+                self.reused += 1
+        futures = {}
+        if todo:
+            payload = externalize(fn, self.arrays)
+            size = _payload_bytes(payload, units[todo[0]])
+            if size > self.max_task_bytes:
+                raise NeurofitError(
+                    f"each task of {desc or 'this run'} would carry {size / 1e6:.1f} MB: give the runner a callable "
+                    "object that holds its data as numpy arrays (they go to the shared --cache-dir), not a closure")
+            self.stats["task_bytes"] = max(self.stats["task_bytes"], size)
+            self.stats["submitted"] += len(todo)
+            run = uuid.uuid4().hex[:8]
+            for i in todo:
+                future = self.client.submit(run_unit, payload, units[i], self.torch_threads, pure=False,
+                                            retries=self.retries, key=f"neurofit-{units[i].key}-{run}")
+                futures[future] = i
+        following = 0
+        bar = tqdm(total=len(units), initial=len(done), desc=desc or "fits", unit="fit", disable=not self.progress)
+        try:
+            while following < len(units) and following in done:
+                yield units[following], done.pop(following)
+                following += 1
+            # results come with the completions: no second round trip per unit
+            completed = as_completed(list(futures), with_results=True, loop=self.client.loop) if futures else ()
+            for future, result in completed:
+                i = futures.pop(future)
+                if self.store is not None:
+                    self.store.put(units[i], result)
+                self.computed += 1
+                bar.update(1)
+                done[i] = result
+                future.release()
+                while following < len(units) and following in done:
+                    yield units[following], done.pop(following)
+                    following += 1
+        finally:
+            bar.close()
+            for future in futures:
+                future.cancel()
+
+
+# ------------------------------------------------------------------------------------------------ wiring
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--runner``, ``--scheduler``, ``--workers`` and ``--cache-dir`` to a sub-command.
+
+    Example
+    -------
+    >>> p = argparse.ArgumentParser()
+    >>> add_runner_arguments(p)
+    >>> p.parse_args(["--runner", "dask", "--workers", "2"]).workers
+    2
+    """
+    group = parser.add_argument_group("where the fits run")
+    group.add_argument("--runner", choices=("local", "dask"), default="local",
+                       help="local: in this process (default); dask: on a dask.distributed cluster")
+    group.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="a running dask scheduler (--runner dask)")
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="start a LocalCluster of N worker processes (--runner dask; default: CPU cores)")
+    group.add_argument("--cache-dir", metavar="DIR",
+                       help="directory all dask workers see, for the features they read (required with --scheduler)")
+
+
+def runner_from_args(args: argparse.Namespace) -> DaskRunner | None:
+    """The runner the command-line options ask for (``None``: the local runner)."""
+    if args.runner == "local":
+        if args.scheduler or args.workers is not None:
+            raise NeurofitError("--scheduler and --workers need --runner dask")
+        return None
+    return DaskRunner(args.scheduler, workers=args.workers, cache_dir=args.cache_dir,
+                      progress=False if getattr(args, "quiet", False) else None)
+
+
+def output_names(models: Sequence[str], benchmark: str) -> list[str]:
+    """One ScoreSet file name per model: ``<model stem>-<benchmark stem>.nc``; clashing stems are an error.
+
+    Example
+    -------
+    >>> output_names(["runs/a.pt", "runs/b.pt"], "synthetic-ventral-it-temporal")
+    ['a-synthetic-ventral-it-temporal.nc', 'b-synthetic-ventral-it-temporal.nc']
+    """
+    names = [f"{Path(m).stem}-{Path(benchmark).stem}.nc" for m in models]
+    seen: dict[str, str] = {}
+    for model, name in zip(models, names):
+        if name in seen:
+            raise NeurofitError(f"models {seen[name]!r} and {model!r} would both be written to {name}: give "
+                                "checkpoints distinct file names")
+        seen[name] = model
+    return names
+
+
+def score_models(models: Sequence[Any], benchmark: str | os.PathLike[str], *, out_dir: str | os.PathLike[str],
+                 runner: DaskRunner | None = None, **options: Any) -> dict[Path, Any]:
+    """Score several models (zoo names or checkpoints) on one benchmark; write one ScoreSet per model.
+
+    All models share ``runner`` (one cluster for the whole run). Each model's run is resumable on its own:
+    rerunning after an interruption reuses every unit already saved.
+
+    Parameters
+    ----------
+    models : sequence of str
+        Zoo names or checkpoint files (with ``arch=`` in ``options`` when they do not name it).
+    benchmark : str or path
+    out_dir : path
+        Where ``<model stem>-<benchmark stem>.nc`` is written for each model.
+    runner : DaskRunner, optional
+        ``None``: the local runner.
+    **options
+        Passed to :func:`neurofit.scoring.score.score` (``work_dir``, ``arch``, ``layers``, ``data``, ...).
+
+    Returns
+    -------
+    dict
+        Path written -> ScoreSet, in the order of ``models``.
+
+    Example
+    -------
+    >>> score_models(["a.pt", "b.pt"], "synthetic-ventral-it-temporal", out_dir="scores",
+    ...              arch="cornet_rt")  # doctest: +SKIP
+    """
+    from neurofit.scoring.score import score
+
+    out = Path(out_dir)
+    names = output_names([str(m) for m in models], str(benchmark))
+    return {out / name: score(model, benchmark, out=out / name, runner=runner, **options)
+            for model, name in zip(models, names)}
+
+
+__all__ = ["ArrayStore", "DaskRunner", "LocalRunner", "StoredArray", "add_runner_arguments", "externalize",
+           "internalize", "output_names", "run_unit", "runner_from_args", "score_models"]
