@@ -13,6 +13,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     data.set_defaults(func=lambda args: data.print_help() or 2)
 
+    gen = data_sub.add_parser("generate", help="generate the embedded synthetic dataset and write it as NetCDF")
+    gen.add_argument("dataset", choices=["synthetic-ventral"], help="the synthetic dataset to generate")
+    gen.add_argument("--size", default="default",
+                     help="small (192 images), default (768), majajhong (5760) or a number of images")
+    gen.add_argument("--seed", type=int, default=0, help="seed of stimuli, generator and spike noise (default: 0)")
+    gen.add_argument("--repetitions", type=int, default=None, help="repetitions per stimulus (default: 20)")
+    gen.add_argument("--averaged", action="store_true", help="write repetition means instead of trial counts")
+    gen.add_argument("--out", type=Path, default=Path("synthetic-ventral.nc"),
+                     help="recording NetCDF path; the stimulus set goes beside it (default: synthetic-ventral.nc)")
+    gen.set_defaults(func=_generate)
+
     info = data_sub.add_parser("info", help="dims, regions, bins, repetitions and per-site reliability")
     info.add_argument("path", type=Path, help="a recording NetCDF file")
     info.set_defaults(func=_info)
@@ -33,6 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify = data_sub.add_parser("verify", help="check local copies of a dataset's files; exit 1 on any mismatch")
     verify.add_argument("dataset_ids", nargs="+", metavar="ID", help="dataset id(s) (see `neurofit data list`)")
     verify.set_defaults(func=_verify)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from neurofit.data.synthetic import write_synthetic_ventral
+
+    print(write_synthetic_ventral(args.out, args.size, seed=args.seed, repetitions=args.repetitions,
+                                  averaged=args.averaged))
+    return 0
 
 
 def _info(args: argparse.Namespace) -> int:
