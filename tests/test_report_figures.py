@@ -131,13 +131,15 @@ def test_predictivity_without_aggregates_falls_back_to_the_site_median(models):
         close(fig)
 
 
-def test_peak_times_are_the_bin_centres_of_each_sites_maximum(models):
+def test_peak_times_are_the_bin_centres_of_each_sites_maximum_among_reliable_bins(models):
     ff = models[0]
     sites = ff.region.values == "IT"
-    values = ff.ceiled.values[sites]
+    values = ff.ceiled.values[sites].copy()
+    values[ff.ceiling.values[sites] < 0.3] = np.nan
     centres = (ff.time_bin_start.values + ff.time_bin_end.values) / 2
     expected = centres[np.nanargmax(values, axis=1)]
-    np.testing.assert_array_equal(figures.peak_times(ff, "IT"), expected)
+    np.testing.assert_array_equal(figures.peak_times(ff, "IT", min_ceiling=0.3), expected)
+    assert figures.peak_times(ff, "IT", min_ceiling=2.0).size == 0
 
 
 def test_difference_figure_marks_exactly_the_significant_bins(models):

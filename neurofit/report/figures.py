@@ -376,12 +376,15 @@ def peak_time_histogram(
     scoresets: ScoreSets,
     *,
     regions: Sequence[str] | None = None,
+    min_ceiling: float = 0.1,
     width: float = DOUBLE_COLUMN_IN,
     height: float | None = None,
 ) -> Figure:
     """Histogram over sites of the time bin where each site's ceiled score peaks, one outline per model.
 
-    Sites whose score is NaN in every bin are left out (counted in the panel title).
+    A ceiled score divides by the ceiling, so bins where a site is barely reliable (ceiling below
+    ``min_ceiling``, e.g. before its response) can show huge, meaningless ratios: those bins are left out of
+    the peak search. Sites with no remaining bin are left out (the panel title gives the count used).
 
     Example
     -------
@@ -389,7 +392,7 @@ def peak_time_histogram(
     """
     sets = _as_list(scoresets)
     for ds in sets:
-        require(ds, ["ceiled", "region", "time_bin_start", "time_bin_end"], "the peak-time histogram")
+        require(ds, ["ceiled", "ceiling", "region", "time_bin_start", "time_bin_end"], "the peak-time histogram")
     names = _regions(sets, regions)
     labels = _legend_labels(sets)
     colours = _model_colours(labels)
@@ -398,40 +401,50 @@ def peak_time_histogram(
         axes = np.asarray(fig.axes)
         for col, region in enumerate(names):
             ax = axes[col]
+            used = 0
             for i, ds in enumerate(sets):
                 if region not in region_order(ds):
                     continue
-                peaks = peak_times(ds, region)
+                peaks = peak_times(ds, region, min_ceiling=min_ceiling)
+                used = max(used, peaks.size)
                 start, end = time_bins(ds)
                 edges = np.append(start, end[-1])
                 ax.hist(peaks, bins=edges, histtype="step", color=colours[i], linewidth=1.3, label=labels[i])
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             _mark_stimulus(ax, sets)
-            ax.set_title(f"{region}")
+            ax.set_title(f"{region} ({used} of {_n_sites(sets, region)} sites)")
         axes[0].set_ylabel("Sites (count)")
         handles = _legend_handles(labels, colours)
-        _xlabel(axes, "Peak time of ceiled score (ms)", "Peak time (ms)", width)
+        _xlabel(axes, f"Peak time of ceiled score (ms; bins with ceiling ≥ {min_ceiling:g})", "Peak time (ms)",
+                width)
         _legend(fig, handles, width)
     return fig
 
 
-def peak_times(scoreset: xr.Dataset, region: str | None = None) -> np.ndarray:
-    """Centre (ms) of the time bin with each site's largest ceiled score; all-NaN sites are left out.
+def peak_times(scoreset: xr.Dataset, region: str | None = None, min_ceiling: float = 0.1) -> np.ndarray:
+    """Centre (ms) of the bin with each site's largest ceiled score among bins with ceiling >= ``min_ceiling``.
+
+    Sites with no such bin (or only NaN scores) are left out.
 
     Example
     -------
-    >>> ds = xr.Dataset({"ceiled": (("neuroid", "time_bin"), [[0.1, 0.5], [np.nan, np.nan]])},
+    >>> ds = xr.Dataset({"ceiled": (("neuroid", "time_bin"), [[0.9, 0.5], [np.nan, np.nan]]),
+    ...                  "ceiling": (("neuroid", "time_bin"), [[0.02, 0.6], [0.5, 0.5]])},
     ...                 coords={"region": ("neuroid", ["IT", "IT"]), "time_bin_start": ("time_bin", [0.0, 10.0]),
     ...                         "time_bin_end": ("time_bin", [10.0, 20.0])})
     >>> peak_times(ds).tolist()
     [15.0]
     """
-    require(scoreset, ["ceiled", "region", "time_bin_start", "time_bin_end"], "peak_times")
-    values = scoreset["ceiled"].transpose("neuroid", "time_bin").values
+    require(scoreset, ["ceiled", "ceiling", "region", "time_bin_start", "time_bin_end"], "peak_times")
+    values = scoreset["ceiled"].transpose("neuroid", "time_bin").values.astype(np.float64)
+    ceiling = scoreset["ceiling"].transpose("neuroid", "time_bin").values
     if region is not None:
-        values = values[site_regions(scoreset) == region]
+        keep = site_regions(scoreset) == region
+        values, ceiling = values[keep], ceiling[keep]
+    with np.errstate(invalid="ignore"):
+        values = np.where(ceiling >= min_ceiling, values, np.nan)
     valid = np.isfinite(values).any(axis=1)
-    best = np.nanargmax(np.where(np.isfinite(values[valid]), values[valid], -np.inf), axis=1)
+    best = np.argmax(np.where(np.isfinite(values[valid]), values[valid], -np.inf), axis=1)
     return _centres(scoreset)[best]
 
 

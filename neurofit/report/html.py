@@ -159,7 +159,8 @@ def report(
                             "quartiles; whiskers: 1.5 IQR).", 7.0),
                     lambda: figures.ceiling_distributions(sets)))
     planned.append((_Figure("Peak time per site", "peak_time",
-                            "Histogram over sites of the bin in which each site's ceiled score peaks.", 7.0),
+                            "Histogram over sites of the bin in which each site's ceiled score peaks, among the bins "
+                            "where its noise ceiling is at least 0.1 (a ratio over a tiny ceiling is noise).", 7.0),
                     lambda: figures.peak_time_histogram(sets)))
     for fig_info, build in planned:
         if fig_info.skipped:
