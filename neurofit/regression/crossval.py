@@ -106,7 +106,7 @@ def pls_cross_validated(
         return tt, P.to(f64) / safe, c.to(f64) / safe
 
     comps = pls_kernel(
-        C0, step, y_sq, n_components, algorithm=algorithm, n_samples=n_f.repeat(nb).to(f64)
+        C0, step, y_sq, n_components, algorithm=algorithm, n_samples=n_f.repeat(nb).to(f64), y_weights=False
     )
     K = n_components
     R = comps.x_rotations.reshape(nb, F, p, K).to(dt)

@@ -39,7 +39,8 @@ import torch
 from neurofit.errors import NeurofitError
 
 Algorithm = Literal["exact", "nipals"]
-RITZ_KEEP = 6
+RITZ_KEEP = 3
+LANCZOS_DEPTH = 16
 
 # (r [B, p]) -> (tt [B], x_loadings [B, p], y_loadings [B, q]) for scores t = X_c r.
 DataStep = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -129,36 +130,43 @@ def top_eigenvector(
     if (depth + 1) * b >= m or m <= 32:
         vals, vecs = torch.linalg.eigh(G)
         return vecs[..., -1], vecs[..., -b:].flip(-1), restarts
-    V = _orthonormalise(start)
-    done = torch.zeros(B, dtype=torch.bool, device=G.device)
+    # Problems leave the batch as they converge, so a few slow ones do not cost the whole batch.
     z = torch.zeros(B, m, dtype=G.dtype, device=G.device)
+    ritz = torch.zeros(B, m, b, dtype=G.dtype, device=G.device)
+    active = torch.arange(B, device=G.device)
+    Ga = G
+    V = _orthonormalise(start)
+    tiny = torch.finfo(G.dtype).tiny
     for it in range(max_restarts):
         blocks = [V]
         for _ in range(depth):
             # Plain power blocks, column-normalised; one QR of the whole basis below. Lost directions only
             # slow convergence, never spoil it: the residual test decides.
-            W = G @ blocks[-1]
-            blocks.append(W / torch.linalg.vector_norm(W, dim=-2, keepdim=True).clamp_min(torch.finfo(G.dtype).tiny))
+            W = Ga @ blocks[-1]
+            blocks.append(W / torch.linalg.vector_norm(W, dim=-2, keepdim=True).clamp_min(tiny))
         K = _orthonormalise(torch.cat(blocks, dim=-1))
-        GK = G @ K
+        GK = Ga @ K
         H = K.mT @ GK
         theta, S = torch.linalg.eigh(0.5 * (H + H.mT))
         s1 = S[..., -1:]
         z_new = (K @ s1)[..., 0]
         resid = torch.linalg.vector_norm((GK @ s1)[..., 0] - theta[..., -1:] * z_new, dim=-1)
-        scale = theta[..., -1].abs().clamp_min(torch.finfo(G.dtype).tiny)
-        converged = (resid <= tol * scale) & ~done
-        z = torch.where(converged[:, None], z_new, z)
-        restarts = torch.where(converged, torch.full_like(restarts, it + 1), restarts)
-        done = done | converged
+        converged = resid <= tol * theta[..., -1].abs().clamp_min(tiny)
         V = K @ S[..., -b:].flip(-1)
-        if bool(done.all()):
-            return z, V, restarts
-    stalled = (~done).nonzero()[:, 0]
-    vecs = torch.linalg.eigh(G[stalled]).eigenvectors
-    z[stalled] = vecs[..., -1]
-    restarts[stalled] = max_restarts + 1
-    return z, V, restarts
+        done = active[converged]
+        z[done] = z_new[converged]
+        ritz[done] = V[converged]
+        restarts[done] = it + 1
+        if bool(converged.all()):
+            return z, ritz, restarts
+        if bool(converged.any()):
+            keep = ~converged
+            active, Ga, V = active[keep], Ga[keep], V[keep]
+    vecs = torch.linalg.eigh(Ga).eigenvectors
+    z[active] = vecs[..., -1]
+    ritz[active] = vecs[..., -b:].flip(-1)
+    restarts[active] = max_restarts + 1
+    return z, ritz, restarts
 
 
 def _nipals_power(
@@ -211,6 +219,7 @@ def pls_kernel(
     tol: float = 1e-6,
     max_iter: int = 500,
     n_samples: int | torch.Tensor = 1,
+    y_weights: bool = True,
 ) -> PLSComponents:
     """Fit PLS components for a batch of problems given their cross-covariances and a data callback.
 
@@ -228,6 +237,9 @@ def pls_kernel(
     tol, max_iter : NIPALS settings (sklearn's defaults).
     n_samples : int or Tensor (B,)
         Training samples per problem (for sklearn's constant-column threshold).
+    y_weights : bool
+        Compute sklearn's ``y_weights_`` (one more pass over ``C0`` per component; predictions do not
+        need them, so cross-validation skips them and leaves zeros).
 
     Returns
     -------
@@ -260,9 +272,11 @@ def pls_kernel(
         return out - (Cl[..., :k] @ (Pt[..., :k].mT @ x[..., None]))[..., 0]
 
     G = (C0.mT @ C0 if right else C0 @ C0.mT).to(f64)
-    diag_init = torch.diagonal(G, dim1=-2, dim2=-1)
     b = min(RITZ_KEEP, m)
-    start = torch.gather(G, 2, diag_init.topk(b, dim=-1).indices[:, None, :].expand(B, m, b))
+    start = None
+    # Residual target: float64 precision for float64 data; for float32 data 1e-9, a hundred times below
+    # the data's own precision (the Gram matrix itself is always float64).
+    eig_tol = max(1000 * eps, 0.01 * torch.finfo(C0.dtype).eps)
     resid_sq = y_sq_norms.to(f64).clone()
     n_samples_t = torch.as_tensor(n_samples, dtype=f64, device=dev)
     const_floor = n_samples_t * (10 * eps) ** 2
@@ -270,8 +284,13 @@ def pls_kernel(
     unconverged = 0
 
     for k in range(K):
-        if algorithm == "exact":
-            z, ritz, its = top_eigenvector(G, start)
+        if algorithm == "exact" and k == 0:
+            # one full eigendecomposition per fit (not per component): the first weights and a warm start
+            vecs = torch.linalg.eigh(G).eigenvectors
+            z, ritz, its = vecs[..., -1], vecs[..., -b:].flip(-1), torch.zeros(B, dtype=torch.int64, device=dev)
+            w = c_mv(z, k) if right else z
+        elif algorithm == "exact":
+            z, ritz, its = top_eigenvector(G, start, depth=LANCZOS_DEPTH, tol=eig_tol)
             w = c_mv(z, k) if right else z
         else:
             nonconst = (resid_sq > const_floor[..., None] if const_floor.ndim else resid_sq > const_floor) & (
@@ -299,28 +318,25 @@ def pls_kernel(
         p_load = torch.where(ok[:, None], p_load, torch.zeros_like(p_load))
         c_load = torch.where(ok[:, None], c_load, torch.zeros_like(c_load))
         tt = torch.where(ok, safe_tt, torch.zeros_like(tt))
-        yw = ct_mv(w, k)
-        if algorithm == "exact":
-            yw = yw / torch.linalg.vector_norm(yw, dim=-1, keepdim=True).clamp_min(1e-300)
+        if y_weights:
+            yw = ct_mv(w, k)
+            if algorithm == "exact":
+                yw = yw / torch.linalg.vector_norm(yw, dim=-1, keepdim=True).clamp_min(1e-300)
+            else:
+                yw = yw / safe_tt[:, None]
         else:
-            yw = yw / safe_tt[:, None]
+            yw = torch.zeros_like(c_load)
         # rank-2 update of the Gram matrix for C_{k+1} = C_k - tt p c^T
-        if right:
-            u = ct_mv(p_load, k)
-            pp = (p_load * p_load).sum(-1)
-            cu = c_load[:, :, None] * u[:, None, :]
-            G = G - tt[:, None, None] * (cu + cu.mT) + (tt**2 * pp)[:, None, None] * (
-                c_load[:, :, None] * c_load[:, None, :]
-            )
-            new_dirs = torch.stack([c_load, u], dim=-1)
-        else:
-            zc = c_mv(c_load, k)
-            cc = (c_load * c_load).sum(-1)
-            zp = zc[:, :, None] * p_load[:, None, :]
-            G = G - tt[:, None, None] * (zp + zp.mT) + (tt**2 * cc)[:, None, None] * (
-                p_load[:, :, None] * p_load[:, None, :]
-            )
-            new_dirs = torch.stack([p_load, zc], dim=-1)
+        # rank-2 update of the Gram matrix for C_{k+1} = C_k - tt p c^T, as G + D A D^T with D = [d1, d2]
+        if right:  # G = C^T C: d1 = c, d2 = C_k^T p
+            d1, d2 = c_load, ct_mv(p_load, k)
+            sq = (p_load * p_load).sum(-1)
+        else:  # G = C C^T: d1 = p, d2 = C_k c
+            d1, d2 = p_load, c_mv(c_load, k)
+            sq = (c_load * c_load).sum(-1)
+        new_dirs = torch.stack([d1, d2], dim=-1)
+        A = torch.stack([torch.stack([tt**2 * sq, -tt], -1), torch.stack([-tt, torch.zeros_like(tt)], -1)], -2)
+        G = torch.baddbmm(G, new_dirs @ A, new_dirs.mT)
         if algorithm == "exact":
             start = torch.cat([ritz[..., : b], new_dirs], dim=-1)
         W[..., k], R[..., k], P[..., k], Cl[..., k], Yw[..., k] = w, r, p_load, c_load, yw
