@@ -362,6 +362,9 @@ def _as_batch(a: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.d
 
 
 def _check_finite(name: str, t: torch.Tensor) -> None:
+    # A sum is non-finite whenever an element is (or on overflow, which the exact test below rules out).
+    if bool(torch.isfinite(t.sum())):
+        return
     if not bool(torch.isfinite(t).all()):
         raise NeurofitError(f"{name} contains NaN or Inf values: remove or impute them before fitting")
 
@@ -424,7 +427,7 @@ def pls_fit(
         tt = (t * t).sum(-1).to(f64)
         safe = torch.where(tt > 0, tt, torch.ones_like(tt))[:, None]
         p_load = (Xc.mT @ t[..., None])[..., 0].to(f64) / safe
-        c_load = (Yc.mT @ t[..., None])[..., 0].to(f64) / safe
+        c_load = (C0.mT @ r.to(X.dtype)[..., None])[..., 0].to(f64) / safe  # Y_c^T t = Y_c^T X_c r
         return tt, p_load, c_load
 
     comps = pls_kernel(
