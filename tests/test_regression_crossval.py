@@ -45,3 +45,14 @@ def test_every_bin_and_fold_equals_its_own_sklearn_fit(shared_design, kind, sche
                 warnings.simplefilter("ignore")
                 ref = _reference(kind).fit(xb[s.train[f]], Y[b][s.train[f]]).predict(xb[s.test[f]])
             assert np.abs(preds[f][b].numpy() - ref).max() / np.abs(ref).max() < 1e-9
+
+
+def test_bin_chunking_bounds_memory_without_changing_predictions():
+    rng = np.random.default_rng(1)
+    X, Y = torch.as_tensor(rng.normal(size=(4, 60, 10))), torch.as_tensor(rng.normal(size=(4, 60, 5)))
+    s = make_splits([f"s{i:02d}" for i in range(60)], n_splits=3)
+    train, test = torch.as_tensor(s.train), torch.as_tensor(s.test)
+    whole = pls_cross_validated(X, Y, train, test, 3)
+    chunked = pls_cross_validated(X, Y, train, test, 3, max_problem_bytes=1)
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

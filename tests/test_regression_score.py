@@ -174,3 +174,11 @@ def test_constant_site_gives_nan_not_a_crash():
         warnings.simplefilter("ignore")
         scores = fit_and_score(blocks, rec, n_components=3, device="cpu")
     assert np.isnan(scores.r.values[0]).all() and np.isfinite(scores.r.values[1:]).all()
+
+
+def test_stimulus_without_any_valid_trial_is_named():
+    rec, blocks, *_ = _problem()
+    rec = rec.copy()
+    rec.values[rec.stimulus_id.values == "img007", 2, 1] = np.nan
+    with pytest.raises(NeurofitError, match="stimulus_id 'img007' has no valid trial for neuroid 'n2' in time bin 1"):
+        fit_and_score(blocks, rec, n_components=3, device="cpu")

@@ -33,6 +33,7 @@ def pls_cross_validated(
     n_components: int = 25,
     *,
     algorithm: Algorithm = "exact",
+    max_problem_bytes: int = 2 * 2**30,
 ) -> list[torch.Tensor]:
     """PLS predictions of every fold's test samples, all bins and folds fitted together.
 
@@ -46,6 +47,9 @@ def pls_cross_validated(
         shuffle splits).
     n_components : int
     algorithm : {"exact", "nipals"}
+    max_problem_bytes : int
+        Bound on the per-problem cross-covariances and Gram matrices held at once
+        (``n_bins * n_folds * (p * q * itemsize + 8 * q**2)``): bins are fitted in chunks that respect it.
 
     Returns
     -------
@@ -64,6 +68,17 @@ def pls_cross_validated(
     nx, N, p = X.shape
     nb, _, q = Y.shape
     F = train.shape[0]
+    per_bin = F * (p * q * X.element_size() * 3 + 8 * min(p, q) ** 2 * 3)
+    if nb > 1 and nb * per_bin > max_problem_bytes:
+        step_bins = max(1, int(max_problem_bytes // per_bin))
+        chunks = [
+            pls_cross_validated(
+                X if nx == 1 else X[b0 : b0 + step_bins], Y[b0 : b0 + step_bins], train, test, n_components,
+                algorithm=algorithm, max_problem_bytes=max_problem_bytes,
+            )
+            for b0 in range(0, nb, step_bins)
+        ]
+        return [torch.cat([c[f] for c in chunks]) for f in range(F)]
     B = nb * F
     dt = X.dtype
     f64 = torch.float64
