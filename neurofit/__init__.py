@@ -27,6 +27,7 @@ _PUBLIC: dict[str, str] = {
     "fetch_dataset": "neurofit.data.fetch:fetch_dataset",
     "verify_dataset": "neurofit.data.fetch:verify_dataset",
     "list_datasets": "neurofit.data.fetch:list_datasets",
+    "generate_synthetic_ventral": "neurofit.data.synthetic:generate_synthetic_ventral",
     "convert_brainio": "neurofit.data.loaders.brainio:convert_brainio",
     "load_model": "neurofit.models.checkpoint:load_model",
     "wrap": "neurofit.models.hooks:wrap",

@@ -254,7 +254,7 @@ def sample_views(
     Example
     -------
     >>> table = sample_views({0: 1, 6: 1})
-    >>> len(table), sorted(table["variation"].unique())
+    >>> len(table), sorted(table["variation"].unique().tolist())
     (128, [0, 6])
     """
     levels = dict(DEFAULT_LEVELS if levels is None else levels)
