@@ -122,9 +122,12 @@ def test_it_is_reliable_in_the_response_window(small) -> None:
     assert abs(np.median(ceiling[it]) - np.median(reliability)) < 0.05
 
 
-def test_counts_are_poisson_around_the_generator_rates(small, ground_truth) -> None:
+def test_counts_are_poisson_around_the_generator_rates(small) -> None:
     recording, _ = small
-    rates, _, _ = ground_truth
+    expected_rates = syn.expected_rates("small")
+    assert expected_rates.coords["neuroid_id"].values.tolist() == recording.coords["neuroid_id"].values.tolist()
+    assert expected_rates.attrs["units"] == "spikes/s"
+    rates = expected_rates.values
     trials, _ = trial_array(recording)  # stimulus, repetition, site, bin
     expected = rates * 0.010  # spikes per 10 ms bin
     n_reps = trials.shape[1]
