@@ -193,3 +193,23 @@ def test_labels_and_legends_do_not_collide_at_single_column_width(name, models):
             assert box.x0 >= -1 and box.x1 <= width + 1 and box.y0 >= -1 and box.y1 <= height + 1, "text cut off"
     finally:
         close(fig)
+
+
+def _one_wide_bin(model: str, seed: int, late: float):
+    ds = make_scoreset(model, regions={"V4": 20}, n_bins=15, late=late, seed=seed, grid=False).isel(time_bin=[10])
+    return ds.assign_coords(time_bin_start=("time_bin", [50.0]), time_bin_end=("time_bin", [150.0]))
+
+
+def test_a_single_wide_bin_is_drawn_as_points_with_error_bars_labelled_by_its_extent():
+    ff, rec = _one_wide_bin("ff", 0, 0.3), _one_wide_bin("rec", 1, 0.7)
+    fig = figures.predictivity_over_time([ff, rec])
+    try:
+        top = fig.axes[0]
+        assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["50–150"]  # the shared x axis
+        assert len(top.containers) == 2  # one errorbar per model
+        ys = sorted(float(c.lines[0].get_ydata()[0]) for c in top.containers)
+        assert ys == sorted([float(ff.median_ceiled.values[0, 0]), float(rec.median_ceiled.values[0, 0])])
+    finally:
+        close(fig)
+    with pytest.raises(NeurofitError, match="at least 3 time bins"):
+        figures.peak_time_histogram([ff, rec])

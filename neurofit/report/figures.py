@@ -98,20 +98,20 @@ def predictivity_over_time(
                 if region not in region_order(ds):
                     continue
                 centres = _centres(ds)
+                shift = _dodge(ds, i, len(sets) + 1)
                 median, low, high = _median_ceiled(ds, region)
-                top.plot(centres, median, color=colours[i], label=labels[i])
-                if low is not None:
-                    top.fill_between(centres, low, high, color=colours[i], alpha=0.2, linewidth=0)
+                _series(top, centres + shift, median, low, high, colours[i], label=labels[i])
                 sites = site_regions(ds) == region
                 r = _nanmedian(ds["r"].transpose("neuroid", "time_bin").values[sites], axis=0)
-                bottom.plot(centres, r, color=colours[i])
+                _series(bottom, centres + shift, r, None, None, colours[i])
                 key = (str(ds.attrs.get("dataset_sha256", ds.attrs.get("benchmark", i))), region)
                 if key not in drawn_ceiling:
                     drawn_ceiling.add(key)
                     ceiling = ds["ceiling"].transpose("neuroid", "time_bin").values[sites]
                     q25, q50, q75 = _nanpercentile(ceiling, [25, 50, 75])
-                    bottom.fill_between(centres, q25, q75, color=CEILING_COLOUR, alpha=0.25, linewidth=0)
-                    bottom.plot(centres, q50, color=CEILING_COLOUR, linestyle="--", linewidth=1.1)
+                    _series(bottom, centres + _dodge(ds, len(sets), len(sets) + 1), q50, q25, q75, CEILING_COLOUR,
+                            linestyle="--", band_alpha=0.25)
+                _span_bins(top, ds)
             top.set_title(f"{region} ({_n_sites(sets, region)} sites)")
             for ax in (top, bottom):
                 _mark_stimulus(ax, sets)
@@ -122,8 +122,9 @@ def predictivity_over_time(
         handles += [
             Patch(facecolor=to_rgba(colour(0), 0.2), label="95% CI (bootstrap over stimuli)"),
             Line2D([], [], color=CEILING_COLOUR, linestyle="--", label="noise ceiling (median r, IQR)"),
-            _stimulus_handle(sets),
         ]
+        if time_bins(sets[0])[0].size >= _FEW_BINS:
+            handles.append(_stimulus_handle(sets))
         _xlabel(axes[1], TIME_LABEL, TIME_SHORT, width)
         _legend(fig, handles, width)
     return fig
@@ -174,9 +175,9 @@ def difference_per_bin(
                 k = pair_labels.index(f"{c.attrs.get('model_a', 'a')} − {c.attrs.get('model_b', 'b')}")
                 sel = c.sel(region=region)
                 centres = (c["time_bin_start"].values + c["time_bin_end"].values) / 2
-                ax.fill_between(centres, sel["ci_low"].values, sel["ci_high"].values, color=colour(k), alpha=0.2,
-                                linewidth=0)
-                ax.plot(centres, sel["median_difference"].values, color=colour(k))
+                _series(ax, centres, sel["median_difference"].values, sel["ci_low"].values, sel["ci_high"].values,
+                        colour(k))
+                _span_bins(ax, c)
                 marks.append((k, centres[sel["significant"].values.astype(bool)]))
             ax.axhline(0, color="black", linewidth=0.6)
             _mark_stimulus(ax, sets_a)
@@ -364,6 +365,7 @@ def ceiling_distributions(
                            capprops={"color": colour(col), "linewidth": 0.6},
                            flierprops={"marker": ".", "markersize": 2, "markeredgecolor": colour(col),
                                        "alpha": 0.6})
+                _span_bins(ax, ds)
             _mark_stimulus(ax, sets)
             ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
             ax.set_title(f"{region} ({_n_sites(sets, region)} sites)")
@@ -393,6 +395,9 @@ def peak_time_histogram(
     sets = _as_list(scoresets)
     for ds in sets:
         require(ds, ["ceiled", "ceiling", "region", "time_bin_start", "time_bin_end"], "the peak-time histogram")
+        if time_bins(ds)[0].size < 3:
+            raise NeurofitError(f"the peak-time histogram needs at least 3 time bins; ScoreSet {label(ds)!r} has "
+                                f"{time_bins(ds)[0].size}")
     names = _regions(sets, regions)
     labels = _legend_labels(sets)
     colours = _model_colours(labels)
@@ -512,12 +517,50 @@ def _n_sites(sets: list[xr.Dataset], region: str) -> int:
 
 
 def _mark_stimulus(ax: Axes, sets: list[xr.Dataset]) -> None:
+    if sets and time_bins(sets[0])[0].size < _FEW_BINS:
+        return  # a few wide bins are labelled by their extent; onset marks would stretch the axis
     on = float(sets[0].attrs.get("stimulus_on_ms", 0.0)) if sets else 0.0
     off = sets[0].attrs.get("stimulus_off_ms") if sets else None
     ax.axvline(on, color=STIMULUS_COLOUR, linewidth=0.6, linestyle=":")
     if off is not None and np.isfinite(float(off)):
         ax.axvspan(on, float(off), color=STIMULUS_COLOUR, alpha=0.06, linewidth=0)
         ax.axvline(float(off), color=STIMULUS_COLOUR, linewidth=0.6, linestyle=":")
+
+
+# Fewer bins than this are drawn as points with error bars: a line or band through one or two points is invisible
+# or misleading (e.g. one 100 ms bin).
+_FEW_BINS = 4
+
+
+def _series(ax: Axes, x: np.ndarray, y: np.ndarray, low: np.ndarray | None, high: np.ndarray | None, color: str,
+            label: str | None = None, linestyle: str = "-", band_alpha: float = 0.2) -> None:
+    """A line with a shaded band over time, or points with error bars when there are only a few bins."""
+    if x.size < _FEW_BINS:
+        yerr = None if low is None else np.vstack([y - low, high - y])
+        ax.errorbar(x, y, yerr=yerr, fmt="o", color=color, markersize=4, capsize=3, linewidth=1.0, label=label,
+                    mfc="white" if linestyle != "-" else color)
+        return
+    ax.plot(x, y, color=color, label=label, linestyle=linestyle,
+            linewidth=1.1 if linestyle != "-" else None)
+    if low is not None:
+        ax.fill_between(x, low, high, color=color, alpha=band_alpha, linewidth=0)
+
+
+def _dodge(ds: xr.Dataset, index: int, count: int) -> np.ndarray | float:
+    """Horizontal offset (ms) that keeps error bars of several series apart when there are only a few bins."""
+    start, end = time_bins(ds)
+    if start.size >= _FEW_BINS:
+        return 0.0
+    return (end - start) * 0.5 * ((index + 0.5) / count - 0.5)
+
+
+def _span_bins(ax: Axes, ds: xr.Dataset) -> None:
+    """With only a few (wide) bins, label each bin by its extent, so offset points read as one bin."""
+    start, end = ds["time_bin_start"].values, ds["time_bin_end"].values
+    if start.size >= _FEW_BINS:
+        return
+    ax.set_xticks((start + end) / 2, [f"{a:g}–{b:g}" for a, b in zip(start, end)])
+    ax.set_xlim(float(np.min(start)), float(np.max(end)))
 
 
 def _xlabel(axes: np.ndarray, text: str, short: str, width: float) -> None:
