@@ -58,15 +58,20 @@ def test_runner_options_that_do_not_fit_together_are_one_line_errors(toy_files, 
 
 @pytest.mark.slow
 def test_many_models_on_a_cluster_resume_after_the_client_is_killed(toy_files, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the reference is the same command with the local runner, so that extraction (done by the client in both)
+    # runs with the same torch settings
     reference = tmp_path / "local"
-    assert main(_args(toy_files, reference, tmp_path / "work-ref", "--runner", "local")) == 0
+    local = subprocess.run([sys.executable, "-m", "neurofit.cli", *_args(toy_files, reference, tmp_path / "work-ref",
+                                                                         "--runner", "local")],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert local.returncode == 0, local.stderr
     names = sorted(p.name for p in reference.glob("*.nc"))
     assert names == [f"{m}-toy.nc" for m in sorted(MODELS)]
 
     work, out = tmp_path / "work", tmp_path / "dask"
     cmd = [sys.executable, "-m", "neurofit.cli",
            *_args(toy_files, out, work, "--runner", "dask", "--workers", "2", "--cache-dir", str(tmp_path / "shared"))]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 240
     try:
