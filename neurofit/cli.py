@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "neurofit.models.train_commands",
     "neurofit.report.commands",
     "neurofit.scoring.commands",
+    "neurofit.analysis.commands",
 )
 
 

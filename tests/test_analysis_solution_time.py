@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from scipy import stats
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
@@ -12,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from neurofit.analysis.solution_time import (
     decoder_confidence,
     image_dprime,
+    lda_probabilities,
     neural_solution_times,
     solution_time_correlation,
     threshold_crossing,
@@ -67,7 +69,8 @@ def test_solution_time_is_nan_for_images_never_decoded():
     assert np.isnan(out.solution_time).all()
 
 
-def test_decoder_confidence_matches_sklearn_cross_val_predict_with_the_same_folds():
+@pytest.mark.parametrize("decoder", ["lda", "logistic"])
+def test_decoder_confidence_matches_sklearn_cross_val_predict_with_the_same_folds(decoder):
     rng = np.random.default_rng(5)
     objects = np.repeat(["a", "b", "c", "d"], 10)
     rates = rng.normal(size=(40, 7, 2))
@@ -76,15 +79,32 @@ def test_decoder_confidence_matches_sklearn_cross_val_predict_with_the_same_fold
                          neuroid_id=[f"n{k}" for k in range(7)], region="IT", time_bin_start=[0, 10],
                          time_bin_end=[10, 20], identifier="toy", stimulus_set_identifier="toy",
                          presentation_coords={"object_name": objects})
-    conf = decoder_confidence(rec, n_splits=5, seed=3)
+    conf = decoder_confidence(rec, n_splits=5, seed=3, decoder=decoder, shrinkage=0.3)
     labels = np.unique(objects, return_inverse=True)[1]
     cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
     for b in range(2):
-        pipe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+        estimator = (LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.3) if decoder == "lda"
+                     else LogisticRegression(C=1.0, max_iter=1000))
+        pipe = make_pipeline(StandardScaler(), estimator)
         proba = cross_val_predict(pipe, rates[:, :, b], labels, cv=cv, method="predict_proba")
         np.testing.assert_allclose(conf.values[:, b], proba[np.arange(40), labels], rtol=1e-6, atol=1e-8)
-    dprime = decoder_confidence(rec, n_splits=5, seed=3, measure="dprime")
+    dprime = decoder_confidence(rec, n_splits=5, seed=3, measure="dprime", decoder=decoder)
     assert dprime.attrs["measure"] == "dprime" and dprime.shape == (40, 2)
+
+
+def test_lda_with_ledoit_wolf_shrinkage_matches_sklearn_given_the_same_shrinkage():
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(8)
+    y = np.repeat(np.arange(5), 12)
+    x = rng.normal(size=(60, 9)) + np.eye(5, 9)[y] * 2
+    test = rng.normal(size=(7, 9))
+    classes, ours = lda_probabilities(x, y, test)
+    means = np.stack([x[y == c].mean(0) for c in range(5)])
+    a = ledoit_wolf_shrinkage(x - means[y], assume_centered=True)
+    reference = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=a).fit(x, y).predict_proba(test)
+    assert classes.tolist() == list(range(5))
+    np.testing.assert_allclose(ours, reference, rtol=1e-8, atol=1e-12)
 
 
 def test_image_dprime_matches_a_loop_over_images_and_distractors():

@@ -7,6 +7,8 @@ the interval is the ``(100 - ci) / 2`` and ``100 - (100 - ci) / 2`` percentiles 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -52,9 +54,10 @@ def mean_ci(
         ok = np.isfinite(draws)
         boot = np.where(ok, draws, 0.0).sum(-1) / ok.sum(-1)
     q = [(100 - ci) / 2, 100 - (100 - ci) / 2]
-    with np.errstate(invalid="ignore"):
-        low, high = (np.nanpercentile(boot, q, axis=-1) if np.isfinite(boot).any()
-                     else (np.full(mean.shape, np.nan),) * 2)
+    with warnings.catch_warnings():
+        # an index with no finite value in any draw (e.g. a step before any image is correct) is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(boot, q, axis=-1)
     return mean, np.asarray(low), np.asarray(high)
 
 

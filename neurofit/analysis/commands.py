@@ -1,0 +1,91 @@
+"""``neurofit analyze dynamics``: argument parsing over :func:`neurofit.analysis.dynamics.analyze_dynamics`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``neurofit analyze`` with its ``dynamics`` sub-command.
+
+    Example
+    -------
+    >>> parser = argparse.ArgumentParser(prog="neurofit")
+    >>> register(parser.add_subparsers())
+    >>> parser.parse_args(["analyze", "dynamics", "--model", "bl", "--out", "d"]).stimuli
+    'synthetic-ventral'
+    """
+    analyze = subparsers.add_parser("analyze", help="analyses of what a model's recurrence does",
+                                    description="Analyses of representation dynamics and adaptive computation.")
+    inner = analyze.add_subparsers(dest="analysis", metavar="ANALYSIS")
+    analyze.set_defaults(func=lambda args: analyze.print_help() or 2)
+    p = inner.add_parser(
+        "dynamics", help="readout over time, norms, readout zones, halting, neural solution times",
+        description="Per-step readout accuracy, first-correct step, movement after correct classification, L2 "
+                    "norms of correct vs incorrect images, readout-zone margins (Thorat et al. 2023); halting "
+                    "step vs difficulty and zero-shot extrapolation for ACT models (Veerabadran et al. 2023); "
+                    "neural object solution times (Kar et al. 2019) vs the model's. Writes dynamics.nc and "
+                    "figures into --out.")
+    p.add_argument("--model", required=True, metavar="ZOO|CKPT",
+                   help="a zoo name (its shipped checkpoint, if any) or a checkpoint file")
+    p.add_argument("--arch", metavar="NAME|module:factory", help="architecture of a checkpoint that does not name it")
+    p.add_argument("--stimuli", default="synthetic-ventral", metavar="synthetic-ventral|CSV",
+                   help="labelled stimuli (default synthetic-ventral, which brings its recording)")
+    p.add_argument("--recording", metavar="PATH.nc", help="recording with object labels for neural solution times")
+    p.add_argument("--steps", type=int, help="unroll length (default: the training length)")
+    p.add_argument("--label-column", help="stimulus column the model classifies (default: the checkpoint's)")
+    p.add_argument("--probe-layer", help="also fit a cross-validated logistic probe on this layer")
+    p.add_argument("--no-extrapolation", action="store_true", help="skip the zero-shot difficulty series")
+    p.add_argument("--extrapolation-views", type=int, default=2, help="images per object and level (default 2)")
+    p.add_argument("--extrapolation-factor", type=int, default=2, help="longest run / training steps (default 2)")
+    p.add_argument("--neural-label", default="object_name", help="what the neural decoder decodes (object_name)")
+    p.add_argument("--region", default="IT", help="recording region to decode from (default IT)")
+    p.add_argument("--measure", choices=("probability", "dprime"), default="probability",
+                   help="per-image decoder performance (default: held-out probability of the true object)")
+    p.add_argument("--decoder", choices=("lda", "logistic"), default="lda",
+                   help="neural decoder: shrinkage LDA (default, fast) or multinomial logistic regression")
+    p.add_argument("--threshold", type=float, help="solution-time threshold (default 0.5 probability, 2.0 d')")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (dynamics.nc + figures)")
+    p.set_defaults(func=_dynamics)
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _dynamics(args: argparse.Namespace) -> int:
+    from neurofit.analysis.dynamics import analyze_dynamics
+
+    ds = analyze_dynamics(
+        args.model, args.stimuli, arch=args.arch, recording=args.recording, steps=args.steps,
+        label_column=args.label_column, probe_layer=args.probe_layer, extrapolation=not args.no_extrapolation,
+        extrapolation_views=args.extrapolation_views, extrapolation_factor=args.extrapolation_factor,
+        neural_label=args.neural_label, neural_region=args.region, neural_measure=args.measure,
+        neural_decoder=args.decoder,
+        threshold=args.threshold, n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size, out=args.out,
+        figures=not args.no_figures,
+    )
+    print(f"{ds.attrs['model_id']} on {ds.attrs['stimulus_set']}: {ds.sizes['presentation']} images, "
+          f"{ds.sizes['step']} steps")
+    print("accuracy per step: " + ", ".join(_fmt(float(a)) for a in ds.accuracy.values))
+    never = int(np.isnan(ds.first_correct_step.values).sum())
+    print(f"first correct step: median {_fmt(float(np.nanmedian(ds.first_correct_step.values)))}, never correct "
+          f"{never}; stays correct {int(ds.stays_correct.sum())}")
+    if "halting_step" in ds:
+        print(f"halting step: mean {_fmt(float(ds.halting_step.mean()))}; ACT accuracy "
+              f"{_fmt(float(ds.act_correct.mean()))}")
+    if "solution_time_rho" in ds:
+        for m in ds.model_measure.values:
+            s = ds.sel(model_measure=m)
+            print(f"neural solution time vs {m}: Spearman rho {_fmt(float(s.solution_time_rho))} "
+                  f"[{_fmt(float(s.solution_time_low))}, {_fmt(float(s.solution_time_high))}], "
+                  f"n={int(s.solution_time_n)}")
+    print(f"wrote {args.out}/dynamics.nc")
+    return 0

@@ -1,0 +1,263 @@
+"""Figures of the representation-dynamics Dataset (:func:`neurofit.analysis.dynamics.analyze_dynamics`).
+
+One public function per figure, each taking the Dataset and returning a matplotlib Figure drawn in
+neurofit's report style (:mod:`neurofit.report.style`, journal column widths, Okabe-Ito colours); a figure
+whose variables the Dataset lacks raises a :class:`NeurofitError` naming them. :func:`dynamics_figures`
+writes every figure the Dataset supports with :func:`neurofit.report.style.save_figure`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from neurofit.errors import NeurofitError
+from neurofit.report.style import (
+    DOUBLE_COLUMN_IN,
+    SINGLE_COLUMN_IN,
+    colour,
+    neurofit_style,
+    new_figure,
+    save_figure,
+)
+
+STEP_LABEL = "Model step"
+CI_TEXT = "bands: 95% CI, bootstrap over images"
+
+
+def _require(ds: xr.Dataset, names: Sequence[str], figure: str) -> None:
+    missing = [n for n in names if n not in ds.variables]
+    if missing:
+        raise NeurofitError(f"the {figure} figure needs variable(s) {', '.join(missing)}, which this dynamics "
+                            "Dataset lacks; rerun analyze_dynamics with the inputs that produce them")
+
+
+def _band(ax, x: np.ndarray, ds: xr.Dataset, name: str, col: str, label: str) -> None:
+    ax.plot(x, ds[name].values, color=col, label=label, marker="o", markersize=2.5)
+    low, high = f"{name}_low", f"{name}_high"
+    if low in ds and high in ds:
+        ax.fill_between(x, ds[low].values, ds[high].values, color=col, alpha=0.2, linewidth=0)
+
+
+def _title(ds: xr.Dataset) -> str:
+    return f"{ds.attrs.get('model_id', 'model')} on {ds.attrs.get('stimulus_set', 'stimuli')}"
+
+
+def accuracy_over_time(ds: xr.Dataset, *, width: float = SINGLE_COLUMN_IN) -> Figure:
+    """Readout accuracy per step (and the probe's, when fitted) with bootstrap CIs; chance as a dotted line.
+
+    Example
+    -------
+    >>> fig = accuracy_over_time(ds)  # doctest: +SKIP
+    """
+    _require(ds, ["accuracy", "step"], "accuracy-over-time")
+    x = ds["step"].values
+    with neurofit_style():
+        fig = new_figure(width, 2.6, nrows=1)
+        ax = fig.axes[0]
+        _band(ax, x, ds, "accuracy", colour(0), "model readout")
+        if "probe_accuracy" in ds:
+            _band(ax, x, ds, "probe_accuracy", colour(1), f"probe on {ds.attrs.get('probe_layer', 'layer')}")
+        if "class" in ds.coords:
+            ax.axhline(1.0 / ds.sizes["class"], color="black", linestyle=":", linewidth=0.8, label="chance")
+        ax.set_xlabel(STEP_LABEL)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("Accuracy")
+        ax.set_ylim(0, 1)
+        ax.set_title(_title(ds))
+        ax.legend(loc="lower right", title=CI_TEXT, title_fontsize=6)
+    return fig
+
+
+def norm_over_time(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> Figure:
+    """Left: L2 norm of the penultimate representation per step, correct vs incorrect images. Right: the
+    distance moved per step by images already classified correctly (Thorat et al. 2023).
+
+    Example
+    -------
+    >>> fig = norm_over_time(ds)  # doctest: +SKIP
+    """
+    _require(ds, ["norm_correct", "norm_incorrect", "movement_after_correct"], "norm-over-time")
+    x = ds["step"].values
+    with neurofit_style():
+        fig = new_figure(width, 2.6, nrows=1, ncols=2)
+        left, right = fig.axes
+        _band(left, x, ds, "norm_correct", colour(2), "correct")
+        _band(left, x, ds, "norm_incorrect", colour(1), "incorrect")
+        left.set_xlabel(STEP_LABEL)
+        left.xaxis.set_major_locator(MaxNLocator(integer=True))
+        left.set_ylabel("L2 norm (penultimate)")
+        left.set_title("Norm by correctness at that step")
+        left.legend(title=CI_TEXT, title_fontsize=6)
+        _band(right, x, ds, "movement_after_correct", colour(0), "already correct")
+        right.set_xlabel(STEP_LABEL)
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))
+        right.set_ylabel("Distance moved since previous step")
+        right.set_title("Movement after first correct step")
+        right.set_ylim(bottom=0)
+    return fig
+
+
+def margin_trajectories(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN, max_lines: int = 40) -> Figure:
+    """Signed margin to the label's readout-zone boundary over steps, per image (thin) and group means.
+
+    Images are grouped by their trajectory: correct from the first step on, corrected later (first correct
+    after step 0), and never correct. The right panel counts misclassified->corrected and
+    corrected->misclassified transitions per step.
+
+    Example
+    -------
+    >>> fig = margin_trajectories(ds)  # doctest: +SKIP
+    """
+    _require(ds, ["margin", "first_correct_step", "corrected", "misclassified"], "margin-trajectory")
+    x = ds["step"].values
+    margin = ds["margin"].transpose("step", "presentation").values
+    first = ds["first_correct_step"].values
+    groups = [("correct from step 0", first == 0), ("corrected later", first > 0), ("never correct", np.isnan(first))]
+    rng = np.random.default_rng(0)
+    with neurofit_style():
+        fig = new_figure(width, 2.6, nrows=1, ncols=2)
+        left, right = fig.axes
+        for i, (name, members) in enumerate(groups):
+            idx = np.flatnonzero(members)
+            if idx.size == 0:
+                continue
+            shown = rng.choice(idx, size=min(max_lines, idx.size), replace=False)
+            for j in shown:
+                left.plot(x, margin[:, j], color=colour(i), alpha=0.15, linewidth=0.5)
+            left.plot(x, np.nanmean(margin[:, idx], axis=1), color=colour(i), linewidth=2,
+                      label=f"{name} (n={idx.size})")
+        left.axhline(0, color="black", linewidth=0.6)
+        left.set_xlabel(STEP_LABEL)
+        left.xaxis.set_major_locator(MaxNLocator(integer=True))
+        left.set_ylabel("Margin to zone boundary (>0: inside)")
+        left.set_title("Readout-zone margin trajectories")
+        left.legend(loc="lower right")
+        width_bar = 0.4
+        right.bar(x - width_bar / 2, ds["corrected"].values, width_bar, color=colour(2),
+                  label="misclassified→corrected")
+        right.bar(x + width_bar / 2, ds["misclassified"].values, width_bar, color=colour(1),
+                  label="corrected→misclassified")
+        right.set_xlabel(STEP_LABEL)
+        right.xaxis.set_major_locator(MaxNLocator(integer=True))
+        right.set_ylabel("Images")
+        right.set_title("Transitions since previous step")
+        right.legend()
+    return fig
+
+
+def halting_vs_difficulty_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> Figure:
+    """Left: mean halting step per difficulty level (CI). Right: ACT accuracy per level of the difficulty
+    series with the training number of steps and with more (zero-shot extrapolation).
+
+    Example
+    -------
+    >>> fig = halting_vs_difficulty_figure(ds)  # doctest: +SKIP
+    """
+    _require(ds, ["level_mean_halting_step"], "halting-vs-difficulty")
+    has_extrap = "extrap_act_accuracy" in ds
+    with neurofit_style():
+        fig = new_figure(width if has_extrap else SINGLE_COLUMN_IN, 2.6, nrows=1, ncols=2 if has_extrap else 1)
+        ax = fig.axes[0]
+        levels = ds["difficulty_level"].values
+        mean = ds["level_mean_halting_step"].values
+        err = np.vstack([mean - ds["level_mean_halting_step_low"].values,
+                         ds["level_mean_halting_step_high"].values - mean])
+        ax.errorbar(np.arange(len(levels)), mean, yerr=err, color=colour(0), marker="o", capsize=2)
+        ax.set_xticks(np.arange(len(levels)), [str(v) for v in levels])
+        ax.set_xlabel(str(ds.attrs.get("difficulty_level_column", "difficulty level")))
+        ax.set_ylabel("Halting step (mean, 95% CI)")
+        rho = ""
+        if "halting_rho" in ds and "difficulty_measure" in ds.coords:
+            parts = [f"{m}: ρ={ds.halting_rho.sel(difficulty_measure=m).item():.2f}"
+                     for m in ds.difficulty_measure.values]
+            rho = "\n" + "; ".join(parts[:3])
+        ax.set_title(f"Halting step vs difficulty{rho}", fontsize=7)
+        if has_extrap:
+            right = fig.axes[1]
+            lv = ds["extrapolation_level"].values
+            xpos = np.arange(len(lv))
+            for j, steps in enumerate(ds["max_steps"].values):
+                acc = ds["extrap_act_accuracy"].isel(max_steps=j).values
+                low = ds["extrap_act_accuracy_low"].isel(max_steps=j).values
+                high = ds["extrap_act_accuracy_high"].isel(max_steps=j).values
+                right.errorbar(xpos + (j - 0.5) * 0.1, acc, yerr=np.vstack([acc - low, high - acc]), color=colour(j),
+                               marker="o", capsize=2, label=f"max steps {int(steps)}")
+            difficulty = ds["extrapolation_difficulty"].values if "extrapolation_difficulty" in ds.coords else lv
+            right.set_xticks(xpos, [f"{v:g}" for v in difficulty])
+            right.axvspan(-0.3, int(np.sum(np.asarray(difficulty) <= 1.0)) - 0.7, color="0.9", zorder=0,
+                          label="training range")
+            right.set_xlabel("Generator difficulty")
+            right.set_ylabel("ACT accuracy (95% CI)")
+            right.set_ylim(0, 1)
+            right.set_title("Zero-shot extrapolation")
+            right.legend()
+    return fig
+
+
+def solution_time_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> Figure:
+    """Neural object solution time vs the model's first-correct step (and halting step), one dot per image.
+
+    Example
+    -------
+    >>> fig = solution_time_figure(ds)  # doctest: +SKIP
+    """
+    _require(ds, ["neural_solution_time", "solution_time_rho"], "model-vs-neural solution time")
+    measures = [str(m) for m in ds["model_measure"].values]
+    neural = ds["neural_solution_time"].values
+    rng = np.random.default_rng(0)
+    with neurofit_style():
+        fig = new_figure(width if len(measures) > 1 else SINGLE_COLUMN_IN, 2.6, nrows=1, ncols=len(measures))
+        for ax, measure in zip(fig.axes, measures):
+            model = ds[measure].values.astype(np.float64)
+            ok = np.isfinite(model) & np.isfinite(neural)
+            jitter = rng.uniform(-0.15, 0.15, size=ok.sum())
+            ax.scatter(model[ok] + jitter, neural[ok], s=4, alpha=0.4, color=colour(0), linewidths=0)
+            sel = ds.sel(model_measure=measure)
+            ax.set_title(f"ρ = {sel.solution_time_rho.item():.2f} [{sel.solution_time_low.item():.2f}, "
+                         f"{sel.solution_time_high.item():.2f}], n = {int(sel.solution_time_n.item())}")
+            ax.set_xlabel(f"Model {measure.replace('_', ' ')}")
+            ax.set_ylabel("Neural solution time (ms)")
+    return fig
+
+
+FIGURES = {
+    "accuracy_over_time": (accuracy_over_time, "accuracy"),
+    "norm_over_time": (norm_over_time, "norm_correct"),
+    "margin_trajectories": (margin_trajectories, "margin"),
+    "halting_vs_difficulty": (halting_vs_difficulty_figure, "level_mean_halting_step"),
+    "solution_time": (solution_time_figure, "solution_time_rho"),
+}
+
+
+def dynamics_figures(ds: xr.Dataset, folder: str | os.PathLike[str],
+                     formats: Sequence[str] = ("pdf", "svg", "png")) -> dict[str, dict[str, Path]]:
+    """Write every figure the Dataset supports into ``folder`` (``<name>.pdf/.svg/.png``).
+
+    Returns
+    -------
+    dict figure name -> {format: path}.
+
+    Example
+    -------
+    >>> paths = dynamics_figures(ds, "out")  # doctest: +SKIP
+    """
+    from neurofit.report.style import close
+
+    folder = Path(folder)
+    written: dict[str, dict[str, Path]] = {}
+    for name, (draw, needs) in FIGURES.items():
+        if needs not in ds:
+            continue
+        fig = draw(ds)
+        try:
+            written[name] = save_figure(fig, folder / name, formats)
+        finally:
+            close(fig)
+    return written

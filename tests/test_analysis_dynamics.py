@@ -1,0 +1,108 @@
+"""analyze_dynamics and `neurofit analyze dynamics`: the assembled Dataset agrees with the analyses it is made of."""
+
+import numpy as np
+import pytest
+import torch
+
+from neurofit.analysis import geometry, readout
+from neurofit.analysis.dynamics import analyze_dynamics
+from neurofit.analysis.figures import dynamics_figures
+from neurofit.data.io import read_dataset, write_recording
+from neurofit.data.recording import make_recording
+from neurofit.data.stimuli import StimulusSet, write_stimulus_set
+from neurofit.data.synthetic_stimuli import render_stimuli
+from neurofit.errors import NeurofitError
+from neurofit.models.zoo.halting import halting_convgru
+
+CLASSES = 8
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _denormals():
+    torch.set_flush_denormal(True)
+
+
+@pytest.fixture(scope="module")
+def stimuli():
+    images, table = render_stimuli({0: 1}, image_size=32, supersample=1)
+    return StimulusSet.from_arrays(images, table, degrees=8.0, identifier="tiny-synthetic")
+
+
+@pytest.fixture(scope="module")
+def recording(stimuli):
+    """Category-tuned sites that are silent before bin 2: decodable from bin 2 on."""
+    rng = np.random.default_rng(0)
+    labels = np.unique(stimuli.table["category_name"], return_inverse=True)[1]
+    n, sites, bins = len(labels), 8, 5
+    rates = np.full((n, sites, bins), 3.0)
+    rates[:, :, 2:] += (np.eye(CLASSES)[labels] @ rng.normal(size=(CLASSES, sites)) * 4)[:, :, None]
+    rates[:, :, 2:] += rng.normal(scale=0.3, size=(n, sites, bins - 2))
+    return make_recording(rates, stimulus_id=stimuli.table["stimulus_id"], repetition=[0] * n,
+                          neuroid_id=[f"s{k}" for k in range(sites)], region="IT",
+                          time_bin_start=np.arange(bins) * 10.0, time_bin_end=np.arange(bins) * 10.0 + 10,
+                          identifier="toy-it", stimulus_set_identifier="tiny-synthetic",
+                          presentation_coords={"category_name": stimuli.table["category_name"]})
+
+
+def _model():
+    torch.manual_seed(0)
+    return halting_convgru(stem_channels=4, channels=(4, 4), steps=3, num_classes=CLASSES).eval()
+
+
+def test_dataset_matches_the_analyses_it_is_assembled_from(stimuli, recording):
+    model = _model()
+    ds = analyze_dynamics(model, stimuli, recording=recording, neural_label="category_name", extrapolation=False,
+                          n_splits=4, n_boot=50, figures=False)
+    labels = np.unique(stimuli.table["category_name"], return_inverse=True)[1]
+    run = readout.run_readout(model, stimuli.load_images(32), 3)
+    correct = readout.correct_per_step(run.logits, labels)
+    assert ds.sizes["step"] == 3 and ds.sizes["presentation"] == len(stimuli)
+    np.testing.assert_array_equal(ds.correct.values.astype(bool), correct)
+    np.testing.assert_allclose(ds.accuracy, correct.mean(1))
+    assert (ds.accuracy_low <= ds.accuracy).all() and (ds.accuracy <= ds.accuracy_high).all()
+    np.testing.assert_array_equal(ds.first_correct_step, readout.first_correct_step(correct)[0])
+    np.testing.assert_allclose(ds.margin, geometry.zone_margins(run.penultimate, labels, run.weight, run.bias))
+    np.testing.assert_allclose(ds.norm, readout.l2_norms(run.penultimate))
+    np.testing.assert_allclose(ds.norm_correct, readout.mean_by_correctness(ds.norm.values, correct)[0])
+    assert ds.corrected.values.tolist() == geometry.count_transitions(correct)[0].tolist()
+    # halting, its difficulty correlations, and the neural solution times decodable from bin 2 (centre 25 ms)
+    assert ds.halting_step.dtype.kind == "i" and "halting_rho" in ds
+    times = ds.neural_solution_time.values
+    assert np.isfinite(times).all() and (times > 15).all() and (times <= 25).all()
+    assert list(ds.model_measure.values) == ["first_correct_step", "halting_step"]
+    assert ds.attrs["steps"] == 3 and ds.attrs["label_column"] == "category_name"
+
+
+def test_cli_writes_the_dataset_and_figures_from_a_checkpoint_csv_and_recording(tmp_path, stimuli, recording):
+    from neurofit.cli import main
+    from neurofit.models.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(_model(), tmp_path / "halting.safetensors", arch="halting_convgru")
+    csv = write_stimulus_set(stimuli, tmp_path / "stimuli.csv")
+    rec = write_recording(recording, tmp_path / "rec.nc")
+    out = tmp_path / "out"
+    status = main(["analyze", "dynamics", "--model", str(ckpt), "--stimuli", str(csv), "--recording", str(rec),
+                   "--neural-label", "category_name", "--no-extrapolation", "--n-boot", "20", "--out", str(out)])
+    assert status == 0
+    ds = read_dataset(out / "dynamics.nc")
+    assert {"accuracy", "margin", "halting_step", "neural_solution_time"} <= set(ds.data_vars)
+    for name in ("accuracy_over_time", "norm_over_time", "margin_trajectories", "halting_vs_difficulty",
+                 "solution_time"):
+        assert (out / f"{name}.png").is_file()
+
+
+def test_extrapolation_series_goes_beyond_the_training_range(tmp_path, stimuli):
+    ds = analyze_dynamics(_model(), stimuli, extrapolation_levels={0: 0.0, 12: 2.0}, extrapolation_views=1,
+                          n_boot=20, figures=False)
+    assert ds.extrapolation_difficulty.values.tolist() == [0.0, 2.0]
+    assert ds.max_steps.values.tolist() == [3, 6]
+    assert ds.extrap_fraction_halted.dims == ("extrapolation_level", "max_steps")
+    # without a recording there is no solution-time figure; the others are written
+    paths = dynamics_figures(ds, tmp_path, formats=("png",))
+    assert set(paths) == {"accuracy_over_time", "norm_over_time", "margin_trajectories", "halting_vs_difficulty"}
+
+
+def test_a_label_the_model_does_not_know_is_named(stimuli):
+    with pytest.raises(NeurofitError, match="not among the model's classes"):
+        analyze_dynamics(_model(), stimuli, classes=[f"c{i}" for i in range(CLASSES)], extrapolation=False,
+                         figures=False)
