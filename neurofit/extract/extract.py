@@ -119,6 +119,13 @@ class _Runner:
         return outputs, validity
 
 
+def _check_layers(outputs: dict[str, torch.Tensor], layers: Sequence[str], model: TemporalModel) -> None:
+    missing = [layer for layer in layers if layer not in outputs]
+    if missing:
+        raise NeurofitError(f"layer {missing[0]!r} is not an output of {type(model).__name__}; "
+                            f"its outputs: {', '.join(outputs)}")
+
+
 def _flat(output: torch.Tensor, layer: str) -> torch.Tensor:
     if output.dim() < 2:
         raise NeurofitError(f"layer {layer!r} returned shape {tuple(output.shape)}; forward_sequence must give "
@@ -133,6 +140,7 @@ def _fit_pca(runner: _Runner, reduction: PCA, layers: Sequence[str], batch_size:
     collected: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     for start in range(0, len(fit_ids), batch_size):
         outputs, _ = runner(fit_ids[start:start + batch_size])
+        _check_layers(outputs, layers, runner.model)
         for layer in layers:
             collected[layer].append(_flat(outputs[layer], layer).float().cpu())
         if start == 0:
@@ -312,10 +320,7 @@ def _stream(runner: _Runner, ids: list[str], layers: list[str], batch_size: int,
         batch_ids = ids[start:start + batch_size]
         stop = start + len(batch_ids)
         outputs, valid = runner(batch_ids)
-        missing = [layer for layer in layers if layer not in outputs]
-        if missing:
-            raise NeurofitError(f"layer {missing[0]!r} is not an output of {type(runner.model).__name__}; "
-                                f"its outputs: {', '.join(outputs)}")
+        _check_layers(outputs, layers, runner.model)
         for layer in layers:
             flat = _flat(outputs[layer], layer)
             n_steps, batch, p = flat.shape
