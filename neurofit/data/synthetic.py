@@ -9,13 +9,16 @@ The recordings come from a hidden generator, a seeded random network that is *no
    local, spatially Gaussian receptive fields. Each unit has a latency (40-70 ms) and two drives: one
    with a transient time course (difference of exponentials), one with a sustained one.
 3. **IT stage**: 256 units driven by dense random projections of the V4 drives (latencies 70-110 ms),
-   integrated in 10 ms steps as a leaky rate network with a random recurrent matrix (operator norm
-   0.9 < 1, so the rectified dynamics are a contraction and stable) that acts with a 20 ms loop delay
-   and carries global inhibition. The late IT response thus depends on recurrent processing; with the
-   recurrence ablated (feedforward sweep only) the early bins are unchanged and the late ones differ.
+   integrated in 10 ms steps as a leaky rate network. Recurrent input comes through a random matrix
+   (operator norm, hence spectral radius, 0.9 < 1; a mean negative part acts as global inhibition) with
+   a 20 ms loop delay and multiplies each unit's feedforward drive by a gain ``1 + tanh(.)`` in (0, 2):
+   bounded and stable, and nonlinear enough that a linear readout of the feedforward sweep cannot stand
+   in for it. The late IT response thus depends on recurrent processing; with the recurrence ablated
+   (feedforward sweep only) the early bins are unchanged and the late ones differ.
 
-Sites read the hidden features of their region linearly, per 10 ms bin, through sparse weights on the
-units whose latency is closest to the site's own, followed by a softplus (a mild nonlinearity); rates in
+Sites read the hidden features of their region affinely, per 10 ms bin, through sparse weights on the
+8-13 units whose latency is closest to the site's own, followed by a softplus (a mild nonlinearity:
+responses sit mostly on its near-linear part); rates in
 spikes/s become Poisson spike counts per 10 ms bin, 0-250 ms, independently per repetition. The image is
 held on for the whole 250 ms. All normalisation constants are fitted once on the generator's own
 calibration images, so the generator is a fixed function of each image (responses to one image do not
@@ -69,7 +72,6 @@ SIZES: dict[str, dict[str, Any]] = {
 
 # Random streams, one per purpose, so that changing one quantity never reshuffles another.
 _NET_STREAM = 21
-_CALIBRATION_STREAM = 22
 _SITE_STREAM = 23
 _NOISE_STREAM = 31
 _NOISE_CHUNK = 64  # stimuli per noise stream: results do not depend on memory settings
@@ -175,7 +177,7 @@ class VentralGenerator:
     n_v4, n_it : int
         Number of V4 and IT recording sites. Site ``k`` of a region is the same for every ``n`` > k.
     recurrent_gain : float
-        Operator norm of the IT recurrent matrix (< 1 keeps the dynamics a contraction).
+        Operator norm of the IT recurrent matrix, which bounds its spectral radius (must be < 1).
 
     Example
     -------
