@@ -20,6 +20,7 @@ stimuli (seed 0) stay unseen by every shipped model.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -319,7 +320,11 @@ def train_model(
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     n_batches = -(-len(train_idx) // batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, epochs * n_batches))
+    total_steps = max(1, epochs * n_batches)
+    warmup = max(1, total_steps // 20)
+    # a short linear warm-up, then cosine decay to 0: short CPU runs cannot afford a long warm-up
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (
+        1.0 + math.cos(math.pi * min(i, total_steps) / total_steps)))
     show = sys.stderr.isatty() if progress is None else bool(progress)
     losses: list[float] = []
     model.train()
