@@ -43,6 +43,7 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     [commitment]
     fraction = 0.2                    # share of stimuli held out to choose layers; 0: no commitment split
     seed = 0
+    n_splits = 3                      # K-fold over the held-out stimuli for each candidate
 
     [aggregate]
     method = "median"                 # median (per region and bin) | brainscore (mean over splits of medians)
@@ -84,7 +85,7 @@ _SECTIONS: dict[str, set[str]] = {
     "regression": {"metric", "n_components", "algorithm", "split_scheme", "n_splits", "seed", "temporal_mode"},
     "ceiling": {"method", "n_splits", "seed", "normalisation"},
     "mapping": {"policy", "offsets_ms", "tables"},
-    "commitment": {"fraction", "seed"},
+    "commitment": {"fraction", "seed", "n_splits"},
     "aggregate": {"method", "n_bootstrap", "seed"},
 }
 _TOP = {"id", "version", "description", "citation", *_SECTIONS}
@@ -127,6 +128,7 @@ class Benchmark:
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     commitment_fraction: float = 0.2
     commitment_seed: int = 0
+    commitment_splits: int = 3
     aggregate: str = "median"
     n_bootstrap: int = 1000
     bootstrap_seed: int = 0
@@ -351,6 +353,9 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     if not 0.0 <= fraction < 1.0:
         raise _fail(source, "commitment.fraction", f"must be in [0, 1), got {fraction}")
     commitment_seed = _get(commit, "seed", "commitment.seed", source, int, default=0)
+    commitment_splits = _get(commit, "n_splits", "commitment.n_splits", source, int, default=3)
+    if commitment_splits < 2:
+        raise _fail(source, "commitment.n_splits", f"must be >= 2, got {commitment_splits}")
 
     agg = sections["aggregate"]
     aggregate = _choice(_get(agg, "method", "aggregate.method", source, str, default="median"), AGGREGATES,
@@ -368,6 +373,7 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
         split_seed=int(split_seed), temporal_mode=mode, ceiling=method, ceiling_splits=int(ceiling_splits),
         ceiling_seed=int(ceiling_seed), normalisation=normalisation, mapping_policy=policy,
         offsets_ms=tuple(float(o) for o in offsets), tables=tables, commitment_fraction=fraction,
-        commitment_seed=int(commitment_seed), aggregate=aggregate, n_bootstrap=int(n_bootstrap),
+        commitment_seed=int(commitment_seed), commitment_splits=int(commitment_splits), aggregate=aggregate,
+        n_bootstrap=int(n_bootstrap),
         bootstrap_seed=int(bootstrap_seed), path=str(Path(source).resolve()) if Path(source).exists() else source,
     )

@@ -50,7 +50,6 @@ from neurofit.scoring.benchmark import SYNTHETIC, Benchmark, load_benchmark
 from neurofit.scoring.commit import choose, commitment_criterion, commitment_split
 from neurofit.scoring.runner import LocalRunner, Result, UnitStore, WorkUnit
 
-COMMIT_FOLDS = 5
 OFFSET_POLICIES = ("one_to_one", "portion", "graded")
 SMALL_FIT_ELEMENTS = 20_000_000
 UNTRAINED_SEED = 0
@@ -656,7 +655,7 @@ def score(
                                 f"= 0): name the layer of each region with --layers")
         sites = np.flatnonzero(site_region == region)
         splits = make_splits(commit_ids, scheme="kfold", object_name=object_labels(commit_ids),
-                             n_splits=min(COMMIT_FOLDS, len(commit_ids)), seed=bench.commitment_seed)
+                             n_splits=min(bench.commitment_splits, len(commit_ids)), seed=bench.commitment_seed)
         criteria: dict[tuple[str, float], float] = {}
         for layer, off in cands:
             mapping = _mapping(bench, policy, acts, layer, off, model_layers)
@@ -797,7 +796,8 @@ def score(
         "committed_offsets_ms": {region: off for region, (_, off) in committed.items()},
         "commitment_criteria": criteria_attr,
         "commitment": (f"{len(commit_ids)} stimuli held out (fraction {bench.commitment_fraction}, seed "
-                       f"{bench.commitment_seed}); candidates cross-validated ({COMMIT_FOLDS}-fold) on them only; "
+                       f"{bench.commitment_seed}); candidates cross-validated ({bench.commitment_splits}-fold) "
+                       "on them only; "
                        "criterion: mean over bins of the median r over sites"),
         "layers_named": layers is not None,
         "mapping": {region: m.to_attrs() for region, m in mappings.items()},
