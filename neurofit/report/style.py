@@ -9,15 +9,12 @@ each atomically and without timestamps, so regenerating a report gives the same 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg", force=False)
-
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from neurofit.atomic import atomic_path
@@ -109,7 +106,8 @@ def neurofit_style() -> Iterator[None]:
 def new_figure(width_in: float, height_in: float, **subplots_kw) -> Figure:
     """A figure of the given size in inches (use :data:`SINGLE_COLUMN_IN` or :data:`DOUBLE_COLUMN_IN`).
 
-    The figure is not registered with pyplot, so building many never leaks memory or warns.
+    The figure is not registered with pyplot (no GUI backend is touched, so it works headless and never
+    changes a notebook's backend), and building many never leaks memory or warns.
     Extra keywords go to :meth:`Figure.subplots` when ``nrows``/``ncols`` are among them.
 
     Example
@@ -171,5 +169,7 @@ def save_figure(
 
 
 def close(fig: Figure) -> None:
-    """Release a figure made by :func:`new_figure` or pyplot."""
-    plt.close(fig)
+    """Release a figure made by :func:`new_figure` (or by pyplot, which then forgets it too)."""
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
+    fig.clear()
