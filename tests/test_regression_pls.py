@@ -7,11 +7,25 @@ import pytest
 import torch
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from neurofit.errors import NeurofitError
 from neurofit.regression.pls import PLS, PLSConvergenceWarning, pls_fit, top_eigenvector
 
-SHAPES = [(120, 15, 6, 5), (50, 150, 20, 10), (150, 40, 50, 20), (90, 30, 1, 6), (40, 8, 12, 8)]
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # small fits: on the shared 2-core CI machine thread pools (torch's and the BLAS under numpy/scipy)
+    # spin-wait and cost far more than they gain
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
+# includes problems whose Gram side (min(p, q)) is large enough for the Lanczos path (> 85), on either side
+SHAPES = [(120, 15, 6, 5), (50, 150, 20, 10), (150, 40, 50, 20), (90, 30, 1, 6), (40, 8, 12, 8),
+          (250, 150, 100, 12), (200, 100, 160, 8)]
 
 
 def _data(rng, n, p, q):
@@ -29,16 +43,17 @@ def _rel(a, b):
 def test_exact_pls_matches_sklearn_where_it_converges(shape):
     n, p, q, k = shape
     X, Y, X_new = _data(np.random.default_rng(sum(shape)), n, p, q)
-    converged = PLSRegression(k, scale=False, tol=1e-15, max_iter=100_000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        converged.fit(X, Y)
     by_svd = PLSRegression(k, scale=False)
     by_svd.algorithm = "svd"  # sklearn's exact variant, not exposed by PLSRegression's constructor
     by_svd.fit(X, Y)
     ours = PLS(k, device="cpu").fit(X, Y)
     assert _rel(ours.predict(X_new), by_svd.predict(X_new)) < 1e-6
-    assert _rel(ours.predict(X_new), converged.predict(X_new)) < 1e-6
+    if min(p, q) <= 60:  # a fully converged NIPALS (slow to get from sklearn on the larger shapes)
+        converged = PLSRegression(k, scale=False, tol=1e-15, max_iter=100_000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            converged.fit(X, Y)
+        assert _rel(ours.predict(X_new), converged.predict(X_new)) < 1e-6
     np.testing.assert_allclose(ours.x_weights_.numpy(), by_svd.x_weights_, atol=1e-6)
     np.testing.assert_allclose(ours.coef_.numpy(), by_svd.coef_, atol=1e-6 * np.abs(by_svd.coef_).max())
 
