@@ -119,3 +119,16 @@ def test_bad_inputs_are_named():
         PLS(2, device="cpu").fit(X, Y)
     with pytest.raises(NeurofitError, match="n_components=8 exceeds"):
         pls_fit(torch.zeros(1, 30, 5, dtype=torch.float64), torch.zeros(1, 30, 2, dtype=torch.float64), 8)
+
+
+def test_nipals_follows_sklearn_through_many_unconverged_iterations():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 150))
+    Y = X @ rng.normal(size=(150, 150)) / 30 + rng.normal(size=(200, 150))  # flat spectrum: slow NIPALS
+    X_new = rng.normal(size=(30, 150))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = PLSRegression(4, scale=False, max_iter=60).fit(X, Y)
+        ours = PLS(4, algorithm="nipals", max_iter=60, device="cpu").fit(X, Y)
+    assert ours.n_iter_.tolist() == list(ref.n_iter_) and list(ref.n_iter_).count(60) >= 2
+    assert _rel(ours.predict(X_new), ref.predict(X_new)) < 1e-9

@@ -55,6 +55,11 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float64 on CPU (reference precision), float32 on accelerators (speed)."""
+    return torch.float64 if device.type == "cpu" else torch.float32
+
+
 @dataclass
 class PLSComponents:
     """What :func:`pls_kernel` learns, batched over the leading dimension ``B``.
@@ -449,7 +454,7 @@ class PLS:
     device : str or torch.device, optional
         Default CUDA when available, else CPU.
     dtype : torch.dtype, optional
-        Default float64 (inputs are cast).
+        Default float64 on CPU, float32 on GPU (inputs are cast).
     tol, max_iter : NIPALS settings (sklearn's defaults).
 
     ``X`` may be ``(n, p)`` or batched ``(B, n, p)`` (with ``Y`` ``(B, n, q)``); attributes then carry
@@ -469,7 +474,7 @@ class PLS:
         n_components: int = 25,
         algorithm: Algorithm = "exact",
         device: str | torch.device | None = None,
-        dtype: torch.dtype | None = torch.float64,
+        dtype: torch.dtype | None = None,
         tol: float = 1e-6,
         max_iter: int = 500,
     ) -> None:
@@ -482,8 +487,9 @@ class PLS:
 
     def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> PLS:
         device = torch.device(self.device) if self.device is not None else default_device()
-        Xt = _as_batch(X, device, self.dtype)
-        Yt = _as_batch(Y, device, self.dtype)
+        dtype = self.dtype or default_dtype(device)
+        Xt = _as_batch(X, device, dtype)
+        Yt = _as_batch(Y, device, dtype)
         self._numpy = not isinstance(X, torch.Tensor)
         self._batched = Xt.ndim == 3
         self._y_1d = Yt.ndim == Xt.ndim - 1

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
-from neurofit.regression.pls import _as_batch, _check_finite, default_device
+from neurofit.regression.pls import _as_batch, _check_finite, default_device, default_dtype
 
 #: The default penalty grid: 26 values, 2.5 per decade from 1e-3 to 1e7.
 DEFAULT_ALPHAS = np.logspace(-3, 7, 26)
@@ -146,7 +146,8 @@ class Ridge:
     alphas : array, default :data:`DEFAULT_ALPHAS`
     device : str or torch.device, optional
         Default CUDA when available, else CPU.
-    dtype : torch.dtype, default float64
+    dtype : torch.dtype, optional
+        Default float64 on CPU, float32 on GPU.
 
     Example
     -------
@@ -161,7 +162,7 @@ class Ridge:
         self,
         alphas: np.ndarray = DEFAULT_ALPHAS,
         device: str | torch.device | None = None,
-        dtype: torch.dtype | None = torch.float64,
+        dtype: torch.dtype | None = None,
     ) -> None:
         self.alphas = alphas
         self.device = device
@@ -169,8 +170,9 @@ class Ridge:
 
     def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> Ridge:
         device = torch.device(self.device) if self.device is not None else default_device()
-        Xt = _as_batch(X, device, self.dtype)
-        Yt = _as_batch(Y, device, self.dtype)
+        dtype = self.dtype or default_dtype(device)
+        Xt = _as_batch(X, device, dtype)
+        Yt = _as_batch(Y, device, dtype)
         self._batched = Xt.ndim == 3
         self._y_1d = Yt.ndim == Xt.ndim - 1
         if self._y_1d:

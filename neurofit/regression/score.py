@@ -29,7 +29,7 @@ from neurofit.regression.ceiling import (
 )
 from neurofit.regression.correlation import ConstantInputWarning, pearson_r
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
-from neurofit.regression.pls import Algorithm, default_device
+from neurofit.regression.pls import Algorithm, default_device, default_dtype
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import SplitScheme, make_splits
 
@@ -199,7 +199,7 @@ def fit_and_score(
     )
 
     device = torch.device(device) if device is not None else default_device()
-    dtype = dtype or (torch.float32 if device.type == "cuda" else torch.float64)
+    dtype = dtype or default_dtype(device)
     algorithm = pls_algorithm or ("exact" if splits == "kfold" else "nipals")
     train = torch.as_tensor(split.train, device=device)
     test = torch.as_tensor(split.test, device=device)
