@@ -107,6 +107,25 @@ def test_an_address_that_does_not_answer_is_a_clear_error_within_seconds(tmp_pat
     assert time.monotonic() - start < 20
 
 
+def test_a_scheduler_without_workers_is_a_clear_error_not_a_hang(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as empty:
+        start = time.monotonic()
+        with pytest.raises(NeurofitError, match="has no worker after 2 s: start some with `dask worker"):
+            DaskRunner(empty.scheduler_address, cache_dir=tmp_path, worker_wait=2)
+        assert time.monotonic() - start < 15
+
+
+def test_the_files_a_run_wrote_are_removed_when_it_closes(tmp_path):
+    from neurofit.scoring.dask_runner import ArrayStore
+
+    store = ArrayStore(tmp_path)
+    store.put(np.ones(10))
+    store.remove_written()
+    assert not list(store.root.rglob("*"))
+
+
 def test_a_cluster_run_without_a_shared_cache_dir_or_with_both_targets_is_refused():
     with pytest.raises(NeurofitError, match="--cache-dir"):
         DaskRunner("tcp://127.0.0.1:8786")

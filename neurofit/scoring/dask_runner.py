@@ -97,6 +97,10 @@ class ArrayStore:
         """Delete the files this store wrote (a run's intermediates), leaving other runs' files alone."""
         for path in self.written:
             path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # only when empty: another run's files in it stay
+            except OSError:
+                pass
         self.written.clear()
 
 
