@@ -132,3 +132,18 @@ def test_nipals_follows_sklearn_through_many_unconverged_iterations():
         ours = PLS(4, algorithm="nipals", max_iter=60, device="cpu").fit(X, Y)
     assert ours.n_iter_.tolist() == list(ref.n_iter_) and list(ref.n_iter_).count(60) >= 2
     assert _rel(ours.predict(X_new), ref.predict(X_new)) < 1e-9
+
+
+def test_nipals_skips_constant_targets_and_stops_on_a_constant_residual_like_sklearn():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 10))
+    Y = X[:, :4] @ rng.normal(size=(4, 5)) + 0.3 * rng.normal(size=(80, 5))
+    Y[:, 0], Y[:, 2] = 3.0, -1.5  # silent sites, the first among them: NIPALS starts from column 1
+    X_new = rng.normal(size=(20, 10))
+    ref = PLSRegression(4, scale=False).fit(X, Y)
+    ours = PLS(4, algorithm="nipals", device="cpu").fit(X, Y)
+    assert ours.n_iter_.tolist() == list(ref.n_iter_)
+    assert _rel(ours.predict(X_new), ref.predict(X_new)) < 1e-9
+    with pytest.warns(PLSConvergenceWarning, match="y residual is constant"):
+        constant = PLS(2, algorithm="nipals", device="cpu").fit(X, np.ones((80, 3)))
+    np.testing.assert_allclose(constant.predict(X_new), 1.0)

@@ -304,7 +304,16 @@ def pls_kernel(
             nonconst = (resid_sq > const_floor[..., None] if const_floor.ndim else resid_sq > const_floor) & (
                 resid_sq > 1e-12 * y_sq_norms.to(f64)
             )
-            active = active & nonconst.any(-1)
+            still = active & nonconst.any(-1)
+            if bool((active & ~still).any()):
+                # sklearn stops adding components here (its "y residual is constant" warning)
+                warnings.warn(
+                    f"y residual is constant at component {k} for {int((active & ~still).sum())} problem(s): "
+                    "their remaining components are zero, as in sklearn",
+                    PLSConvergenceWarning,
+                    stacklevel=2,
+                )
+            active = still
             j0 = nonconst.to(torch.int8).argmax(-1)
             if right:
                 first = torch.nn.functional.one_hot(j0, q).to(f64)
