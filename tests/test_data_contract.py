@@ -274,3 +274,15 @@ def test_unreadable_netcdf_is_a_clear_error(tmp_path):
         read_recording(bad)
     with pytest.raises(NeurofitError, match="file not found"):
         read_recording(tmp_path / "absent.nc")
+
+
+def test_repetition_averaged_form_validates_and_rejects_repeated_stimuli():
+    avg = average_repetitions(toy_recording())
+    validate(avg)
+    doubled = xr.concat([avg, avg], dim="presentation")
+    with pytest.raises(ValidationError, match="appears more than once in a repetition-averaged recording"):
+        validate(doubled)
+    unmarked = avg.copy()
+    del unmarked.attrs["repetitions_averaged"]
+    with pytest.raises(ValidationError, match="missing coordinate 'repetition'"):
+        validate(unmarked)

@@ -10,11 +10,15 @@ from neurofit.data.recording import (
     validate,
 )
 from neurofit.data.stimuli import StimulusSet, read_stimulus_set, write_stimulus_set
+from neurofit.data.synthetic import expected_rates, generate_synthetic_ventral, hidden_features
 
 __all__ = [
     "StimulusSet",
     "average_repetitions",
     "bin_spikes",
+    "expected_rates",
+    "generate_synthetic_ventral",
+    "hidden_features",
     "make_recording",
     "read_recording",
     "read_stimulus_set",

@@ -125,8 +125,11 @@ def validate(recording: xr.DataArray, stimulus_set: StimulusSet | None = None) -
         raise ValidationError(f"recording dims must be {DIMS}, got {tuple(recording.dims)}")
     if not (np.issubdtype(recording.dtype, np.floating) or np.issubdtype(recording.dtype, np.integer)):
         raise ValidationError(f"recording values must be numeric (float or int), got dtype {recording.dtype}")
+    averaged = bool(recording.attrs.get("repetitions_averaged", 0))
     for dim, names in REQUIRED_COORDS.items():
         for name in names:
+            if name == "repetition" and averaged and name not in recording.coords:
+                continue  # the repetition-averaged form: one presentation per stimulus, checked below
             if name not in recording.coords:
                 raise ValidationError(f"recording is missing coordinate {name!r} (along {dim!r})")
             if recording.coords[name].dims != (dim,):
@@ -137,7 +140,14 @@ def validate(recording: xr.DataArray, stimulus_set: StimulusSet | None = None) -
         values = recording.coords[name].values
         if values.dtype.kind not in "UO" or not all(isinstance(v, str) for v in values.tolist()):
             raise ValidationError(f"coordinate {name!r} must hold strings, got dtype {values.dtype}")
-    if not np.issubdtype(recording.coords["repetition"].dtype, np.integer):
+    if "repetition" not in recording.coords:
+        ids = pd.Index(recording.coords["stimulus_id"].values)
+        if ids.has_duplicates:
+            raise ValidationError(
+                f"stimulus_id {str(ids[ids.duplicated()][0])!r} appears more than once in a repetition-averaged "
+                "recording (no 'repetition' coordinate)"
+            )
+    elif not np.issubdtype(recording.coords["repetition"].dtype, np.integer):
         raise ValidationError(f"coordinate 'repetition' must be integer, got {recording.coords['repetition'].dtype}")
     for name in ("time_bin_start", "time_bin_end"):
         if not np.issubdtype(recording.coords[name].dtype, np.number):
@@ -151,8 +161,9 @@ def validate(recording: xr.DataArray, stimulus_set: StimulusSet | None = None) -
     ids = pd.Index(recording.coords["neuroid_id"].values)
     if ids.has_duplicates:
         raise ValidationError(f"duplicate neuroid_id {str(ids[ids.duplicated()][0])!r}")
+    repetition = recording.coords["repetition"].values if "repetition" in recording.coords else 0
     pres = pd.MultiIndex.from_arrays(
-        [recording.coords["stimulus_id"].values, recording.coords["repetition"].values]
+        [recording.coords["stimulus_id"].values, np.broadcast_to(repetition, recording.sizes["presentation"])]
     )
     if pres.has_duplicates:
         stim, rep = (str(v) for v in pres[pres.duplicated()][0])
