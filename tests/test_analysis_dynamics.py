@@ -106,3 +106,15 @@ def test_a_label_the_model_does_not_know_is_named(stimuli):
     with pytest.raises(NeurofitError, match="not among the model's classes"):
         analyze_dynamics(_model(), stimuli, classes=[f"c{i}" for i in range(CLASSES)], extrapolation=False,
                          figures=False)
+
+
+@pytest.mark.slow  # renders the 1152-image synthetic training set (about 30 s on a loaded 2-core machine)
+def test_holdout_stimuli_reproduce_the_checkpoints_recorded_heldout_accuracy(tmp_path):
+    from neurofit.models.train import train_model
+
+    _, metrics = train_model("cornet_z", "synthetic-ventral", epochs=0, size=32, model_kwargs={"width": 4},
+                             out=tmp_path / "z.safetensors", progress=False)
+    ds = analyze_dynamics(tmp_path / "z.safetensors", "holdout", n_boot=10, figures=False)
+    assert ds.sizes["presentation"] == metrics["n_holdout"]
+    assert round(float(ds.accuracy[-1]), 4) == metrics["accuracy_last"]
+    assert ds.attrs["stimulus_set"].endswith("-holdout")

@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="ZOO|CKPT",
                    help="a zoo name (its shipped checkpoint, if any) or a checkpoint file")
     p.add_argument("--arch", metavar="NAME|module:factory", help="architecture of a checkpoint that does not name it")
-    p.add_argument("--stimuli", default="synthetic-ventral", metavar="synthetic-ventral|CSV",
-                   help="labelled stimuli (default synthetic-ventral, which brings its recording)")
+    p.add_argument("--stimuli", default="synthetic-ventral", metavar="synthetic-ventral|holdout|CSV",
+                   help="labelled stimuli: synthetic-ventral (default; brings its recording), holdout (the "
+                        "checkpoint's held-out training images), or a stimulus-set CSV")
     p.add_argument("--recording", metavar="PATH.nc", help="recording with object labels for neural solution times")
     p.add_argument("--steps", type=int, help="unroll length (default: the training length)")
     p.add_argument("--label-column", help="stimulus column the model classifies (default: the checkpoint's)")

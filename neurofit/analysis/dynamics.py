@@ -99,13 +99,48 @@ def resolve_model(model: str | os.PathLike[str] | TemporalModel, arch: str | Non
     return loaded, meta
 
 
-def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet
+def holdout_stimuli(meta: dict[str, Any]) -> StimulusSet:
+    """The held-out images of a checkpoint trained by ``neurofit train`` on the synthetic training set.
+
+    They are rebuilt from the checkpoint's training record (catalogue seed, held-out fraction, seed), so
+    they are exactly the images its recorded held-out accuracy was measured on: same objects as in
+    training, views never trained on.
+
+    Example
+    -------
+    >>> holdout_stimuli({"data": "folder"})
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: ...
+    """
+    from neurofit.models.train import SYNTHETIC_TRAIN_VIEWS, holdout_split, synthetic_training_set
+
+    data = str(meta.get("data", ""))
+    prefix = "synthetic-ventral-train-seed"
+    if not data.startswith(prefix) or "holdout" not in meta or "seed" not in meta:
+        raise NeurofitError(f"--stimuli holdout needs a checkpoint trained by `neurofit train` on the synthetic "
+                            f"training set; this one's training data is {data or 'unrecorded'!r}")
+    full = synthetic_training_set(SYNTHETIC_TRAIN_VIEWS, data_seed=int(data[len(prefix):]))
+    column = meta.get("label_column", "category_name")
+    _, held = holdout_split(full.table[column].astype(str).tolist(), float(meta["holdout"]), int(meta["seed"]))
+    if meta.get("data_sha256") and full.sha256() != meta["data_sha256"]:
+        raise NeurofitError("the rebuilt synthetic training set differs from the checkpoint's (sha256 mismatch): "
+                            "it was trained with another neurofit version or training views")
+    subset = full.subset(full.table["stimulus_id"].iloc[held].tolist())
+    subset.identifier = f"{full.identifier}-holdout"
+    return subset
+
+
+def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, meta: dict[str, Any] | None = None
                     ) -> tuple[StimulusSet, xr.DataArray | None]:
-    """``"synthetic-ventral"`` (stimuli and their generated recording), a stimulus-set CSV, or a set."""
+    """``"synthetic-ventral"`` (stimuli and their generated recording), ``"holdout"`` (the checkpoint's
+    held-out training images, :func:`holdout_stimuli`), a stimulus-set CSV, or a set."""
     from neurofit.data.stimuli import read_stimulus_set
 
     if isinstance(stimuli, StimulusSet):
         return stimuli, None
+    if str(stimuli) == "holdout":
+        return holdout_stimuli(meta or {}), None
     if str(stimuli) == SYNTHETIC:
         from neurofit.data.synthetic import generate_synthetic_ventral
 
@@ -189,8 +224,10 @@ def analyze_dynamics(
     model : str, path or TemporalModel
         A zoo name (its shipped checkpoint when there is one, else untrained weights), a checkpoint file,
         or a model.
-    stimuli : "synthetic-ventral", CSV path or StimulusSet
-        Labelled images; ``"synthetic-ventral"`` also brings its generated recording.
+    stimuli : "synthetic-ventral", "holdout", CSV path or StimulusSet
+        Labelled images; ``"synthetic-ventral"`` (the benchmark's images: objects no shipped model was
+        trained on) also brings its generated recording; ``"holdout"`` is the checkpoint's own held-out
+        training images (trained objects, unseen views).
     arch : str, optional
         Architecture of a checkpoint file that does not record it.
     recording : path or DataArray, optional
@@ -231,8 +268,8 @@ def analyze_dynamics(
     from neurofit.models import flush_denormals
 
     flush_denormals()
-    stimulus_set, synthetic_recording = resolve_stimuli(stimuli)
     net, meta = resolve_model(model, arch, num_classes=None)
+    stimulus_set, synthetic_recording = resolve_stimuli(stimuli, meta)
     table = stimulus_set.table
     label_column = label_column or meta.get("label_column") or "category_name"
     classes = classes if classes is not None else meta.get("classes")
