@@ -40,6 +40,8 @@ _PUBLIC: dict[str, str] = {
     "load_benchmark": "neurofit.scoring.benchmark:load_benchmark",
     "score": "neurofit.scoring.score:score",
     "compare": "neurofit.scoring.compare:compare",
+    "DaskRunner": "neurofit.scoring.dask_runner:DaskRunner",
+    "score_models": "neurofit.scoring.dask_runner:score_models",
 }
 
 

@@ -223,15 +223,20 @@ class DaskRunner:
         How many times a task lost with its worker (or failed) is resubmitted.
     torch_threads : int, optional
         Torch threads in each task (default 1; ``None`` leaves the worker's setting).
+    connect_timeout, worker_wait : float
+        Seconds to wait for the scheduler to answer, and for it to have at least one worker.
     dashboard_address : str
         Where a LocalCluster serves its dashboard (``":0"``: any free port).
+    max_task_bytes : int
+        Refuse work functions whose pickled task would still be larger than this.
+    stream : file, optional
+        Where the dashboard address is printed (default stderr).
 
     Example
     -------
-    >>> units = [WorkUnit("score", "IT", {"layer": "IT"}, f) for f in range(3)]
-    >>> with DaskRunner(workers=2, progress=False) as runner:  # doctest: +SKIP
-    ...     [float(r["x"]) for _, r in runner.map(Double(), units)]
-    [0.0, 2.0, 4.0]
+    >>> from neurofit.scoring.score import score
+    >>> with DaskRunner(workers=2) as runner:  # doctest: +SKIP
+    ...     scores = score("cornet_rt", "synthetic-ventral-it-temporal", runner=runner)
     """
 
     def __init__(self, scheduler: str | None = None, *, workers: int | None = None,
