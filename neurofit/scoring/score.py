@@ -654,8 +654,11 @@ def score(
             raise NeurofitError(f"benchmark {bench.id!r} holds no stimuli out for commitment (commitment.fraction "
                                 f"= 0): name the layer of each region with --layers")
         sites = np.flatnonzero(site_region == region)
-        splits = make_splits(commit_ids, scheme="kfold", object_name=object_labels(commit_ids),
-                             n_splits=min(bench.commitment_splits, len(commit_ids)), seed=bench.commitment_seed)
+        with warnings.catch_warnings():
+            # a few stimuli per object in the held-out set: sklearn warns about thin strata, expectedly
+            warnings.simplefilter("ignore", UserWarning)
+            splits = make_splits(commit_ids, scheme="kfold", object_name=object_labels(commit_ids),
+                                 n_splits=min(bench.commitment_splits, len(commit_ids)), seed=bench.commitment_seed)
         criteria: dict[tuple[str, float], float] = {}
         for layer, off in cands:
             mapping = _mapping(bench, policy, acts, layer, off, model_layers)
