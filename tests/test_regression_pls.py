@@ -100,7 +100,7 @@ def test_top_eigenvector_is_exact_and_falls_back_to_eigh_when_stalled():
     ref = torch.linalg.eigh(G).eigenvectors[..., -1]
     start = torch.randn(4, 120, 3, generator=g, dtype=torch.float64)
     for restarts in (60, 1):
-        z, _, its = top_eigenvector(G, start, max_restarts=restarts)
+        z, _, its, _ = top_eigenvector(G, start, max_restarts=restarts)
         assert ((z * ref).sum(-1).abs() - 1).abs().max() < 1e-10
     assert (its == 2).all()  # one restart is too few for a random start: every problem used the fallback
 

@@ -6,7 +6,8 @@ cross-covariance ``C_k = X_k^T Y``):
 * ``"exact"``: the top eigenvector of the small Gram matrix ``G_k = C_k^T C_k`` (``q x q``; ``C_k C_k^T``
   when ``p < q``), found by thick-restarted block Lanczos iterations warm-started from the previous
   component's Ritz vectors and the deflation directions, run until the relative residual
-  ``||G z - theta z|| / theta`` is at float precision (``eigh`` only for problems whose iterations stall).
+  ``||G z - theta z|| / theta`` is at float precision (``eigh`` only for problems whose iterations stall);
+  each component first tries a Rayleigh-Ritz step on the previous component's Krylov basis.
   ``G_k`` is updated by a rank-2 correction per component instead of being re-formed. This equals
   ``sklearn.cross_decomposition.PLSRegression(scale=False, algorithm="svd")`` and, where sklearn's NIPALS
   converges, its default.
@@ -44,6 +45,9 @@ Algorithm = Literal["exact", "nipals"]
 # tolerance on low-rank data and two on flat spectra; deeper or wider blocks cost more than they save.
 RITZ_KEEP = 3
 LANCZOS_DEPTH = 16
+# Start each component with one Rayleigh-Ritz step on the previous component's Krylov basis plus the two
+# deflation directions (on low-rank data it alone meets the tolerance); False: Lanczos from the Ritz vectors.
+RECYCLE = True
 
 # (r [B, p]) -> (tt [B], x_loadings [B, p], y_loadings [B, q]) for scores t = X_c r.
 DataStep = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -98,7 +102,8 @@ def top_eigenvector(
     tol: float | None = None,
     depth: int = 6,
     max_restarts: int = 60,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    basis: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Top eigenvector of each symmetric PSD matrix in a batch, by thick-restart block Lanczos.
 
     Parameters
@@ -113,6 +118,9 @@ def top_eigenvector(
         Krylov blocks per restart.
     max_restarts : int
         After this many restarts, problems that have not converged fall back to ``torch.linalg.eigh``.
+    basis : Tensor (B, m, s), optional
+        A subspace to try first (e.g. the last Krylov basis of a nearby problem): one Rayleigh-Ritz step
+        on it, which replaces ``start`` by its top Ritz vectors and may already meet ``tol``.
 
     Returns
     -------
@@ -121,11 +129,14 @@ def top_eigenvector(
     ritz : Tensor (B, m, b)
         The top ``b`` Ritz vectors, to warm-start a nearby problem.
     restarts : Tensor (B,) of int
+        Krylov restarts used (0: the ``basis`` step sufficed).
+    krylov : Tensor (B, m, s') or None
+        The last orthonormal basis of each problem, to pass as ``basis`` for a nearby problem.
 
     Example
     -------
     >>> A = torch.randn(3, 50, 50, dtype=torch.float64); G = A @ A.mT
-    >>> z, _, _ = top_eigenvector(G, torch.randn(3, 50, 4, dtype=torch.float64))
+    >>> z, _, _, _ = top_eigenvector(G, torch.randn(3, 50, 4, dtype=torch.float64))
     >>> ref = torch.linalg.eigh(G).eigenvectors[..., -1]
     >>> bool(((z * ref).sum(-1).abs() - 1).abs().max() < 1e-10)
     True
@@ -137,22 +148,26 @@ def top_eigenvector(
     restarts = torch.zeros(B, dtype=torch.int64, device=G.device)
     if (depth + 1) * b >= m or m <= 32:
         vals, vecs = torch.linalg.eigh(G)
-        return vecs[..., -1], vecs[..., -b:].flip(-1), restarts
+        return vecs[..., -1], vecs[..., -b:].flip(-1), restarts, None
+    tiny = torch.finfo(G.dtype).tiny
     # Problems leave the batch as they converge, so a few slow ones do not cost the whole batch.
     z = torch.zeros(B, m, dtype=G.dtype, device=G.device)
     ritz = torch.zeros(B, m, b, dtype=G.dtype, device=G.device)
+    krylov = torch.zeros(B, m, (depth + 1) * b, dtype=G.dtype, device=G.device)
     active = torch.arange(B, device=G.device)
     Ga = G
-    V = _orthonormalise(start)
-    tiny = torch.finfo(G.dtype).tiny
-    for it in range(max_restarts):
-        blocks = [V]
-        for _ in range(depth):
-            # Plain power blocks, column-normalised; one QR of the whole basis below. Lost directions only
-            # slow convergence, never spoil it: the residual test decides.
-            W = Ga @ blocks[-1]
-            blocks.append(W / torch.linalg.vector_norm(W, dim=-2, keepdim=True).clamp_min(tiny))
-        K = _orthonormalise(torch.cat(blocks, dim=-1))
+    V = start
+    for it in range(-1 if basis is not None else 0, max_restarts):
+        if it < 0:
+            K = _orthonormalise(basis)
+        else:
+            blocks = [_orthonormalise(V)]
+            for _ in range(depth):
+                # Plain power blocks, column-normalised; one QR of the whole basis below. Lost directions
+                # only slow convergence, never spoil it: the residual test decides.
+                W = Ga @ blocks[-1]
+                blocks.append(W / torch.linalg.vector_norm(W, dim=-2, keepdim=True).clamp_min(tiny))
+            K = _orthonormalise(torch.cat(blocks, dim=-1))
         GK = Ga @ K
         H = K.mT @ GK
         theta, S = torch.linalg.eigh(0.5 * (H + H.mT))
@@ -165,16 +180,19 @@ def top_eigenvector(
         z[done] = z_new[converged]
         ritz[done] = V[converged]
         restarts[done] = it + 1
+        # keep the most useful basis for the next nearby problem (its top Ritz directions when larger)
+        krylov[done] = (K if it >= 0 else K @ S[..., -krylov.shape[-1] :])[converged]
         if bool(converged.all()):
-            return z, ritz, restarts
+            return z, ritz, restarts, krylov
         if bool(converged.any()):
             keep = ~converged
             active, Ga, V = active[keep], Ga[keep], V[keep]
     vecs = torch.linalg.eigh(Ga).eigenvectors
     z[active] = vecs[..., -1]
     ritz[active] = vecs[..., -b:].flip(-1)
+    krylov[active] = vecs[..., -krylov.shape[-1] :]
     restarts[active] = max_restarts + 1
-    return z, ritz, restarts
+    return z, ritz, restarts, krylov
 
 
 def _nipals_power(
@@ -282,6 +300,7 @@ def pls_kernel(
     G = (C0.mT @ C0 if right else C0 @ C0.mT).to(f64)
     b = min(RITZ_KEEP, m)
     start = None
+    recycled = None
     # Residual target: float64 precision for float64 data; for float32 data 1e-9, a hundred times below
     # the data's own precision (the Gram matrix itself is always float64).
     eig_tol = max(1000 * eps, 0.01 * torch.finfo(C0.dtype).eps)
@@ -296,9 +315,12 @@ def pls_kernel(
             # one full eigendecomposition per fit (not per component): the first weights and a warm start
             vecs = torch.linalg.eigh(G).eigenvectors
             z, ritz, its = vecs[..., -1], vecs[..., -b:].flip(-1), torch.zeros(B, dtype=torch.int64, device=dev)
+            krylov = vecs[..., -min(m, (LANCZOS_DEPTH + 1) * (b + 2)) :]
             w = c_mv(z, k) if right else z
         elif algorithm == "exact":
-            z, ritz, its = top_eigenvector(G, start, depth=LANCZOS_DEPTH, tol=eig_tol)
+            z, ritz, its, krylov = top_eigenvector(
+                G, start, depth=LANCZOS_DEPTH, tol=eig_tol, basis=recycled if RECYCLE else None
+            )
             w = c_mv(z, k) if right else z
         else:
             nonconst = (resid_sq > const_floor[..., None] if const_floor.ndim else resid_sq > const_floor) & (
@@ -356,6 +378,9 @@ def pls_kernel(
         G = torch.baddbmm(G, new_dirs @ A, new_dirs.mT)
         if algorithm == "exact":
             start = torch.cat([ritz[..., : b], new_dirs], dim=-1)
+            # the last Krylov basis plus the update's directions: one Rayleigh-Ritz step on it often
+            # meets the tolerance for the next component without new Krylov blocks
+            recycled = None if krylov is None else torch.cat([krylov, new_dirs], dim=-1)
         W[..., k], R[..., k], P[..., k], Cl[..., k], Yw[..., k] = w, r, p_load, c_load, yw
         Pt[..., k] = tt[:, None] * p_load
         n_iter[:, k] = its
