@@ -147,3 +147,20 @@ def test_nipals_skips_constant_targets_and_stops_on_a_constant_residual_like_skl
     with pytest.warns(PLSConvergenceWarning, match="y residual is constant"):
         constant = PLS(2, algorithm="nipals", device="cpu").fit(X, np.ones((80, 3)))
     np.testing.assert_allclose(constant.predict(X_new), 1.0)
+
+
+def test_recycled_krylov_basis_path_is_exact():
+    # low-rank data: the Rayleigh-Ritz step on the previous component's basis alone meets the tolerance
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(300, 30))
+    X = Z @ rng.normal(size=(30, 150)) + rng.normal(size=(300, 150))
+    Y = Z @ rng.normal(size=(30, 120)) + rng.normal(size=(300, 120))
+    X_new = rng.normal(size=(25, 150))
+    ours = PLS(12, device="cpu").fit(X, Y)
+    assert (ours.n_iter_[1:] == 0).sum() >= 3  # components solved without new Krylov blocks
+    by_svd = PLSRegression(12, scale=False)
+    by_svd.algorithm = "svd"
+    by_svd.fit(X, Y)
+    assert _rel(ours.predict(X_new), by_svd.predict(X_new)) < 1e-9
+    f32 = PLS(12, device="cpu", dtype=torch.float32).fit(X, Y)
+    assert (f32.n_iter_[1:] == 0).all() and _rel(f32.predict(X_new), by_svd.predict(X_new)) < 1e-4
