@@ -42,6 +42,7 @@ _PUBLIC: dict[str, str] = {
     "compare": "neurofit.scoring.compare:compare",
     "DaskRunner": "neurofit.scoring.dask_runner:DaskRunner",
     "score_models": "neurofit.scoring.dask_runner:score_models",
+    "analyze_dynamics": "neurofit.analysis.dynamics:analyze_dynamics",
 }
 
 

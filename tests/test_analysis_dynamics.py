@@ -82,7 +82,8 @@ def test_cli_writes_the_dataset_and_figures_from_a_checkpoint_csv_and_recording(
     rec = write_recording(recording, tmp_path / "rec.nc")
     out = tmp_path / "out"
     status = main(["analyze", "dynamics", "--model", str(ckpt), "--stimuli", str(csv), "--recording", str(rec),
-                   "--neural-label", "category_name", "--no-extrapolation", "--n-boot", "20", "--out", str(out)])
+                   "--neural-label", "category_name", "--no-extrapolation", "--n-boot", "20", "--formats", "png",
+                   "--out", str(out)])
     assert status == 0
     ds = read_dataset(out / "dynamics.nc")
     assert {"accuracy", "margin", "halting_step", "neural_solution_time"} <= set(ds.data_vars)

@@ -1,0 +1,31 @@
+"""Representation dynamics and adaptive computation: what a recurrent model's recurrence does.
+
+* :mod:`neurofit.analysis.readout`: per-step readout accuracy, first-correct step, movement after
+  correct classification, L2 norms, cross-validated probes (Thorat, Doerig & Kietzmann 2023);
+* :mod:`neurofit.analysis.geometry`: readout-zone margins, zone centres and axes, transitions;
+* :mod:`neurofit.analysis.halting`: ACT halting step vs difficulty, zero-shot extrapolation
+  (Graves 2016; Veerabadran et al. 2023);
+* :mod:`neurofit.analysis.solution_time`: neural object solution times (Kar et al. 2019);
+* :mod:`neurofit.analysis.dynamics`: :func:`analyze_dynamics`, all of the above as one Dataset
+  (``neurofit analyze dynamics``); :mod:`neurofit.analysis.figures`: its figures.
+
+Example
+-------
+>>> from neurofit.analysis import analyze_dynamics
+>>> ds = analyze_dynamics("bl", "holdout", out="bl-dynamics")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["analyze_dynamics"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy, so `import neurofit.analysis.geometry` does not import torch-heavy modules
+    if name == "analyze_dynamics":
+        from neurofit.analysis.dynamics import analyze_dynamics
+
+        return analyze_dynamics
+    raise AttributeError(f"module 'neurofit.analysis' has no attribute {name!r}")

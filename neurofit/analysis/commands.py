@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--formats", nargs="+", choices=("pdf", "svg", "png"), default=["pdf", "svg", "png"],
+                   help="figure formats (default: pdf svg png)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (dynamics.nc + figures)")
     p.set_defaults(func=_dynamics)
 
@@ -71,7 +73,7 @@ def _dynamics(args: argparse.Namespace) -> int:
         neural_label=args.neural_label, neural_region=args.region, neural_measure=args.measure,
         neural_decoder=args.decoder,
         threshold=args.threshold, n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size, out=args.out,
-        figures=not args.no_figures,
+        figures=not args.no_figures, figure_formats=args.formats,
     )
     print(f"{ds.attrs['model_id']} on {ds.attrs['stimulus_set']}: {ds.sizes['presentation']} images, "
           f"{ds.sizes['step']} steps")

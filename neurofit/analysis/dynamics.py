@@ -134,7 +134,18 @@ def holdout_stimuli(meta: dict[str, Any]) -> StimulusSet:
 def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, meta: dict[str, Any] | None = None
                     ) -> tuple[StimulusSet, xr.DataArray | None]:
     """``"synthetic-ventral"`` (stimuli and their generated recording), ``"holdout"`` (the checkpoint's
-    held-out training images, :func:`holdout_stimuli`), a stimulus-set CSV, or a set."""
+    held-out training images, :func:`holdout_stimuli`), a stimulus-set CSV, or a set.
+
+    Returns
+    -------
+    (StimulusSet, recording or None)
+
+    Example
+    -------
+    >>> stimuli, recording = resolve_stimuli("synthetic-ventral")  # doctest: +SKIP
+    >>> len(stimuli), recording.dims  # doctest: +SKIP
+    (768, ('presentation', 'neuroid', 'time_bin'))
+    """
     from neurofit.data.stimuli import read_stimulus_set
 
     if isinstance(stimuli, StimulusSet):
@@ -216,6 +227,7 @@ def analyze_dynamics(
     batch_size: int = 64,
     out: str | os.PathLike[str] | None = None,
     figures: bool = True,
+    figure_formats: Sequence[str] = ("pdf", "svg", "png"),
 ) -> xr.Dataset:
     """Readout dynamics, readout-zone geometry, adaptive computation and neural solution times of a model.
 
@@ -253,6 +265,7 @@ def analyze_dynamics(
     n_boot, seed, batch_size : bootstrap draws, seed of every random choice, images per forward pass.
     out : path, optional
         Folder to write ``dynamics.nc`` and (with ``figures``) the figures into.
+    figures, figure_formats : whether to draw the figures, and in which formats.
 
     Returns
     -------
@@ -383,7 +396,7 @@ def analyze_dynamics(
         if figures:
             from neurofit.analysis.figures import dynamics_figures
 
-            dynamics_figures(ds, folder)
+            dynamics_figures(ds, folder, formats=figure_formats)
     return ds
 
 
