@@ -52,6 +52,8 @@ from neurofit.models.base import TemporalModel
 SYNTHETIC = "synthetic-ventral"
 #: stimulus-table columns used as difficulty measures for the halting analyses, when present
 DIFFICULTY_COLUMNS: tuple[str, ...] = ("variation", "difficulty", "clutter", "occlusion", "occluded_fraction")
+#: view seed of the extrapolation series (plus ``seed``): far from the training (1) and benchmark (0) seeds
+EXTRAPOLATION_VIEW_SEED = 1000
 
 
 def resolve_model(model: str | os.PathLike[str] | TemporalModel, arch: str | None = None,
@@ -256,8 +258,9 @@ def analyze_dynamics(
     probe_dim : int
         The probed layer is randomly projected to at most this many features (seeded).
     extrapolation, extrapolation_levels, extrapolation_views, extrapolation_factor
-        For halting models: run the zero-shot test on a synthetic difficulty series (``views`` images per
-        object and level; levels: name -> generator difficulty, default
+        For halting models: run the zero-shot test on a synthetic difficulty series (``views`` new images
+        per object and level of the objects the model was trained on when it was trained on the synthetic
+        training set, else of the benchmark's objects; levels: name -> generator difficulty, default
         :data:`~neurofit.analysis.halting.EXTRAPOLATION_LEVELS`, whose 1.5 and 2.0 lie beyond the training
         range 0-1) with ``max_steps`` = training steps and ``factor`` times that.
     neural_label, neural_region, neural_measure, neural_decoder, threshold, n_splits
@@ -353,7 +356,13 @@ def analyze_dynamics(
         _add_halting_vs_difficulty(ds, table, halting_steps, n_boot, seed)
         if extrapolation:
             levels = dict(EXTRAPOLATION_LEVELS if extrapolation_levels is None else extrapolation_levels)
-            series = difficulty_stimuli(levels, views=extrapolation_views, seed=seed)
+            # new views (their own seed) of the objects the model was trained on, when it was trained on
+            # the synthetic training set; else of the benchmark's objects
+            data = str(meta.get("data", ""))
+            prefix = "synthetic-ventral-train-seed"
+            catalogue = int(data[len(prefix):]) if data.startswith(prefix) else 0
+            series = difficulty_stimuli(levels, views=extrapolation_views, seed=EXTRAPOLATION_VIEW_SEED + seed,
+                                        catalogue_seed=catalogue)
             series_labels, _ = _labels(series.table, label_column, classes, n_out)
             extra = zero_shot_extrapolation(
                 net, series.load_images(net.input_size), series_labels, series.table["variation"].to_numpy(),

@@ -122,6 +122,7 @@ def difficulty_stimuli(
     views: int = 2,
     *,
     seed: int = 0,
+    catalogue_seed: int | None = None,
     image_size: int = 64,
 ) -> StimulusSet:
     """Synthetic-ventral images at chosen points of the generator's continuous difficulty axis.
@@ -134,7 +135,11 @@ def difficulty_stimuli(
     views : int
         Images per object (64 objects) per level.
     seed : int
-        Catalogue and view seed (0 is the benchmark's catalogue; shipped models trained on seed 1).
+        Seed of the per-image view draws (position, scale, rotation, clutter, occluders).
+    catalogue_seed : int, optional
+        Seed of the object catalogue (default ``seed``). The synthetic training set of ``neurofit train``
+        uses catalogue 1 and the benchmark catalogue 0; pass the training catalogue with another ``seed``
+        to get new views of the trained objects.
 
     Example
     -------
@@ -142,14 +147,18 @@ def difficulty_stimuli(
     >>> len(ss), sorted(ss.table["variation"].unique().tolist())
     (128, [0, 9])
     """
-    from neurofit.data.synthetic_stimuli import render_stimuli
+    from neurofit.data.synthetic_stimuli import object_catalog, render_views, sample_views
 
     levels = dict(EXTRAPOLATION_LEVELS if levels is None else levels)
     if views < 1:
         raise NeurofitError(f"views must be >= 1, got {views}")
-    images, table = render_stimuli(dict.fromkeys(levels, views), seed=seed, image_size=image_size, levels=levels)
+    catalogue_seed = seed if catalogue_seed is None else int(catalogue_seed)
+    objects = object_catalog(catalogue_seed)
+    table = sample_views(dict.fromkeys(levels, views), seed=seed, levels=levels, objects=objects)
+    images = render_views(table, image_size=image_size, objects=objects)
     name = "-".join(f"{k}:{v:g}" for k, v in levels.items())
-    return StimulusSet.from_arrays(images, table, degrees=8.0, identifier=f"synthetic-difficulty-seed{seed}-{name}")
+    return StimulusSet.from_arrays(images, table, degrees=8.0,
+                                   identifier=f"synthetic-difficulty-catalogue{catalogue_seed}-views{seed}-{name}")
 
 
 def zero_shot_extrapolation(
