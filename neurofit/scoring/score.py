@@ -252,30 +252,35 @@ def _pls_components(bench: Benchmark, n_train: int, n_features: int) -> int:
     return int(min(bench.n_components, n_train - 1, n_features))
 
 
-def _fit_predict(bench: Benchmark, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                 device: str | None) -> np.ndarray:
-    """Fit the benchmark's metric on ``x_train [B, n, D]``, ``y_train [B, n, q]``; predict ``x_test [B, m, D]``."""
-    if bench.metric == "pls":
-        from neurofit.regression.pls import PLS
+def _cross_validated(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+                     device: str | None) -> np.ndarray:
+    """One fold of the benchmark's regression through the engine's cross-validated solvers.
 
-        estimator = PLS(n_components=_pls_components(bench, x_train.shape[1], x_train.shape[2]),
-                        algorithm=bench.algorithm, device=device)
-    else:
-        try:
-            from neurofit.regression.ridge import Ridge
-        except ImportError as err:
-            raise NeurofitError(f"the ridge metric is not available in this installation ({err})") from err
-        estimator = Ridge(device=device)
+    ``x``: ``[n_x, n, D]`` (``n_x`` = 1: one design shared by every bin), ``y``: ``[n_bins, n, q]``,
+    ``train``/``test``: bool ``[n]``. Returns the test predictions ``[n_bins, n_test, q]``.
+    """
+    from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
+
+    dev = torch.device(device) if device else torch.device("cpu")
+    dtype = torch.float64 if dev.type == "cpu" else torch.float32
+    xt = torch.as_tensor(x, dtype=dtype, device=dev)
+    yt = torch.as_tensor(y, dtype=dtype, device=dev)
+    tr = torch.as_tensor(train[None], device=dev)
+    te = torch.as_tensor(test[None], device=dev)
     threads = torch.get_num_threads()
     # Small fits are dominated by thread synchronisation: on a busy machine torch's pool makes them 100x
     # slower than one thread does.
-    if x_train.size < SMALL_FIT_ELEMENTS:
+    if x.size < SMALL_FIT_ELEMENTS:
         torch.set_num_threads(1)
     try:
-        estimator.fit(x_train, y_train)
-        return np.asarray(estimator.predict(x_test), dtype=np.float64)
+        if bench.metric == "pls":
+            n_components = _pls_components(bench, int(train.sum()), x.shape[2])
+            pred = pls_cross_validated(xt, yt, tr, te, n_components, algorithm=bench.algorithm)[0]
+        else:
+            pred = ridge_cross_validated(xt, yt, tr, te)[0]
     finally:
         torch.set_num_threads(threads)
+    return pred.to(torch.float64).cpu().numpy()
 
 
 class _Problem:
@@ -289,35 +294,46 @@ class _Problem:
         self.train = train
         self.test = test
         self.device = device
+        present = [x for x in features if x is not None]
+        self.shared = bool(present) and all(x is present[0] for x in present)
 
     def __call__(self, unit: WorkUnit) -> Result:
         # a runner's work function: a picklable object whose arrays a dask runner ships as files
         return self.fold(unit.fold)
 
     def fold(self, f: int) -> Result:
-        tr, te = np.flatnonzero(self.train[f]), np.flatnonzero(self.test[f])
-        n_bins = self.targets.shape[2]
-        out = np.full((len(te), self.targets.shape[1], n_bins), np.nan)
+        train, test = self.train[f], self.test[f]
+        n, n_sites, n_bins = self.targets.shape
+        out = np.full((int(test.sum()), n_sites, n_bins), np.nan)
         mapped = [b for b in range(n_bins) if self.features[b] is not None]
         if not mapped:
             return {"prediction": out}
+        dims = {self.features[b].shape[1] for b in mapped}
         if self.bench.temporal_mode == "span_time":
-            x_tr = np.concatenate([self.features[b][tr] for b in mapped])[None]
-            y_tr = np.concatenate([self.targets[tr, :, b] for b in mapped])[None]
-            x_te = np.stack([self.features[b][te] for b in mapped])
-            dims = {self.features[b].shape[1] for b in mapped}
             if len(dims) > 1:
                 raise NeurofitError("the span_time mode needs one feature space for all bins, but the mapping "
                                     "uses layers of different sizes; use temporal_mode = 'per_bin'")
-            x_te_flat = x_te.reshape(1, -1, x_te.shape[-1])
-            pred = _fit_predict(self.bench, x_tr, y_tr, x_te_flat, self.device)[0]
-            pred = pred.reshape(len(mapped), len(te), -1)
+            # bins stacked as samples: one mapping shared by all bins, predictions per bin
+            x = np.concatenate([self.features[b] for b in mapped])[None]
+            y = np.concatenate([self.targets[:, :, b] for b in mapped])[None]
+            pred = _cross_validated(self.bench, x, y, np.tile(train, len(mapped)), np.tile(test, len(mapped)),
+                                    self.device)[0]
+            pred = pred.reshape(len(mapped), int(test.sum()), n_sites)
         else:
-            # bins that share one feature matrix (constant mapping) are fitted as one batch all the same
-            x_tr = np.stack([self.features[b][tr] for b in mapped])
-            y_tr = np.stack([self.targets[tr, :, b] for b in mapped])
-            x_te = np.stack([self.features[b][te] for b in mapped])
-            pred = _fit_predict(self.bench, x_tr, y_tr, x_te, self.device)
+            if self.shared:
+                # one design for every bin (a constant mapping): the engine forms its products once
+                x = self.features[mapped[0]][None]
+            else:
+                if len(dims) > 1:
+                    x = None
+                else:
+                    x = np.stack([self.features[b] for b in mapped])
+            y = np.stack([self.targets[:, :, b] for b in mapped])
+            if x is None:  # layers of different widths (graded): one fit per bin
+                pred = np.stack([_cross_validated(self.bench, self.features[b][None], y[i:i + 1], train, test,
+                                                  self.device)[0] for i, b in enumerate(mapped)])
+            else:
+                pred = _cross_validated(self.bench, x, y, train, test, self.device)
         for i, b in enumerate(mapped):
             out[:, :, b] = pred[i]
         return {"prediction": out}
@@ -409,6 +425,9 @@ class _Features:
     def combine(self, refs: Sequence[tmap.FeatureRef]) -> np.ndarray | None:
         if not refs:
             return None
+        if len(refs) == 1 and refs[0].weight == 1.0:
+            # the cached matrix itself: bins that share it are recognised as one design
+            return self.get(refs[0].layer, refs[0].step)
         out = None
         for ref in refs:
             term = self.get(ref.layer, ref.step) * ref.weight
