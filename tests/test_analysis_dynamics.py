@@ -103,6 +103,20 @@ def test_extrapolation_series_goes_beyond_the_training_range(tmp_path, stimuli):
     assert set(paths) == {"accuracy_over_time", "norm_over_time", "margin_trajectories", "halting_vs_difficulty"}
 
 
+def test_first_correct_steps_and_transitions_start_when_a_biological_readout_is_driven(tmp_path, stimuli):
+    from neurofit.models.zoo.convrnn import convrnn_gru
+
+    torch.manual_seed(0)
+    model = convrnn_gru(channels=(4, 4, 4), pool_after=(1, 2), cell_layers=(3,), steps=5, num_classes=CLASSES)
+    ds = analyze_dynamics(model.eval(), stimuli, n_boot=10, figures=False)
+    assert ds.readout_driven.values.tolist() == [False, False, True, True, True]  # conv3 arrives at step 2
+    first = ds.first_correct_step.values
+    assert np.nanmin(first) >= 2 and ds.corrected.values[:3].tolist() == [0, 0, 0]
+    # before arrival every image gets the same answer, so "correct" there is just the images of one class
+    assert len(np.unique(ds.logits.isel(step=0).argmax("class"))) == 1
+    assert "accuracy_over_time" in dynamics_figures(ds, tmp_path, formats=("png",))
+
+
 def test_a_label_the_model_does_not_know_is_named(stimuli):
     with pytest.raises(NeurofitError, match="not among the model's classes"):
         analyze_dynamics(_model(), stimuli, classes=[f"c{i}" for i in range(CLASSES)], extrapolation=False,

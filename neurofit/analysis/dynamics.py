@@ -5,7 +5,9 @@ The Python twin of ``neurofit analyze dynamics``. It runs the model over the sti
 
 * **readout over time** (Thorat et al. 2023): ``logits``, ``correct`` and ``accuracy`` per step (bootstrap
   CI over images), optional cross-validated ``probe_accuracy`` on a chosen layer, per-image
-  ``first_correct_step`` and ``stays_correct``;
+  ``first_correct_step`` and ``stays_correct``, counted from the first step at which the readout is
+  image-driven (coord ``readout_driven``; a biological unroll's readout is driven only once the image
+  has reached its top layer);
 * **movement**: ``movement`` (distance of the penultimate representation from the previous step), and
   ``movement_after_correct`` per step: the mean over images already classified correctly at an earlier
   step (the "not done with classification" effect), with CIs;
@@ -306,17 +308,24 @@ def analyze_dynamics(
                               seed=seed)
 
     correct = readout.correct_per_step(run.logits, labels)
-    first, stays = readout.first_correct_step(correct)
+    time_map = net.time_map(steps=steps)
+    windows = np.array([time_map.step_window(t) for t in range(steps)])
+    # before the top layer is driven (biological unroll) the readout sees no image: its "correct" answers
+    # there are the prior's, so first-correct steps and transitions are counted from the driven steps only
+    start = min(int(time_map.first_driven.get(net.layers[-1], 0)) if net.layers else 0, steps - 1)
+    driven = np.arange(steps) >= start
+    first, stays = readout.first_correct_step(correct, np.broadcast_to(driven[:, None], correct.shape))
     distances = readout.successive_distances(run.penultimate)
     norms = readout.l2_norms(run.penultimate)
     margins = geometry.zone_margins(run.penultimate, labels, run.weight, run.bias)
-    corrected, misclassified = geometry.count_transitions(correct)
-    time_map = net.time_map(steps=steps)
-    windows = np.array([time_map.step_window(t) for t in range(steps)])
+    corrected = np.zeros(steps, dtype=np.int64)
+    misclassified = np.zeros(steps, dtype=np.int64)
+    corrected[start:], misclassified[start:] = geometry.count_transitions(correct[start:])
 
     ds = xr.Dataset(
         coords={"step": np.arange(steps), "step_start_ms": ("step", windows[:, 0]),
-                "step_end_ms": ("step", windows[:, 1]), "class": np.asarray(classes, dtype=str),
+                "step_end_ms": ("step", windows[:, 1]), "readout_driven": ("step", driven),
+                "class": np.asarray(classes, dtype=str),
                 **_presentation_coords(table)},
     )
     dims_sn = ("step", "presentation")

@@ -61,6 +61,9 @@ def accuracy_over_time(ds: xr.Dataset, *, width: float = SINGLE_COLUMN_IN) -> Fi
     with neurofit_style():
         fig = new_figure(width, 2.6, nrows=1)
         ax = fig.axes[0]
+        if "readout_driven" in ds.coords and not ds["readout_driven"].values.all():
+            last = int(np.flatnonzero(~ds["readout_driven"].values).max())
+            ax.axvspan(x[0] - 0.5, last + 0.5, color="0.9", zorder=0, label="readout not yet driven")
         _band(ax, x, ds, "accuracy", colour(0), "model readout")
         if "probe_accuracy" in ds:
             _band(ax, x, ds, "probe_accuracy", colour(1), f"probe on {ds.attrs.get('probe_layer', 'layer')}")
