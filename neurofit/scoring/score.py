@@ -51,7 +51,6 @@ from neurofit.scoring.commit import choose, commitment_criterion, commitment_spl
 from neurofit.scoring.runner import LocalRunner, Result, UnitStore, WorkUnit
 
 OFFSET_POLICIES = ("one_to_one", "portion", "graded")
-SMALL_FIT_ELEMENTS = 20_000_000
 UNTRAINED_SEED = 0
 
 
@@ -263,14 +262,17 @@ def _cross_validated(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.n
 
     dev = torch.device(device) if device else torch.device("cpu")
     dtype = torch.float64 if dev.type == "cpu" else torch.float32
-    xt = torch.as_tensor(x, dtype=dtype, device=dev)
-    yt = torch.as_tensor(y, dtype=dtype, device=dev)
+    # fresh torch-allocated copies: BLAS kernels may round differently on differently aligned buffers (an
+    # array read from a file or a view), which would break bit-for-bit reproducibility across runners
+    xt = torch.tensor(np.ascontiguousarray(x), dtype=dtype, device=dev)
+    yt = torch.tensor(np.ascontiguousarray(y), dtype=dtype, device=dev)
     tr = torch.as_tensor(train[None], device=dev)
     te = torch.as_tensor(test[None], device=dev)
     threads = torch.get_num_threads()
-    # Small fits are dominated by thread synchronisation: on a busy machine torch's pool makes them 100x
-    # slower than one thread does.
-    if x.size < SMALL_FIT_ELEMENTS:
+    # One thread on CPU: results then do not depend on the machine's or the worker's thread count (reductions
+    # split over threads round differently), and small fits, dominated by thread synchronisation, run up to
+    # 100x faster on a busy machine. Parallelism comes from running units side by side (a dask runner).
+    if dev.type == "cpu":
         torch.set_num_threads(1)
     try:
         if bench.metric == "pls":
