@@ -82,15 +82,16 @@ def test_bad_input_is_one_line_and_exits_non_zero(args, message, capsys, tmp_pat
 
 
 def test_checkpoint_that_does_not_fit_the_architecture_names_the_keys(toy_files, tmp_path, capsys):
-    from neurofit.models.checkpoint import save_checkpoint
+    import torch
+
     from neurofit.models.zoo.feedforward import cornet_z
 
-    ckpt = save_checkpoint(cornet_z(width=8), tmp_path / "z.safetensors")
-    status = main(_score_args(toy_files, tmp_path / "x.nc", tmp_path / "work", model=str(ckpt),
+    torch.save(cornet_z(width=8).state_dict(), tmp_path / "z.pt")
+    status = main(_score_args(toy_files, tmp_path / "x.nc", tmp_path / "work", model=str(tmp_path / "z.pt"),
                               extra=["--arch", "cornet_rt"]))
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("neurofit: error: ") and err.count("\n") == 1
-    assert "cornet_rt" in err and not (tmp_path / "x.nc").exists()
+    assert "does not fit" in err and "decoder.linear.weight" in err and not (tmp_path / "x.nc").exists()
 
 
 @pytest.mark.slow
