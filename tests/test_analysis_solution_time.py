@@ -50,6 +50,15 @@ def test_threshold_crossing_interpolates_between_bin_centres():
     np.testing.assert_allclose(times[3], 5.0 + (0.5 - 0.1) / 0.8 * 20.0)  # NaN bin skipped
 
 
+def test_sustained_crossing_ignores_a_brief_excursion_above_threshold():
+    v = np.array([[0.1, 0.6, 0.2, 0.3, 0.7, 0.8], [0.1, 0.2, 0.6, 0.7, 0.1, 0.1]])
+    times = [5.0, 15.0, 25.0, 35.0, 45.0, 55.0]
+    np.testing.assert_allclose(threshold_crossing(v, times, 0.5), [5.0 + 0.4 / 0.5 * 10, 15.0 + 0.3 / 0.4 * 10])
+    # the run must last 2 bins: row 0's blip at bin 1 no longer counts, its crossing is into bin 4
+    np.testing.assert_allclose(threshold_crossing(v, times, 0.5, sustain=2), [35.0 + 0.2 / 0.4 * 10, 22.5])
+    assert np.isnan(threshold_crossing(v, times, 0.5, sustain=3)).all()
+
+
 def test_solution_time_falls_in_the_bin_where_decodability_starts():
     onset = 3
     out = neural_solution_times(_recording(onset), threshold=0.6, n_splits=4)

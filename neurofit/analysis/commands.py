@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--decoder", choices=("lda", "logistic"), default="lda",
                    help="neural decoder: shrinkage LDA (default, fast) or multinomial logistic regression")
     p.add_argument("--threshold", type=float, help="solution-time threshold (default 0.5 probability, 2.0 d')")
+    p.add_argument("--sustain", type=int, default=1,
+                   help="bins the decoder must stay above threshold for the crossing to count (default 1)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
@@ -72,7 +74,8 @@ def _dynamics(args: argparse.Namespace) -> int:
         extrapolation_views=args.extrapolation_views, extrapolation_factor=args.extrapolation_factor,
         neural_label=args.neural_label, neural_region=args.region, neural_measure=args.measure,
         neural_decoder=args.decoder,
-        threshold=args.threshold, n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size, out=args.out,
+        threshold=args.threshold, sustain=args.sustain, n_boot=args.n_boot, seed=args.seed,
+        batch_size=args.batch_size, out=args.out,
         figures=not args.no_figures, figure_formats=args.formats,
     )
     print(f"{ds.attrs['model_id']} on {ds.attrs['stimulus_set']}: {ds.sizes['presentation']} images, "

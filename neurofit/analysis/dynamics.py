@@ -225,6 +225,7 @@ def analyze_dynamics(
     neural_measure: Measure = "probability",
     neural_decoder: Decoder = "lda",
     threshold: float | None = None,
+    sustain: int = 1,
     n_splits: int = 10,
     n_boot: int = 1000,
     seed: int = 0,
@@ -265,7 +266,7 @@ def analyze_dynamics(
         training set, else of the benchmark's objects; levels: name -> generator difficulty, default
         :data:`~neurofit.analysis.halting.EXTRAPOLATION_LEVELS`, whose 1.5 and 2.0 lie beyond the training
         range 0-1) with ``max_steps`` = training steps and ``factor`` times that.
-    neural_label, neural_region, neural_measure, neural_decoder, threshold, n_splits
+    neural_label, neural_region, neural_measure, neural_decoder, threshold, sustain, n_splits
         Settings of :func:`~neurofit.analysis.solution_time.neural_solution_times`.
     n_boot, seed, batch_size : bootstrap draws, seed of every random choice, images per forward pass.
     out : path, optional
@@ -390,7 +391,7 @@ def analyze_dynamics(
     if recording is not None:
         _add_neural(ds, recording, first, halting_steps, table["stimulus_id"].astype(str).to_numpy(),
                     label=neural_label, region=neural_region, measure=neural_measure, decoder=neural_decoder,
-                    threshold=threshold, n_splits=n_splits, n_boot=n_boot, seed=seed)
+                    threshold=threshold, sustain=sustain, n_splits=n_splits, n_boot=n_boot, seed=seed)
 
     ds.attrs.update({
         "analysis": "representation dynamics (neurofit.analysis.analyze_dynamics)",
@@ -443,16 +444,16 @@ def _add_halting_vs_difficulty(ds: xr.Dataset, table, halting_steps: np.ndarray,
 
 def _add_neural(ds: xr.Dataset, recording: str | os.PathLike[str] | xr.DataArray, first: np.ndarray,
                 halting_steps: np.ndarray | None, ids: np.ndarray, *, label: str, region: str | None,
-                measure: Measure, decoder: Decoder, threshold: float | None, n_splits: int, n_boot: int,
-                seed: int) -> None:
+                measure: Measure, decoder: Decoder, threshold: float | None, sustain: int, n_splits: int,
+                n_boot: int, seed: int) -> None:
     if not isinstance(recording, xr.DataArray):
         from neurofit.data.io import read_recording
 
         recording = read_recording(recording)
     if region is not None and region not in set(recording.coords["region"].values.tolist()):
         region = None  # a recording of one other area: decode from all of its sites
-    neural = neural_solution_times(recording, threshold=threshold, label=label, measure=measure, region=region,
-                                   decoder=decoder, n_splits=n_splits, seed=seed)
+    neural = neural_solution_times(recording, threshold=threshold, sustain=sustain, label=label, measure=measure,
+                                   region=region, decoder=decoder, n_splits=n_splits, seed=seed)
     neural_ids = neural.coords["stimulus_id"].values.astype(str)
     position = {sid: i for i, sid in enumerate(neural_ids)}
     times = np.array([neural.solution_time.values[position[s]] if s in position else np.nan for s in ids])
@@ -472,6 +473,7 @@ def _add_neural(ds: xr.Dataset, recording: str | os.PathLike[str] | xr.DataArray
         ds[f"solution_time_{key}"] = ("model_measure", [results[m][key] for m in results])
     ds.attrs.update({"recording": str(recording.attrs.get("identifier", "")),
                      "solution_time_threshold": float(neural.attrs["threshold"]),
+                     "solution_time_sustain_bins": int(sustain),
                      "solution_time_measure": measure, "solution_time_label": label,
                      "solution_time_decoder": neural.attrs["decoder"],
                      "solution_time_region": region or "all"})

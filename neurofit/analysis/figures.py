@@ -74,7 +74,7 @@ def accuracy_over_time(ds: xr.Dataset, *, width: float = SINGLE_COLUMN_IN) -> Fi
         ax.set_ylabel("Accuracy")
         ax.set_ylim(0, 1)
         ax.set_title(_title(ds))
-        ax.legend(loc="lower right", title=CI_TEXT, title_fontsize=6)
+        ax.legend(loc="best", title=CI_TEXT, title_fontsize=6)
     return fig
 
 

@@ -254,7 +254,8 @@ def _decode_bins(x: np.ndarray, labels: np.ndarray, n_classes: int, splits, out:
             out[:, b] = image_dprime(probabilities, labels)
 
 
-def threshold_crossing(values: np.ndarray, times: Sequence[float] | np.ndarray, threshold: float) -> np.ndarray:
+def threshold_crossing(values: np.ndarray, times: Sequence[float] | np.ndarray, threshold: float,
+                       sustain: int = 1) -> np.ndarray:
     """First time each row of ``values`` ``[N, B]`` reaches ``threshold``, linearly interpolated between bins.
 
     Parameters
@@ -264,6 +265,9 @@ def threshold_crossing(values: np.ndarray, times: Sequence[float] | np.ndarray, 
     times : array [B]
         Time of each bin (e.g. its centre), increasing.
     threshold : float
+    sustain : int
+        The crossing bin must start a run of ``sustain`` bins at or above threshold (1: the first bin
+        above, as Kar et al. 2019; larger values ignore brief excursions of decoding noise).
 
     Returns
     -------
@@ -281,13 +285,17 @@ def threshold_crossing(values: np.ndarray, times: Sequence[float] | np.ndarray, 
         raise NeurofitError(f"values must be [N, B] and times [B]; got {values.shape} and {times.shape}")
     if np.any(np.diff(times) <= 0):
         raise NeurofitError("bin times must increase")
+    if sustain < 1:
+        raise NeurofitError(f"sustain must be >= 1 bin, got {sustain}")
     out = np.full(values.shape[0], np.nan)
     for i, row in enumerate(values):
         ok = np.flatnonzero(np.isfinite(row))
-        above = ok[row[ok] >= threshold]
-        if above.size == 0:
+        hit = row[ok] >= threshold
+        # start of a run of `sustain` finite bins at or above threshold
+        runs = [k for k in range(len(ok) - sustain + 1) if hit[k:k + sustain].all()]
+        if not runs:
             continue
-        j = above[0]
+        j = ok[runs[0]]
         before = ok[ok < j]
         if before.size == 0:
             out[i] = times[j]
@@ -302,6 +310,7 @@ def neural_solution_times(
     recording: xr.DataArray,
     *,
     threshold: float | None = None,
+    sustain: int = 1,
     label: str = "object_name",
     measure: Measure = "probability",
     region: str | Sequence[str] | None = None,
@@ -314,7 +323,8 @@ def neural_solution_times(
     """Per-image object solution time (ms) from a recording with object labels (Kar et al. 2019).
 
     Bins are placed at their centres (``(time_bin_start + time_bin_end) / 2``); see
-    :func:`decoder_confidence` for the decoder and :func:`threshold_crossing` for the interpolation.
+    :func:`decoder_confidence` for the decoder and :func:`threshold_crossing` for the interpolation and
+    ``sustain``.
 
     Returns
     -------
@@ -339,8 +349,9 @@ def neural_solution_times(
     confidence = decoder_confidence(recording, label=label, measure=measure, region=region, decoder=decoder,
                                     shrinkage=shrinkage, n_splits=n_splits, seed=seed, C=C)
     centres = (confidence.coords["time_bin_start"].values + confidence.coords["time_bin_end"].values) / 2.0
-    times = threshold_crossing(confidence.values, centres, float(threshold))
-    attrs = {**confidence.attrs, "threshold": float(threshold), "time": "bin centre, ms after onset",
+    times = threshold_crossing(confidence.values, centres, float(threshold), sustain)
+    attrs = {**confidence.attrs, "threshold": float(threshold), "sustain_bins": int(sustain),
+             "time": "bin centre, ms after onset",
              "recording": str(recording.attrs.get("identifier", ""))}
     return xr.Dataset({"confidence": confidence, "solution_time": ("presentation", times)}, attrs=attrs)
 
