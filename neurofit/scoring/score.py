@@ -695,8 +695,11 @@ def score(
     del commit_features
 
     # -- scoring on the scored stimuli ----------------------------------------------------------------------
-    splits = make_splits(score_ids, scheme=bench.split_scheme, object_name=object_labels(score_ids),
-                         n_splits=bench.n_splits, seed=bench.split_seed)
+    with warnings.catch_warnings():
+        # objects with fewer stimuli than folds: sklearn warns, the stratification is still the best possible
+        warnings.simplefilter("ignore", UserWarning)
+        splits = make_splits(score_ids, scheme=bench.split_scheme, object_name=object_labels(score_ids),
+                             n_splits=bench.n_splits, seed=bench.split_seed)
     score_features = _Features(acts, np.array([act_pos[s] for s in score_ids], dtype=np.int64))
     trials = trials_all[[trial_pos[s] for s in score_ids]]
     targets_all = np.asarray(averaged.values, dtype=np.float64)[[position[s] for s in score_ids]]
@@ -737,15 +740,19 @@ def score(
     if bench.n_bootstrap > 0:
         from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
 
-        if stimulus_ci:
-            # each stimulus is predicted once (K-fold), so r and the split-half ceiling are redrawn together
-            boot = bootstrap_stimuli(pooled_all, targets_all, trials, groups=site_region, rule=bench.normalisation,
-                                     n_draws=bench.n_bootstrap, seed=bench.bootstrap_seed,
-                                     n_halvings=bench.ceiling_splits, ceiling_seed=bench.ceiling_seed)
-            order = [list(boot["groups"]).index(region) for region in regions]
-            stim_low, stim_high = boot["low"][order], boot["high"][order]
-        sites_boot = bootstrap_sites(ceiled, groups=site_region, n_draws=bench.n_bootstrap,
-                                     seed=bench.bootstrap_seed)
+        with warnings.catch_warnings():
+            # bins no step maps to are NaN in every draw: their CI is NaN, without a warning per bin
+            warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+            if stimulus_ci:
+                # each stimulus is predicted once (K-fold): r and the split-half ceiling are redrawn together
+                boot = bootstrap_stimuli(pooled_all, targets_all, trials, groups=site_region,
+                                         rule=bench.normalisation, n_draws=bench.n_bootstrap,
+                                         seed=bench.bootstrap_seed, n_halvings=bench.ceiling_splits,
+                                         ceiling_seed=bench.ceiling_seed)
+                order = [list(boot["groups"]).index(region) for region in regions]
+                stim_low, stim_high = boot["low"][order], boot["high"][order]
+            sites_boot = bootstrap_sites(ceiled, groups=site_region, n_draws=bench.n_bootstrap,
+                                         seed=bench.bootstrap_seed)
         order = [list(sites_boot["groups"]).index(region) for region in regions]
         site_low, site_high = sites_boot["low"][order], sites_boot["high"][order]
 
