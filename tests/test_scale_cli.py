@@ -47,6 +47,7 @@ def _same_scoresets(a_path, b_path):
 
 @pytest.mark.parametrize("bad, message", [
     (["--runner", "local", "--workers", "2"], "need --runner dask"),
+    (["--concurrent-models", "2"], "need --runner dask"),
     (["--runner", "dask", "--scheduler", "tcp://127.0.0.1:8786"], "--cache-dir"),
     (["--out", "x.nc"], "--out-dir"),
 ])
@@ -71,7 +72,8 @@ def test_many_models_on_a_cluster_resume_after_the_client_is_killed(toy_files, t
 
     work, out = tmp_path / "work", tmp_path / "dask"
     cmd = [sys.executable, "-m", "neurofit.cli",
-           *_args(toy_files, out, work, "--runner", "dask", "--workers", "2", "--cache-dir", str(tmp_path / "shared"))]
+           *_args(toy_files, out, work, "--runner", "dask", "--workers", "2", "--cache-dir", str(tmp_path / "shared"),
+                  "--concurrent-models", "2")]  # both models at once, each by its own client process
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 240
     try:
@@ -85,6 +87,7 @@ def test_many_models_on_a_cluster_resume_after_the_client_is_killed(toy_files, t
         proc.wait()
     finished = len(list(work.glob("*/*.npz")))
     assert finished >= 4 and not list(out.glob("*.nc"))
+    left_by_the_killed_run = set((tmp_path / "shared" / "arrays").iterdir())
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
@@ -93,3 +96,5 @@ def test_many_models_on_a_cluster_resume_after_the_client_is_killed(toy_files, t
     assert resumed >= finished
     for name in names:
         _same_scoresets(reference / name, out / name)
+    # the rerun removed the feature files it wrote (a killed run's folder stays, as docs/cluster.md says)
+    assert set((tmp_path / "shared" / "arrays").iterdir()) == left_by_the_killed_run

@@ -136,7 +136,7 @@ def test_a_cluster_run_without_a_shared_cache_dir_or_with_both_targets_is_refuse
 
 def test_an_existing_scheduler_is_used_by_its_address(runner, tmp_path):
     address = runner.cluster.scheduler_address
-    with DaskRunner(address, cache_dir=runner.arrays.root.parent, progress=False) as remote:
+    with DaskRunner(address, cache_dir=runner.cache_dir, progress=False) as remote:
         fn = SlowWeightedSum(np.arange(12.0).reshape(3, 4), np.eye(3), pause=0.0)
         units = [WorkUnit("score", "IT", {"layer": "x"}, f) for f in range(3)]
         got = [res["value"].tolist() for _, res in remote.bind(UnitStore(tmp_path)).map(fn, units)]

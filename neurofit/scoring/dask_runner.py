@@ -65,7 +65,10 @@ class StoredArray:
 
 
 class ArrayStore:
-    """Content-addressed ``.npy`` files under ``<root>/arrays``, each written once, atomically.
+    """Content-addressed ``.npy`` files under ``<root>/arrays[/<run>]``, each written once, atomically.
+
+    A runner uses its own ``run`` folder, so that removing its files when it ends can never pull a file from
+    under another run that shares the cache directory.
 
     Example
     -------
@@ -76,8 +79,8 @@ class ArrayStore:
     (True, [0.0, 1.0, 2.0, 3.0, 4.0])
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root) / "arrays"
+    def __init__(self, root: str | os.PathLike[str], run: str = "") -> None:
+        self.root = Path(root) / "arrays" / run if run else Path(root) / "arrays"
         self.written: list[Path] = []
 
     def put(self, array: np.ndarray) -> StoredArray:
@@ -97,10 +100,11 @@ class ArrayStore:
         """Delete the files this store wrote (a run's intermediates), leaving other runs' files alone."""
         for path in self.written:
             path.unlink(missing_ok=True)
-            try:
-                path.parent.rmdir()  # only when empty: another run's files in it stay
-            except OSError:
-                pass
+            for folder in (path.parent, self.root):
+                try:
+                    folder.rmdir()  # only when empty
+                except OSError:
+                    pass
         self.written.clear()
 
 
@@ -229,6 +233,10 @@ class DaskRunner:
         Where a LocalCluster serves its dashboard (``":0"``: any free port).
     max_task_bytes : int
         Refuse work functions whose pickled task would still be larger than this.
+    concurrent_runs : int
+        How many models :func:`score_models` scores at once on this cluster, each in its own client process
+        (default 1: one after another). One model keeps at most its number of folds busy; several at once
+        fill a larger cluster.
     stream : file, optional
         Where the dashboard address is printed (default stderr).
 
@@ -244,7 +252,7 @@ class DaskRunner:
                  progress: bool | None = None, retries: int = 3, torch_threads: int | None = 1,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S, worker_wait: float = DEFAULT_WORKER_WAIT_S,
                  dashboard_address: str = ":8787", max_task_bytes: int = MAX_TASK_BYTES,
-                 stream: Any = None) -> None:
+                 concurrent_runs: int = 1, stream: Any = None) -> None:
         from distributed import Client, LocalCluster
 
         if scheduler is not None and workers is not None:
@@ -269,7 +277,9 @@ class DaskRunner:
             from neurofit.data.fetch import cache_dir as neurofit_home
 
             cache_dir = neurofit_home() / "dask"
-        self.arrays = ArrayStore(cache_dir)
+        self.cache_dir = Path(cache_dir)
+        self.arrays = ArrayStore(cache_dir, run=f"run-{uuid.uuid4().hex[:12]}")
+        self.concurrent_runs = max(1, int(concurrent_runs))
         if scheduler is not None:
             try:
                 self.client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
@@ -409,16 +419,19 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
                        help="start a LocalCluster of N worker processes (--runner dask; default: CPU cores)")
     group.add_argument("--cache-dir", metavar="DIR",
                        help="directory all dask workers see, for the features they read (required with --scheduler)")
+    group.add_argument("--concurrent-models", type=int, default=1, metavar="N",
+                       help="with --models and --runner dask: score N models at once, each in its own client "
+                            "process (default 1)")
 
 
 def runner_from_args(args: argparse.Namespace) -> DaskRunner | None:
     """The runner the command-line options ask for (``None``: the local runner)."""
     if args.runner == "local":
-        if args.scheduler or args.workers is not None:
-            raise NeurofitError("--scheduler and --workers need --runner dask")
+        if args.scheduler or args.workers is not None or args.concurrent_models != 1:
+            raise NeurofitError("--scheduler, --workers and --concurrent-models need --runner dask")
         return None
     return DaskRunner(args.scheduler, workers=args.workers, cache_dir=args.cache_dir,
-                      progress=False if getattr(args, "quiet", False) else None)
+                      concurrent_runs=args.concurrent_models, progress=False if getattr(args, "quiet", False) else None)
 
 
 def output_names(models: Sequence[str], benchmark: str) -> list[str]:
@@ -443,8 +456,9 @@ def score_models(models: Sequence[Any], benchmark: str | os.PathLike[str], *, ou
                  runner: DaskRunner | None = None, **options: Any) -> dict[Path, Any]:
     """Score several models (zoo names or checkpoints) on one benchmark; write one ScoreSet per model.
 
-    All models share ``runner`` (one cluster for the whole run). Each model's run is resumable on its own:
-    rerunning after an interruption reuses every unit already saved.
+    All models share ``runner`` (one cluster for the whole run); with ``runner.concurrent_runs`` > 1 that many
+    models are scored at once, each by its own client process connected to the runner's scheduler. Each
+    model's run is resumable on its own: rerunning after an interruption reuses every unit already saved.
 
     Parameters
     ----------
@@ -472,8 +486,37 @@ def score_models(models: Sequence[Any], benchmark: str | os.PathLike[str], *, ou
 
     out = Path(out_dir)
     names = output_names([str(m) for m in models], str(benchmark))
-    return {out / name: score(model, benchmark, out=out / name, runner=runner, **options)
-            for model, name in zip(models, names)}
+    paths = [out / name for name in names]
+    concurrent = min(getattr(runner, "concurrent_runs", 1), len(paths))
+    if concurrent <= 1:
+        return {path: score(model, benchmark, out=path, runner=runner, **options) for model, path in zip(models, paths)}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Separate client processes, not threads: each run seeds torch's global RNG for untrained zoo models and
+    # sets torch's thread count, which threads would share.
+    import torch
+
+    address = runner.client.scheduler.address
+    # the children get this process's torch thread count (their environment may say otherwise: dask's nannies
+    # set OMP_NUM_THREADS=1 for their workers), so that client-side sums reduce as in a one-model run
+    threads = torch.get_num_threads()
+    with ProcessPoolExecutor(max_workers=concurrent, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(_score_on_cluster, address, str(runner.cache_dir), model, benchmark, path, options,
+                            threads) for model, path in zip(models, paths)]
+        return {path: job.result() for path, job in zip(paths, jobs)}
+
+
+def _score_on_cluster(address: str, cache_dir: str, model: Any, benchmark: Any, out: Path,
+                      options: dict[str, Any], threads: int) -> Any:
+    import torch
+
+    from neurofit.scoring.score import score
+
+    torch.set_num_threads(threads)
+
+    with DaskRunner(address, cache_dir=cache_dir, progress=False) as runner:
+        return score(model, benchmark, out=out, runner=runner, **{**options, "progress": False})
 
 
 __all__ = ["ArrayStore", "DaskRunner", "LocalRunner", "StoredArray", "add_runner_arguments", "externalize",
