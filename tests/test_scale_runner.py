@@ -75,6 +75,14 @@ def test_tasks_carry_file_paths_not_the_features(runner, toy_problem, tmp_path):
     assert any(p.stat().st_size >= big.nbytes for p in stored)
 
 
+def test_progress_counts_units_done_out_of_the_total(runner, tmp_path, capsys):
+    fn = SlowWeightedSum(np.eye(3), np.eye(3), pause=0.0)
+    units = [WorkUnit("score", "IT", {"layer": "x"}, f) for f in range(3)]
+    list(runner.bind(UnitStore(tmp_path), progress=True).map(fn, units, desc="score IT x"))
+    err = capsys.readouterr().err
+    assert "score IT x" in err and "3/3" in err
+
+
 def test_a_closure_that_would_pickle_its_data_into_every_task_is_refused(runner, tmp_path):
     big = np.ones((1000, 200))
     units = [WorkUnit("score", "IT", {"layer": "x"}, 0)]
