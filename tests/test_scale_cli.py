@@ -34,7 +34,7 @@ def toy_files(tmp_path_factory):
 def _args(root, out_dir, work, *extra):
     return ["score", "--models", *MODELS, "--benchmark", str(root / "toy.toml"), "--recording", str(root / "rec.nc"),
             "--stimuli", str(root / "stimuli.csv"), "--out-dir", str(out_dir), "--work-dir", str(work), "--quiet",
-            "--no-cache", *extra]
+            "--no-cache", "--layers", "V4=V4", "IT=IT", "--grid", *extra]  # named layers: fewer commitment units
 
 
 def _same_scoresets(a_path, b_path):
