@@ -75,6 +75,17 @@ def test_tasks_carry_file_paths_not_the_features(runner, toy_problem, tmp_path):
     assert any(p.stat().st_size >= big.nbytes for p in stored)
 
 
+def test_units_are_submitted_when_map_is_called_so_several_maps_overlap(runner, tmp_path):
+    fn = SlowWeightedSum(np.eye(3), np.eye(3), pause=0.0)
+    before = runner.stats["submitted"]
+    bound = runner.bind(UnitStore(tmp_path))
+    first = bound.map(fn, [WorkUnit("score", "IT", {"layer": "x"}, f) for f in range(3)])
+    second = bound.map(fn, [WorkUnit("score", "IT", {"layer": "y"}, f) for f in range(3)])
+    assert runner.stats["submitted"] - before == 6  # both on the cluster before either is read
+    assert [res["value"].tolist() for _, res in second] == np.eye(3).tolist()
+    assert [res["value"].tolist() for _, res in first] == np.eye(3).tolist()
+
+
 def test_progress_counts_units_done_out_of_the_total(runner, tmp_path, capsys):
     fn = SlowWeightedSum(np.eye(3), np.eye(3), pause=0.0)
     units = [WorkUnit("score", "IT", {"layer": "x"}, f) for f in range(3)]

@@ -346,10 +346,10 @@ class DaskRunner:
         """Run ``fn`` on every unit not already in the store; yield ``(unit, result)`` in the order of ``units``.
 
         Results are saved to the store as they arrive (in completion order); a unit is yielded as soon as it
-        and every unit before it are done.
+        and every unit before it are done. The units are submitted when ``map`` is called, not when the
+        iteration starts: a caller may start several maps and then read them one after another, and the
+        cluster works on all of them at once.
         """
-        from distributed import as_completed
-
         units = list(units)
         done: dict[int, Result] = {}
         todo = []
@@ -375,6 +375,12 @@ class DaskRunner:
                 future = self.client.submit(run_unit, payload, units[i], self.torch_threads, pure=False,
                                             retries=self.retries, key=f"neurofit-{units[i].key}-{run}")
                 futures[future] = i
+        return self._collect(units, done, futures, desc)
+
+    def _collect(self, units: list[WorkUnit], done: dict[int, Result], futures: dict[Any, int], desc: str
+                 ) -> Iterator[tuple[WorkUnit, Result]]:
+        from distributed import as_completed
+
         following = 0
         bar = tqdm(total=len(units), initial=len(done), desc=desc or "fits", unit="fit", disable=not self.progress)
         try:
