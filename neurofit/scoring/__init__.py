@@ -1,0 +1,13 @@
+"""Benchmarks -> scores: benchmark files, time mapping, layer commitment, runners, ScoreSets, comparisons.
+
+>>> from neurofit.scoring import load_benchmark
+>>> load_benchmark("synthetic-ventral-it-temporal").regions
+('IT',)
+
+The heavy parts (models, regression) are imported on first use: ``score`` and ``compare`` live in
+:mod:`neurofit.scoring.score` and :mod:`neurofit.scoring.compare` (also ``neurofit.score``/``neurofit.compare``).
+"""
+
+from neurofit.scoring.benchmark import Benchmark, list_benchmarks, load_benchmark
+
+__all__ = ["Benchmark", "list_benchmarks", "load_benchmark"]
