@@ -57,7 +57,9 @@ class StoredArray:
 
     def load(self) -> np.ndarray:
         try:
-            return np.load(self.path, mmap_mode="r", allow_pickle=False)
+            # copy-on-write: pages come from (and are shared through) the page cache, and the array is writable,
+            # which torch.as_tensor expects of what it wraps
+            return np.load(self.path, mmap_mode="c", allow_pickle=False)
         except FileNotFoundError:
             raise NeurofitError(
                 f"worker on host {socket.gethostname()!r} cannot read {self.path}: the --cache-dir must be a "
