@@ -232,16 +232,32 @@ def average_repetitions(recording: xr.DataArray) -> xr.DataArray:
     [2.0, 5.0]
     """
     codes, uniques = _group_codes(recording)
-    values = np.asarray(recording.values, dtype=np.float64)
-    n = len(uniques)
-    finite = ~np.isnan(values)
-    sums = np.zeros((n, *values.shape[1:]))
-    counts = np.zeros((n, *values.shape[1:]))
-    np.add.at(sums, codes, np.where(finite, values, 0.0))
-    np.add.at(counts, codes, finite)
+    values = recording.values
+    # sort presentations by stimulus once, then sum each stimulus's contiguous run (np.add.at is ~20x slower)
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(len(uniques)))
+    ordered = values[order]
+    runs = np.diff(np.append(starts, len(codes)))
+    if len(runs) and np.all(runs == runs[0]):
+        # equal repetition counts (the usual case): a contiguous reshape-and-sum beats reduceat ~10x
+        ordered = ordered.reshape(len(runs), int(runs[0]), *ordered.shape[1:])
+        if np.issubdtype(ordered.dtype, np.integer):
+            sums = ordered.sum(axis=1, dtype=np.float64)
+            counts = np.full((1,) * sums.ndim, runs[0])
+        else:
+            finite = ~np.isnan(ordered)
+            sums = np.where(finite, ordered, 0.0).sum(axis=1, dtype=np.float64)
+            counts = finite.sum(axis=1)
+    elif np.issubdtype(ordered.dtype, np.integer):  # counts: no missing trials possible
+        sums = np.add.reduceat(ordered, starts, axis=0, dtype=np.float64)
+        counts = runs.reshape(-1, *([1] * (ordered.ndim - 1)))
+    else:
+        finite = ~np.isnan(ordered)
+        sums = np.add.reduceat(np.where(finite, ordered, 0.0), starts, axis=0, dtype=np.float64)
+        counts = np.add.reduceat(finite, starts, axis=0, dtype=np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / counts
-    first = np.unique(codes, return_index=True)[1]
+    first = order[starts]
     coords: dict[str, Any] = {"stimulus_id": ("presentation", uniques)}
     for name, coord in recording.coords.items():
         if coord.dims != ("presentation",) or name in ("stimulus_id", "repetition"):
