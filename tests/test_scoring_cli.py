@@ -96,12 +96,14 @@ def test_checkpoint_that_does_not_fit_the_architecture_names_the_keys(toy_files,
 
 @pytest.mark.slow
 def test_interrupted_score_resumes_without_redoing_finished_units(toy_files, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     reference = tmp_path / "reference.nc"
-    assert main(_score_args(toy_files, reference, tmp_path / "work-ref", model="cornet_rt")) == 0
+    uninterrupted = [sys.executable, "-m", "neurofit.cli",
+                     *_score_args(toy_files, reference, tmp_path / "work-ref", model="cornet_rt")]
+    assert subprocess.run(uninterrupted, env=env, capture_output=True, timeout=300).returncode == 0
     work = tmp_path / "work"
     out = tmp_path / "resumed.nc"
     cmd = [sys.executable, "-m", "neurofit.cli", *_score_args(toy_files, out, work, model="cornet_rt")]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
     try:
