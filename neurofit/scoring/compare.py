@@ -111,13 +111,8 @@ def compare(
     attrs["n_sites_only_a"], attrs["n_sites_only_b"] = attrs.get("n_sites_only_b"), attrs.get("n_sites_only_a")
     combined.attrs = attrs
     if out is not None:
-        write_scoreset_like(combined, out)
+        write_scoreset(combined, out)  # NetCDF, atomically, nested attrs JSON-encoded as for ScoreSets
     return combined
-
-
-def write_scoreset_like(dataset: xr.Dataset, path: str | os.PathLike[str]) -> Path:
-    """Write a comparison Dataset as NetCDF atomically (same encoding as ScoreSets)."""
-    return write_scoreset(dataset, path)
 
 
 def _labels(scoresets: Sequence[xr.Dataset]) -> list[str]:
