@@ -293,6 +293,10 @@ def train_model(
         raise NeurofitError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
     if out is not None and Path(out).suffix.lower() != ".safetensors":
         raise NeurofitError(f"the checkpoint is written as safetensors; name it *.safetensors, not {Path(out).name}")
+    if isinstance(model, str):
+        from neurofit.models.checkpoint import resolve_factory
+
+        resolve_factory(model)  # an unknown name fails before the stimuli are rendered
     began = time.perf_counter()
     # rendered at the benchmark's 64 px and resized like benchmark images are, so train and test match
     stimulus_set = resolve_stimuli(stimuli, image_size=64)
