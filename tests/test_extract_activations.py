@@ -17,7 +17,7 @@ from neurofit.extract import PCA, ActivationSet, RandomProjection, extract_activ
 from neurofit.extract import cache as cache_mod
 from neurofit.extract import reduce as reduce_mod
 from neurofit.extract.reduce import fit_pca
-from neurofit.models.base import TemporalModel
+from neurofit.models.base import TemporalModel, present
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -346,3 +346,16 @@ def test_bf16_autocast_stays_close_to_float32_and_is_a_separate_cache_entry(tmp_
     assert np.corrcoef(a, b)[0, 1] > 0.99
     with pytest.raises(NeurofitError, match="autocast must be None, 'bf16' or 'fp16'"):
         cached(model, stimuli, tmp_path, autocast="int8")
+
+
+def test_halting_convgru_validity_is_its_act_halting_mask():
+    from neurofit.models.zoo.halting import halting_convgru
+
+    model = halting_convgru(stem_channels=4, channels=[4, 4], steps=4, input_size=16).eval()
+    stimuli = make_stimuli(n=5)
+    acts = run(model, stimuli, reduction=None, batch_size=2)
+    images = model.normalize(stimuli.load_images(16))
+    with torch.no_grad():
+        expected = model.validity(model.forward_sequence(present(images, 4)))
+    assert acts.validity.values.tolist() == expected.tolist()
+    assert acts.validity.values[0].all() and not acts.validity.values[-1].any()  # untrained: halts after 2 steps
