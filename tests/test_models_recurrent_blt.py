@@ -12,15 +12,6 @@ NAMES = ["b", "bl", "bt", "blt", "bl_mult", "bt_mult", "blt_mult"]
 SMALL = {"channels": (8, 16, 16), "steps": 4, "num_classes": 5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cpu_settings():
-    # tiny convolutions: one thread avoids OpenMP stalls on a shared 2-core machine (seconds -> ms)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _movie(batch=3, steps=4, seed=0, size=32):
     generator = torch.Generator().manual_seed(seed)

@@ -18,15 +18,6 @@ from neurofit.models.zoo._cells import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cpu_settings():
-    # tiny convolutions: one thread avoids OpenMP stalls on a shared 2-core machine (seconds -> ms)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _copy_into_1x1(cell, reference):
     """Copy a torch RNN cell's weights into a 1x1-kernel conv cell (same gate order)."""
     with torch.no_grad():

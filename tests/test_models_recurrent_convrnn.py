@@ -13,15 +13,6 @@ NAMES = ["convrnn_vanilla", "convrnn_lstm", "convrnn_gru", "convrnn_ugrnn", "con
 SMALL = {"channels": (4, 8, 8, 8, 8, 8), "steps": 7, "num_classes": 5}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cpu_settings():
-    # tiny convolutions: one thread avoids OpenMP stalls on a shared 2-core machine (seconds -> ms)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _movie(batch=2, steps=7, seed=0, size=32):
     generator = torch.Generator().manual_seed(seed)

@@ -12,15 +12,6 @@ RECURRENT = ["b", "bl", "bt", "blt", "bl_mult", "bt_mult", "blt_mult", "convrnn_
              "halting_convgru"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _cpu_settings():
-    # tiny convolutions: one thread avoids OpenMP stalls on a shared 2-core machine (seconds -> ms)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize("name", RECURRENT)
 def test_declared_arrival_matches_probe_arrival_at_default_size(name):

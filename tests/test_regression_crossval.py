@@ -7,22 +7,10 @@ import pytest
 import torch
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import RidgeCV
-from threadpoolctl import threadpool_limits
 
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import make_splits
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small fits: on the shared 2-core CI machine thread pools (torch's and the BLAS under numpy/scipy)
-    # spin-wait and cost far more than they gain
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 N, P, Q, BINS = 90, 30, 6, 3
 

@@ -7,21 +7,9 @@ import pytest
 import torch
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 
 from neurofit.errors import NeurofitError
 from neurofit.regression.pls import PLS, PLSConvergenceWarning, pls_fit, top_eigenvector
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small fits: on the shared 2-core CI machine thread pools (torch's and the BLAS under numpy/scipy)
-    # spin-wait and cost far more than they gain
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 # includes problems whose Gram side (min(p, q)) is large enough for the Lanczos path (> 85), on either side
 SHAPES = [(120, 15, 6, 5), (50, 150, 20, 10), (150, 40, 50, 20), (90, 30, 1, 6), (40, 8, 12, 8),

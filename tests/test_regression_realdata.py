@@ -8,25 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
-from threadpoolctl import threadpool_limits
 
 from neurofit.data.recording import make_recording, trial_array
 from neurofit.regression import fit_and_score, split_half_ceiling
 
 RAW = "cowley2023_v4/responses_raw/responses_210325.npy"
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small fits: on the shared 2-core CI machine thread pools (torch's and the BLAS under numpy/scipy)
-    # spin-wait and cost far more than they gain
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def _raw_path() -> Path:

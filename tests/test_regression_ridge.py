@@ -4,20 +4,8 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import RidgeCV
-from threadpoolctl import threadpool_limits
 
 from neurofit.regression.ridge import DEFAULT_ALPHAS, Ridge, ridge_gcv_fit
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small fits: on the shared 2-core CI machine thread pools (torch's and the BLAS under numpy/scipy)
-    # spin-wait and cost far more than they gain
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def _data(rng, n, p, q):

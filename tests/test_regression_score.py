@@ -4,11 +4,9 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import RidgeCV
-from threadpoolctl import threadpool_limits
 
 from neurofit.data.recording import make_recording
 from neurofit.errors import NeurofitError
@@ -16,17 +14,6 @@ from neurofit.regression import fit_and_score
 from neurofit.regression.ceiling import split_half_ceiling
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import make_splits
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # small fits: on the shared 2-core CI machine thread pools (torch's and the BLAS under numpy/scipy)
-    # spin-wait and cost far more than they gain
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 N_STIM, N_REPS, N_SITES, N_BINS, N_FEAT = 60, 4, 5, 3, 12
 
