@@ -260,7 +260,7 @@ def _cross_validated(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.n
     """
     from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 
-    dev = torch.device(device) if device else torch.device("cpu")
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float64 if dev.type == "cpu" else torch.float32
     # fresh torch-allocated copies: BLAS kernels may round differently on differently aligned buffers (an
     # array read from a file or a view), which would break bit-for-bit reproducibility across runners
