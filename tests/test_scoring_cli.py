@@ -125,3 +125,17 @@ def test_interrupted_score_resumes_without_redoing_finished_units(toy_files, tmp
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values)
     assert {k: v for k, v in a.attrs.items() if k != "created"} == {k: v for k, v in b.attrs.items() if k != "created"}
+
+
+@pytest.mark.slow
+def test_compare_scores_named_models_on_a_benchmark_first(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path / "home"))
+    bench = tmp_path / "small-it.toml"
+    bench.write_text(
+        'id = "small-it"\nversion = "1"\n[dataset]\nid = "synthetic-ventral"\noptions = { size = "small" }\n'
+        '[neural]\nregions = ["IT"]\nbins = [[70, 170]]\n[stimuli]\ndegrees = 8.0\n'
+        '[regression]\nn_components = 10\nn_splits = 5\n[aggregate]\nn_bootstrap = 100\n')
+    assert main(["compare", "--models", "cornet_z", "deep_ff", "--benchmark", str(bench), "--n-boot", "100",
+                 "--out", str(tmp_path / "c.nc"), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "deep_ff vs cornet_z" in text and "70-170" in text and (tmp_path / "c.nc").exists()
