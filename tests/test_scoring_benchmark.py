@@ -100,3 +100,63 @@ def test_id_must_match_the_file_name(tmp_path):
 def test_invalid_toml_is_a_validation_error(tmp_path):
     with pytest.raises(ValidationError, match="is not valid TOML"):
         load_benchmark(_write(tmp_path, "id = \n"))
+
+
+POOLED = """
+id = "pooled"
+version = "1"
+datasets = {datasets}
+
+[neural]
+regions = ["V4"]
+bins = [[50, 150]]
+
+[stimuli]
+degrees = 8.0
+"""
+
+
+def test_pooled_benchmark_lists_its_sessions_and_hashes_them():
+    bench = load_benchmark("cowley2023-v4")
+    assert bench.datasets == ("cowley2023-v4-210325", "cowley2023-v4-210322", "cowley2023-v4-190923",
+                              "cowley2023-v4-210224")
+    assert bench.ceiling == "split_half" and bench.regions == ("V4",)
+    single = load_benchmark("cowley2023-v4-210325")
+    assert (bench.time_bins, bench.n_components, bench.n_splits, bench.offsets_ms) == (
+        single.time_bins, single.n_components, single.n_splits, single.offsets_ms)
+    assert bench.sha256() != single.sha256()
+
+
+def test_benchmark_with_both_dataset_and_datasets_is_rejected(tmp_path):
+    text = POOLED.format(datasets="[\"cowley2023-v4-210325\"]") + "\n[dataset]\nid = \"cowley2023-v4-210325\"\n"
+    with pytest.raises(ValidationError, match="'datasets' and \\[dataset\\] are exclusive"):
+        load_benchmark(_write(tmp_path, text, name="pooled"))
+
+
+def test_pooled_benchmark_with_an_unknown_session_lists_the_valid_ones(tmp_path):
+    path = _write(tmp_path, POOLED.format(datasets='["cowley2023-v4-210325", "cowley2023-v4-999999"]'),
+                  name="pooled")
+    with pytest.raises(ValidationError, match="names 'cowley2023-v4-999999', which is not a data manifest id; "
+                                              "valid ids: .*cowley2023-v4-210322.*cowley2023-v4-210325"):
+        load_benchmark(path)
+
+
+@pytest.mark.parametrize("datasets", ['[]', '"cowley2023-v4-210325"',
+                                      '["cowley2023-v4-210325", "cowley2023-v4-210325"]'])
+def test_pooled_datasets_must_be_a_list_of_distinct_ids(tmp_path, datasets):
+    with pytest.raises(ValidationError, match="'datasets'"):
+        load_benchmark(_write(tmp_path, POOLED.format(datasets=datasets), name="pooled"))
+
+
+def test_repetition_averaged_sessions_have_r_only_benchmarks():
+    for session in ("210322", "190923", "210224"):
+        bench = load_benchmark(f"cowley2023-v4-{session}")
+        assert bench.ceiling == "none" and bench.dataset == f"cowley2023-v4-{session}"
+
+
+@pytest.mark.parametrize(("extra", "key"), [('normalisation = "feve"', "ceiling.normalisation"),
+                                            ('[aggregate]\nmethod = "brainscore"', "aggregate.method")])
+def test_ceiling_none_rejects_settings_that_need_a_ceiling(tmp_path, extra, key):
+    text = GOOD.format(id="toy") + '\n[ceiling]\nmethod = "none"\n' + extra + "\n"
+    with pytest.raises(ValidationError, match=f"'{key}'"):
+        load_benchmark(_write(tmp_path, text))

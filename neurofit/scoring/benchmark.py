@@ -13,6 +13,9 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     id = "synthetic-ventral"          # a data manifest id, or "synthetic-ventral"
     options = { seed = 0 }            # generator options (synthetic-ventral only)
 
+    # or, instead of [dataset], several sessions pooled by site (before the first table):
+    # datasets = ["cowley2023-v4-210325", "cowley2023-v4-210322"]   # data manifest ids
+
     [neural]
     regions = ["IT"]
     time_bins = { start = 0, end = 250, width = 10 }   # or bins = [[70, 170]]
@@ -31,7 +34,7 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     temporal_mode = "per_bin"         # per_bin | span_time
 
     [ceiling]
-    method = "split_half"             # split_half | brainscore
+    method = "split_half"             # split_half | brainscore | none (no ceiling: r only)
     n_splits = 10
     seed = 0
     normalisation = "r2_over_ceiling" # r2_over_ceiling | legacy | feve
@@ -49,6 +52,9 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     method = "median"                 # median (per region and bin) | brainscore (mean over splits of medians)
     n_bootstrap = 1000
     seed = 0
+
+A pooled benchmark (``datasets``) scores each session on its own (its stimuli, splits and layer
+commitment) and concatenates the sites; a session without trial repeats gets no ceiling (NaN).
 
 Benchmarks are found in ``$NEUROFIT_BENCHMARKS`` (a ``:``-separated list of folders), the package's own
 ``neurofit/benchmarks/`` and the repository's ``benchmarks/`` folder, in that order.
@@ -71,7 +77,7 @@ METRICS = ("pls", "ridge")
 ALGORITHMS = ("exact", "nipals")
 SPLIT_SCHEMES = ("kfold", "brainscore")
 TEMPORAL_MODES = ("per_bin", "span_time")
-CEILING_METHODS = ("split_half", "brainscore")
+CEILING_METHODS = ("split_half", "brainscore", "none")
 NORMALISATIONS = ("r2_over_ceiling", "legacy", "feve")
 POLICIES = ("one_to_one", "table", "portion", "constant", "graded")
 AGGREGATES = ("median", "brainscore")
@@ -88,7 +94,7 @@ _SECTIONS: dict[str, set[str]] = {
     "commitment": {"fraction", "seed", "n_splits"},
     "aggregate": {"method", "n_bootstrap", "seed"},
 }
-_TOP = {"id", "version", "description", "citation", *_SECTIONS}
+_TOP = {"id", "version", "description", "citation", "datasets", *_SECTIONS}
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,7 @@ class Benchmark:
     aggregate: str = "median"
     n_bootstrap: int = 1000
     bootstrap_seed: int = 0
+    datasets: tuple[str, ...] = ()
     path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +151,9 @@ class Benchmark:
         """Content hash of the settings (the file path and description do not count)."""
         settings = self.to_dict()
         settings.pop("description")
+        if not settings["datasets"]:
+            # single-dataset benchmarks hash as they did before pooling existed (work dirs and attrs stay valid)
+            settings.pop("datasets")
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
@@ -261,18 +271,26 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
                 valid = ", ".join(sorted(allowed))
                 raise _fail(source, f"{name}.{key}", f"is not a key of [{name}]; valid keys: {valid}")
         sections[name] = section
-    if "dataset" not in raw:
+    if "dataset" in raw and "datasets" in raw:
+        raise _fail(source, "datasets", "and [dataset] are exclusive: name one dataset ([dataset] id) or several "
+                                        "sessions to pool (datasets = [...]), not both")
+    if "dataset" not in raw and "datasets" not in raw:
         raise _fail(source, "dataset", "is required")
     bid = _get(raw, "id", "id", source, str, required=True)
     version = _get(raw, "version", "version", source, (str, int), required=True)
     if Path(source).suffix == ".toml" and Path(source).stem != bid:
         raise _fail(source, "id", f"is {bid!r} but the file is named {Path(source).name}: they must agree")
 
-    ds = sections["dataset"]
-    dataset = _get(ds, "id", "dataset.id", source, str, required=True)
-    options = dict(_get(ds, "options", "dataset.options", source, Mapping, default={}))
-    if options and dataset != SYNTHETIC:
-        raise _fail(source, "dataset.options", f"only applies to {SYNTHETIC!r} (generator options)")
+    pooled: tuple[str, ...] = ()
+    if "datasets" in raw:
+        pooled = _pooled_datasets(raw["datasets"], source)
+        dataset, options = "+".join(pooled), {}
+    else:
+        ds = sections["dataset"]
+        dataset = _get(ds, "id", "dataset.id", source, str, required=True)
+        options = dict(_get(ds, "options", "dataset.options", source, Mapping, default={}))
+        if options and dataset != SYNTHETIC:
+            raise _fail(source, "dataset.options", f"only applies to {SYNTHETIC!r} (generator options)")
 
     neural = sections["neural"]
     regions = _get(neural, "regions", "neural.regions", source, list, required=True)
@@ -337,6 +355,8 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     ceiling_seed = _get(ceil, "seed", "ceiling.seed", source, int, default=1 if method == "brainscore" else 0)
     normalisation = _choice(_get(ceil, "normalisation", "ceiling.normalisation", source, str,
                                  default="r2_over_ceiling"), NORMALISATIONS, "ceiling.normalisation", source)
+    if method == "none" and normalisation == "feve":
+        raise _fail(source, "ceiling.normalisation", "'feve' needs trial repeats, but ceiling.method is 'none'")
 
     mapping = sections["mapping"]
     policy = _choice(_get(mapping, "policy", "mapping.policy", source, str, default="one_to_one"), POLICIES,
@@ -364,6 +384,8 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     if n_bootstrap < 0:
         raise _fail(source, "aggregate.n_bootstrap", f"must be >= 0, got {n_bootstrap}")
     bootstrap_seed = _get(agg, "seed", "aggregate.seed", source, int, default=0)
+    if method == "none" and aggregate == "brainscore":
+        raise _fail(source, "aggregate.method", "'brainscore' needs a ceiling, but ceiling.method is 'none'")
 
     return Benchmark(
         id=bid, version=str(version), description=str(raw.get("description", "")),
@@ -375,5 +397,23 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
         offsets_ms=tuple(float(o) for o in offsets), tables=tables, commitment_fraction=fraction,
         commitment_seed=int(commitment_seed), commitment_splits=int(commitment_splits), aggregate=aggregate,
         n_bootstrap=int(n_bootstrap),
-        bootstrap_seed=int(bootstrap_seed), path=str(Path(source).resolve()) if Path(source).exists() else source,
+        bootstrap_seed=int(bootstrap_seed), datasets=pooled,
+        path=str(Path(source).resolve()) if Path(source).exists() else source,
     )
+
+
+def _pooled_datasets(value: Any, source: str) -> tuple[str, ...]:
+    """The session ids of a pooled benchmark: distinct data manifest ids (an unknown one lists the valid ones)."""
+    from neurofit.data.manifest import list_manifests
+
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _fail(source, "datasets", f"must be a non-empty list of data manifest ids, got {value!r}")
+    duplicates = sorted({v for v in value if value.count(v) > 1})
+    if duplicates:
+        raise _fail(source, "datasets", f"names {duplicates[0]!r} twice; list each session once")
+    known = set(list_manifests())
+    for item in value:
+        if item not in known:
+            raise _fail(source, "datasets", f"names {item!r}, which is not a data manifest id; valid ids: "
+                                            f"{', '.join(sorted(known)) or 'none'}")
+    return tuple(value)

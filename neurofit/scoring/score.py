@@ -62,6 +62,9 @@ def load_benchmark_data(benchmark: Benchmark) -> tuple[xr.DataArray, StimulusSet
     -------
     >>> rec, stimuli = load_benchmark_data(load_benchmark("synthetic-ventral-it-temporal"))  # doctest: +SKIP
     """
+    if benchmark.datasets:
+        raise NeurofitError(f"benchmark {benchmark.id!r} pools several datasets ({', '.join(benchmark.datasets)}); "
+                            "load each with load_dataset(id)")
     if benchmark.dataset == SYNTHETIC:
         from neurofit.data.synthetic import generate_synthetic_ventral
 
@@ -386,6 +389,8 @@ def _halvings(bench: Benchmark, trials: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _ceiling(bench: Benchmark, trials: np.ndarray) -> np.ndarray:
     from neurofit.regression.ceiling import brainscore_ceiling, split_half_ceiling
 
+    if bench.ceiling == "none":
+        return np.full(trials.shape[2:], np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if bench.ceiling == "split_half":
@@ -397,6 +402,8 @@ def _ceil(bench: Benchmark, r: np.ndarray, ceiling: np.ndarray, pooled: np.ndarr
           trials: np.ndarray) -> np.ndarray:
     from neurofit.regression.ceiling import ceil_scores, feve
 
+    if bench.ceiling == "none":
+        return np.full(r.shape, np.nan)  # no ceiling, no ceiled score: r stands alone
     if bench.normalisation == "feve":
         if pooled is None:
             raise NeurofitError("FEVe needs every stimulus predicted once: use split_scheme = 'kfold'")
@@ -585,6 +592,11 @@ def score(
     >>> scores.median_ceiled.sel(region="IT")  # doctest: +SKIP
     """
     bench = load_benchmark(benchmark)
+    if bench.datasets:
+        return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
+                             device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,
+                             reduction=reduction, cache=cache, progress=progress, created=created,
+                             model_id=model_id, runner=runner, **config)
     # the model first: a wrong name or checkpoint fails before any data is generated or fetched
     resolved, default_id, weights_sha = resolve_model(model, checkpoint, arch, **config)
     recording, stimuli = data if data is not None else load_benchmark_data(bench)
@@ -851,6 +863,137 @@ def score(
     return scoreset
 
 
+# per-session attrs of a pooled ScoreSet: always given per session, even where the sessions agree
+_PER_SESSION_ATTRS = ("dataset", "dataset_sha256", "ceiling_method", "committed_layers", "committed_offsets_ms",
+                      "commitment_criteria", "commitment", "mapping", "n_stimuli_scored", "n_stimuli_commitment")
+
+
+def has_trial_repeats(recording: xr.DataArray) -> bool:
+    """Whether some stimulus of ``recording`` was shown more than once (a noise ceiling needs repeats).
+
+    Example
+    -------
+    >>> from neurofit.data.recording import make_recording
+    >>> rec = make_recording(np.ones((2, 1, 1)), stimulus_id=["a", "b"], repetition=[0, 0], neuroid_id=["n"],
+    ...                      region="V4", time_bin_start=[50], time_bin_end=[150], identifier="t",
+    ...                      stimulus_set_identifier="t")
+    >>> has_trial_repeats(rec)
+    False
+    """
+    ids = np.asarray(recording.coords["stimulus_id"].values).astype(str)
+    return len(np.unique(ids)) < len(ids)
+
+
+def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: str | os.PathLike[str] | None,
+                  created: str | None, **kwargs: Any) -> xr.Dataset:
+    """A pooled benchmark: each session scored on its own (stimuli, splits, commitment), sites concatenated.
+
+    Sessions without trial repeats are scored with no ceiling (``ceiling`` and ``ceiled`` NaN, ``r`` kept).
+    Per region: ``median_ceiled`` over the sites that have a ceiling, ``median_r`` over all sites, and per
+    session ``session_median_r`` / ``session_median_ceiled``.
+    """
+    if grid:
+        raise NeurofitError(f"benchmark {bench.id!r} pools sessions with different stimuli: a layer x step grid is "
+                            "per session; score one session's benchmark with --grid instead")
+    if data is not None:
+        raise NeurofitError(f"benchmark {bench.id!r} pools the sessions {', '.join(bench.datasets)}: data= replaces "
+                            "one dataset; score a single-dataset benchmark with your data instead")
+    created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    parts: list[xr.Dataset] = []
+    with_ceiling: list[str] = []
+    for dataset in bench.datasets:
+        sub = dataclasses.replace(bench, id=f"{bench.id}/{dataset}", dataset=dataset, datasets=())
+        recording, stimuli = load_benchmark_data(sub)
+        if has_trial_repeats(recording) and bench.ceiling != "none":
+            with_ceiling.append(dataset)
+        else:
+            # repetition-averaged responses only: a ceiling cannot be measured, so none is reported
+            sub = dataclasses.replace(sub, ceiling="none", normalisation="r2_over_ceiling",
+                                      aggregate="median")
+        part = score(model, sub, data=(recording, stimuli), created=created, **kwargs)
+        parts.append(part.assign_coords(session=("neuroid", np.full(part.sizes["neuroid"], dataset))))
+
+    names = set.intersection(*[{n for n, c in p.coords.items() if c.dims == ("neuroid",)} for p in parts])
+    per_site = [p[["r", "ceiling", "ceiled", "r_fold"]].reset_coords(
+        [n for n, c in p.coords.items() if c.dims == ("neuroid",) and n not in names], drop=True) for p in parts]
+    sites = xr.concat(per_site, dim="neuroid", join="outer", coords="minimal", compat="override")
+    ids = sites["neuroid_id"].values.astype(str)
+    if len(set(ids.tolist())) != len(ids):
+        raise NeurofitError(f"benchmark {bench.id!r}: the sessions share neuroid ids, so their sites cannot be pooled")
+    r, ceiling, ceiled = (np.asarray(sites[name].values, dtype=np.float64) for name in ("r", "ceiling", "ceiled"))
+    site_region = sites["region"].values.astype(str)
+    site_session = sites["session"].values.astype(str)
+    regions = list(bench.regions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: a region or session without ceilings
+
+        def medians(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+            keep = np.ones(len(values), dtype=bool) if mask is None else mask
+            return np.stack([np.nanmedian(values[keep & (site_region == region)], axis=0) for region in regions])
+
+        variables: dict[str, Any] = {
+            "median_ceiled": (("region", "time_bin"), medians(ceiled)),
+            "median_r": (("region", "time_bin"), medians(r)),
+            "median_ceiling": (("region", "time_bin"), medians(ceiling)),
+            "session_median_r": (("session", "region", "time_bin"),
+                                 np.stack([medians(r, site_session == d) for d in bench.datasets])),
+            "session_median_ceiled": (("session", "region", "time_bin"),
+                                      np.stack([medians(ceiled, site_session == d) for d in bench.datasets])),
+        }
+    nan = np.full((len(regions), r.shape[1]), np.nan)
+    if len(with_ceiling) == 1:
+        # the ceiled sites are one session's: its stimulus bootstrap is the pooled median's
+        source = parts[bench.datasets.index(with_ceiling[0])]
+        low, high = source["median_ceiled_low"].values, source["median_ceiled_high"].values
+    else:
+        low, high = nan, nan.copy()
+    variables["median_ceiled_low"] = (("region", "time_bin"), low)
+    variables["median_ceiled_high"] = (("region", "time_bin"), high)
+    for name, values in (("median_ceiled", ceiled), ("median_r", r)):
+        site_low, site_high = nan, nan.copy()
+        if bench.n_bootstrap > 0:
+            from neurofit.regression.bootstrap import bootstrap_sites
+
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+                boot = bootstrap_sites(values, groups=site_region, n_draws=bench.n_bootstrap,
+                                       seed=bench.bootstrap_seed)
+            order = [list(boot["groups"]).index(region) for region in regions]
+            site_low, site_high = boot["low"][order], boot["high"][order]
+        variables[f"{name}_sites_low"] = (("region", "time_bin"), site_low)
+        variables[f"{name}_sites_high"] = (("region", "time_bin"), site_high)
+
+    attrs: dict[str, Any] = {}
+    for key in parts[0].attrs:
+        values = [p.attrs.get(key) for p in parts]
+        same = all(json.dumps(v, sort_keys=True, default=str) == json.dumps(values[0], sort_keys=True, default=str)
+                   for v in values)
+        attrs[key] = values[0] if same and key not in _PER_SESSION_ATTRS else dict(zip(bench.datasets, values))
+    attrs.update({
+        "benchmark": bench.id,
+        "benchmark_version": bench.version,
+        "benchmark_sha256": bench.sha256(),
+        "dataset_sha256": hashlib.sha256("".join(p.attrs["dataset_sha256"] for p in parts).encode()).hexdigest(),
+        "dataset_sha256_per_session": dict(zip(bench.datasets, (p.attrs["dataset_sha256"] for p in parts))),
+        "sessions": list(bench.datasets),
+        "sessions_with_ceiling": with_ceiling,
+        "sessions_without_ceiling": [d for d in bench.datasets if d not in with_ceiling],
+        "n_sites_per_session": {d: int((site_session == d).sum()) for d in bench.datasets},
+        "pooling": ("each session scored on its own (own stimuli, splits and layer commitment), sites "
+                    "concatenated; sessions without trial repeats have no ceiling (ceiling, ceiled NaN; r kept); "
+                    "median_ceiled is over the sites with a ceiling, median_r over all sites; the stimulus "
+                    "bootstrap CI is given only when one session has ceilings"),
+        "created": created,
+    })
+    scoreset = xr.Dataset(variables, coords={"region_name": ("region", np.array(regions)),
+                                             "session_id": ("session", np.array(bench.datasets))}, attrs=attrs)
+    scoreset = xr.merge([sites, scoreset], combine_attrs="override")
+    scoreset.attrs = attrs
+    if out is not None:
+        write_scoreset(scoreset, out)
+    return scoreset
+
+
 def _activation_hash(acts: Any) -> str:
     h = hashlib.sha256()
     for layer in acts.layers:
@@ -983,6 +1126,6 @@ def summary_table(scoreset: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["activations_from_arrays", "load_benchmark_data", "prepare_recording", "read_scoreset", "score",
-           "summary_table", "write_scoreset"]
+__all__ = ["activations_from_arrays", "has_trial_repeats", "load_benchmark_data", "prepare_recording",
+           "read_scoreset", "score", "summary_table", "write_scoreset"]
 
