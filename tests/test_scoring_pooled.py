@@ -76,14 +76,15 @@ def pooled(tmp_path_factory):
         checkpoint = str(shipped_checkpoint("cornet_z"))
         pooled = score(checkpoint, "cowley2023-v4", progress=False, out=home / "pooled.nc")
         single = score(checkpoint, "cowley2023-v4-210325", progress=False)
-    return pooled, single
+        averaged = score(checkpoint, "cowley2023-v4-210322", progress=False)
+    return pooled, single, averaged
 
 
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.skipif(not HAVE_COWLEY, reason="Cowley 2023 mirror absent (set NEUROFIT_DATA_PATH)")
 def test_pooled_cowley_scoreset_has_209_sites_with_ceilings_only_for_210325(pooled):
-    scores, _ = pooled
+    scores, _, _ = pooled
     assert scores.sizes["neuroid"] == 50 + 59 + 33 + 67
     sessions = [f"cowley2023-v4-{s}" for s in COWLEY]
     assert scores.attrs["sessions"] == sessions
@@ -106,10 +107,21 @@ def test_pooled_cowley_scoreset_has_209_sites_with_ceilings_only_for_210325(pool
 @pytest.mark.realdata
 @pytest.mark.skipif(not HAVE_COWLEY, reason="Cowley 2023 mirror absent (set NEUROFIT_DATA_PATH)")
 def test_pooled_cowley_scores_session_210325_exactly_as_its_own_benchmark(pooled):
-    scores, single = pooled
+    scores, single, _ = pooled
     own = scores["session"].values.astype(str) == "cowley2023-v4-210325"
     np.testing.assert_array_equal(scores["r"].values[own], single["r"].values)
     np.testing.assert_array_equal(scores["ceiled"].values[own], single["ceiled"].values)
     median = region_values(scores, "median_ceiled", "V4")[0]
     assert median == region_values(single, "median_ceiled", "V4")[0] and 0.0 < median < 1.0
     assert scores.attrs["committed_layers"]["cowley2023-v4-210325"] == single.attrs["committed_layers"]
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+@pytest.mark.skipif(not HAVE_COWLEY, reason="Cowley 2023 mirror absent (set NEUROFIT_DATA_PATH)")
+def test_pooled_cowley_scores_an_averaged_session_as_its_r_only_benchmark(pooled):
+    scores, _, averaged = pooled
+    own = scores["session"].values.astype(str) == "cowley2023-v4-210322"
+    np.testing.assert_array_equal(scores["r"].values[own], averaged["r"].values)
+    assert np.isnan(averaged["ceiling"].values).all() and averaged.attrs["ceiling_method"] == "none"
+    assert scores.attrs["ceiling_method"]["cowley2023-v4-210322"] == "none"
