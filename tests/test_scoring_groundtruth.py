@@ -13,6 +13,10 @@ from neurofit.scoring.score import activations_from_arrays, region_values, score
 
 SIZE = "small"
 RESPONSE_WINDOW = (120.0, 250.0)  # IT input arrives at 70-110 ms
+# Recovering a site's sparse readout of 256 hidden IT units from noisy 10 ms counts needs more stimuli and
+# repetitions than the default set has (768 x 20: ridge reaches ~0.4 ceiled there); at 1536 stimuli x 30
+# repetitions the hidden features score 0.89-0.94 (measured), which is what this check is about.
+LARGE = {"size": 1536, "repetitions": 30, "n_v4": 8, "n_it": 40}
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +34,10 @@ def benchmark():
                                offsets_ms=(0.0,), n_bootstrap=200)
 
 
-def _hidden(ablate: bool):
+def _hidden(ablate: bool, size=SIZE):
     from neurofit.data.synthetic import hidden_features
 
-    feats = hidden_features(SIZE, ablate_recurrence=ablate)
+    feats = hidden_features(size, ablate_recurrence=ablate)
     it = feats.values[:, feats["stage"].values == "IT"].transpose(2, 0, 1)  # (bin, stimulus, unit)
     label = "generator IT, recurrence ablated" if ablate else "generator IT"
     return activations_from_arrays({"IT": it}, feats["stimulus_id"].values, model_id=label)
@@ -102,3 +106,44 @@ def test_ablating_recurrence_lowers_late_it_scores_but_not_early_ones(synthetic,
     np.testing.assert_array_equal(result["median_difference"].values[early], 0.0)
     late_better = result["significant"].values[late] & (result["median_difference"].values[late] > 0)
     assert late_better.sum() >= late.sum() // 2, (result["median_difference"].values[late], result["q"].values[late])
+
+
+@pytest.fixture(scope="module")
+def large():
+    from neurofit.data.synthetic import generate_synthetic_ventral
+
+    return generate_synthetic_ventral(LARGE["size"], repetitions=LARGE["repetitions"], n_v4=LARGE["n_v4"],
+                                      n_it=LARGE["n_it"])
+
+
+@pytest.fixture(scope="module")
+def large_scores(large, benchmark):
+    ridge = dataclasses.replace(benchmark, metric="ridge")
+    return {ablate: score(_hidden(ablate, LARGE["size"]), ridge, data=large, progress=False)
+            for ablate in (False, True)}
+
+
+@pytest.mark.slow
+def test_generator_hidden_features_score_above_0_8_in_the_response_window(large, benchmark, large_scores):
+    full = large_scores[False]
+    hidden = region_values(full, "median_ceiled", "IT")[_window(full)]
+    assert np.all(hidden > 0.8), hidden
+    ids = large[1].stimulus_ids
+    noise = np.random.default_rng(0).normal(size=(25, len(ids), 256))
+    random_scores = score(activations_from_arrays({"IT": noise}, ids, model_id="random"),
+                          dataclasses.replace(benchmark, metric="ridge"), data=large, progress=False)
+    random = region_values(random_scores, "median_ceiled", "IT")[_window(random_scores)]
+    assert np.all(random < 0.1), random
+
+
+@pytest.mark.slow
+def test_ablating_the_generators_recurrence_lowers_its_features_late_scores_not_early(large_scores):
+    """The generator's hidden features with recurrence ablated (feedforward sweep) against its full features."""
+    result = compare(large_scores[True], large_scores[False], n_boot=200).isel(comparison=0, region=0)
+    start = result["time_bin_start"].values
+    early = start < 90.0  # the loop adds its 20 ms after the first IT input at 70 ms
+    late = start >= 120.0
+    assert not result["significant"].values[early].any()
+    np.testing.assert_array_equal(result["median_difference"].values[early], 0.0)
+    late_better = result["significant"].values[late] & (result["median_difference"].values[late] > 0)
+    assert late_better.all(), (result["median_difference"].values[late], result["q"].values[late])
