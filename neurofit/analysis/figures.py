@@ -110,8 +110,8 @@ def norm_over_time(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> Figure
 def margin_trajectories(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN, max_lines: int = 40) -> Figure:
     """Signed margin to the label's readout-zone boundary over steps, per image (thin) and group means.
 
-    Images are grouped by their trajectory: correct from the first step on, corrected later (first correct
-    after step 0), and never correct. The right panel counts misclassified->corrected and
+    Images are grouped by their trajectory: correct from the first step at which the readout sees the image
+    (``readout_driven``), corrected later, and never correct. The right panel counts misclassified->corrected and
     corrected->misclassified transitions per step.
 
     Example
@@ -122,7 +122,11 @@ def margin_trajectories(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN, max_
     x = ds["step"].values
     margin = ds["margin"].transpose("step", "presentation").values
     first = ds["first_correct_step"].values
-    groups = [("correct from step 0", first == 0), ("corrected later", first > 0), ("never correct", np.isnan(first))]
+    # a biological unroll's readout sees the image only from its first driven step: group from there
+    driven = ds["readout_driven"].values if "readout_driven" in ds.coords else np.ones(len(x), dtype=bool)
+    start = x[np.argmax(driven)] if driven.any() else x[0]
+    groups = [(f"correct from step {start}", first == start), ("corrected later", first > start),
+              ("never correct", np.isnan(first))]
     rng = np.random.default_rng(0)
     with neurofit_style():
         fig = new_figure(width, 2.6, nrows=1, ncols=2)
