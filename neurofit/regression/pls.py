@@ -411,6 +411,32 @@ def _check_finite(name: str, t: torch.Tensor) -> None:
         raise NeurofitError(f"{name} contains NaN or Inf values: remove or impute them before fitting")
 
 
+def prepare_fit_inputs(
+    X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, device: str | torch.device | None,
+    dtype: torch.dtype | None,
+) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
+    """The estimators' shared input handling: ``(X [B, n, p], Y [B, n, q], batched, y_was_1d)``.
+
+    Accepts ``X [n, p]`` or ``[B, n, p]`` and ``Y [n]``, ``[n, q]`` or the batched forms, as numpy or torch;
+    checks that samples agree and that nothing is NaN or Inf.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or default_dtype(device)
+    Xt = _as_batch(X, device, dtype)
+    Yt = _as_batch(Y, device, dtype)
+    batched = Xt.ndim == 3
+    y_1d = Yt.ndim == Xt.ndim - 1
+    if y_1d:
+        Yt = Yt[..., None]
+    if not batched:
+        Xt, Yt = Xt[None], Yt[None]
+    if Xt.shape[:2] != Yt.shape[:2]:
+        raise NeurofitError(f"X {tuple(Xt.shape)} and Y {tuple(Yt.shape)} disagree in samples")
+    _check_finite("X", Xt)
+    _check_finite("Y", Yt)
+    return Xt, Yt, batched, y_1d
+
+
 @dataclass
 class PLSFit:
     """A fitted batch of PLS models (float64 learned tensors; see :class:`PLSComponents`)."""
@@ -523,21 +549,8 @@ class PLS:
         self.max_iter = max_iter
 
     def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> PLS:
-        device = torch.device(self.device) if self.device is not None else default_device()
-        dtype = self.dtype or default_dtype(device)
-        Xt = _as_batch(X, device, dtype)
-        Yt = _as_batch(Y, device, dtype)
         self._numpy = not isinstance(X, torch.Tensor)
-        self._batched = Xt.ndim == 3
-        self._y_1d = Yt.ndim == Xt.ndim - 1
-        if self._y_1d:
-            Yt = Yt[..., None]
-        if not self._batched:
-            Xt, Yt = Xt[None], Yt[None]
-        if Xt.shape[:2] != Yt.shape[:2]:
-            raise NeurofitError(f"X {tuple(Xt.shape)} and Y {tuple(Yt.shape)} disagree in samples")
-        _check_finite("X", Xt)
-        _check_finite("Y", Yt)
+        Xt, Yt, self._batched, self._y_1d = prepare_fit_inputs(X, Y, self.device, self.dtype)
         fit = pls_fit(Xt, Yt, self.n_components, algorithm=self.algorithm, tol=self.tol, max_iter=self.max_iter)
         sq = (lambda t: t) if self._batched else (lambda t: t[0])
         c = fit.components

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
-from neurofit.regression.pls import _as_batch, _check_finite, default_device, default_dtype
+from neurofit.regression.pls import _as_batch, _check_finite, prepare_fit_inputs
 
 #: The default penalty grid: 26 values, 2.5 per decade from 1e-3 to 1e7.
 DEFAULT_ALPHAS = np.logspace(-3, 7, 26)
@@ -169,20 +169,7 @@ class Ridge:
         self.dtype = dtype
 
     def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> Ridge:
-        device = torch.device(self.device) if self.device is not None else default_device()
-        dtype = self.dtype or default_dtype(device)
-        Xt = _as_batch(X, device, dtype)
-        Yt = _as_batch(Y, device, dtype)
-        self._batched = Xt.ndim == 3
-        self._y_1d = Yt.ndim == Xt.ndim - 1
-        if self._y_1d:
-            Yt = Yt[..., None]
-        if not self._batched:
-            Xt, Yt = Xt[None], Yt[None]
-        if Xt.shape[:2] != Yt.shape[:2]:
-            raise NeurofitError(f"X {tuple(Xt.shape)} and Y {tuple(Yt.shape)} disagree in samples")
-        _check_finite("X", Xt)
-        _check_finite("Y", Yt)
+        Xt, Yt, self._batched, self._y_1d = prepare_fit_inputs(X, Y, self.device, self.dtype)
         fit = ridge_gcv_fit(Xt, Yt, self.alphas)
         sq = (lambda t: t) if self._batched else (lambda t: t[0])
         self.coef_ = sq(fit.coef.mT)
