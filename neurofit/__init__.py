@@ -39,7 +39,7 @@ _PUBLIC: dict[str, str] = {
     "report": "neurofit.report:report",
     "load_benchmark": "neurofit.scoring.benchmark:load_benchmark",
     "score": "neurofit.scoring.score:score",
-    "compare": "neurofit.scoring.compare:compare",
+    "compare": "neurofit.stats.compare:compare",
     "DaskRunner": "neurofit.scoring.dask_runner:DaskRunner",
     "score_models": "neurofit.scoring.dask_runner:score_models",
     "analyze_dynamics": "neurofit.analysis.dynamics:analyze_dynamics",

@@ -29,6 +29,7 @@ def make_scoreset(
     n_steps: int = 8,
     n_folds: int = 3,
     nan_sites: int = 1,
+    stimulus_draws: int = 0,
 ) -> xr.Dataset:
     """A ScoreSet with per-site ``r``, ``ceiling``, ``ceiled``, ``r_fold`` and optional aggregates and grid.
 
@@ -92,6 +93,14 @@ def make_scoreset(
             "stimulus_off_ms": 100.0,
         },
     )
+    if stimulus_draws:
+        # per-site scores on resampled stimuli: the same stimulus draws for every model (one shared key)
+        draw_rng = np.random.default_rng(seed + 7)
+        ds["r_boot"] = (("boot", "neuroid", "time_bin"),
+                        r[None] + draw_rng.normal(0, 0.03, (stimulus_draws, *r.shape)))
+        ds["ceiled_boot"] = (("boot", "neuroid", "time_bin"),
+                             ceiled[None] + draw_rng.normal(0, 0.03, (stimulus_draws, *r.shape)))
+        ds.attrs["stimulus_draws"] = f"toy stimuli, {stimulus_draws} draws, seed 0"
     names = sorted(regions)
     if aggregates:
         med = np.stack([np.nanmedian(ceiled[np.array(region_of) == name], axis=0) for name in names])

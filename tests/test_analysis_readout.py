@@ -16,7 +16,6 @@ from neurofit.analysis.geometry import (
     zone_axis_projection,
     zone_margins,
 )
-from neurofit.analysis.intervals import mean_ci, spearman_ci
 from neurofit.analysis.readout import (
     accuracy_per_step,
     correct_per_step,
@@ -31,6 +30,7 @@ from neurofit.analysis.readout import (
 )
 from neurofit.errors import NeurofitError
 from neurofit.models.zoo import get_factory
+from neurofit.stats.bootstrap import mean_ci, spearman_ci
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -27,9 +27,9 @@ def models():
 BUILDERS = {
     "predictivity_over_time": (lambda ff, rec: figures.predictivity_over_time([ff, rec], width=7.0, height=4.0),
                                (7.0, 4.0)),
-    "difference_per_bin": (lambda ff, rec: figures.difference_per_bin(rec, ff, n_boot=100, width=7.0, height=2.5),
+    "difference_per_bin": (lambda ff, rec: figures.difference_per_bin(ff, rec, n_boot=100, width=7.0, height=2.5),
                            (7.0, 2.5)),
-    "site_scatter": (lambda ff, rec: figures.site_scatter(rec, ff, window=(60, 150), width=3.5, height=3.5),
+    "site_scatter": (lambda ff, rec: figures.site_scatter(ff, rec, window=(60, 150), width=3.5, height=3.5),
                      (3.5, 3.5)),
     "layer_step_heatmap": (lambda ff, rec: figures.layer_step_heatmap(rec, window=(60, 150), width=7.0, height=2.6),
                            (7.0, 2.6)),
@@ -125,7 +125,13 @@ def test_predictivity_without_aggregates_falls_back_to_the_site_median(models):
     try:
         line = fig.axes[0].get_lines()[0]
         sites = bare.region.values == "V4"
-        np.testing.assert_allclose(line.get_ydata(), np.nanmedian(bare.ceiled.values[sites], axis=0))
+        from neurofit.scoreset import bin_reliability
+
+        # unreliable bins (ceiling not reliably above zero) are shaded, and their ceiled score is not drawn
+        reliable = bin_reliability(bare).reliable["V4"]
+        assert 0 < reliable.sum() < reliable.size
+        np.testing.assert_allclose(line.get_ydata(),
+                                   np.where(reliable, np.nanmedian(bare.ceiled.values[sites], axis=0), np.nan))
         assert not fig.axes[0].collections or all(c.get_alpha() != 0.2 for c in fig.axes[0].collections)
     finally:
         close(fig)
@@ -146,14 +152,17 @@ def test_difference_figure_marks_exactly_the_significant_bins(models):
     from neurofit.stats import compare_many
 
     ff, rec = models
-    comparisons = compare_many([(rec, ff)], n_boot=100)
-    fig = figures.difference_per_bin(rec, ff, comparisons=comparisons)
+    comparisons = compare_many([(ff, rec)], n_boot=100)
+    fig = figures.difference_per_bin(ff, rec, comparisons=comparisons)
     try:
         for ax, region in zip(fig.axes, ["V4", "IT"]):
             stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
             sel = comparisons[0].sel(region=region)
             centres = (sel.time_bin_start.values + sel.time_bin_end.values) / 2
             np.testing.assert_array_equal(stars[0].get_xdata(), centres[sel.significant.values])
+            # and a star sits exactly where the drawn interval excludes zero
+            excludes = (sel.ci_low.values > 0) | (sel.ci_high.values < 0)
+            np.testing.assert_array_equal(centres[sel.significant.values], centres[sel.tested.values & excludes])
     finally:
         close(fig)
 
@@ -164,7 +173,7 @@ def test_labels_and_legends_do_not_collide_at_single_column_width(name, models):
     ff, rec = models
     build = {
         "predictivity_over_time": lambda: figures.predictivity_over_time([ff, rec], width=3.5, height=4.2),
-        "difference_per_bin": lambda: figures.difference_per_bin(rec, ff, n_boot=50, width=3.5, height=2.8),
+        "difference_per_bin": lambda: figures.difference_per_bin(ff, rec, n_boot=50, width=3.5, height=2.8),
         "layer_step_heatmap": lambda: figures.layer_step_heatmap(rec, width=3.5, height=2.8),
         "ceiling_distributions": lambda: figures.ceiling_distributions([ff], width=3.5, height=2.4),
         "peak_time_histogram": lambda: figures.peak_time_histogram([ff, rec], width=3.5, height=2.6),

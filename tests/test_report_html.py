@@ -61,24 +61,46 @@ def test_report_works_offline(built):
     assert "@import" not in page and "url(" not in page
 
 
-def test_report_tables_hold_every_model_region_and_the_window_means(built):
+def test_report_tables_average_every_model_over_the_same_reliable_driven_bins(built):
     paths, _, page = built
     from neurofit.data.io import read_dataset
+    from neurofit.scoreset import bin_reliability
 
     sets = [read_dataset(p) for p in paths]
-    rows = score_table(sets, (60, 150))
+    rows = score_table(sets, (20, 150), n_boot=200)
     assert [(r["model"], r["region"]) for r in rows] == [("feedforward", "V4"), ("convrnn", "V4"),
                                                          ("feedforward", "IT"), ("convrnn", "IT")]
+    for pair in (rows[:2], rows[2:]):
+        assert pair[0]["bins"] == pair[1]["bins"]  # like with like: one set of bins per benchmark and region
     ds = sets[1]
-    mask = (ds.time_bin_start.values >= 60) & (ds.time_bin_end.values <= 150)
-    assert float(rows[1]["ceiled"]) == pytest.approx(ds.median_ceiled.values[0, mask].mean(), abs=5e-4)
-    low = ds.median_ceiled_low.values[0, mask].mean()
-    assert f"[{low:.3f}," in rows[1]["ci_stimuli"]
+    window = (ds.time_bin_start.values >= 20) & (ds.time_bin_end.values <= 150)
+    mask = window & bin_reliability(ds).reliable["V4"] & np.isfinite(sets[0].median_ceiled.values[0])
+    assert 0 < mask.sum() < window.sum()  # the fixture's early bins are unreliable and left out
+    assert float(rows[1]["score"]) == pytest.approx(ds.median_ceiled.values[0, mask].mean(), abs=5e-4)
+    low, high = (float(v) for v in rows[1]["ci"].strip("[]").split(","))
+    assert low < float(rows[1]["score"]) < high and rows[1]["ci_how"] == "sites resampled"
+    shown = score_table(sets, (60, 150), n_boot=200)  # the page's window and draws
     table = page[page.index('<table id="scores"'):]
     table = table[:table.index("</table>")]
-    assert table.count("<tr>") == 5 and rows[1]["ceiled"] in table
+    assert table.count("<tr>") == 5 and shown[1]["score"] in table and shown[1]["ci"] in table
+    caption = html.unescape(page[page.index("<h2>Scores per region</h2>"):page.index('<table id="scores"')])
+    assert "averaged over the same bins" in caption and "over the bins of over" not in caption
+    unreliable = page[page.index('<table id="unreliable"'):]
+    assert "0-" in unreliable[:unreliable.index("</table>")]
     comparisons = page[page.index('<table id="comparisons"'):]
     assert "convrnn − feedforward" in comparisons and "ms" in comparisons
+
+
+def test_report_skips_a_file_that_is_not_a_scoreset_with_a_one_line_note(built, tmp_path, capsys):
+    from neurofit.stats.compare import compare
+
+    paths = built[0]
+    comparison = tmp_path / "compare.nc"
+    compare(paths[0], paths[1], n_boot=50, out=comparison)
+    index = report([*paths[:2], comparison], tmp_path / "r", n_boot=50)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skipped compare.nc: a comparison" in err
+    assert "skipped compare.nc" in index.read_text()
 
 
 def test_report_shows_the_provenance_of_every_scoreset(built):
@@ -100,8 +122,9 @@ def test_methods_paragraph_is_generated_from_the_attrs(built):
     text = html.unescape(re.sub(r"<[^>]+>", " ", built[2]))
     methods = text[text.index("Methods"):text.index("Provenance")]
     for needle in ["neurofit 0.1.0", "partial least squares", "[pls]", "K-fold", "[kfold]", "r²/ceiling",
-                   "[r2_over_ceiling]", "[one_to_one]", "[per_bin]", "Spearman-Brown", "Wilcoxon signed-rank",
-                   "paired t-test", "Benjamini-Hochberg", "fdr_bh", "200 paired bootstrap draws"]:
+                   "[r2_over_ceiling]", "[one_to_one]", "[per_bin]", "Spearman-Brown",
+                   "median over sites of the paired per-site differences", "bootstrap p", "Benjamini-Hochberg",
+                   "fdr_bh", "200 draws", "Benjamini & Yekutieli 2005", "excludes zero"]:
         assert needle in methods, needle
 
 
@@ -160,4 +183,4 @@ def test_scoresets_that_cannot_be_compared_give_a_note_not_a_crash(tmp_path):
     a = make_scoreset("ff", regions={"IT": 6}, n_bins=8, grid=False)
     b = make_scoreset("rec", regions={"IT": 6}, n_bins=6, grid=False, seed=1)  # other time bins
     page = report([a, b], tmp_path / "r", n_boot=20).read_text()
-    assert "Model comparison: skipped (ScoreSets &#x27;rec&#x27; and &#x27;ff&#x27; have different time bins" in page
+    assert "Model comparison: skipped (ScoreSets &#x27;ff&#x27; and &#x27;rec&#x27; have different time bins" in page

@@ -52,7 +52,9 @@ def test_compare_prints_paired_tests_and_writes_a_labelled_dataset(toy_files, tm
     assert main(["compare", str(tmp_path / "a.nc"), str(tmp_path / "b.nc"), "--out", str(tmp_path / "c.nc"),
                  "--n-boot", "100"]) == 0
     text = capsys.readouterr().out
-    assert "Wilcoxon p" in text and "q (fdr_bh)" in text and text.count("cornet_z#2 vs cornet_z") == 10
+    assert text.startswith("compared: ceiled score per site, B - A = median of paired per-site differences")
+    assert "B - A [" in text and "q (fdr_bh)" in text and text.count("cornet_z#2 vs cornet_z") == 10
+    assert "cornet_z#2 (B) vs cornet_z (A, reference)" in text
     result = read_scoreset_like(tmp_path / "c.nc")
     assert result.median_difference.dims == ("comparison", "region", "time_bin")
 

@@ -1,21 +1,22 @@
-"""compare(): each ScoreSet against the first, per region and bin, with one correction over all comparisons."""
+"""compare(): each ScoreSet against the first (B - A), per region and bin, with one correction over all comparisons."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import xarray as xr
-from scipy.stats import wilcoxon
 from statsmodels.stats.multitest import multipletests
 
 from neurofit.errors import NeurofitError
-from neurofit.scoring.compare import compare, comparison_table, recurrence_helps
+from neurofit.stats.bootstrap import bootstrap_p, hierarchical_median
+from neurofit.stats.compare import compare, comparison_table, verdict, verdict_text
 
 
 def _scoreset(values: np.ndarray, name: str, benchmark: str = "toy") -> xr.Dataset:
     n_sites, n_bins = values.shape
     return xr.Dataset(
-        {"ceiled": (("neuroid", "time_bin"), values)},
+        {"ceiled": (("neuroid", "time_bin"), values), "r": (("neuroid", "time_bin"), np.sqrt(np.abs(values))),
+         "ceiling": (("neuroid", "time_bin"), np.full(values.shape, 0.8))},
         coords={"neuroid_id": ("neuroid", [f"n{i}" for i in range(n_sites)]),
                 "region": ("neuroid", ["IT"] * n_sites),
                 "time_bin_start": ("time_bin", 10.0 * np.arange(n_bins)),
@@ -38,23 +39,34 @@ def test_every_scoreset_is_compared_with_the_first_and_corrected_together(three)
     result = compare(a, b, c, n_boot=200)
     assert result.sizes["comparison"] == 2
     assert list(result.model_b.values) == ["recurrent", "control"] and set(result.model_a.values) == {"feedforward"}
-    diff = b.ceiled.values - a.ceiled.values
-    np.testing.assert_allclose(result.median_difference.values[0, 0], np.median(b.ceiled.values, 0)
-                               - np.median(a.ceiled.values, 0))
-    # reference: Wilcoxon per bin, Benjamini-Hochberg over both comparisons' bins together
-    p = [wilcoxon(x).pvalue for d in (diff, c.ceiled.values - a.ceiled.values) for x in d.T]
+    diffs = [b.ceiled.values - a.ceiled.values, c.ceiled.values - a.ceiled.values]
+    np.testing.assert_allclose(result.median_difference.values[:, 0], [np.median(d, 0) for d in diffs])
+    # reference: the bootstrap p of each bin (seed 0 for the one region), Benjamini-Hochberg over both comparisons
+    p = np.concatenate([bootstrap_p(hierarchical_median(d, n_boot=200, seed=0)) for d in diffs])
+    np.testing.assert_allclose(result.p.values[:, 0].ravel(), p)
     expected_q = multipletests(p, method="fdr_bh")[1].reshape(2, 3)
     np.testing.assert_allclose(result.q.values[:, 0], expected_q, rtol=1e-10)
 
 
-def test_recurrence_helps_lists_only_significantly_better_bins(three):
+def test_the_verdict_lists_better_worse_and_undetectable_bins(three):
     a, b, _ = three
-    result = compare(a, b, n_boot=200)
-    helps = recurrence_helps(result)
-    assert [(region, start) for region, start, _, _ in helps] == [("IT", 20.0)]
-    assert helps[0][3] == pytest.approx(float(result.median_difference.isel(comparison=0, region=0, time_bin=2)))
+    worse_late = a.assign(ceiled=a.ceiled - np.array([0.0, 0.15, 0.0])).assign_attrs(model_id="worse")
+    result = compare(a, b, worse_late, n_boot=200)
+    better = verdict(result, 0)
+    assert better["better"] == [("IT", 20.0, 30.0)] and better["worse"] == []
+    assert [w[:2] for w in better["no_difference"]] == [("IT", 0.0), ("IT", 10.0)]
+    assert verdict(result, 1)["worse"] == [("IT", 10.0, 20.0)]
+    lines = verdict_text(result, 1)
+    assert lines[0].startswith("worse (B) vs feedforward (A, reference), ceiled score")
+    assert "  IT worse: 10-20 ms" in lines
     table = comparison_table(result)
-    assert "recurrent vs feedforward" in table and table.count(" *") == 1
+    assert table.splitlines()[0].startswith("compared: ceiled score per site, B - A")
+    assert "recurrent vs feedforward" in table and table.count(" *") == 2
+    for line in table.splitlines():
+        if line.endswith("*") or " * " in line:
+            interval = line[line.index("[") + 1:line.index("]")]
+            low, high = (float(v) for v in interval.split(","))
+            assert low > 0 or high < 0, line
 
 
 def test_scoresets_of_different_benchmarks_are_not_compared(three):

@@ -10,11 +10,16 @@ from neurofit.scoring.score import read_scoreset
 
 
 @pytest.mark.slow
-def test_demo_scores_feedforward_and_recurrent_and_reports_where_recurrence_helps(tmp_path, capsys, monkeypatch):
+def test_demo_scores_feedforward_and_recurrent_and_gives_a_verdict(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path / "home"))
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "where recurrence helps" in text
+    assert text.startswith(f"neurofit demo: writing ScoreSets and comparisons to {tmp_path / 'demo'}")
+    verdict = text[text.index("verdict: recurrent (B) vs feedforward (A)"):]
+    for bench in BENCHMARKS:
+        for outcome in ("better", "worse", "no detectable difference"):
+            assert f"{bench}:  {'V4' if 'v4' in bench else 'IT'} {outcome}: " in verdict
+    assert "metric: PLS-25 (exact), 10-fold cross-validation over stimuli, r^2 / split-half ceiling" in text
     (_, ff, _), (_, rec, _) = demo_models()
     for bench in BENCHMARKS:
         for name in (ff, rec):

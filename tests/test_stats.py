@@ -1,4 +1,4 @@
-"""Statistics over ScoreSets checked against scipy and statsmodels on fixed random inputs."""
+"""Statistics over ScoreSets checked against scipy, statsmodels and explicit resampling on fixed random inputs."""
 
 from __future__ import annotations
 
@@ -11,14 +11,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import DescrStatsW
 
 from neurofit.errors import NeurofitError
-from neurofit.stats import (
-    bootstrap_median_difference,
-    bootstrap_median_difference_stimuli,
-    compare_many,
-    compare_scoresets,
-    fdr,
-    paired_tests,
-)
+from neurofit.stats import compare_many, compare_scoresets, fdr, paired_tests
+from neurofit.stats.bootstrap import bootstrap_p, hierarchical_median, inverted_interval, percentile_interval
+from neurofit.stats.multiple import selection_level
 from neurofit.stats.paired import wilcoxon_method
 
 
@@ -103,89 +98,167 @@ def test_fdr_rejects_unknown_method_and_bad_p():
         fdr([1.5])
 
 
-def test_bootstrap_of_median_difference_matches_an_explicit_loop_and_is_seeded():
-    a, b = _pair(4, n_sites=25, n_bins=3)
-    out = bootstrap_median_difference(a, b, n_boot=300, ci=0.9, seed=7)
-    av, bv = a.values.copy(), b.values.copy()
-    missing = ~(np.isfinite(av) & np.isfinite(bv))
-    av[missing] = np.nan
-    bv[missing] = np.nan
-    rng = np.random.default_rng(7)
-    idx = rng.integers(0, 25, size=(300, 25))
-    draws = np.array([[np.nanmedian(av[i, k]) - np.nanmedian(bv[i, k]) for k in range(3)] for i in idx])
-    np.testing.assert_allclose(out.ci_low, np.percentile(draws, 5, axis=0), rtol=1e-12)
-    np.testing.assert_allclose(out.ci_high, np.percentile(draws, 95, axis=0), rtol=1e-12)
-    np.testing.assert_allclose(out.median_difference, np.nanmedian(av, 0) - np.nanmedian(bv, 0))
-    again = bootstrap_median_difference(a, b, n_boot=300, ci=0.9, seed=7)
-    assert again.identical(out)
+@pytest.fixture()
+def no_forced_gc(monkeypatch):
+    """statsmodels' Holm calls gc.collect() on every call, a second each in a large test process."""
+    import gc
+
+    monkeypatch.setattr(gc, "collect", lambda *args: 0)
 
 
-def test_bootstrap_interval_agrees_with_scipy_bootstrap_paired_percentile():
-    rng = np.random.default_rng(5)
-    a = rng.gamma(2.0, 0.2, 60)
-    b = a - rng.normal(0.1, 0.1, 60)
-    ours = bootstrap_median_difference(xr.DataArray(a, dims="neuroid"), xr.DataArray(b, dims="neuroid"),
-                                       n_boot=4000, seed=0)
-    ref = stats.bootstrap((a, b), lambda x, y, axis: np.median(x, axis) - np.median(y, axis), paired=True,
-                          n_resamples=4000, method="percentile", rng=np.random.default_rng(1))
-    assert float(ours.ci_low) == pytest.approx(ref.confidence_interval.low, abs=0.01)
-    assert float(ours.ci_high) == pytest.approx(ref.confidence_interval.high, abs=0.01)
+@pytest.mark.parametrize("method", ["fdr_bh", "fdr_by", "holm", "bonferroni"])
+def test_selection_level_selects_exactly_what_statsmodels_rejects(method, no_forced_gc):
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        p = rng.uniform(0, 1, rng.integers(1, 60)) ** rng.uniform(1, 8)
+        if rng.random() < 0.5:
+            p = np.round(p * 500) / 500  # ties and exact zeros, as bootstrap p values have
+        reject = multipletests(p, alpha=0.05, method=method)[0]
+        np.testing.assert_array_equal(p <= selection_level(p, method, 0.05), reject)
 
 
-def test_bootstrap_over_stimuli_recomputes_pearson_on_each_draw():
-    rng = np.random.default_rng(6)
-    y = rng.normal(size=(30, 5, 2))
-    pa = y + rng.normal(0, 0.5, y.shape)
-    pb = y + rng.normal(0, 1.5, y.shape)
-    dims = ("presentation", "neuroid", "time_bin")
-    out = bootstrap_median_difference_stimuli(*(xr.DataArray(x, dims=dims) for x in (pa, pb, y)), n_boot=50, seed=2)
+def test_bh_selection_level_is_the_fcr_adjusted_level_of_benjamini_yekutieli_2005():
+    p = np.array([0.0001, 0.004, 0.02, 0.03, 0.5, 0.9])
+    selected = int(multipletests(p, method="fdr_bh")[0].sum())
+    assert selected == 4 and selection_level(p, "fdr_bh", 0.05) == pytest.approx(selected * 0.05 / p.size)
+    assert selection_level(np.array([0.5, 0.9]), "fdr_bh", 0.05) == pytest.approx(0.05 / 2)  # none selected
 
-    def stat(idx, k):
-        ra = [stats.pearsonr(pa[idx, s, k], y[idx, s, k])[0] for s in range(5)]
-        rb = [stats.pearsonr(pb[idx, s, k], y[idx, s, k])[0] for s in range(5)]
-        return np.median(ra) - np.median(rb)
 
+def test_bootstrap_p_and_the_inverted_interval_agree_at_every_level_and_value():
+    rng = np.random.default_rng(0)
+    for n in (7, 50, 1000):
+        draws = np.round(rng.normal(0.1, 0.2, (n, 3)), 2)  # rounded: draws equal to the tested value
+        draws[rng.random(draws.shape) < 0.05] = np.nan
+        for gamma in (0.0, 0.001, 0.01, 0.05, 0.2, 2 / n, 4 / n):
+            low, high = inverted_interval(draws, gamma)
+            for v in (-0.2, 0.0, 0.05, 0.1, 0.3):
+                excluded = (low > v) | (high < v)
+                np.testing.assert_array_equal(excluded, bootstrap_p(draws, v) <= gamma)
+
+
+def test_inverted_interval_bounds_are_the_order_statistics_and_p_counts_the_far_side():
+    rng = np.random.default_rng(1)
+    draws = rng.normal(size=200)
+    low, high = inverted_interval(draws, 0.05)
+    ordered = np.sort(draws)
+    assert float(low) == ordered[5] and float(high) == ordered[200 - 6]  # j = 5: 2 * 5 / 200 <= 0.05 < 2 * 6 / 200
+    assert float(bootstrap_p(draws, 0.0)) == 2 * min((draws <= 0).sum(), (draws >= 0).sum()) / 200
+
+
+def test_hierarchical_median_equals_an_explicit_two_level_loop():
     rng = np.random.default_rng(2)
-    draws = np.array([[stat(i, k) for k in range(2)] for i in (rng.integers(0, 30, size=30) for _ in range(50))])
-    np.testing.assert_allclose(out.median_difference, [stat(np.arange(30), k) for k in range(2)], rtol=1e-10)
-    np.testing.assert_allclose(out.ci_low, np.percentile(draws, 2.5, axis=0), rtol=1e-10)
-    np.testing.assert_allclose(out.ci_high, np.percentile(draws, 97.5, axis=0), rtol=1e-10)
-    assert (out.ci_low > 0).all()
+    values = rng.normal(size=(15, 3))
+    values[2, 1] = np.nan
+    stim = values[None] + rng.normal(0, 0.1, (4, 15, 3))
+    out = hierarchical_median(values, stim, n_boot=9, seed=5)
+    sites_only = hierarchical_median(values, n_boot=9, seed=5)
+    idx = np.random.default_rng(5).integers(0, 15, size=(9, 15))
+    for k in range(9):
+        np.testing.assert_allclose(out[k], np.nanmedian(stim[k % 4][idx[k]], axis=0))
+        np.testing.assert_allclose(sites_only[k], np.nanmedian(values[idx[k]], axis=0))
 
 
-def test_compare_scoresets_equals_per_region_tests_and_bh_over_regions_and_bins():
-    ff = make_scoreset("feedforward", early=0.6, late=0.3, seed=0)
-    rec = make_scoreset("recurrent", early=0.6, late=0.6, seed=1)
-    # b's sites in another order: the comparison must pair them by neuroid_id.
-    out = compare_scoresets(rec, ff.isel(neuroid=np.random.default_rng(0).permutation(ff.sizes["neuroid"])),
-                            n_boot=200)
-    assert out.median_difference.dims == ("region", "time_bin")
+def test_sites_only_interval_agrees_with_scipy_bootstrap_percentile():
+    rng = np.random.default_rng(5)
+    diff = rng.gamma(2.0, 0.2, 60) - 0.3
+    low, high = percentile_interval(hierarchical_median(diff[:, None], n_boot=4000, seed=0)[:, 0], 0.95)
+    ref = stats.bootstrap((diff,), np.median, n_resamples=4000, method="percentile", rng=np.random.default_rng(1))
+    assert float(low) == pytest.approx(ref.confidence_interval.low, abs=0.02)
+    assert float(high) == pytest.approx(ref.confidence_interval.high, abs=0.02)
+
+
+def _explicit_comparison(ref, other, region, n_boot, seed, draws=False):
+    """The two-level bootstrap of the median paired difference, written out draw by draw."""
+    sites = ref.region.values == region
+    diff = other.ceiled.values[sites] - ref.ceiled.values[sites]
+    stim = (other.ceiled_boot.values[:, sites] - ref.ceiled_boot.values[:, sites]) if draws else None
+    rng = np.random.default_rng(seed)
+    boot = []
+    for k in range(n_boot):
+        idx = rng.integers(0, sites.sum(), size=sites.sum())
+        source = diff if stim is None else stim[k % stim.shape[0]]
+        boot.append(np.nanmedian(source[idx], axis=0))
+    boot = np.array(boot)
+    p = np.array([2 * min((b[np.isfinite(b)] <= 0).sum(), (b[np.isfinite(b)] >= 0).sum()) / np.isfinite(b).sum()
+                  for b in boot.T])
+    return np.nanmedian(diff, axis=0), boot, np.minimum(p, 1.0)
+
+
+@pytest.mark.parametrize("draws", [False, True])
+def test_compare_scoresets_is_one_analysis_of_paired_differences(draws):
+    ff = make_scoreset("feedforward", early=0.6, late=0.3, seed=0, stimulus_draws=20 if draws else 0)
+    rec = make_scoreset("recurrent", early=0.6, late=0.6, seed=1, stimulus_draws=20 if draws else 0)
+    # the other ScoreSet's sites in another order: the comparison must pair them by neuroid_id
+    shuffled = rec.isel(neuroid=np.random.default_rng(0).permutation(rec.sizes["neuroid"]))
+    out = compare_scoresets(ff, shuffled, n_boot=300, seed=3)
+    assert out.attrs["difference"].startswith("B - A") and out.attrs["model_b"] == "recurrent"
+    assert ("two-level" in out.attrs["uncertainty"]) == draws
     assert list(out.region.values) == ["V4", "IT"]
-    for region in ("V4", "IT"):
-        sites = rec.region.values == region
-        ref = paired_tests(rec.ceiled[sites], ff.ceiled[sites])
-        np.testing.assert_allclose(out.wilcoxon_p.sel(region=region), ref.wilcoxon_p, rtol=1e-12)
-        np.testing.assert_allclose(out.t_p.sel(region=region), ref.t_p, rtol=1e-12)
-        np.testing.assert_allclose(out.median_difference.sel(region=region), ref.median_difference, rtol=1e-12)
-    p = out.wilcoxon_p.values.ravel()
-    finite = np.isfinite(p)
-    reject, q, _, _ = multipletests(p[finite], method="fdr_bh")
+    p_all = []
+    for k, region in enumerate(["V4", "IT"]):
+        estimate, boot, p = _explicit_comparison(ff, rec, region, 300, 3 + k, draws)
+        sel = out.sel(region=region)
+        np.testing.assert_allclose(sel.median_difference, estimate, rtol=1e-12)
+        tested = sel.tested.values
+        np.testing.assert_allclose(sel.p.values[tested], p[tested], rtol=1e-12)
+        assert np.isnan(sel.p.values[~tested]).all()
+        p_all.append(np.where(tested, p, np.nan))
+    p_all = np.concatenate(p_all)
+    finite = np.isfinite(p_all)
+    reject, q, _, _ = multipletests(p_all[finite], method="fdr_bh")
     np.testing.assert_allclose(out.q.values.ravel()[finite], q, rtol=1e-12)
     np.testing.assert_array_equal(out.significant.values.ravel()[finite], reject)
     late = out.time_bin_start.values >= 180
     assert out.significant.values[:, late].all() and not out.significant.values[:, :3].any()
-    assert (out.ci_low <= out.median_difference + 1e-12).all() and (out.ci_high >= out.median_difference - 1e-12).all()
-    assert out.attrs["model_a"] == "recurrent" and out.attrs["correction"] == "fdr_bh"
 
 
-def test_compare_many_corrects_across_all_comparisons():
+def test_unreliable_bins_are_flagged_and_not_tested():
+    ff = make_scoreset("feedforward", seed=0)
+    rec = make_scoreset("recurrent", late=0.6, seed=1)
+    out = compare_scoresets(ff, rec, n_boot=200)
+    early = out.time_bin_start.values < 30  # the fixture's ceilings are ~0.05 before the response
+    assert not out.reliable.values[:, early].any() and not out.tested.values[:, early].any()
+    assert np.isnan(out.p.values[:, early]).all() and not out.significant.values[:, early].any()
+    assert "lower bound of the 95% CI of the median noise ceiling > 0.1" in out.attrs["reliability"]
+    everything = compare_scoresets(ff, rec, n_boot=200, reliable_only=False)
+    assert everything.tested.values[:, early].all()
+
+
+@pytest.mark.parametrize("method", ["fdr_bh", "fdr_by", "holm", "bonferroni"])
+def test_a_mark_never_sits_beside_an_interval_that_contains_zero(method, no_forced_gc):
+    for seed in range(2):
+        ff = make_scoreset("feedforward", late=0.3, seed=seed, stimulus_draws=30 * (seed % 2))
+        others = [make_scoreset(f"rec{k}", late=0.3 + 0.03 * k, seed=10 * seed + k, stimulus_draws=30 * (seed % 2))
+                  for k in range(3)]
+        for out in compare_many([(ff, o) for o in others], method=method, n_boot=400, seed=seed):
+            excludes_zero = (out.ci_low.values > 0) | (out.ci_high.values < 0)
+            tested = out.tested.values
+            np.testing.assert_array_equal(out.significant.values[tested], excludes_zero[tested])
+            np.testing.assert_array_equal(out.significant.values, out.q.fillna(1).values <= 0.05)
+
+
+def test_compare_many_corrects_across_all_comparisons(no_forced_gc):
     ff = make_scoreset("feedforward", late=0.3, seed=0)
-    pairs = [(make_scoreset("rec1", late=0.6, seed=1), ff), (make_scoreset("rec2", late=0.35, seed=2), ff)]
-    out = compare_many(pairs, method="holm", n_boot=50)
-    p = np.concatenate([o.wilcoxon_p.values.ravel() for o in out])
+    pairs = [(ff, make_scoreset("rec1", late=0.6, seed=1)), (ff, make_scoreset("rec2", late=0.35, seed=2))]
+    out = compare_many(pairs, method="holm", n_boot=200)
+    p = np.concatenate([o.p.values.ravel() for o in out])
     finite = np.isfinite(p)
-    _, q, _, _ = multipletests(p[finite], method="holm")
+    reject, q, _, _ = multipletests(p[finite], method="holm")
     np.testing.assert_allclose(np.concatenate([o.q.values.ravel() for o in out])[finite], q, rtol=1e-12)
+    np.testing.assert_array_equal(np.concatenate([o.significant.values.ravel() for o in out])[finite], reject)
+    assert out[0].attrs["n_tests"] == finite.sum() and out[0].attrs["ci_level"] == out[1].attrs["ci_level"]
+
+
+def test_r_only_scoresets_are_compared_on_r_and_say_so():
+    ff = make_scoreset("feedforward", seed=0)
+    rec = make_scoreset("recurrent", late=0.6, seed=1)
+    no_ceiling = [ds.assign(ceiling=ds.ceiling * np.nan, ceiled=ds.ceiled * np.nan) for ds in (ff, rec)]
+    out = compare_scoresets(*no_ceiling, n_boot=100)
+    assert out.attrs["variable"] == "r" and "no noise ceiling" in out.attrs["variable_note"]
+    np.testing.assert_allclose(out.median_difference.sel(region="IT"),
+                               np.nanmedian(rec.r.values[rec.region.values == "IT"]
+                                            - ff.r.values[ff.region.values == "IT"], axis=0))
+    assert out.tested.values.all() or "not assessed" in out.attrs["reliability"]
 
 
 def test_compare_scoresets_names_the_problem():
@@ -196,4 +269,4 @@ def test_compare_scoresets_names_the_problem():
     with pytest.raises(NeurofitError, match="share no neuroid_id"):
         compare_scoresets(ff, other)
     with pytest.raises(NeurofitError, match="'ceiled'"):
-        compare_scoresets(ff.drop_vars("ceiled"), ff)
+        compare_scoresets(ff.drop_vars("ceiled"), ff, variable="ceiled")

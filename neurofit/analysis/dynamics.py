@@ -45,11 +45,11 @@ from neurofit.analysis.halting import (
     halting_vs_difficulty,
     zero_shot_extrapolation,
 )
-from neurofit.analysis.intervals import mean_ci
 from neurofit.analysis.solution_time import Decoder, Measure, neural_solution_times, solution_time_correlation
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError
 from neurofit.models.base import TemporalModel
+from neurofit.stats.bootstrap import mean_ci
 
 SYNTHETIC = "synthetic-ventral"
 #: stimulus-table columns used as difficulty measures for the halting analyses, when present
@@ -403,7 +403,7 @@ def analyze_dynamics(
         "label_column": label_column, "steps": steps, "train_steps": train_steps,
         "image_size": int(net.input_size), "readout": "the model's own linear readout (logits)",
         "penultimate": "input of the model's linear readout, captured per step",
-        "probe_layer": probe_layer or "", "n_boot": n_boot, "ci": 95.0, "seed": seed,
+        "probe_layer": probe_layer or "", "n_boot": n_boot, "ci": 0.95, "seed": seed,
         "neurofit_version": __version__, "torch_version": torch.__version__,
     })
     if out is not None:

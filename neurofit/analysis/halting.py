@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurofit.analysis.intervals import mean_ci, spearman_ci
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError
 from neurofit.models.base import TemporalModel, present
 from neurofit.models.zoo.halting import act_halting
+from neurofit.stats.bootstrap import mean_ci, spearman_ci
 
 #: difficulty points of the default extrapolation series: V0, V3, V6 (the training range) and two beyond it
 EXTRAPOLATION_LEVELS: dict[int, float] = {0: 0.0, 3: 0.5, 6: 1.0, 9: 1.5, 12: 2.0}
@@ -71,7 +71,7 @@ def halting_vs_difficulty(
     *,
     n_boot: int = 1000,
     seed: int = 0,
-    ci: float = 95.0,
+    ci: float = 0.95,
 ) -> xr.Dataset:
     """Mean halting step per difficulty level (bootstrap CI over images) and its Spearman rho with difficulty.
 
@@ -172,7 +172,7 @@ def zero_shot_extrapolation(
     batch_size: int = 64,
     n_boot: int = 1000,
     seed: int = 0,
-    ci: float = 95.0,
+    ci: float = 0.95,
 ) -> xr.Dataset:
     """ACT accuracy and halting per difficulty level with ``max_steps = factor * train_steps``.
 

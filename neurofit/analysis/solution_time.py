@@ -27,7 +27,7 @@ feedforward models fail and recurrence is thought to matter. Here:
    (probability 0.5, d' 2.0) sit well above what decoding noise reaches before the response onset on
    synthetic-ventral's 64 objects (at d' 1.0, noise in pre-onset bins already "solves" many images); with
    behavioural data, Kar et al.'s per-image behavioural d' is the threshold to use.
-3. :func:`spearman_ci` (re-exported from :mod:`neurofit.analysis.intervals`) and
+3. :func:`spearman_ci` (re-exported from :mod:`neurofit.stats.bootstrap`) and
    :func:`solution_time_correlation`: the rank correlation, over images, between the neural solution time
    and a model's per-image first-correct step or halting step, with a bootstrap CI over images.
 """
@@ -42,9 +42,9 @@ import xarray as xr
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from neurofit.analysis.intervals import spearman_ci
 from neurofit.data.recording import average_repetitions
 from neurofit.errors import NeurofitError
+from neurofit.stats.bootstrap import spearman_ci
 
 Measure = Literal["probability", "dprime"]
 Decoder = Literal["lda", "logistic"]
@@ -363,7 +363,7 @@ def solution_time_correlation(
     *,
     n_boot: int = 1000,
     seed: int = 0,
-    ci: float = 95.0,
+    ci: float = 0.95,
 ) -> dict[str, float]:
     """Spearman rho (bootstrap CI over images) between neural solution times and a model's per-image values.
 

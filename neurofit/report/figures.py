@@ -33,17 +33,20 @@ from neurofit.report.style import (
     neurofit_style,
     new_figure,
 )
-from neurofit.stats.compare import compare_many
-from neurofit.stats.scoreset import (
+from neurofit.scoreset import (
     aggregate_regions,
+    bin_reliability,
+    default_variable,
     label,
     region_aggregate,
     require,
     site_regions,
+    site_values,
     time_bins,
     window_mask,
 )
-from neurofit.stats.scoreset import regions as region_order
+from neurofit.scoreset import regions as region_order
+from neurofit.stats.compare import compare_many
 
 ScoreSets = xr.Dataset | Sequence[xr.Dataset]
 
@@ -66,10 +69,12 @@ def predictivity_over_time(
     """Median ceiled score per time bin, one line per model and one column per region.
 
     Top row: the median over sites of the ceiled score with its bootstrap CI band (``median_ceiled_low``/
-    ``median_ceiled_high``, over stimuli; the band is left out when a ScoreSet has no aggregates). Bottom
-    row: the median raw Pearson r of each model against the noise ceiling (median split-half r over sites,
-    band = interquartile range over sites). The stimulus presentation is marked from the attrs
-    ``stimulus_on_ms`` (default 0) and ``stimulus_off_ms`` (when present).
+    ``median_ceiled_high``, over stimuli; the band is left out when a ScoreSet has no aggregates); without
+    noise ceilings (r-only data) the median r. Bottom row: the median raw Pearson r of each model against the
+    noise ceiling (median split-half r over sites, band = interquartile range over sites). Bins whose ceiling
+    is not reliably above zero (:func:`neurofit.scoreset.bin_reliability`) are shaded grey and the ceiled
+    score is not drawn there. The stimulus presentation is marked from the attrs ``stimulus_on_ms``
+    (default 0) and ``stimulus_off_ms`` (when present).
 
     Parameters
     ----------
@@ -88,10 +93,13 @@ def predictivity_over_time(
     names = _regions(sets, regions)
     labels = _legend_labels(sets)
     colours = _model_colours(labels)
+    variable, _ = default_variable(sets)
+    reliability = {i: bin_reliability(ds) for i, ds in enumerate(sets)}
     with neurofit_style():
         fig = new_figure(width, height or 4.2, nrows=2, ncols=len(names), sharex="col", squeeze=False)
         axes = np.asarray(fig.axes).reshape(2, len(names))
         drawn_ceiling: set[tuple[str, str]] = set()
+        shaded: set[str] = set()
         for col, region in enumerate(names):
             top, bottom = axes[0, col], axes[1, col]
             for i, ds in enumerate(sets):
@@ -99,8 +107,15 @@ def predictivity_over_time(
                     continue
                 centres = _centres(ds)
                 shift = _dodge(ds, i, len(sets) + 1)
-                median, low, high = _median_ceiled(ds, region)
-                _series(top, centres + shift, median, low, high, colours[i], label=labels[i])
+                median, low, high = _median_score(ds, region, variable)
+                unreliable = ~reliability[i].reliable[region]
+                median = np.where(unreliable, np.nan, median)
+                _series(top, centres + shift, median, low if low is None else np.where(unreliable, np.nan, low),
+                        high if high is None else np.where(unreliable, np.nan, high), colours[i], label=labels[i])
+                if region not in shaded:  # the reliability belongs to the data: one ScoreSet draws it
+                    shaded.add(region)
+                    _shade_bins(top, ds, unreliable)
+                    _shade_bins(bottom, ds, unreliable)
                 sites = site_regions(ds) == region
                 r = _nanmedian(ds["r"].transpose("neuroid", "time_bin").values[sites], axis=0)
                 _series(bottom, centres + shift, r, None, None, colours[i])
@@ -116,13 +131,16 @@ def predictivity_over_time(
             for ax in (top, bottom):
                 _mark_stimulus(ax, sets)
                 ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
-        axes[0, 0].set_ylabel(f"Ceiled score ({_normalisation_label(sets)})")
+        axes[0, 0].set_ylabel(f"Ceiled score ({_normalisation_label(sets)})" if variable == "ceiled"
+                              else "Pearson r (no ceiling)")
         axes[1, 0].set_ylabel("Pearson r")
         handles = _legend_handles(labels, colours)
         handles += [
             Patch(facecolor=to_rgba(colour(0), 0.2), label="95% CI (bootstrap over stimuli)"),
             Line2D([], [], color=CEILING_COLOUR, linestyle="--", label="noise ceiling (median r, IQR)"),
         ]
+        if any((~rel.reliable[r]).any() for rel in reliability.values() for r in rel.reliable):
+            handles.append(Patch(facecolor=UNRELIABLE_COLOUR, label="unreliable ceiling (not scored)"))
         if time_bins(sets[0])[0].size >= _FEW_BINS:
             handles.append(_stimulus_handle(sets))
         _xlabel(axes[1], TIME_LABEL, TIME_SHORT, width)
@@ -131,8 +149,8 @@ def predictivity_over_time(
 
 
 def difference_per_bin(
-    a: ScoreSets,
-    b: ScoreSets,
+    reference: ScoreSets,
+    other: ScoreSets,
     *,
     comparisons: Sequence[xr.Dataset] | None = None,
     method: str = "fdr_bh",
@@ -142,41 +160,46 @@ def difference_per_bin(
     width: float = DOUBLE_COLUMN_IN,
     height: float | None = None,
 ) -> Figure:
-    """Difference of median ceiled scores, ``a`` minus ``b``, per time bin with its CI and significance marks.
+    """``other - reference`` per time bin: the median paired difference, its interval and significance marks.
 
-    ``a`` and ``b`` are matched pairwise (e.g. the recurrent and the feedforward model's ScoreSets of the
-    V4 and of the IT benchmark); the comparison is :func:`neurofit.stats.compare_many` (Wilcoxon
-    signed-rank over sites per bin, correction across all bins, regions and pairs, bootstrap CI over
-    sites), unless the precomputed ``comparisons`` are given. A marker above a bin means the difference is
-    significant after the correction.
+    ``reference`` and ``other`` are matched pairwise (e.g. the feedforward and the recurrent model's ScoreSets
+    of the V4 and of the IT benchmark); the comparison is :func:`neurofit.stats.compare.compare_many` unless
+    the precomputed ``comparisons`` are given. The band is the comparison's interval and a star sits above
+    exactly the bins where it excludes zero (significant after the correction); untested bins are grey.
 
     Example
     -------
-    >>> fig = difference_per_bin(recurrent_scores, feedforward_scores)  # doctest: +SKIP
+    >>> fig = difference_per_bin(feedforward_scores, recurrent_scores)  # doctest: +SKIP
     """
-    sets_a, sets_b = _as_list(a), _as_list(b)
+    sets_a, sets_b = _as_list(reference), _as_list(other)
     if len(sets_a) != len(sets_b):
-        raise NeurofitError(f"difference_per_bin pairs a with b: got {len(sets_a)} and {len(sets_b)} ScoreSets")
+        raise NeurofitError(f"difference_per_bin pairs reference with other: got {len(sets_a)} and {len(sets_b)} "
+                            "ScoreSets")
     if comparisons is None:
         comparisons = compare_many(list(zip(sets_a, sets_b)), method=method, alpha=alpha, n_boot=n_boot, seed=seed)
     comparisons = list(comparisons)
     names = list(dict.fromkeys(str(r) for c in comparisons for r in c["region"].values))
-    pair_labels = list(dict.fromkeys(f"{c.attrs.get('model_a', 'a')} − {c.attrs.get('model_b', 'b')}"
-                                     for c in comparisons))
+    pair_labels = list(dict.fromkeys(_pair_label(c) for c in comparisons))
     with neurofit_style():
         fig = new_figure(width, height or 2.6, nrows=1, ncols=len(names), squeeze=False)
         axes = np.asarray(fig.axes)
         for col, region in enumerate(names):
             ax = axes[col]
             marks = []
+            shaded = False
             for c in comparisons:
                 if region not in [str(r) for r in c["region"].values]:
                     continue
-                k = pair_labels.index(f"{c.attrs.get('model_a', 'a')} − {c.attrs.get('model_b', 'b')}")
+                k = pair_labels.index(_pair_label(c))
                 sel = c.sel(region=region)
+                tested = sel["tested"].values.astype(bool)
                 centres = (c["time_bin_start"].values + c["time_bin_end"].values) / 2
-                _series(ax, centres, sel["median_difference"].values, sel["ci_low"].values, sel["ci_high"].values,
-                        colour(k))
+                keep = lambda v, t=tested: np.where(t, v, np.nan)  # noqa: E731 - untested bins are not drawn
+                _series(ax, centres, keep(sel["median_difference"].values), keep(sel["ci_low"].values),
+                        keep(sel["ci_high"].values), colour(k))
+                if not shaded:
+                    _shade_bins(ax, c, ~tested)
+                    shaded = True
                 _span_bins(ax, c)
                 marks.append((k, centres[sel["significant"].values.astype(bool)]))
             ax.axhline(0, color="black", linewidth=0.6)
@@ -192,46 +215,58 @@ def difference_per_bin(
                         clip_on=False)
             ax.set_ylim(y0, y1 + step * (len(marks) + 0.3))
         first = comparisons[0].attrs
-        axes[0].set_ylabel(f"Δ median ceiled score ({_normalisation_label(sets_a)})")
+        variable = first.get("variable", "ceiled")
+        axes[0].set_ylabel("B − A, median paired difference\n" + (f"({_normalisation_label(sets_a)})"
+                                                                  if variable == "ceiled" else "(Pearson r)"))
         handles = [Line2D([], [], color=colour(k), label=text) for k, text in enumerate(pair_labels)]
         handles += [
-            Patch(facecolor=to_rgba(colour(0), 0.2), label=f"{100 * float(first.get('ci', 0.95)):g}% CI "
-                                                              "(bootstrap over sites)"),
+            Patch(facecolor=to_rgba(colour(0), 0.2), label=f"{100 * float(first.get('ci_level', 0.95)):.4g}% interval "
+                                                              "(stimuli and sites)" if "two-level" in
+                                                              first.get("uncertainty", "") else
+                  f"{100 * float(first.get('ci_level', 0.95)):.4g}% interval (sites)"),
             Line2D([], [], color="black", marker="*", linestyle="none", markersize=5,
-                   label=f"{_method_name(first.get('correction', method))} q < {first.get('alpha', alpha):g} "
-                         "(Wilcoxon)"),
+                   label=f"{_method_name(first.get('correction', method))} {first.get('alpha', alpha):g}: "
+                         "interval excludes 0"),
+            Patch(facecolor=UNRELIABLE_COLOUR, label="not tested"),
         ]
         _xlabel(axes, TIME_LABEL, TIME_SHORT, width)
         _legend(fig, handles, width)
     return fig
 
 
+def _pair_label(comparison: xr.Dataset) -> str:
+    return f"B {comparison.attrs.get('model_b', 'B')} − A {comparison.attrs.get('model_a', 'A')}"
+
+
 def site_scatter(
-    a: ScoreSets,
-    b: ScoreSets,
+    reference: ScoreSets,
+    other: ScoreSets,
     *,
     window: tuple[float, float] | None = None,
     width: float = SINGLE_COLUMN_IN,
     height: float | None = None,
 ) -> Figure:
-    """Per-site ceiled score of model ``a`` against model ``b``, averaged over a time window.
+    """Per-site score of ``other`` (y) against the ``reference`` (x), averaged over the reliable bins of a window.
 
-    Sites are matched by ``neuroid_id`` (``a`` and ``b`` may each be several ScoreSets, e.g. one per
-    benchmark, which are pooled) and coloured by region; the identity line marks equal scores.
+    Sites are matched by ``neuroid_id`` (each side may be several ScoreSets, e.g. one per benchmark, which are
+    pooled) and coloured by region; the identity line marks equal scores. Unreliable bins (noise ceiling not
+    reliably above zero) are left out of each site's mean; without ceilings the score is r.
 
     Example
     -------
-    >>> fig = site_scatter(recurrent_scores, feedforward_scores, window=(70, 170))  # doctest: +SKIP
+    >>> fig = site_scatter(feedforward_scores, recurrent_scores, window=(70, 170))  # doctest: +SKIP
     """
-    xa, region_a, name_a = _window_means(_as_list(a), window)
-    xb, _, name_b = _window_means(_as_list(b), window)
+    variable, _ = default_variable([*_as_list(reference), *_as_list(other)])
+    xb, region_b, name_b = _window_means(_as_list(reference), window, variable)
+    xa, _, name_a = _window_means(_as_list(other), window, variable)
     shared = [nid for nid in xa if nid in xb]
     if not shared:
         raise NeurofitError(f"site_scatter: {name_a!r} and {name_b!r} share no neuroid_id")
     va = np.array([xa[nid] for nid in shared])
     vb = np.array([xb[nid] for nid in shared])
-    site_region = np.array([region_a[nid] for nid in shared])
+    site_region = np.array([region_b[nid] for nid in shared])
     names = list(dict.fromkeys(site_region))
+    what = "ceiled score" if variable == "ceiled" else "Pearson r"
     with neurofit_style():
         fig = new_figure(width, height or width, nrows=1, ncols=1)
         ax = fig.axes[0]
@@ -249,8 +284,8 @@ def site_scatter(
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_aspect("equal")
         span = _window_text(window)
-        ax.set_xlabel(f"{name_b}: ceiled score\n(mean {span})")
-        ax.set_ylabel(f"{name_a}: ceiled score\n(mean {span})")
+        ax.set_xlabel(f"A {name_b}: {what}\n(mean {span})")
+        ax.set_ylabel(f"B {name_a}: {what}\n(mean {span})")
         _legend(fig, ax.get_legend_handles_labels()[0], width, loc="outside upper center",
                 ncols=min(len(names) + 1, 3))
     return fig
@@ -365,6 +400,7 @@ def ceiling_distributions(
                            capprops={"color": colour(col), "linewidth": 0.6},
                            flierprops={"marker": ".", "markersize": 2, "markeredgecolor": colour(col),
                                        "alpha": 0.6})
+                _shade_bins(ax, ds, ~bin_reliability(ds).reliable[region])
                 _span_bins(ax, ds)
             _mark_stimulus(ax, sets)
             ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
@@ -500,16 +536,29 @@ def _centres(ds: xr.Dataset) -> np.ndarray:
     return (start + end) / 2
 
 
-def _median_ceiled(ds: xr.Dataset, region: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Scoring's aggregate and CI when present, else the median over the sites without a band."""
-    if "median_ceiled" in ds.variables:
-        median = region_aggregate(ds, "median_ceiled", region)
-        if "median_ceiled_low" in ds.variables and "median_ceiled_high" in ds.variables:
-            return (median, region_aggregate(ds, "median_ceiled_low", region),
-                    region_aggregate(ds, "median_ceiled_high", region))
+def _median_score(ds: xr.Dataset, region: str, variable: str = "ceiled"
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Scoring's aggregate ``median_<variable>`` and its CI when present, else the median over sites, no band."""
+    name = f"median_{variable}"
+    if name in ds.variables and region in aggregate_regions(ds):
+        median = region_aggregate(ds, name, region)
+        if f"{name}_low" in ds.variables and f"{name}_high" in ds.variables:
+            low, high = region_aggregate(ds, f"{name}_low", region), region_aggregate(ds, f"{name}_high", region)
+            if np.isfinite(low).any():
+                return median, low, high
         return median, None, None
-    sites = site_regions(ds) == region
-    return _nanmedian(ds["ceiled"].transpose("neuroid", "time_bin").values[sites], axis=0), None, None
+    return _nanmedian(site_values(ds, variable, region), axis=0), None, None
+
+
+UNRELIABLE_COLOUR = "#E5E5E5"
+
+
+def _shade_bins(ax: Axes, ds: xr.Dataset, mask: np.ndarray) -> None:
+    """Grey spans over the masked bins (unreliable or untested), behind the data."""
+    start, end = time_bins(ds)
+    for s, e, m in zip(start, end, mask):
+        if m:
+            ax.axvspan(s, e, color=UNRELIABLE_COLOUR, linewidth=0, zorder=0)
 
 
 def _n_sites(sets: list[xr.Dataset], region: str) -> int:
@@ -596,15 +645,19 @@ def _window_text(window: tuple[float, float] | None) -> str:
     return "over all bins" if window is None else f"{window[0]:g}–{window[1]:g} ms"
 
 
-def _window_means(sets: list[xr.Dataset], window) -> tuple[dict[str, float], dict[str, str], str]:
+def _window_means(sets: list[xr.Dataset], window, variable: str = "ceiled"
+                  ) -> tuple[dict[str, float], dict[str, str], str]:
     values: dict[str, float] = {}
     region_of: dict[str, str] = {}
     for ds in sets:
-        require(ds, ["ceiled", "neuroid_id", "region", "time_bin_start", "time_bin_end"], "the per-site scatter")
+        require(ds, [variable, "neuroid_id", "region", "time_bin_start", "time_bin_end"], "the per-site scatter")
         mask = window_mask(ds, window)
-        means = _nanmean(ds["ceiled"].transpose("neuroid", "time_bin").values[:, mask], axis=1)
-        for nid, reg, v in zip(ds["neuroid_id"].values, site_regions(ds), means):
-            values[str(nid)] = float(v)
+        reliability = bin_reliability(ds)
+        regions_of_sites = site_regions(ds)
+        per_site = ds[variable].transpose("neuroid", "time_bin").values
+        for nid, reg, row in zip(ds["neuroid_id"].values, regions_of_sites, per_site):
+            keep = mask & reliability.reliable.get(str(reg), np.ones(mask.shape, dtype=bool))
+            values[str(nid)] = float(_nanmean(row[keep][None], axis=1)[0]) if keep.any() else np.nan
             region_of[str(nid)] = str(reg)
     return values, region_of, label(sets[0])
 

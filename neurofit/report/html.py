@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import html
 import os
-import warnings
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import xarray as xr
@@ -26,11 +27,24 @@ from neurofit.data.io import read_dataset
 from neurofit.errors import NeurofitError
 from neurofit.report import figures
 from neurofit.report.style import close, save_figure
-from neurofit.stats.compare import compare_many
+from neurofit.scoreset import (
+    bin_reliability,
+    common_bins,
+    default_variable,
+    is_scoreset,
+    label,
+    ranges,
+    require,
+    site_regions,
+    site_values,
+    summarise,
+    time_bins,
+    window_mask,
+)
+from neurofit.scoreset import regions as region_order
+from neurofit.stats.bootstrap import quiet_nan
+from neurofit.stats.compare import compare_many, verdict_ranges
 from neurofit.stats.multiple import METHODS
-from neurofit.stats.paired import PAIRED_T, WILCOXON
-from neurofit.stats.scoreset import label, region_aggregate, require, site_regions, time_bins, window_mask
-from neurofit.stats.scoreset import regions as region_order
 
 _REQUIRED = ("ceiled", "r", "ceiling", "neuroid_id", "region", "time_bin_start", "time_bin_end")
 
@@ -88,12 +102,14 @@ def report(
     n_boot: int = 1000,
     seed: int = 0,
     title: str = "neurofit report",
+    stream: TextIO | None = None,
 ) -> Path:
     """Write figures and ``index.html`` for ScoreSets into ``out_dir``; return the path of ``index.html``.
 
     Parameters
     ----------
-    scoresets : ScoreSets or paths to ScoreSet NetCDF files (several models and benchmarks may be mixed)
+    scoresets : ScoreSets or paths to ScoreSet NetCDF files (several models and benchmarks may be mixed); a
+        file that is not a ScoreSet (e.g. a comparison written by ``neurofit compare``) is skipped with a note
     out_dir : folder to write into (created); figures go to ``out_dir/figures``
     reference : ``model_id`` every other model is compared with, on each benchmark both were scored on
         (default: the first model given, e.g. the feedforward baseline)
@@ -101,8 +117,9 @@ def report(
         ``window_ms`` when present, else all bins)
     method, alpha : correction (``"fdr_bh"`` or ``"holm"``, ...) and level for the comparisons; the family
         is every region x bin x comparison in the report
-    n_boot, seed : bootstrap draws and seed of the CIs of the differences
+    n_boot, seed : bootstrap draws and seed of the comparisons and of the table's CIs
     title : heading of the page
+    stream : where the one-line notes about skipped files go (default stderr)
 
     Example
     -------
@@ -112,7 +129,7 @@ def report(
     """
     if method not in METHODS:
         raise NeurofitError(f"unknown correction {method!r}: use one of {sorted(METHODS)}")
-    sets, sources = _load(scoresets)
+    sets, sources, skipped = _load(scoresets, stream)
     out = Path(out_dir)
     fig_dir = out / "figures"
     window = window if window is not None else _attr_window(sets)
@@ -120,31 +137,31 @@ def report(
     comparisons: list[xr.Dataset] = []
     if pairs:
         try:
-            comparisons = compare_many([(b, a) for a, b in pairs], method=method, alpha=alpha, n_boot=n_boot,
-                                       seed=seed)
+            comparisons = compare_many(pairs, method=method, alpha=alpha, n_boot=n_boot, seed=seed)
         except NeurofitError as err:
             pairs, pair_note = [], f"Model comparison: skipped ({err})."
+    variable, _ = default_variable(sets)
+    score_name = "ceiled score" if variable == "ceiled" else "Pearson r"
     planned: list[tuple[_Figure, Callable[[], Figure]]] = []
     planned.append((_Figure("Predictivity over time", "predictivity_over_time",
-                            "Top: median over sites of the ceiled score per time bin with its bootstrap CI. Bottom: "
+                            f"Top: median over sites of the {score_name} per time bin with its bootstrap CI. Bottom: "
                             "median raw Pearson r of each model and the noise ceiling (median and interquartile "
-                            "range over sites). Dotted: stimulus onset (and offset, shaded between, when recorded).",
-                            7.0),
+                            "range over sites). Grey: bins whose noise ceiling is not reliably above zero "
+                            "(left out of summaries and tests). Dotted: stimulus onset (and offset, shaded "
+                            "between, when recorded).", 7.0),
                     lambda: figures.predictivity_over_time(sets)))
-    diff_caption = (f"Difference of median ceiled scores per bin (shaded: {100 * 0.95:g}% CI, sites resampled). "
-                    f"Stars: {METHODS[method]} q < {alpha:g} on Wilcoxon signed-rank tests over sites, "
-                    f"across all {_family_size(comparisons)} region x bin x comparison tests.")
+    diff_caption = _difference_caption(comparisons, method, alpha)
     planned.append((_Figure("Model comparison per time bin", "difference_per_bin", diff_caption, 7.0,
                             skipped=pair_note),
-                    lambda: figures.difference_per_bin([b for _, b in pairs], [a for a, _ in pairs],
+                    lambda: figures.difference_per_bin([a for a, _ in pairs], [b for _, b in pairs],
                                                        comparisons=comparisons)))
     by_model = _group_pairs(pairs)
     for other, group in by_model.items():
         ref_name = label(group[0][0])
         planned.append((_Figure(f"Per-site scores: {other} vs {ref_name}", f"site_scatter_{_slug(other)}",
-                                f"Each point is one site, its ceiled score averaged over "
+                                f"Each point is one site, its {score_name} averaged over the reliable bins of "
                                 f"{figures._window_text(window)}; dashed: identity.", 3.5),
-                        lambda g=group: figures.site_scatter([b for _, b in g], [a for a, _ in g], window=window)))
+                        lambda g=group: figures.site_scatter([a for a, _ in g], [b for _, b in g], window=window)))
     for i, ds in enumerate(sets):
         name = f"{label(ds)} on {ds.attrs.get('benchmark', f'ScoreSet {i + 1}')}"
         fig = _Figure(f"Layer x timestep scores: {name}", f"layer_step_{i + 1}_{_slug(label(ds))}",
@@ -156,7 +173,7 @@ def report(
         planned.append((fig, lambda d=ds: figures.layer_step_heatmap(d, window=window)))
     planned.append((_Figure("Noise ceilings", "ceiling_distributions",
                             "Distribution over sites of the split-half noise ceiling per time bin (boxes: "
-                            "quartiles; whiskers: 1.5 IQR).", 7.0),
+                            "quartiles; whiskers: 1.5 IQR). Grey: unreliable bins.", 7.0),
                     lambda: figures.ceiling_distributions(sets)))
     planned.append((_Figure("Peak time per site", "peak_time",
                             "Histogram over sites of the bin in which each site's ceiled score peaks, among the bins "
@@ -174,33 +191,59 @@ def report(
             fig_info.files = save_figure(fig, fig_dir / fig_info.stem)
         finally:
             close(fig)
-    page = _page(title, sets, sources, [f for f, _ in planned], comparisons, window, method, alpha, n_boot, seed)
+    page = _page(title, sets, sources, skipped, [f for f, _ in planned], comparisons, window, method, alpha,
+                 n_boot, seed)
     index = out / "index.html"
     with atomic_path(index) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return index
 
 
+def _difference_caption(comparisons: list[xr.Dataset], method: str, alpha: float) -> str:
+    if not comparisons:
+        return ""
+    attrs = comparisons[0].attrs
+    level = 100 * float(attrs.get("ci_level", 0.95))
+    return (f"B − A per bin, where A is the reference: the median over sites of the paired per-site differences "
+            f"of the {_score_name(attrs.get('variable', 'ceiled'))}. Shaded: its {level:.4g}% interval "
+            f"({attrs.get('uncertainty', '')}). Stars: {METHODS[method]} at {alpha:g} across all "
+            f"{attrs.get('n_tests', '?')} tested region x bin x comparison cells, on the bootstrap p values of the "
+            f"same draws; the interval level is the one at which the selection and the intervals agree, so a star "
+            f"sits exactly where the interval excludes 0. Grey: bins not tested (ceiling not reliable).")
+
+
+def _score_name(variable: str) -> str:
+    return "ceiled score" if variable == "ceiled" else ("Pearson r" if variable == "r" else variable)
+
+
 # --- inputs --------------------------------------------------------------------------------------------------
 
 
-def _load(scoresets) -> tuple[list[xr.Dataset], list[str]]:
+def _load(scoresets, stream: TextIO | None = None) -> tuple[list[xr.Dataset], list[str], list[str]]:
+    """The ScoreSets and their sources; a file that is not a ScoreSet is skipped with a one-line note."""
     if isinstance(scoresets, (xr.Dataset, str, os.PathLike)):
         scoresets = [scoresets]
-    sets, sources = [], []
+    sets, sources, skipped = [], [], []
     for item in scoresets:
         if isinstance(item, xr.Dataset):
             ds, source = item, "(in memory)"
         else:
             path = Path(item)
             ds = read_dataset(path)
+            if not is_scoreset(ds):
+                what = "a comparison" if "comparison" in ds.dims else "not a ScoreSet"
+                note = f"skipped {path.name}: {what} (no per-site 'r' and 'ceiled' on neuroid x time_bin)"
+                skipped.append(note)
+                print(f"neurofit report: {note}", file=stream or sys.stderr)
+                continue
             source = f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})"
         require(ds, _REQUIRED, f"the report ({source})")
         sets.append(ds)
         sources.append(source)
     if not sets:
-        raise NeurofitError("neurofit report needs at least one ScoreSet")
-    return sets, sources
+        raise NeurofitError("neurofit report needs at least one ScoreSet" + (f" ({'; '.join(skipped)})"
+                                                                             if skipped else ""))
+    return sets, sources, skipped
 
 
 def _attr_window(sets: list[xr.Dataset]) -> tuple[float, float] | None:
@@ -235,10 +278,6 @@ def _group_pairs(pairs):
     return groups
 
 
-def _family_size(comparisons: list[xr.Dataset]) -> int:
-    return int(sum(np.isfinite(c["wilcoxon_p"].values).sum() for c in comparisons))
-
-
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)[:60]
 
@@ -246,91 +285,98 @@ def _slug(text: str) -> str:
 # --- tables --------------------------------------------------------------------------------------------------
 
 
-def score_table(sets: list[xr.Dataset], window: tuple[float, float] | None) -> list[dict[str, str]]:
-    """Rows of the per-region score table: window means of the per-bin medians and CI bounds.
+def score_table(sets: list[xr.Dataset], window: tuple[float, float] | None, *, n_boot: int = 1000,
+                seed: int = 0) -> list[dict[str, str]]:
+    """Rows of the per-region score table, every model of a benchmark averaged over the same bins.
+
+    For each benchmark and region the bins are those inside ``window`` where every model of the table is
+    driven and the noise ceiling is reliable (like with like); each row gives the mean over those bins of the
+    per-bin median over sites, its 95% CI (stimuli and sites resampled when the ScoreSet has stimulus draws,
+    else sites), and the median r and median ceiling over the same bins. ``bins`` names them.
 
     Example
     -------
     >>> rows = score_table([scoreset], (70, 170))  # doctest: +SKIP
-    >>> rows[0]["region"]  # doctest: +SKIP
-    'V4'
+    >>> rows[0]["region"], rows[0]["bins"]  # doctest: +SKIP
+    ('V4', '70-170 ms')
     """
     rows = []
+    groups: dict[tuple, list[xr.Dataset]] = {}
     for ds in sets:
-        mask = window_mask(ds, window)
-        for region in region_order(ds):
-            sites = site_regions(ds) == region
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                if "median_ceiled" in ds.variables:
-                    med = float(np.nanmean(region_aggregate(ds, "median_ceiled", region)[mask]))
-                else:
-                    med = float(np.nanmean(np.nanmedian(ds["ceiled"].transpose("neuroid", "time_bin")
-                                                        .values[sites][:, mask], axis=0)))
-                ci = _ci_text(ds, region, mask, "median_ceiled_low", "median_ceiled_high")
-                ci_sites = _ci_text(ds, region, mask, "median_ceiled_sites_low", "median_ceiled_sites_high")
-                r = float(np.nanmean(np.nanmedian(ds["r"].transpose("neuroid", "time_bin").values[sites][:, mask],
-                                                  axis=0)))
-                ceiling = float(np.nanmean(np.nanmedian(ds["ceiling"].transpose("neuroid", "time_bin")
-                                                        .values[sites][:, mask], axis=0)))
-            rows.append({
-                "model": label(ds),
-                "benchmark": str(ds.attrs.get("benchmark", "")),
-                "region": region,
-                "sites": str(int(sites.sum())),
-                "ceiled": f"{med:.3f}",
-                "ci_stimuli": ci,
-                "ci_sites": ci_sites,
-                "r": f"{r:.3f}",
-                "ceiling": f"{ceiling:.3f}",
-            })
+        # ScoreSets of one benchmark on different time bins cannot share bins: they form groups of their own
+        start, end = time_bins(ds)
+        groups.setdefault((str(ds.attrs.get("benchmark", "")), tuple(start), tuple(end)), []).append(ds)
+    for (bench, _, _), members in groups.items():
+        variable, _ = default_variable(members)
+        reliability = bin_reliability(members[0])
+        start, end = time_bins(members[0])
+        for region in region_order(members[0]):
+            holders = [ds for ds in members if region in region_order(ds)]
+            bins = common_bins(holders, region, variable, reliability) & window_mask(members[0], window)
+            for ds in holders:
+                s = summarise(ds, region, bins, variable, n_boot=n_boot, seed=seed)
+                with quiet_nan():
+                    r = float(np.nanmean(np.nanmedian(site_values(ds, "r", region)[:, bins], axis=0)))
+                    ceiling = float(np.nanmean(np.nanmedian(site_values(ds, "ceiling", region)[:, bins], axis=0)))
+                rows.append({
+                    "model": label(ds),
+                    "benchmark": bench,
+                    "region": region,
+                    "sites": str(int((site_regions(ds) == region).sum())),
+                    "bins": ranges(start, end, bins) or "none",
+                    "variable": variable,
+                    "score": _num(s.value),
+                    "ci": f"[{_num(s.low)}, {_num(s.high)}]",
+                    "ci_how": s.how,
+                    "r": _num(r),
+                    "ceiling": _num(ceiling),
+                })
     return rows
 
 
-def _ci_text(ds: xr.Dataset, region: str, mask: np.ndarray, low: str, high: str) -> str:
-    if low not in ds.variables or high not in ds.variables:
-        return "—"
-    lo = float(np.nanmean(region_aggregate(ds, low, region)[mask]))
-    hi = float(np.nanmean(region_aggregate(ds, high, region)[mask]))
-    return f"[{lo:.3f}, {hi:.3f}]"
+def _num(value: float) -> str:
+    return "—" if not np.isfinite(value) else f"{value:.3f}"
+
+
+def unreliable_table(sets: list[xr.Dataset]) -> list[dict[str, str]]:
+    """Per benchmark and region: the bins whose noise ceiling is not reliably above zero, and the rule.
+
+    Example
+    -------
+    >>> unreliable_table([scoreset])[0]["bins"]  # doctest: +SKIP
+    '0-60 ms'
+    """
+    rows, seen = [], set()
+    for ds in sets:
+        bench = str(ds.attrs.get("benchmark", ""))
+        if bench in seen:
+            continue
+        seen.add(bench)
+        reliability = bin_reliability(ds)
+        for region, text in reliability.unreliable_text(ds).items():
+            rows.append({"benchmark": bench, "region": region, "bins": text or "none", "rule": reliability.rule})
+    return rows
 
 
 def comparison_table(comparisons: list[xr.Dataset]) -> list[dict[str, str]]:
-    """Rows per comparison and region: bins significant after correction, as time ranges."""
+    """Rows per comparison and region: where B is better, worse, not detectably different, and not tested."""
     rows = []
     for c in comparisons:
-        start, end = c["time_bin_start"].values, c["time_bin_end"].values
-        for region in c["region"].values:
-            sel = c.sel(region=region)
-            significant = sel["significant"].values.astype(bool)
-            better = significant & (sel["median_difference"].values > 0)
-            worse = significant & (sel["median_difference"].values < 0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean_diff = float(np.nanmean(sel["median_difference"].values))
+        for k, (region, where) in enumerate(verdict_ranges(c).items()):
+            untested = where["unreliable"] or "none"
+            if where["not_driven"]:
+                untested += f"; not driven: {where['not_driven']}"
             rows.append({
-                "comparison": f"{c.attrs['model_a']} − {c.attrs['model_b']}",
-                "benchmark": c.attrs.get("benchmark_a", ""),
-                "region": str(region),
-                "sites": str(int(np.nanmax(sel["n_sites"].values))),
-                "mean_difference": f"{mean_diff:+.3f}",
-                "better": _ranges(start, end, better),
-                "worse": _ranges(start, end, worse),
+                "comparison": f"{c.attrs['model_b']} − {c.attrs['model_a']}",
+                "benchmark": c.attrs.get("benchmark", ""),
+                "region": region,
+                "sites": str(int(np.nanmax(c["n_sites"].values[k]))),
+                "better": where["better"] or "none",
+                "worse": where["worse"] or "none",
+                "same": where["no_difference"] or "none",
+                "untested": untested,
             })
     return rows
-
-
-def _ranges(start: np.ndarray, end: np.ndarray, mask: np.ndarray) -> str:
-    """Contiguous runs of masked bins as 'a–b ms' (bins that touch are merged)."""
-    runs: list[list[float]] = []
-    for s, e, m in zip(start, end, mask):
-        if not m:
-            continue
-        if runs and np.isclose(runs[-1][1], s):
-            runs[-1][1] = e
-        else:
-            runs.append([s, e])
-    return ", ".join(f"{s:g}–{e:g} ms" for s, e in runs) or "none"
 
 
 # --- methods -------------------------------------------------------------------------------------------------
@@ -384,15 +430,21 @@ def methods_text(
         f"{values('normalisation', NORMALISATIONS)}. Per-region values are medians over sites. {uncertainty}",
     ]
     if comparisons:
-        n_tests = _family_size(comparisons)
+        attrs = comparisons[0].attrs
+        level = 100 * float(attrs.get("ci_level", 0.95))
         paragraphs.append(
-            f"Models were compared with the reference {comparisons[0].attrs['model_b']} site by site in every "
-            f"region and time bin on the sites scored for both: {WILCOXON}, and as a check a {PAIRED_T}. The "
-            f"Wilcoxon p values of all {n_tests} tests (regions x bins x comparisons) were corrected together "
-            f"by {METHODS[method]} (statsmodels multipletests, method '{method}') at alpha = {alpha:g}. The "
-            f"95% confidence interval of each difference of medians is a percentile interval from {n_boot} "
-            f"paired bootstrap draws of the sites (seed {seed}). Sites with an undefined score in either model "
-            f"were dropped pairwise."
+            f"Models were compared with the reference {attrs['model_a']} site by site in every region and time bin, "
+            f"on the sites scored for both (a site with an undefined score in either model left out of that bin). "
+            f"The estimate is the median over sites of the paired per-site differences B − A of the "
+            f"{_score_name(attrs.get('variable', 'ceiled'))}. Its uncertainty: {attrs.get('uncertainty', '')}, "
+            f"{n_boot} draws (seed {seed}). The p value of each bin is the two-sided bootstrap p of a zero median "
+            f"difference from the same draws; the p values of all {attrs.get('n_tests', '?')} tested cells "
+            f"(regions x bins x comparisons) were corrected together by {METHODS[method]} (statsmodels "
+            f"multipletests, method '{method}') at alpha = {alpha:g}. Every interval is the equal-tailed interval "
+            f"of the same draws at {level:.4g}% coverage, the level at which the intervals and the selection "
+            f"agree (for Benjamini-Hochberg, the false-coverage-rate adjusted interval of Benjamini & Yekutieli "
+            f"2005), so a bin is marked exactly when its interval excludes zero. {attrs.get('untested_bins', '')}; "
+            f"{attrs.get('reliability', '')}."
         )
     else:
         paragraphs.append("No two models were scored on the same benchmark, so no statistical comparison was made.")
@@ -457,8 +509,27 @@ code { font-size: 0.9em; word-break: break-all; }
 """
 
 
-def _page(title, sets, sources, figs, comparisons, window, method, alpha, n_boot, seed) -> str:
+def _score_caption(rows: list[dict[str, str]], window: tuple[float, float] | None) -> str:
+    variables = {row["variable"] for row in rows}
+    what = " and ".join(sorted("the ceiled score" if v == "ceiled" else "Pearson r (no noise ceiling)"
+                               for v in variables))
+    hows = sorted({row["ci_how"] for row in rows if row["ci_how"] != "no bins"})
+    span = "" if window is None else f" inside {window[0]:g}–{window[1]:g} ms"
+    return (f"Score: the mean over the listed bins of the per-bin median over sites of {what}. Every model of a "
+            f"benchmark is averaged over the same bins: those{span} where every model in the table is driven and "
+            f"the noise ceiling is reliable. 95% CI: bootstrap of that mean ({'; '.join(hows) or 'none'}). "
+            "Median r and median ceiling: over the same bins.")
+
+
+def _weights_text(sets: list[xr.Dataset]) -> str:
+    described = [f"<b>{html.escape(label(ds))}</b>: {html.escape(str(ds.attrs['weights']))}" for ds in sets
+                 if ds.attrs.get("weights")]
+    return f"<p>Weights: {'; '.join(dict.fromkeys(described))}.</p>" if described else ""
+
+
+def _page(title, sets, sources, skipped, figs, comparisons, window, method, alpha, n_boot, seed) -> str:
     esc = html.escape
+    rows = score_table(sets, window, n_boot=n_boot, seed=seed)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -473,29 +544,37 @@ def _page(title, sets, sources, figs, comparisons, window, method, alpha, n_boot
         f"<p>{len(sets)} ScoreSet(s): "
         + ", ".join(f"<b>{esc(label(ds))}</b> on {esc(str(ds.attrs.get('benchmark', '?')))}" for ds in sets)
         + f". Generated by neurofit {esc(__version__)}.</p>",
+        _weights_text(sets),
+        *([f'<p class="note">{esc(note)}</p>' for note in skipped]),
         "<h2>Scores per region</h2>",
-        f"<p>Means over the bins of {esc(figures._window_text(window))} of the per-bin median ceiled score and of "
-        "its CI bounds (bootstrap over stimuli, and over sites), with the median raw r and median noise "
-        "ceiling.</p>",
+        f"<p>{esc(_score_caption(rows, window))}</p>",
         _table(
-            ["Model", "Benchmark", "Region", "Sites", "Median ceiled score", "CI (stimuli)", "CI (sites)",
-             "Median r", "Median ceiling"],
-            [[row[k] for k in ("model", "benchmark", "region", "sites", "ceiled", "ci_stimuli", "ci_sites", "r",
-                               "ceiling")] for row in score_table(sets, window)],
-            numeric={3, 4, 5, 6, 7, 8},
+            ["Model", "Benchmark", "Region", "Sites", "Bins averaged", "Score", "95% CI", "Median r",
+             "Median ceiling"],
+            [[row[k] for k in ("model", "benchmark", "region", "sites", "bins", "score", "ci", "r", "ceiling")]
+             for row in rows],
+            numeric={3, 5, 6, 7, 8},
             table_id="scores",
         ),
+        "<h2>Unreliable bins</h2>",
+        "<p>Bins whose noise ceiling is not reliably above zero: flagged, shaded grey in the figures, left out of "
+        "the table above and of the comparisons.</p>",
+        _table(["Benchmark", "Region", "Unreliable bins", "Rule"],
+               [[row[k] for k in ("benchmark", "region", "bins", "rule")] for row in unreliable_table(sets)],
+               table_id="unreliable"),
     ]
     if comparisons:
+        level = 100 * float(comparisons[0].attrs.get("ci_level", 0.95))
         parts += [
             "<h2>Comparisons</h2>",
-            f"<p>Time bins where the difference of medians is significant ({esc(METHODS[method])}, q &lt; "
-            f"{alpha:g}, Wilcoxon signed-rank over sites).</p>",
-            _table(["Comparison", "Benchmark", "Region", "Sites", "Mean difference (all bins)", "Significantly higher",
-                    "Significantly lower"],
-                   [[row[k] for k in ("comparison", "benchmark", "region", "sites", "mean_difference", "better",
-                                      "worse")] for row in comparison_table(comparisons)],
-                   numeric={3, 4}, table_id="comparisons"),
+            f"<p>B − A per tested bin, A the reference: where B is significantly better, worse, or not detectably "
+            f"different ({esc(METHODS[method])} at {alpha:g}; equivalently, where the {level:.4g}% interval of the "
+            "median paired difference lies above zero, below zero, or contains it).</p>",
+            _table(["Comparison (B − A)", "Benchmark", "Region", "Sites", "B better", "B worse",
+                    "No detectable difference", "Not tested"],
+                   [[row[k] for k in ("comparison", "benchmark", "region", "sites", "better", "worse", "same",
+                                      "untested")] for row in comparison_table(comparisons)],
+                   numeric={3}, table_id="comparisons"),
         ]
     parts.append("<h2>Figures</h2>")
     for fig in figs:

@@ -4,8 +4,8 @@
 >>> load_benchmark("synthetic-ventral-it-temporal").regions
 ('IT',)
 
-The heavy parts (models, regression) are imported on first use: ``score`` and ``compare`` live in
-:mod:`neurofit.scoring.score` and :mod:`neurofit.scoring.compare` (also ``neurofit.score``/``neurofit.compare``).
+The heavy parts (models, regression) are imported on first use: ``score`` lives in :mod:`neurofit.scoring.score`
+(also ``neurofit.score``); comparisons are :mod:`neurofit.stats.compare` (``neurofit.compare``).
 """
 
 from neurofit.scoring.benchmark import Benchmark, list_benchmarks, load_benchmark

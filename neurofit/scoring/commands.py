@@ -1,7 +1,7 @@
 """``neurofit score``, ``neurofit compare`` and ``neurofit demo``: argument parsing over the Python twins.
 
 * ``score`` -> :func:`neurofit.scoring.score.score`
-* ``compare`` -> :func:`neurofit.scoring.compare.compare` (or :func:`~neurofit.scoring.compare.compare_models`)
+* ``compare`` -> :func:`neurofit.stats.compare.compare` (or :func:`neurofit.scoring.compare.compare_models`)
 * ``demo`` -> :func:`neurofit.scoring.demo.demo`
 """
 
@@ -56,15 +56,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.set_defaults(func=_score)
 
     cmp = subparsers.add_parser(
-        "compare", help="paired per-bin comparison of ScoreSets (Wilcoxon, paired t, BH-FDR)",
-        description="Compare ScoreSets site by site and bin by bin (the first is the reference), or score "
+        "compare", help="paired per-bin comparison of ScoreSets (B - A: median paired difference, bootstrap, FDR)",
+        description="Compare ScoreSets site by site and bin by bin: the first is the reference A, each other is a "
+                    "B, and every difference is B - A (the median over sites of the paired per-site differences, "
+                    "with a bootstrap over stimuli and sites; marks and intervals from the same draws). Or score "
                     "--models on --benchmark and compare them.")
     cmp.add_argument("scores", nargs="*", metavar="SCORES.nc", help="ScoreSet files (the first is the reference)")
     cmp.add_argument("--models", nargs="+", metavar="MODEL", help="score these models first (zoo names or files)")
     cmp.add_argument("--benchmark", metavar="ID", help="benchmark for --models")
-    cmp.add_argument("--variable", default="ceiled", choices=("ceiled", "r"), help="per-site score compared")
-    cmp.add_argument("--correction", default="fdr_bh", help="multiple-comparison correction (default fdr_bh)")
+    cmp.add_argument("--variable", choices=("ceiled", "r"),
+                     help="per-site score compared (default: ceiled, or r where the data have no noise ceiling)")
+    cmp.add_argument("--correction", default="fdr_bh", choices=("fdr_bh", "fdr_by", "holm", "bonferroni"),
+                     help="multiple-comparison correction across bins, regions and comparisons (default fdr_bh)")
     cmp.add_argument("--alpha", type=float, default=0.05)
+    cmp.add_argument("--include-unreliable", action="store_true",
+                     help="also test bins whose noise ceiling is not reliably above zero (left out by default)")
     cmp.add_argument("--n-boot", type=int, default=1000)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--out", metavar="FILE.nc", help="write the comparison Dataset (NetCDF)")
@@ -116,8 +122,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _print_scores(scores: Any, out: Any) -> None:
-    from neurofit.scoring.score import summary_table
+    from neurofit.scoreset import metric_line, summary_table
 
+    print(metric_line(scores))
     print(f"{scores.attrs['model_id']} on {scores.attrs['benchmark']} (v{scores.attrs['benchmark_version']}): "
           f"layers {scores.attrs['committed_layers']}, offsets {scores.attrs['committed_offsets_ms']} ms, "
           f"mapping {scores.attrs['mapping_policy']}")
@@ -126,29 +133,32 @@ def _print_scores(scores: Any, out: Any) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from neurofit.scoring.compare import compare, comparison_table
+    from neurofit.stats.compare import compare, comparison_table, verdict_text
 
     options = dict(variable=args.variable, method=args.correction, alpha=args.alpha, n_boot=args.n_boot,
-                   seed=args.seed, out=args.out)
+                   seed=args.seed, reliable_only=not args.include_unreliable, out=args.out)
     if args.models:
         if args.scores or not args.benchmark:
             raise NeurofitError("give either ScoreSet files, or --models with --benchmark")
-        result = compare(*_scored(args.models, args.benchmark, args.quiet), **options)
+        from neurofit.scoring.compare import compare_models
+
+        out = options.pop("out")
+        result = compare_models(args.models, args.benchmark, progress=False if args.quiet else None,
+                                compare_options=options)
+        if out:
+            from neurofit.scoreset import write_scoreset
+
+            write_scoreset(result, out)
     else:
         if len(args.scores) < 2:
             raise NeurofitError("compare needs at least two ScoreSet files (or --models with --benchmark)")
         result = compare(*args.scores, **options)
     print(comparison_table(result))
+    for c in range(result.sizes["comparison"]):
+        print("\n".join(verdict_text(result, c)))
     if args.out:
         print(f"wrote {args.out}")
     return 0
-
-
-def _scored(models: list[str], benchmark: str, quiet: bool) -> list:
-    """Score each model on the benchmark (the ScoreSets are compared in memory, not written)."""
-    from neurofit.scoring.score import score
-
-    return [score(model, benchmark, progress=False if quiet else None) for model in models]
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -2,9 +2,11 @@
 
 The dataset is generated (seeded, no download); the shipped trained checkpoints of a feedforward and a
 recurrent zoo model are scored on ``synthetic-ventral-v4-temporal`` and ``synthetic-ventral-it-temporal``;
-the two are compared per region and 10 ms bin (paired tests over sites, Benjamini-Hochberg across bins);
-and the bins where the recurrent model is significantly better are printed, with the difference of medians
-and its CI. Whatever the checkpoints show is reported, including "nowhere".
+the recurrent model (B) is compared with the feedforward reference (A) per region and 10 ms bin
+(:mod:`neurofit.stats.compare`: the median paired per-site difference B - A with a bootstrap over stimuli and
+sites, Benjamini-Hochberg across the bins of both benchmarks); and the verdict says where the recurrent model
+is better, where it is worse and where no difference is detectable, with the metric named and the bins that
+could not be tested (ceiling not reliable) listed. Whatever the checkpoints show is reported.
 """
 
 from __future__ import annotations
@@ -76,23 +78,32 @@ def demo(
     Returns
     -------
     dict
-        ``scores`` ({(benchmark, role): Dataset}), ``comparisons`` ({benchmark: Dataset}), ``helps``
-        ({benchmark: [(region, start_ms, end_ms, difference)]}), ``files`` (written paths).
+        ``scores`` ({(benchmark, role): Dataset}), ``comparisons`` ({benchmark: Dataset}), ``verdict``
+        ({benchmark: {region: {outcome: time ranges}}}, outcomes ``better``, ``worse``, ``no_difference``,
+        ``unreliable``, ``not_driven``; B is the recurrent model), ``files`` (written paths).
 
     Example
     -------
     >>> result = demo("demo-out")  # doctest: +SKIP
-    >>> result["helps"]["synthetic-ventral-it-temporal"]  # doctest: +SKIP
+    >>> result["verdict"]["synthetic-ventral-it-temporal"]["IT"]["better"]  # doctest: +SKIP
     """
     import dataclasses
 
+    from neurofit.scoreset import metric_line, summary_table, write_scoreset
     from neurofit.scoring.benchmark import load_benchmark
-    from neurofit.scoring.compare import compare, comparison_table, recurrence_helps
-    from neurofit.scoring.score import load_benchmark_data, score, summary_table
+    from neurofit.scoring.score import load_benchmark_data, score
+    from neurofit.stats.compare import (
+        compare_many,
+        comparison_table,
+        stack_comparisons,
+        verdict_ranges,
+        verdict_text,
+    )
 
     stream = stream or sys.stdout
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"neurofit demo: writing ScoreSets and comparisons to {out_dir.resolve()}", file=stream)
     started = time.monotonic()
     models = demo_models()
     for role, name, ckpt in models:
@@ -101,7 +112,6 @@ def demo(
     data_cache: dict[str, Any] = {}
     scores: dict[tuple[str, str], Any] = {}
     comparisons: dict[str, Any] = {}
-    helps: dict[str, list[tuple[str, float, float, float]]] = {}
     files: list[Path] = []
     for bench_id in BENCHMARKS:
         bench = load_benchmark(bench_id)
@@ -119,31 +129,33 @@ def demo(
             files.append(path)
             print(f"\n{s.attrs['model_id']} on {bench_id}: committed layer {s.attrs['committed_layers']}, "
                   f"offset {s.attrs['committed_offsets_ms']} ms", file=stream)
+            print(metric_line(s), file=stream)
             print(summary_table(s), file=stream)
+    # one family: every tested bin of both benchmarks, so the marks of V4 and IT are corrected together
+    pairs = [(scores[(b, "feedforward")], scores[(b, "recurrent")]) for b in BENCHMARKS]
+    results = compare_many(pairs, n_boot=1000 if n_bootstrap is None else int(n_bootstrap))
+    names = {role: f"{name} ({role})" for role, name, _ in models}
+    for bench_id, (a, b), res in zip(BENCHMARKS, pairs, results):
+        result = stack_comparisons([res], [a], [b], [names["feedforward"]], [names["recurrent"]])
         cmp_path = out_dir / f"compare-{bench_id}.nc"
-        result = compare(scores[(bench_id, "feedforward")], scores[(bench_id, "recurrent")], out=cmp_path)
+        write_scoreset(result, cmp_path)
         comparisons[bench_id] = result
         files.append(cmp_path)
-        helps[bench_id] = recurrence_helps(result)
-        print(f"\nrecurrent minus feedforward on {bench_id}:", file=stream)
+        print(f"\n{names['recurrent']} (B) minus {names['feedforward']} (A, reference) on {bench_id}:", file=stream)
         print(comparison_table(result), file=stream)
-    print("\nwhere recurrence helps (recurrent significantly better after Benjamini-Hochberg FDR across bins):",
-          file=stream)
+    print("\nverdict: recurrent (B) vs feedforward (A), "
+          f"{comparisons[BENCHMARKS[0]].attrs.get('variable', 'ceiled')} score per site, median paired difference, "
+          "Benjamini-Hochberg FDR 0.05 across the bins of both benchmarks:", file=stream)
+    verdicts = {}
     for bench_id in BENCHMARKS:
-        cmp = comparisons[bench_id]
-        if not helps[bench_id]:
-            print(f"  {bench_id}: no bin", file=stream)
-            continue
-        for region, start, end, diff in helps[bench_id]:
-            k = [str(v) for v in cmp["region"].values].index(region)
-            b = [float(v) for v in cmp["time_bin_start"].values].index(start)
-            cell = cmp.isel(comparison=0, region=k, time_bin=b)
-            print(f"  {bench_id} {region} {start:g}-{end:g} ms: +{diff:.3f} median ceiled "
-                  f"[{float(cell.ci_low):.3f}, {float(cell.ci_high):.3f}], q = {float(cell.q):.2g}", file=stream)
+        verdicts[bench_id] = verdict_ranges(comparisons[bench_id])
+        for line in verdict_text(comparisons[bench_id])[1:]:
+            print(f"  {bench_id}:{line}", file=stream)
     if report_dir is not None:
         from neurofit.report import report
 
         index = report([str(p) for p in files if not p.name.startswith("compare-")], str(report_dir))
         print(f"\nreport: {index}", file=stream)
-    print(f"\ndone in {time.monotonic() - started:.0f} s; ScoreSets in {out_dir}", file=stream)
-    return {"scores": scores, "comparisons": comparisons, "helps": helps, "files": files}
+    print(f"\ndone in {time.monotonic() - started:.0f} s; ScoreSets and comparisons in {out_dir.resolve()}",
+          file=stream)
+    return {"scores": scores, "comparisons": comparisons, "verdict": verdicts, "files": files}

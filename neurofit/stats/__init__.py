@@ -1,18 +1,36 @@
-"""Statistics over ScoreSets: paired tests over sites, multiple-comparison control, bootstrap CIs.
+"""Statistics over ScoreSets: the one home of bootstraps, model comparisons and multiple-comparison control.
 
->>> from neurofit.stats import compare_scoresets, fdr, paired_tests
+* :mod:`neurofit.stats.bootstrap`: every bootstrap (``n_boot`` draws, ``ci=0.95`` coverage).
+* :mod:`neurofit.stats.compare`: comparing ScoreSets; every difference is the second minus the reference.
+* :mod:`neurofit.stats.multiple`: FDR/Holm/Bonferroni and the intervals that agree with them.
+* :mod:`neurofit.stats.paired`: Wilcoxon signed-rank and paired t-tests over sites.
+
+Names are resolved lazily, so importing :mod:`neurofit.stats` imports neither scipy nor statsmodels.
+
+>>> from neurofit.stats import compare_scoresets, fdr
 """
 
-from neurofit.stats.bootstrap import bootstrap_median_difference, bootstrap_median_difference_stimuli
-from neurofit.stats.compare import compare_many, compare_scoresets
-from neurofit.stats.multiple import fdr
-from neurofit.stats.paired import paired_tests
+from __future__ import annotations
 
-__all__ = [
-    "bootstrap_median_difference",
-    "bootstrap_median_difference_stimuli",
-    "compare_many",
-    "compare_scoresets",
-    "fdr",
-    "paired_tests",
-]
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "compare": "neurofit.stats.compare",
+    "compare_scoresets": "neurofit.stats.compare",
+    "compare_many": "neurofit.stats.compare",
+    "fdr": "neurofit.stats.multiple",
+    "selection_level": "neurofit.stats.multiple",
+    "paired_tests": "neurofit.stats.paired",
+    "hierarchical_median": "neurofit.stats.bootstrap",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neurofit.stats' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = sorted(_PUBLIC)

@@ -1,218 +1,270 @@
-"""Bootstrap confidence intervals of the difference of two models' median scores.
+"""Every bootstrap of neurofit, with one parameter name (``n_boot``) and one CI convention (``ci=0.95``).
 
-Two resampling units exist. Over **sites**: the sites are drawn with replacement, the same draw for both
-models (the comparison is paired), and the statistic is ``median(a) - median(b)`` over the drawn sites.
-Over **stimuli** (when held-out predictions per stimulus are at hand): the stimuli are drawn with
-replacement, each site's Pearson r is recomputed on the drawn stimuli for both models, and the statistic is
-the difference of the medians over sites. Intervals are percentile intervals; draws are seeded so a rerun
-gives the same interval.
+Percentile intervals
+    :func:`percentile_interval` gives the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` percentiles of the draws
+    (numpy's linear interpolation, NaN draws left out). :func:`mean_ci` and :func:`spearman_ci` resample
+    images for the dynamics analyses with it.
+
+Test-consistent intervals
+    A comparison prints an estimate, an interval and a significance mark. :func:`bootstrap_p` and
+    :func:`inverted_interval` come from the same draws and agree exactly: the interval at per-test level
+    ``gamma`` excludes a value ``v`` if and only if ``bootstrap_p(draws, v) <= gamma``. This is what lets a
+    significance mark (a test after multiple-comparison control) never sit beside an interval that contains
+    zero (see :mod:`neurofit.stats.compare`).
+
+Two-level resampling
+    :func:`hierarchical_median` resamples stimuli and sites together: each draw takes one stimulus-bootstrap
+    draw of the per-site values (stimuli resampled with replacement and every site's score recomputed on the
+    drawn stimuli, as scoring does) and then resamples the sites with replacement; the statistic is the median
+    over the drawn sites. Without per-site stimulus draws it resamples the sites only.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
-import xarray as xr
 
 from neurofit.errors import NeurofitError
-from neurofit.regression.correlation import pearson_r
 
-# Bootstrap draws are processed in chunks so memory stays near chunk * sites * bins floats.
+# Draws are processed in chunks so that memory stays near this many float64 values.
 _CHUNK_ELEMENTS = 4_000_000
 
 
-def bootstrap_median_difference(
-    a: xr.DataArray,
-    b: xr.DataArray,
-    dim: str = "neuroid",
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
-) -> xr.Dataset:
-    """Percentile bootstrap CI of ``median(a) - median(b)`` over ``dim``, resampling ``dim`` paired.
-
-    Parameters
-    ----------
-    a, b : DataArray
-        Same dims and sizes, e.g. ``(neuroid, time_bin)`` ceiled scores of two models on the same sites.
-        A site whose value is NaN in either model is dropped for that bin (pairwise), in every draw.
-    dim : str
-        The resampled dim (default the sites, ``"neuroid"``). One draw of ``dim`` is shared by all other
-        indices (all bins see the same sites), as the sites are the sampled units.
-    n_boot : int
-        Number of bootstrap draws.
-    ci : float
-        Coverage of the interval, e.g. 0.95 for the 2.5th to 97.5th percentiles.
-    seed : int
-        Seed of ``numpy.random.default_rng``.
-
-    Returns
-    -------
-    Dataset with the other dims of ``a`` and variables ``median_difference`` (on the data, pairwise
-    complete), ``ci_low``, ``ci_high``; attrs ``n_boot``, ``ci``, ``seed``, ``resampled``.
+def check_bootstrap(n_boot: int, ci: float = 0.95) -> None:
+    """Raise a :class:`NeurofitError` unless ``n_boot >= 1`` and ``0 < ci < 1``.
 
     Example
     -------
-    >>> rng = np.random.default_rng(0)
-    >>> a = xr.DataArray(rng.normal(1.0, 0.1, (50, 2)), dims=("neuroid", "time_bin"))
-    >>> out = bootstrap_median_difference(a, a - 0.5, n_boot=200)
-    >>> np.allclose(out.median_difference, 0.5), bool((out.ci_low <= 0.5).all() and (out.ci_high >= 0.5).all())
-    (True, True)
+    >>> check_bootstrap(1000, 0.95)
+    >>> check_bootstrap(1000, 95.0)
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: ci is a coverage in (0, 1), e.g. 0.95, got 95.0
     """
-    _check_boot(n_boot, ci)
-    if dim not in a.dims or a.sizes != b.sizes:
-        raise NeurofitError(
-            f"bootstrap_median_difference: a {dict(a.sizes)} and b {dict(b.sizes)} must share dim {dim!r} "
-            "and sizes; align them on the paired units first"
-        )
-    b = b.transpose(*a.dims)
-    axis = a.get_axis_num(dim)
-    xa = np.moveaxis(np.asarray(a.values, dtype=np.float64), axis, 0)
-    xb = np.moveaxis(np.asarray(b.values, dtype=np.float64), axis, 0)
-    shape = xa.shape[1:]
-    xa = xa.reshape(xa.shape[0], -1)
-    xb = xb.reshape(xb.shape[0], -1)
-    missing = ~(np.isfinite(xa) & np.isfinite(xb))
-    xa[missing] = np.nan
-    xb[missing] = np.nan
-    n_units = xa.shape[0]
-    if n_units == 0:
-        raise NeurofitError(f"bootstrap_median_difference: dim {dim!r} is empty")
-    with np.errstate(all="ignore"):
-        observed = _nanmedian0(xa) - _nanmedian0(xb)
-    rng = np.random.default_rng(seed)
-    draws = np.empty((n_boot, xa.shape[1]))
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, n_units * xa.shape[1]))
-    for start in range(0, n_boot, chunk):
-        stop = min(n_boot, start + chunk)
-        idx = rng.integers(0, n_units, size=(stop - start, n_units))
-        with np.errstate(all="ignore"):
-            draws[start:stop] = _nanmedian1(xa[idx]) - _nanmedian1(xb[idx])
-    low, high = _percentiles(draws, ci)
-    others = [d for d in a.dims if d != dim]
-    coords = {name: coord for name, coord in a.coords.items() if dim not in coord.dims}
-    return xr.Dataset(
-        {
-            "median_difference": (others, observed.reshape(shape)),
-            "ci_low": (others, low.reshape(shape)),
-            "ci_high": (others, high.reshape(shape)),
-        },
-        coords=coords,
-        attrs={"n_boot": int(n_boot), "ci": float(ci), "seed": int(seed), "resampled": dim,
-               "interval": "percentile"},
-    )
-
-
-def bootstrap_median_difference_stimuli(
-    prediction_a: xr.DataArray,
-    prediction_b: xr.DataArray,
-    target: xr.DataArray,
-    stimulus_dim: str = "presentation",
-    site_dim: str = "neuroid",
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
-) -> xr.Dataset:
-    """Percentile bootstrap CI over stimuli of ``median_sites(r_a) - median_sites(r_b)``.
-
-    Each draw resamples the stimuli with replacement (the same draw for both models), recomputes every
-    site's Pearson r between prediction and target on the drawn stimuli, and takes the difference of the
-    medians over sites (sites whose r is undefined in either model are dropped pairwise).
-
-    Parameters
-    ----------
-    prediction_a, prediction_b, target : DataArray
-        Same dims and sizes, e.g. ``(presentation, neuroid, time_bin)``: held-out predictions of each model
-        and the repetition-averaged response.
-    stimulus_dim, site_dim : str
-        The resampled dim and the dim the medians run over.
-    n_boot, ci, seed : see :func:`bootstrap_median_difference`.
-
-    Returns
-    -------
-    Dataset with the dims other than ``stimulus_dim`` and ``site_dim`` and variables ``median_difference``
-    (on all stimuli), ``ci_low``, ``ci_high``; attrs as :func:`bootstrap_median_difference`.
-
-    Example
-    -------
-    >>> rng = np.random.default_rng(0)
-    >>> y = xr.DataArray(rng.normal(size=(40, 5)), dims=("presentation", "neuroid"))
-    >>> out = bootstrap_median_difference_stimuli(y, y + rng.normal(size=(40, 5)), y, n_boot=100)
-    >>> bool(out.ci_low > 0)
-    True
-    """
-    _check_boot(n_boot, ci)
-    for name, arr in (("prediction_a", prediction_a), ("prediction_b", prediction_b), ("target", target)):
-        if stimulus_dim not in arr.dims or site_dim not in arr.dims:
-            raise NeurofitError(f"{name} needs dims {stimulus_dim!r} and {site_dim!r}, has {arr.dims}")
-        if arr.sizes != target.sizes:
-            raise NeurofitError(f"{name} {dict(arr.sizes)} and target {dict(target.sizes)} differ in shape")
-    order = [stimulus_dim, site_dim, *[d for d in target.dims if d not in (stimulus_dim, site_dim)]]
-    pa, pb, y = (np.asarray(x.transpose(*order).values, dtype=np.float64) for x in (prediction_a, prediction_b,
-                                                                                     target))
-    shape = y.shape[2:]
-    pa, pb, y = (x.reshape(x.shape[0], x.shape[1], -1) for x in (pa, pb, y))
-
-    def statistic(idx: np.ndarray) -> np.ndarray:
-        ra = _quiet_pearson(pa[idx], y[idx])
-        rb = _quiet_pearson(pb[idx], y[idx])
-        missing = ~(np.isfinite(ra) & np.isfinite(rb))
-        ra[missing] = np.nan
-        rb[missing] = np.nan
-        with np.errstate(all="ignore"):
-            return _nanmedian0(ra) - _nanmedian0(rb)
-
-    n_stimuli = y.shape[0]
-    rng = np.random.default_rng(seed)
-    observed = statistic(np.arange(n_stimuli))
-    draws = np.stack([statistic(rng.integers(0, n_stimuli, size=n_stimuli)) for _ in range(n_boot)])
-    low, high = _percentiles(draws, ci)
-    others = order[2:]
-    coords = {name: coord for name, coord in target.coords.items()
-              if stimulus_dim not in coord.dims and site_dim not in coord.dims}
-    return xr.Dataset(
-        {
-            "median_difference": (others, observed.reshape(shape)),
-            "ci_low": (others, low.reshape(shape)),
-            "ci_high": (others, high.reshape(shape)),
-        },
-        coords=coords,
-        attrs={"n_boot": int(n_boot), "ci": float(ci), "seed": int(seed), "resampled": stimulus_dim,
-               "interval": "percentile"},
-    )
-
-
-def _quiet_pearson(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        # A resampled stimulus set can make a site constant; its r is NaN and drops out of the median.
-        warnings.simplefilter("ignore")
-        return np.asarray(pearson_r(prediction, target, dim=0), dtype=np.float64)
-
-
-def _check_boot(n_boot: int, ci: float) -> None:
     if int(n_boot) < 1:
         raise NeurofitError(f"n_boot must be a positive number of bootstrap draws, got {n_boot}")
     if not 0 < ci < 1:
-        raise NeurofitError(f"ci must lie in (0, 1), e.g. 0.95, got {ci}")
+        raise NeurofitError(f"ci is a coverage in (0, 1), e.g. 0.95, got {ci}")
 
 
-def _nanmedian0(x: np.ndarray) -> np.ndarray:
-    """nanmedian over axis 0 without numpy's all-NaN warning (an all-NaN column gives NaN)."""
+@contextmanager
+def quiet_nan() -> Iterator[None]:
+    """Silence numpy's all-NaN and empty-slice warnings: a cell without data is NaN by contract."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(x, axis=0)
+        with np.errstate(all="ignore"):
+            yield
 
 
-def _nanmedian1(x: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(x, axis=1)
+def percentile_interval(draws: np.ndarray, ci: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The equal-tailed percentile interval of bootstrap ``draws`` along ``axis`` (NaN draws left out).
+
+    Example
+    -------
+    >>> low, high = percentile_interval(np.arange(101.0), ci=0.9)
+    >>> float(low), float(high)
+    (5.0, 95.0)
+    """
+    # rounded so that ci=0.95 gives exactly the 2.5th and 97.5th percentiles
+    tail = round(50.0 * (1.0 - ci), 12)
+    with quiet_nan():
+        low, high = np.nanpercentile(draws, [tail, 100.0 - tail], axis=axis)
+    return np.asarray(low), np.asarray(high)
 
 
-def _percentiles(draws: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    tail = 100.0 * (1.0 - ci) / 2.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanpercentile(draws, [tail, 100.0 - tail], axis=0)
-    return low, high
+def bootstrap_p(draws: np.ndarray, null: float = 0.0, axis: int = 0) -> np.ndarray:
+    """Two-sided bootstrap p value of ``null``: ``2 min(#draws <= null, #draws >= null) / #draws``, at most 1.
+
+    The smallest ``gamma`` at which the equal-tailed interval of the draws (:func:`inverted_interval`)
+    excludes ``null``; NaN draws are left out, and a cell without draws is NaN. Its resolution is
+    ``2 / n_boot``: 0 means that no draw lies on the far side of ``null``.
+
+    Example
+    -------
+    >>> float(bootstrap_p(np.array([0.1, 0.2, -0.1, 0.3])))
+    0.5
+    """
+    x = np.moveaxis(np.asarray(draws, dtype=np.float64), axis, 0)
+    valid = np.isfinite(x)
+    n = valid.sum(axis=0)
+    below = (valid & (x <= null)).sum(axis=0)
+    above = (valid & (x >= null)).sum(axis=0)
+    with quiet_nan():
+        p = np.minimum(1.0, 2.0 * np.minimum(below, above) / n)
+    return np.where(n > 0, p, np.nan)
+
+
+def inverted_interval(draws: np.ndarray, gamma: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The equal-tailed interval of ``draws`` at per-test level ``gamma`` (coverage ``1 - gamma``).
+
+    Its bounds are order statistics: with ``n`` valid draws sorted, the ``(j+1)``-th smallest and the
+    ``(j+1)``-th largest, where ``j`` is the largest integer with ``2 j / n <= gamma``. So the interval
+    excludes a value ``v`` exactly when :func:`bootstrap_p` of ``v`` is at most ``gamma``: a test at level
+    ``gamma`` and this interval never disagree.
+
+    Example
+    -------
+    >>> draws = np.arange(1.0, 101.0)  # 1, 2, ..., 100
+    >>> low, high = inverted_interval(draws, 0.05)
+    >>> float(low), float(high), float(bootstrap_p(draws, 2.5)) <= 0.05, float(bootstrap_p(draws, 3.5)) <= 0.05
+    (3.0, 98.0, True, False)
+    """
+    if not 0 <= gamma < 1:
+        raise NeurofitError(f"gamma is a per-test level in [0, 1), got {gamma}")
+    x = np.sort(np.moveaxis(np.asarray(draws, dtype=np.float64), axis, 0), axis=0)  # NaN sorts last
+    n = np.isfinite(x).sum(axis=0)
+    # j = max{j : 2 j / n <= gamma}, with the float expression bootstrap_p uses, so the two agree at the edge
+    j = np.floor(gamma * n / 2.0).astype(np.int64)
+    with quiet_nan():
+        j = np.where(2.0 * (j + 1) / n <= gamma, j + 1, j)
+        j = np.where((j > 0) & (2.0 * j / n > gamma), j - 1, j)
+    ok = n > 0
+    lo_idx = np.where(ok, j, 0)
+    hi_idx = np.where(ok, n - 1 - j, 0)
+    low = np.take_along_axis(x, lo_idx[None], axis=0)[0]
+    high = np.take_along_axis(x, hi_idx[None], axis=0)[0]
+    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
+
+
+def hierarchical_median(
+    values: np.ndarray,
+    stimulus_draws: np.ndarray | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Bootstrap draws of the median over sites, resampling stimuli (when given) and sites.
+
+    Parameters
+    ----------
+    values : array of shape (n_sites, ...)
+        Per-site values (e.g. per-site differences between two models, per bin). NaN sites are left out of
+        each median.
+    stimulus_draws : array of shape (n_stimulus_draws, n_sites, ...), optional
+        Per-site values recomputed on stimulus-bootstrap draws (scoring's ``ceiled_boot``/``r_boot``). Draw
+        ``k`` uses stimulus draw ``k mod n_stimulus_draws``; without them only the sites are resampled.
+    n_boot, seed : int
+        Number of draws and the seed of the site resampling (``numpy.random.default_rng``).
+
+    Returns
+    -------
+    array of shape (n_boot, ...): the median over the drawn sites of each draw.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> draws = hierarchical_median(rng.normal(1.0, 0.1, (40, 2)), n_boot=200)
+    >>> draws.shape, bool(abs(np.median(draws) - 1.0) < 0.05)
+    ((200, 2), True)
+    """
+    check_bootstrap(n_boot)
+    base = np.asarray(values, dtype=np.float64)
+    n_sites = base.shape[0]
+    if n_sites == 0:
+        raise NeurofitError("hierarchical_median: no sites to resample")
+    if stimulus_draws is not None:
+        stimulus_draws = np.asarray(stimulus_draws, dtype=np.float64)
+        if stimulus_draws.shape[1:] != base.shape or stimulus_draws.shape[0] < 1:
+            raise NeurofitError(f"stimulus_draws {stimulus_draws.shape} must be (n_draws, *{base.shape})")
+    rest = base.shape[1:]
+    flat = base.reshape(n_sites, -1)
+    width = flat.shape[1]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, width))
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, n_sites * width))
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        idx = rng.integers(0, n_sites, size=(stop - start, n_sites))
+        if stimulus_draws is None:
+            drawn = flat[idx]  # (c, sites, width)
+        else:
+            which = np.arange(start, stop) % stimulus_draws.shape[0]
+            source = stimulus_draws.reshape(stimulus_draws.shape[0], n_sites, -1)[which]
+            drawn = np.take_along_axis(source, idx[:, :, None], axis=1)
+        with quiet_nan():
+            out[start:stop] = np.nanmedian(drawn, axis=1)
+    return out.reshape(n_boot, *rest)
+
+
+def mean_ci(
+    values: np.ndarray, *, axis: int = -1, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NaN-ignoring mean over ``axis`` (the images) with a percentile bootstrap CI over that axis.
+
+    One draw of images is shared by every other index (e.g. every step), as the images are the sampled
+    units.
+
+    Returns
+    -------
+    mean, low, high : arrays with ``axis`` removed.
+
+    Example
+    -------
+    >>> m, lo, hi = mean_ci(np.arange(100.0))
+    >>> float(m), bool(lo < 49.5 < hi)
+    (49.5, True)
+    """
+    check_bootstrap(n_boot, ci)
+    x = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
+    n = x.shape[-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        finite = np.isfinite(x)
+        mean = np.where(finite, x, 0.0).sum(-1) / finite.sum(-1)
+        if n == 0:
+            nan = np.full(x.shape[:-1], np.nan)
+            return nan, nan, nan
+        idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+        draws = x[..., idx]  # [..., n_boot, n]
+        ok = np.isfinite(draws)
+        boot = np.where(ok, draws, 0.0).sum(-1) / ok.sum(-1)
+    # an index with no finite value in any draw (e.g. a step before any image is correct) is NaN
+    low, high = percentile_interval(boot, ci, axis=-1)
+    return mean, low, high
+
+
+def spearman_ci(
+    a: np.ndarray, b: np.ndarray, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
+) -> dict[str, float]:
+    """Spearman rho of paired values (pairs with a NaN dropped) with a percentile bootstrap CI over pairs.
+
+    Returns
+    -------
+    dict with ``rho``, ``low``, ``high``, ``p`` (scipy's two-sided p-value) and ``n`` (pairs used).
+    Draws in which either variable is constant are left out of the interval.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=200)
+    >>> out = spearman_ci(x, x + rng.normal(size=200))
+    >>> bool(out["low"] < out["rho"] < out["high"]), out["n"]
+    (True, 200)
+    """
+    from scipy import stats
+
+    check_bootstrap(n_boot, ci)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise NeurofitError(f"spearman_ci needs two 1-d arrays of equal length, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = int(a.size)
+    nan = {"rho": np.nan, "low": np.nan, "high": np.nan, "p": np.nan, "n": n}
+    if n < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return nan
+    result = stats.spearmanr(a, b)
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    ra = stats.rankdata(a[idx], axis=1)
+    rb = stats.rankdata(b[idx], axis=1)
+    ra -= ra.mean(1, keepdims=True)
+    rb -= rb.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        draws = (ra * rb).sum(1) / np.sqrt((ra * ra).sum(1) * (rb * rb).sum(1))
+    draws = draws[np.isfinite(draws)]
+    low, high = percentile_interval(draws, ci) if draws.size else (np.nan, np.nan)
+    return {"rho": float(result.statistic), "low": float(low), "high": float(high), "p": float(result.pvalue),
+            "n": n}

@@ -1,66 +1,91 @@
-"""Comparing two ScoreSets site by site and bin by bin: the single implementation behind ``neurofit compare``.
+"""Comparing ScoreSets site by site and bin by bin: the one implementation behind ``neurofit compare``.
 
-For every region and time bin: the difference of the two models' median scores over the shared sites, its
-bootstrap CI (sites resampled, paired), a Wilcoxon signed-rank and a paired t-test over the sites, and
-the p values corrected across all regions and bins (and across several comparisons with
-:func:`compare_many`).
+One estimand, one analysis. For every region and time bin the comparison of model B with the reference A
+is about the paired per-site differences ``d = score_B - score_A`` (always **the second minus the
+reference**):
+
+* the estimate is the median of ``d`` over the sites valid in both;
+* its uncertainty comes from a two-level bootstrap (:func:`neurofit.stats.bootstrap.hierarchical_median`):
+  each draw takes one stimulus-bootstrap draw of both models' per-site scores (the same resampled stimuli
+  for both: scoring stores these draws, and two ScoreSets of one benchmark are resampled identically) and
+  then resamples the sites with replacement, paired. So the interval covers the stimuli and the sites.
+  ScoreSets without stored draws are compared over sites only, and the result says so;
+* the p value of each bin is the bootstrap's (:func:`~neurofit.stats.bootstrap.bootstrap_p`), corrected
+  across every tested bin, region and comparison (Benjamini-Hochberg by default);
+* every interval is the equal-tailed interval of the same draws at the level that agrees with the
+  correction (:func:`~neurofit.stats.multiple.selection_level`: for Benjamini-Hochberg the false-coverage-rate
+  adjusted level of Benjamini & Yekutieli 2005). A bin is marked significant exactly when its interval
+  excludes zero.
+
+Bins where the noise ceiling is not reliably above zero (:func:`neurofit.scoreset.bin_reliability`), and bins
+where a model is not driven, are not tested.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 
 from neurofit.errors import NeurofitError
-from neurofit.stats.bootstrap import bootstrap_median_difference
-from neurofit.stats.multiple import METHODS, fdr
-from neurofit.stats.paired import PAIRED_T, WILCOXON, paired_tests
-from neurofit.stats.scoreset import label, require, time_bins
+from neurofit.scoreset import (
+    bin_reliability,
+    default_variable,
+    label,
+    ranges,
+    read_scoreset,
+    require,
+    stimulus_draws,
+    time_bins,
+    write_scoreset,
+)
+from neurofit.stats.bootstrap import bootstrap_p, check_bootstrap, hierarchical_median, inverted_interval, quiet_nan
+from neurofit.stats.multiple import METHODS, fdr, selection_level
 
 _PER_SITE = ("region", "neuroid_id", "time_bin_start", "time_bin_end")
+DIFFERENCE = "B - A: median over the sites valid in both of (score of B - score of A); A is the reference"
+MIN_SITES = 2
 
 
 def compare_scoresets(
     a: xr.Dataset,
     b: xr.Dataset,
     *,
-    variable: str = "ceiled",
+    variable: str | None = None,
     method: str = "fdr_bh",
     alpha: float = 0.05,
     n_boot: int = 1000,
-    ci: float = 0.95,
     seed: int = 0,
+    reliable_only: bool = True,
 ) -> xr.Dataset:
-    """Paired comparison of ScoreSet ``a`` against ``b`` over their shared sites, per region and time bin.
+    """Paired comparison of ScoreSet ``b`` with the reference ``a`` (``b - a``), per region and time bin.
 
-    Sites are matched by ``neuroid_id`` (sites present in only one ScoreSet are left out and counted in the
-    attrs); the time bins must be the same. A site whose score is NaN in either model is dropped for that
-    bin.
+    Sites are matched by ``neuroid_id`` (sites in only one ScoreSet are left out and counted in the attrs); the
+    time bins must be the same. A site whose score is NaN in either model is left out of that bin.
 
     Parameters
     ----------
     a, b : Dataset
-        ScoreSets with ``variable`` on ``(neuroid, time_bin)`` and coords ``neuroid_id``, ``region``,
-        ``time_bin_start``, ``time_bin_end``.
-    variable : str
-        The per-site score compared (default ``"ceiled"``; ``"r"`` compares raw correlations).
-    method : str
-        Multiple-comparison correction across all regions x bins (``"fdr_bh"`` Benjamini-Hochberg,
-        ``"holm"``, ``"bonferroni"``, ``"fdr_by"``), applied to the Wilcoxon p values.
-    alpha : float
-        Level of the corrected test that sets ``significant``.
-    n_boot, ci, seed : int, float, int
-        Bootstrap draws, coverage and seed of the CI of the difference of medians (sites resampled).
+        The reference ScoreSet and the one compared with it.
+    variable : str, optional
+        The per-site score compared: ``"ceiled"`` (default where the data have noise ceilings) or ``"r"``
+        (default otherwise, and said so in the attrs).
+    method, alpha : str, float
+        Multiple-comparison correction across every tested region x bin (``"fdr_bh"``, ``"fdr_by"``,
+        ``"holm"``, ``"bonferroni"``) and its level.
+    n_boot, seed : int
+        Bootstrap draws and the seed of the site resampling (regions get ``seed``, ``seed + 1``, ...).
+    reliable_only : bool
+        Leave bins whose noise ceiling is not reliably above zero out of the tests (default).
 
     Returns
     -------
-    Dataset with dims ``(region, time_bin)``, coords ``region``, ``time_bin_start``, ``time_bin_end`` and
-    variables ``n_sites``, ``median_a``, ``median_b``, ``median_difference`` (``median_a - median_b``),
-    ``ci_low``, ``ci_high``, ``wilcoxon_statistic``, ``wilcoxon_p``, ``t_statistic``, ``t_p``, ``q``
-    (corrected Wilcoxon p) and ``significant`` (``q < alpha``). attrs record the models, benchmarks, tests,
-    correction, alpha and bootstrap settings.
+    Dataset with dims ``(region, time_bin)`` and variables ``n_sites``, ``median_a``, ``median_b`` (medians
+    of each model over the paired sites), ``median_difference`` (the estimate), ``ci_low``, ``ci_high``
+    (at coverage ``attrs['ci_level']``), ``p`` (bootstrap), ``q`` (corrected), ``significant``
+    (``q <= alpha``, equivalently: the interval excludes 0), ``reliable``, ``driven`` and ``tested``.
 
     Example
     -------
@@ -71,66 +96,28 @@ def compare_scoresets(
     ...                               "region": ("neuroid", ["IT"] * 30),
     ...                               "time_bin_start": ("time_bin", [0.0, 10.0]),
     ...                               "time_bin_end": ("time_bin", [10.0, 20.0])})
-    >>> out = compare_scoresets(toy(0.2), toy(0.0), n_boot=200)
-    >>> out.significant.values.tolist()
-    [[True, True]]
+    >>> out = compare_scoresets(toy(0.0), toy(0.2), variable="ceiled", n_boot=200)
+    >>> out.significant.values.tolist(), bool((out.ci_low > 0).all())
+    ([[True, True]], True)
     """
-    if method not in METHODS:
-        raise NeurofitError(f"unknown multiple-comparison method {method!r}: use one of {sorted(METHODS)}")
-    xa, xb = _align(a, b, variable)
-    region_of_site = xa["region"].values.astype(str)
-    names = [str(v) for v in dict.fromkeys(region_of_site)]
-    per_region = []
-    for i, region in enumerate(names):
-        sel = np.flatnonzero(region_of_site == region)
-        t = paired_tests(xa.isel(neuroid=sel), xb.isel(neuroid=sel), dim="neuroid")
-        # A different seed per region keeps the draws independent while the whole result stays reproducible.
-        bs = bootstrap_median_difference(xa.isel(neuroid=sel), xb.isel(neuroid=sel), dim="neuroid",
-                                         n_boot=n_boot, ci=ci, seed=seed + i)
-        per_region.append(xr.merge([t.drop_vars(["median_difference"]), bs], compat="override"))
-    out = xr.concat(per_region, dim="region", coords="minimal", compat="override", combine_attrs="drop")
-    out = out.assign_coords(region=("region", names)).rename({"n": "n_sites"})
-    corrected = fdr(out["wilcoxon_p"], method=method, alpha=alpha)
-    out["q"] = corrected["q"]
-    out["significant"] = corrected["significant"]
-    order = ["n_sites", "median_a", "median_b", "median_difference", "ci_low", "ci_high", "wilcoxon_statistic",
-             "wilcoxon_p", "t_statistic", "t_p", "q", "significant"]
-    out = out[order].transpose("region", "time_bin")
-    shared = int(xa.sizes["neuroid"])
-    out.attrs = {
-        "model_a": label(a, "a"),
-        "model_b": label(b, "b"),
-        "benchmark_a": str(a.attrs.get("benchmark", "")),
-        "benchmark_b": str(b.attrs.get("benchmark", "")),
-        "variable": variable,
-        "difference": "median_a - median_b (medians over the sites valid in both, per region and bin)",
-        "wilcoxon_test": WILCOXON,
-        "t_test": PAIRED_T,
-        "correction": method,
-        "correction_description": METHODS[method],
-        "correction_family": "all regions x time bins of this comparison, on the Wilcoxon p values",
-        "alpha": float(alpha),
-        "bootstrap": f"{n_boot} draws of the sites with replacement, paired; {100 * ci:g}% percentile interval",
-        "n_boot": int(n_boot),
-        "ci": float(ci),
-        "seed": int(seed),
-        "n_shared_sites": shared,
-        "n_sites_only_a": int(a.sizes["neuroid"] - shared),
-        "n_sites_only_b": int(b.sizes["neuroid"] - shared),
-    }
-    return out
+    return compare_many([(a, b)], variable=variable, method=method, alpha=alpha, n_boot=n_boot, seed=seed,
+                        reliable_only=reliable_only)[0]
 
 
 def compare_many(
     pairs: Sequence[tuple[xr.Dataset, xr.Dataset]],
     *,
+    variable: str | None = None,
     method: str = "fdr_bh",
     alpha: float = 0.05,
-    **kwargs,
+    n_boot: int = 1000,
+    seed: int = 0,
+    reliable_only: bool = True,
 ) -> list[xr.Dataset]:
-    """:func:`compare_scoresets` for several pairs, with the correction applied across all of them at once.
+    """:func:`compare_scoresets` for several ``(reference, other)`` pairs, corrected across all of them at once.
 
-    The family is every (pair, region, time bin) test, so adding models makes each mark harder to earn.
+    The family is every tested (pair, region, time bin), so adding models makes each mark harder to earn, and
+    every interval is at the one level that agrees with the family's selection.
 
     Example
     -------
@@ -140,30 +127,143 @@ def compare_many(
     ...                       coords={"neuroid_id": ("neuroid", [f"n{i}" for i in range(30)]),
     ...                               "region": ("neuroid", ["IT"] * 30),
     ...                               "time_bin_start": ("time_bin", [0.0]), "time_bin_end": ("time_bin", [10.0])})
-    >>> out = compare_many([(toy(0.2), toy(0.0)), (toy(0.0), toy(0.0))], n_boot=100)
-    >>> [bool(o.significant.item()) for o in out], out[0].attrs["correction_family"]
-    ([True, False], 'all regions x time bins of all 2 comparisons, on the Wilcoxon p values')
+    >>> ref = toy(0.0)
+    >>> out = compare_many([(ref, toy(0.2)), (ref, toy(0.0))], variable="ceiled", n_boot=200)
+    >>> [bool(o.significant.item()) for o in out]
+    [True, False]
     """
-    results = [compare_scoresets(a, b, method=method, alpha=alpha, **kwargs) for a, b in pairs]
-    if len(results) < 2:
-        return results
-    p = np.concatenate([r["wilcoxon_p"].values.ravel() for r in results])
+    if method not in METHODS:
+        raise NeurofitError(f"unknown multiple-comparison method {method!r}: use one of {sorted(METHODS)}")
+    if not 0 < alpha < 1:
+        raise NeurofitError(f"alpha must lie in (0, 1), got {alpha}")
+    check_bootstrap(n_boot)
+    if not pairs:
+        return []
+    note = ""
+    if variable is None:
+        variable, note = default_variable([ds for pair in pairs for ds in pair])
+    analysed = [_analyse(a, b, variable, n_boot, seed, reliable_only) for a, b in pairs]
+    p = np.concatenate([res["p"].values.ravel() for res, _ in analysed])
     corrected = fdr(p, method=method, alpha=alpha)
-    q, significant = corrected["q"].values, corrected["significant"].values
-    start = 0
-    for r in results:
-        size = r["wilcoxon_p"].size
-        r["q"] = (r["wilcoxon_p"].dims, q[start:start + size].reshape(r["wilcoxon_p"].shape))
-        r["significant"] = (r["wilcoxon_p"].dims, significant[start:start + size].reshape(r["wilcoxon_p"].shape))
-        r.attrs["correction_family"] = (f"all regions x time bins of all {len(results)} comparisons, "
-                                        "on the Wilcoxon p values")
+    gamma = selection_level(p, method=method, alpha=alpha)
+    n_tests = int(np.isfinite(p).sum())
+    family = (f"every tested region x time bin{' of all ' + str(len(pairs)) + ' comparisons' if len(pairs) > 1 else ''}"
+              f" ({n_tests} tests)")
+    results, start = [], 0
+    for res, draws in analysed:
+        size = res["p"].size
+        shape, dims = res["p"].shape, res["p"].dims
+        res["q"] = (dims, corrected["q"].values[start:start + size].reshape(shape))
         start += size
+        res["significant"] = (dims, np.isfinite(res["p"].values) & (res["p"].values <= gamma))
+        low, high = inverted_interval(draws, gamma, axis=0)
+        res["ci_low"], res["ci_high"] = (dims, low), (dims, high)
+        res.attrs.update({
+            "variable_note": note,
+            "correction": method,
+            "correction_description": METHODS[method],
+            "correction_family": family,
+            "n_tests": n_tests,
+            "alpha": float(alpha),
+            "ci_level": float(1.0 - gamma),
+            "interval": (f"equal-tailed bootstrap interval at coverage {100 * (1 - gamma):.4g}%, the level at which "
+                         f"{'significance' if method != 'fdr_bh' else 'Benjamini-Hochberg selection'} and intervals "
+                         "agree: a bin is significant exactly when its interval excludes 0"
+                         + (" (the false-coverage-rate adjusted interval of Benjamini & Yekutieli 2005)"
+                            if method in ("fdr_bh", "fdr_by") else "")),
+        })
+        order = ["n_sites", "median_a", "median_b", "median_difference", "ci_low", "ci_high", "p", "q",
+                 "significant", "reliable", "driven", "tested"]
+        results.append(res[order].transpose("region", "time_bin"))
     return results
 
 
-def _align(a: xr.Dataset, b: xr.Dataset, variable: str) -> tuple[xr.DataArray, xr.DataArray]:
+def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int,
+             reliable_only: bool) -> tuple[xr.Dataset, np.ndarray]:
+    """Estimate, draws and p of one pair, before the family's correction (draws: ``[n_boot, region, bin]``)."""
+    xa, xb, ids = _align(a, b, variable)
+    draws_a, draws_b, pairing = _paired_draws(a, b, variable, ids)
+    region_of_site = xa["region"].values.astype(str)
+    names = [str(v) for v in dict.fromkeys(region_of_site)]
+    reliability = bin_reliability(a)
+    n_bins = xa.sizes["time_bin"]
+    columns = {name: np.full((len(names), n_bins), np.nan) for name in
+               ("n_sites", "median_a", "median_b", "median_difference", "p")}
+    flags = {name: np.zeros((len(names), n_bins), dtype=bool) for name in ("reliable", "driven", "tested")}
+    draws = np.full((n_boot, len(names), n_bins), np.nan)
+    va_all, vb_all = xa.values, xb.values
+    for k, region in enumerate(names):
+        sel = region_of_site == region
+        va, vb = va_all[sel], vb_all[sel]
+        diff = vb - va  # NaN where either model has no score: that site leaves the bin
+        valid = np.isfinite(diff)
+        columns["n_sites"][k] = valid.sum(axis=0)
+        with quiet_nan():
+            columns["median_a"][k] = np.nanmedian(np.where(valid, va, np.nan), axis=0)
+            columns["median_b"][k] = np.nanmedian(np.where(valid, vb, np.nan), axis=0)
+            columns["median_difference"][k] = np.nanmedian(diff, axis=0)
+        stim = None if draws_a is None else draws_b[:, sel] - draws_a[:, sel]
+        # A different seed per region keeps their site draws independent; the whole result stays reproducible.
+        draws[:, k] = hierarchical_median(diff, stim, n_boot=n_boot, seed=seed + k)
+        flags["reliable"][k] = reliability.reliable.get(region, np.ones(n_bins, dtype=bool))
+        flags["driven"][k] = columns["n_sites"][k] >= MIN_SITES
+        flags["tested"][k] = flags["driven"][k] & (flags["reliable"][k] | (not reliable_only))
+        p = bootstrap_p(draws[:, k], 0.0)
+        columns["p"][k] = np.where(flags["tested"][k], p, np.nan)
+    start, end = time_bins(xa.to_dataset(name=variable))
+    out = xr.Dataset(
+        {**{name: (("region", "time_bin"), value) for name, value in columns.items()},
+         **{name: (("region", "time_bin"), value) for name, value in flags.items()}},
+        coords={"region": ("region", names), "time_bin_start": ("time_bin", start),
+                "time_bin_end": ("time_bin", end)},
+    )
+    out["n_sites"] = out["n_sites"].fillna(0).astype(np.int64)
+    shared = len(ids)
+    out.attrs = {
+        "model_a": label(a, "a"),
+        "model_b": label(b, "b"),
+        "reference": label(a, "a"),
+        "benchmark": str(a.attrs.get("benchmark", "")),
+        "variable": variable,
+        "difference": DIFFERENCE,
+        "estimate": "median over sites of the per-site differences (paired)",
+        "uncertainty": pairing,
+        "test": ("two-sided bootstrap test of a zero median difference: p = 2 min(#draws <= 0, #draws >= 0) / "
+                 "#draws (resolution 2 / n_boot)"),
+        "reliability": reliability.rule,
+        "untested_bins": ("bins where the ceiling is not reliable, or fewer than 2 sites have scores in both "
+                          "models (a model not yet driven), are not tested" if reliable_only else
+                          "bins where fewer than 2 sites have scores in both models are not tested; unreliable "
+                          "bins are tested (reliable_only=False)"),
+        "n_boot": int(n_boot),
+        "seed": int(seed),
+        "n_shared_sites": shared,
+        "n_sites_only_a": int(a.sizes["neuroid"] - shared),
+        "n_sites_only_b": int(b.sizes["neuroid"] - shared),
+    }
+    return out, draws
+
+
+def _paired_draws(a: xr.Dataset, b: xr.Dataset, variable: str, ids: tuple[list[int], list[int]]
+                  ) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """Both models' per-site stimulus draws on the shared sites, when they pair up, and how it was resampled."""
+    sites_only = "sites resampled with replacement (paired); "
+    da, db = stimulus_draws(a, variable), stimulus_draws(b, variable)
+    if da is None or db is None:
+        return None, None, sites_only + "stimuli not resampled: the ScoreSets carry no stimulus-bootstrap draws"
+    key_a, key_b = a.attrs.get("stimulus_draws"), b.attrs.get("stimulus_draws")
+    if not key_a or key_a != key_b:
+        return None, None, (sites_only + "stimuli not resampled: the two ScoreSets' stimulus draws were made on "
+                            "different stimuli or seeds, so they do not pair")
+    return (da[:, ids[0]], db[:, ids[1]],
+            f"two-level bootstrap: each draw takes one of the {da.shape[0]} stored stimulus-bootstrap draws of both "
+            "models (the same resampled stimuli, every site rescored on them) and resamples the sites with "
+            "replacement (paired)")
+
+
+def _align(a: xr.Dataset, b: xr.Dataset, variable: str) -> tuple[xr.DataArray, xr.DataArray, tuple[list, list]]:
     for ds in (a, b):
-        require(ds, [variable, *_PER_SITE], "compare_scoresets")
+        require(ds, [variable, *_PER_SITE], "comparing ScoreSets")
         if set(ds[variable].dims) != {"neuroid", "time_bin"}:
             raise NeurofitError(f"ScoreSet {label(ds)!r}: {variable!r} must have dims (neuroid, time_bin), "
                                 f"has {ds[variable].dims}")
@@ -191,9 +291,277 @@ def _align(a: xr.Dataset, b: xr.Dataset, variable: str) -> tuple[xr.DataArray, x
         bad = int(np.flatnonzero(ra != rb)[0])
         raise NeurofitError(f"neuroid_id {ids_a[take_a[bad]]!r} is in region {ra[bad]!r} in {label(a, 'a')!r} "
                             f"but {rb[bad]!r} in {label(b, 'b')!r}")
-    keep = ["neuroid_id", "region", "time_bin_start", "time_bin_end"]
+    keep = list(_PER_SITE)
     xa = xa.reset_coords([c for c in xa.coords if c not in keep], drop=True)
     xb = xb.reset_coords([c for c in xb.coords if c not in keep], drop=True)
-    # b takes a's labels so that the two line up exactly for the paired routines.
-    xb = xb.assign_coords({c: xa[c] for c in keep})
-    return xa, xb
+    xb = xb.assign_coords({c: xa[c] for c in keep})  # b takes a's labels, so the two line up exactly
+    return xa, xb, (take_a, take_b)
+
+
+# ------------------------------------------------------------------------------------------------ compare()
+def compare(
+    *scoresets: xr.Dataset | str | os.PathLike[str],
+    labels: Sequence[str] | None = None,
+    variable: str | None = None,
+    method: str = "fdr_bh",
+    alpha: float = 0.05,
+    n_boot: int = 1000,
+    seed: int = 0,
+    reliable_only: bool = True,
+    out: str | os.PathLike[str] | None = None,
+) -> xr.Dataset:
+    """Compare ScoreSets with the first (the reference, model A): each other one is a model B, ``B - A``.
+
+    Parameters
+    ----------
+    *scoresets : Dataset or path
+        Two or more ScoreSets of the same benchmark (NetCDF files or objects).
+    labels : sequence of str, optional
+        A name per ScoreSet (default: each one's ``model_id``; repeated ids get ``#2``, ``#3``...).
+    variable, method, alpha, n_boot, seed, reliable_only
+        As :func:`compare_many`; the correction runs over every comparison together.
+    out : path, optional
+        Write the result as NetCDF (atomically).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(comparison, region, time_bin)`` with the variables of :func:`compare_scoresets`; coords
+        ``model_a`` (the reference) and ``model_b`` along ``comparison``.
+
+    Example
+    -------
+    >>> result = compare(*_example_pair(), n_boot=200)
+    >>> str(result.model_a.item()), str(result.model_b.item()), result.attrs["difference"][:5]
+    ('feedforward', 'recurrent', 'B - A')
+    """
+    if len(scoresets) < 2:
+        raise NeurofitError(f"compare needs at least two ScoreSets, got {len(scoresets)}")
+    loaded = [item if isinstance(item, xr.Dataset) else read_scoreset(item) for item in scoresets]
+    names = list(labels) if labels is not None else _labels(loaded)
+    if len(names) != len(loaded):
+        raise NeurofitError(f"{len(names)} labels for {len(loaded)} ScoreSets")
+    benchmarks = {str(ds.attrs.get("benchmark", "")) for ds in loaded}
+    if len(benchmarks) > 1:
+        raise NeurofitError(f"the ScoreSets come from different benchmarks ({', '.join(sorted(benchmarks))}); "
+                            "compare ScoreSets of one benchmark")
+    reference = loaded[0]
+    results = compare_many([(reference, other) for other in loaded[1:]], variable=variable, method=method,
+                           alpha=alpha, n_boot=n_boot, seed=seed, reliable_only=reliable_only)
+    combined = stack_comparisons(results, [reference] * len(results), loaded[1:], [names[0]] * len(results),
+                                 names[1:])
+    if out is not None:
+        write_scoreset(combined, out)  # NetCDF, atomically, nested attrs JSON-encoded as for ScoreSets
+    return combined
+
+
+def stack_comparisons(results: Sequence[xr.Dataset], references: Sequence[xr.Dataset], others: Sequence[xr.Dataset],
+                      names_a: Sequence[str], names_b: Sequence[str]) -> xr.Dataset:
+    """Comparisons of one benchmark (from one :func:`compare_many` family) as one Dataset along ``comparison``.
+
+    Example
+    -------
+    >>> a, b = _example_pair()
+    >>> stack_comparisons(compare_many([(a, b)], n_boot=50), [a], [b], ["ff"], ["rec"]).model_b.values.tolist()
+    ['rec']
+    """
+    attrs = dict(results[0].attrs)
+    combined = xr.concat(list(results), dim="comparison", coords="minimal", compat="override",
+                         combine_attrs="drop")
+    combined = combined.assign_coords(
+        comparison=("comparison", np.arange(len(results))),
+        model_a=("comparison", np.array(list(names_a))),
+        model_b=("comparison", np.array(list(names_b))),
+    )
+    attrs.update({
+        "model_a": ", ".join(dict.fromkeys(names_a)),
+        "model_b": ", ".join(names_b),
+        "reference": ", ".join(dict.fromkeys(names_a)),
+        "scoresets": [str(ds.attrs.get("model_id", "")) for ds in [references[0], *others]],
+        "weights_sha256": [str(ds.attrs.get("weights_sha256", "")) for ds in [references[0], *others]],
+        "weights": [str(ds.attrs.get("weights", "")) for ds in [references[0], *others]],
+        "n_sites_only_b": [int(r.attrs["n_sites_only_b"]) for r in results],
+    })
+    combined.attrs = attrs
+    return combined
+
+
+def _labels(scoresets: Sequence[xr.Dataset]) -> list[str]:
+    out: list[str] = []
+    for k, ds in enumerate(scoresets):
+        name = str(ds.attrs.get("model_id") or f"model{k}")
+        candidate, n = name, 2
+        while candidate in out:
+            candidate, n = f"{name}#{n}", n + 1
+        out.append(candidate)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ reading it
+def verdict(result: xr.Dataset, comparison: int = 0) -> dict[str, list[tuple[str, float, float]]]:
+    """Bins per outcome: ``better`` / ``worse`` (B significantly above / below A), ``no_difference`` (tested,
+    not significant), ``unreliable`` (ceiling not reliable) and ``not_driven``, as (region, start, end).
+
+    Example
+    -------
+    >>> out = verdict(compare(*_example_pair(), n_boot=200))
+    >>> out["better"], out["no_difference"]
+    ([('IT', 10.0, 20.0)], [('IT', 0.0, 10.0)])
+    """
+    cmp = result.isel(comparison=comparison) if "comparison" in result.dims else result
+    start, end = cmp["time_bin_start"].values, cmp["time_bin_end"].values
+    out: dict[str, list[tuple[str, float, float]]] = {k: [] for k in ("better", "worse", "no_difference",
+                                                                     "unreliable", "not_driven")}
+    for k, region in enumerate(str(v) for v in cmp["region"].values):
+        cell = cmp.isel(region=k)
+        for b in range(cmp.sizes["time_bin"]):
+            where = (region, float(start[b]), float(end[b]))
+            if not bool(cell["driven"].values[b]):
+                out["not_driven"].append(where)
+            elif not bool(cell["tested"].values[b]):
+                out["unreliable"].append(where)
+            elif bool(cell["significant"].values[b]):
+                out["better" if cell["median_difference"].values[b] > 0 else "worse"].append(where)
+            else:
+                out["no_difference"].append(where)
+    return out
+
+
+def verdict_ranges(result: xr.Dataset, comparison: int = 0) -> dict[str, dict[str, str]]:
+    """:func:`verdict` as time ranges per region: ``{region: {outcome: "70-250 ms" or ""}}``.
+
+    Example
+    -------
+    >>> verdict_ranges(compare(*_example_pair(), n_boot=200))["IT"]["better"]
+    '10-20 ms'
+    """
+    cmp = result.isel(comparison=comparison) if "comparison" in result.dims else result
+    start, end = cmp["time_bin_start"].values, cmp["time_bin_end"].values
+    outcome = verdict(result, comparison)
+    out: dict[str, dict[str, str]] = {}
+    for region in (str(v) for v in cmp["region"].values):
+        out[region] = {}
+        for key, cells in outcome.items():
+            mask = np.array([any(r == region and np.isclose(s, x) for r, x, _ in cells) for s in start])
+            out[region][key] = ranges(start, end, mask)
+    return out
+
+
+def verdict_text(result: xr.Dataset, comparison: int = 0) -> list[str]:
+    """The verdict as lines: where B is better, worse, not detectably different, and what was not tested.
+
+    Example
+    -------
+    >>> print("\\n".join(verdict_text(compare(*_example_pair(), n_boot=200))))
+    recurrent (B) vs feedforward (A, reference), ceiled score, Benjamini-Hochberg FDR 0.05 across 2 tests:
+      IT better: 10-20 ms
+      IT worse: none
+      IT no detectable difference: 0-10 ms
+    """
+    cmp = result.isel(comparison=comparison) if "comparison" in result.dims else result
+    name_a = str(cmp["model_a"].values) if "model_a" in cmp.coords else result.attrs.get("model_a", "A")
+    name_b = str(cmp["model_b"].values) if "model_b" in cmp.coords else result.attrs.get("model_b", "B")
+    method = {"fdr_bh": "Benjamini-Hochberg FDR", "fdr_by": "Benjamini-Yekutieli FDR", "holm": "Holm",
+              "bonferroni": "Bonferroni"}.get(result.attrs.get("correction", ""), result.attrs.get("correction", ""))
+    lines = [f"{name_b} (B) vs {name_a} (A, reference), {_variable_text(result)}, {method} "
+             f"{result.attrs.get('alpha', 0.05):g} across {result.attrs.get('n_tests', '?')} tests:"]
+    for region, where in verdict_ranges(result, comparison).items():
+        for key, text in (("better", "better"), ("worse", "worse"), ("no_difference", "no detectable difference"),
+                          ("unreliable", "not tested, ceiling not reliable"),
+                          ("not_driven", "not tested, a model not driven")):
+            if key in ("unreliable", "not_driven") and not where[key]:
+                continue
+            lines.append(f"  {region} {text}: {where[key] or 'none'}")
+    return lines
+
+
+def _variable_text(result: xr.Dataset) -> str:
+    variable = result.attrs.get("variable", "ceiled")
+    return "ceiled score" if variable == "ceiled" else ("Pearson r" if variable == "r" else variable)
+
+
+def comparison_table(result: xr.Dataset) -> str:
+    """One row per comparison, region and bin: medians of A and B, ``B - A`` with its interval, p, q, a mark.
+
+    ``*`` marks a bin where B differs from A after the correction, which is exactly where the interval
+    excludes 0; untested bins say why instead of showing a test.
+
+    Example
+    -------
+    >>> print(comparison_table(compare(*_example_pair(), n_boot=50)).splitlines()[1])
+    B vs A (reference)        region  window (ms)  median A  median B  B - A [97.5% CI]           p    q (fdr_bh)
+    """
+    method = str(result.attrs.get("correction", "q"))
+    level = 100 * float(result.attrs.get("ci_level", 0.95))
+    header = ("B vs A (reference)", "region", "window (ms)", "median A", "median B", f"B - A [{level:.4g}% CI]",
+              "p", f"q ({method})")
+    rows = [header]
+    starts = result["time_bin_start"].values
+    ends = result["time_bin_end"].values
+    region_labels = [str(v) for v in result["region"].values]
+
+    def f(v: float, spec: str = ".3f") -> str:
+        return "nan" if not np.isfinite(v) else format(v, spec)
+
+    for c in range(result.sizes["comparison"]):
+        name = f"{result['model_b'].values[c]} vs {result['model_a'].values[c]}"
+        for k, region in enumerate(region_labels):
+            for b in range(len(starts)):
+                cell = result.isel(comparison=c, region=k, time_bin=b)
+                window = f"{starts[b]:g}-{ends[b]:g}"
+                if not bool(cell.driven):
+                    rows.append((name, region, window, f(float(cell.median_a)), f(float(cell.median_b)),
+                                 "not driven (no paired sites)", "", ""))
+                    continue
+                diff = f"{f(float(cell.median_difference), '+.3f')} [{f(float(cell.ci_low), '+.3f')}, " \
+                       f"{f(float(cell.ci_high), '+.3f')}]"
+                if not bool(cell.tested):
+                    rows.append((name, region, window, f(float(cell.median_a)), f(float(cell.median_b)),
+                                 "unreliable ceiling, not tested", "", ""))
+                    continue
+                rows.append((name, region, window, f(float(cell.median_a)), f(float(cell.median_b)),
+                             diff + (" *" if bool(cell.significant) else ""), f(float(cell.p), ".2g"),
+                             f(float(cell.q), ".2g")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.insert(0, comparison_metric_line(result))
+    lines.append(f"B - A: {result.attrs.get('estimate', 'median of paired differences')}; "
+                 f"uncertainty: {result.attrs.get('uncertainty', '')}")
+    lines.append(f"* significant after {method} across {result.attrs.get('n_tests', '?')} tests (alpha "
+                 f"{result.attrs.get('alpha', 0.05):g}); marked exactly where the {level:.4g}% interval excludes 0")
+    return "\n".join(lines)
+
+
+def comparison_metric_line(result: xr.Dataset) -> str:
+    """The first line of a comparison's output: what is compared, and how.
+
+    Example
+    -------
+    >>> comparison_metric_line(compare(*_example_pair(), n_boot=50))[:40]
+    'compared: ceiled score per site, B - A ='
+    """
+    note = result.attrs.get("variable_note", "")
+    return (f"compared: {_variable_text(result)} per site, B - A = median of paired per-site differences, "
+            f"{result.attrs.get('n_boot', '?')} bootstrap draws" + (f" ({note})" if note else ""))
+
+
+def _example_pair() -> tuple[xr.Dataset, xr.Dataset]:
+    rng = np.random.default_rng(0)
+
+    def toy(shift: np.ndarray, name: str) -> xr.Dataset:
+        values = rng.normal(0.5, 0.05, (30, 2)) + shift
+        ceiling = np.full((30, 2), 0.8)
+        return xr.Dataset({"ceiled": (("neuroid", "time_bin"), values),
+                           "r": (("neuroid", "time_bin"), np.sqrt(values * ceiling)),
+                           "ceiling": (("neuroid", "time_bin"), ceiling)},
+                          coords={"neuroid_id": ("neuroid", [f"n{i}" for i in range(30)]),
+                                  "region": ("neuroid", ["IT"] * 30),
+                                  "time_bin_start": ("time_bin", [0.0, 10.0]),
+                                  "time_bin_end": ("time_bin", [10.0, 20.0])},
+                          attrs={"model_id": name, "benchmark": "toy"})
+
+    return toy(np.zeros(2), "feedforward"), toy(np.array([0.0, 0.2]), "recurrent")
+
+
+__all__ = ["compare", "compare_many", "compare_scoresets", "comparison_table", "stack_comparisons", "verdict",
+           "verdict_ranges", "verdict_text"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurofit.analysis.intervals import mean_ci
+from neurofit.stats.bootstrap import mean_ci
 
 HERE = Path(__file__).resolve().parent
 RUNS = ("bl-holdout", "bl-synthetic-ventral", "convrnn_rgc-holdout", "convrnn_rgc-synthetic-ventral",
