@@ -27,3 +27,19 @@ class ValidationError(NeurofitError, ValueError):
 
 class ChecksumError(NeurofitError):
     """A file's sha256 does not match the one its manifest declares."""
+
+
+def did_you_mean(name: str, valid: list[str] | tuple[str, ...] | set[str] | dict) -> str:
+    """``" (did you mean 'x'?)"`` for the valid name closest to a misspelt ``name``, else ``""``.
+
+    Example
+    -------
+    >>> did_you_mean("cornet_zz", ["cornet_z", "cornet_rt", "bl"])
+    " (did you mean 'cornet_z'?)"
+    >>> did_you_mean("xyz", ["cornet_z"])
+    ''
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -73,6 +73,14 @@ def read_scoreset_like(path):
         (["score", "--model", "no_such_net", "--benchmark", "synthetic-ventral-it-temporal"],
          "unknown zoo model 'no_such_net'; valid names: "),
         (["compare", "only-one.nc"], "compare needs at least two ScoreSet files"),
+        (["score", "--model", "cornet_zz", "--benchmark", "synthetic-ventral-it-temporal"],
+         "unknown zoo model 'cornet_zz' (did you mean 'cornet_z'?)"),
+        (["score", "--model", "cornet_z", "--benchmark", "synthetic-ventral-it-tempral"],
+         "unknown benchmark 'synthetic-ventral-it-tempral' (did you mean 'synthetic-ventral-it-temporal'?)"),
+        (["data", "info", "cowley2023-v4-210325"],
+         "data info wants a recording file, and 'cowley2023-v4-210325' is a dataset id: for a dataset id use "
+         "`neurofit data verify cowley2023-v4-210325`"),
+        (["data", "info", "synthetic-ventral"], "`neurofit data generate synthetic-ventral --out FILE.nc`"),
     ],
 )
 def test_bad_input_is_one_line_and_exits_non_zero(args, message, capsys, tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.compare import compare
 from neurofit.scoring.score import activations_from_arrays, region_values, score
+from neurofit.stats.compare import compare
 
 SIZE = "small"
 RESPONSE_WINDOW = (120.0, 250.0)  # IT input arrives at 70-110 ms

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 
-import numpy as np
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``neurofit analyze`` with its ``dynamics`` sub-command.
@@ -66,6 +64,8 @@ def _fmt(value: float) -> str:
 
 
 def _dynamics(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from neurofit.analysis.dynamics import analyze_dynamics
 
     ds = analyze_dynamics(

@@ -1,30 +1,37 @@
-"""Recordings and stimulus sets: the data contract, NetCDF IO, manifests, converters, synthetic default."""
+"""Recordings and stimulus sets: the data contract, NetCDF IO, manifests, converters, synthetic default.
 
-from neurofit.data.io import read_recording, write_recording
-from neurofit.data.recording import (
-    average_repetitions,
-    bin_spikes,
-    make_recording,
-    select,
-    trial_array,
-    validate,
-)
-from neurofit.data.stimuli import StimulusSet, read_stimulus_set, write_stimulus_set
-from neurofit.data.synthetic import expected_rates, generate_synthetic_ventral, hidden_features
+The names below are imported on first use, so that importing the package (e.g. for the command line)
+imports neither xarray nor torch.
+"""
 
-__all__ = [
-    "StimulusSet",
-    "average_repetitions",
-    "bin_spikes",
-    "expected_rates",
-    "generate_synthetic_ventral",
-    "hidden_features",
-    "make_recording",
-    "read_recording",
-    "read_stimulus_set",
-    "select",
-    "trial_array",
-    "validate",
-    "write_recording",
-    "write_stimulus_set",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "StimulusSet": "neurofit.data.stimuli",
+    "average_repetitions": "neurofit.data.recording",
+    "bin_spikes": "neurofit.data.recording",
+    "expected_rates": "neurofit.data.synthetic",
+    "generate_synthetic_ventral": "neurofit.data.synthetic",
+    "hidden_features": "neurofit.data.synthetic",
+    "make_recording": "neurofit.data.recording",
+    "read_recording": "neurofit.data.io",
+    "read_stimulus_set": "neurofit.data.stimuli",
+    "select": "neurofit.data.recording",
+    "trial_array": "neurofit.data.recording",
+    "validate": "neurofit.data.recording",
+    "write_recording": "neurofit.data.io",
+    "write_stimulus_set": "neurofit.data.stimuli",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neurofit.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = sorted(_PUBLIC)

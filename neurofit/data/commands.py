@@ -1,11 +1,13 @@
-"""``neurofit data ...``: generate, inspect, validate, list, fetch and verify datasets."""
+"""``neurofit data ...``: generate, inspect, validate, list, fetch and verify datasets.
+
+Only argparse at import time: the work (and numpy, xarray, torch) is imported when a command runs, so that
+``neurofit --help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-from neurofit.data.info import describe_recording, validate_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,12 +56,36 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _file_not_id(path: Path, command: str) -> None:
+    """A dataset id where a file is wanted: say which commands take the id."""
+    if path.exists():
+        return
+    from neurofit.data.manifest import list_manifests
+    from neurofit.errors import NeurofitError
+
+    name = str(path)
+    if name == "synthetic-ventral":
+        raise NeurofitError(f"data {command} wants a recording file, and {name!r} is the embedded dataset: write it "
+                            f"with `neurofit data generate synthetic-ventral --out FILE.nc`, then `neurofit data "
+                            f"{command} FILE.nc`")
+    if name in list_manifests():
+        raise NeurofitError(f"data {command} wants a recording file, and {name!r} is a dataset id: for a dataset id "
+                            f"use `neurofit data verify {name}` (its files and checksums) or `neurofit data fetch "
+                            f"{name}`")
+
+
 def _info(args: argparse.Namespace) -> int:
+    from neurofit.data.info import describe_recording
+
+    _file_not_id(args.path, "info")
     print(describe_recording(args.path))
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from neurofit.data.info import validate_file
+
+    _file_not_id(args.path, "validate")
     print(validate_file(args.path, args.stimuli))
     return 0
 

@@ -1,8 +1,9 @@
 """Models: the TemporalModel contract, the hook adapter, arrival probing, checkpoints and the zoo.
 
-Importing this package turns on flushing of denormal floats on CPU (:func:`flush_denormals`): gated
-recurrent cells whose states decay towards zero run up to 20x slower on denormals, and flushing them
-changes results by less than the smallest normal float32 (1.2e-38).
+Importing any model code (:mod:`neurofit.models.base`) turns on flushing of denormal floats on CPU
+(:func:`flush_denormals`): gated recurrent cells whose states decay towards zero run up to 20x slower on
+denormals, and flushing them changes results by less than the smallest normal float32 (1.2e-38). The names
+below are imported on first use, so that importing the package (e.g. for the command line) imports no torch.
 
 Example
 -------
@@ -13,31 +14,34 @@ Example
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import torch
-
-from neurofit.models.base import TemporalModel, TimeMap, present
-from neurofit.models.checkpoint import file_sha256, load_model, save_checkpoint
-from neurofit.models.hooks import HookedModel, wrap, wrap_static
-from neurofit.models.probe import check_arrival, probe_arrival
+import importlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas
 
+# public name -> module; resolved on first access, so that `neurofit models --help` imports no torch
+_PUBLIC = {
+    "HookedModel": "neurofit.models.hooks",
+    "TemporalModel": "neurofit.models.base",
+    "TimeMap": "neurofit.models.base",
+    "check_arrival": "neurofit.models.probe",
+    "file_sha256": "neurofit.models.checkpoint",
+    "flush_denormals": "neurofit.models.base",
+    "load_model": "neurofit.models.checkpoint",
+    "present": "neurofit.models.base",
+    "probe_arrival": "neurofit.models.probe",
+    "save_checkpoint": "neurofit.models.checkpoint",
+    "wrap": "neurofit.models.hooks",
+    "wrap_static": "neurofit.models.hooks",
+}
 
-def flush_denormals() -> bool:
-    """Flush denormal floats to zero on CPU; returns whether the CPU supports it (x86 with SSE3).
 
-    Example
-    -------
-    >>> flush_denormals() in (True, False)
-    True
-    """
-    return bool(torch.set_flush_denormal(True))
-
-
-flush_denormals()
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neurofit.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def list_models() -> pandas.DataFrame:
@@ -50,7 +54,4 @@ def list_models() -> pandas.DataFrame:
     return _list_models()
 
 
-__all__ = [
-    "HookedModel", "TemporalModel", "TimeMap", "check_arrival", "file_sha256", "flush_denormals",
-    "list_models", "load_model", "present", "probe_arrival", "save_checkpoint", "wrap", "wrap_static",
-]
+__all__ = [*sorted(_PUBLIC), "list_models"]

@@ -21,6 +21,23 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+
+def flush_denormals() -> bool:
+    """Flush denormal floats to zero on CPU; returns whether the CPU supports it (x86 with SSE3).
+
+    Called when model code is first imported: gated recurrent cells whose states decay towards zero run up
+    to 20x slower on denormals, and flushing changes results by less than the smallest normal float32.
+
+    Example
+    -------
+    >>> flush_denormals() in (True, False)
+    True
+    """
+    return bool(torch.set_flush_denormal(True))
+
+
+flush_denormals()
+
 Convention = Literal["biological", "sweep"]
 
 

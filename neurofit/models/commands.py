@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from neurofit.models.zoo import ZOO, get_factory
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _missing_family(name: str) -> str | None:
@@ -30,7 +32,9 @@ def list_models() -> pd.DataFrame:
 
     Columns: ``name``, ``family`` (the file), ``params`` (trainable parameters), ``convention``
     (``sweep``/``biological``), ``default_steps``, ``layers`` (recordable layers, comma-separated, with
-    their per-layer step counts where these differ from ``default_steps``), ``available`` and ``note``.
+    their per-layer step counts where these differ from ``default_steps``), ``weights`` (``trained`` with the
+    shipped checkpoint's file name, which scoring the name uses, or ``random init``: scoring it without a
+    checkpoint scores an untrained network), ``available`` and ``note``.
     A model whose family file does not exist is listed as not available; any other failure to build a
     model is raised, not hidden.
 
@@ -38,16 +42,29 @@ def list_models() -> pd.DataFrame:
     -------
     >>> table = list_models()
     >>> row = table.set_index("name").loc["cornet_rt"]
-    >>> row["convention"], int(row["default_steps"])
-    ('biological', 5)
+    >>> row["convention"], int(row["default_steps"]), row["weights"]
+    ('biological', 5, 'random init')
+    >>> table.set_index("name").loc["bl", "weights"]
+    'trained (bl.safetensors)'
     """
+    import pandas as pd
+
+    from neurofit.errors import NeurofitError
+    from neurofit.models.train import shipped_checkpoint
+
+    def weights(name: str) -> str:
+        try:
+            return f"trained ({shipped_checkpoint(name).name})"
+        except NeurofitError:
+            return "random init"
+
     rows = []
     for name, target in ZOO.items():
         family = target.split(":")[0].rsplit(".", 1)[-1]
         reason = _missing_family(name)
         if reason is not None:
             rows.append({"name": name, "family": family, "params": None, "convention": None,
-                         "default_steps": None, "layers": None, "available": False,
+                         "default_steps": None, "layers": None, "weights": None, "available": False,
                          "note": f"(not available: {reason})"})
             continue
         model = get_factory(name)()
@@ -58,7 +75,8 @@ def list_models() -> pd.DataFrame:
         )
         rows.append({
             "name": name, "family": family, "params": sum(p.numel() for p in model.parameters()),
-            "convention": model.convention, "default_steps": steps, "layers": layers, "available": True,
+            "convention": model.convention, "default_steps": steps, "layers": layers, "weights": weights(name),
+            "available": True,
             "note": "",
         })
     table = pd.DataFrame(rows)
@@ -69,14 +87,14 @@ def list_models() -> pd.DataFrame:
 
 def format_models(table: pd.DataFrame) -> str:
     """The table as aligned text lines (what ``neurofit models list`` prints)."""
-    header = f"{'name':<22} {'family':<13} {'params':>10}  {'convention':<10} {'steps':>5}  layers"
+    header = f"{'name':<22} {'family':<13} {'params':>10}  {'convention':<10} {'steps':>5}  {'weights':<34} layers"
     lines = [header, "-" * len(header)]
     for row in table.itertuples(index=False):
         if not row.available:
             lines.append(f"{row.name:<22} {row.family:<13} {row.note}")
             continue
         lines.append(f"{row.name:<22} {row.family:<13} {row.params:>10,}  {row.convention:<10} "
-                     f"{row.default_steps:>5}  {row.layers}")
+                     f"{row.default_steps:>5}  {row.weights:<34} {row.layers}")
     return "\n".join(lines)
 
 
@@ -90,5 +108,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     models = subparsers.add_parser("models", help="the model zoo")
     models.set_defaults(func=lambda _args: models.print_help() or 2)
     sub = models.add_subparsers(dest="models_command", metavar="ACTION")
-    listing = sub.add_parser("list", help="list zoo models with parameter counts, conventions and layers")
+    listing = sub.add_parser("list", help="list zoo models with parameter counts, conventions, layers and weights "
+                                          "(trained: a shipped checkpoint that scoring the name uses)")
     listing.set_defaults(func=_list_command)

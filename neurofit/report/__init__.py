@@ -8,10 +8,18 @@
 
 import sys
 import types
-
-from neurofit.report.html import report
+from typing import Any
 
 __all__ = ["report"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `neurofit report --help` must not import matplotlib
+    if name == "report":
+        from neurofit.report.html import report
+
+        return report
+    raise AttributeError(f"module 'neurofit.report' has no attribute {name!r}")
 
 
 class _CallableModule(types.ModuleType):
@@ -19,6 +27,8 @@ class _CallableModule(types.ModuleType):
     once the package is imported, ``neurofit.report`` is the module, so calling the module calls the function."""
 
     def __call__(self, *args, **kwargs):
+        from neurofit.report.html import report
+
         return report(*args, **kwargs)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from neurofit.stats.multiple import METHODS
+# the choices of neurofit.stats.multiple.METHODS, spelt out so that --help imports no statistics
+CORRECTIONS = ("bonferroni", "fdr_bh", "fdr_by", "holm")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="model the others are compared with (default: the first file's model)")
     parser.add_argument("--window", nargs=2, type=float, metavar=("START_MS", "END_MS"),
                         help="time window for the table and the per-site scatter (default: all bins)")
-    parser.add_argument("--correction", choices=sorted(METHODS), default="fdr_bh",
+    parser.add_argument("--correction", choices=CORRECTIONS, default="fdr_bh",
                         help="multiple-comparison correction across bins, regions and models (default fdr_bh)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws for CIs (default 1000)")

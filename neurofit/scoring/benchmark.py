@@ -71,7 +71,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neurofit.errors import NeurofitError, ValidationError
+from neurofit.errors import NeurofitError, ValidationError, did_you_mean
 
 METRICS = ("pls", "ridge")
 ALGORITHMS = ("exact", "nipals")
@@ -214,7 +214,8 @@ def load_benchmark(id_or_path: str | os.PathLike[str]) -> Benchmark:
     else:
         known = list_benchmarks()
         if text not in known:
-            raise NeurofitError(f"unknown benchmark {text!r}; valid benchmarks: {', '.join(sorted(known)) or 'none'}")
+            raise NeurofitError(f"unknown benchmark {text!r}{did_you_mean(text, known)}; valid benchmarks: "
+                                f"{', '.join(sorted(known)) or 'none'} (neurofit benchmarks list)")
         path = known[text]
     try:
         raw = tomllib.loads(path.read_text())

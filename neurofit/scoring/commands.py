@@ -1,6 +1,7 @@
-"""``neurofit score``, ``neurofit compare`` and ``neurofit demo``: argument parsing over the Python twins.
+"""``neurofit score``, ``compare``, ``demo`` and ``benchmarks list``: argument parsing over the Python twins.
 
 * ``score`` -> :func:`neurofit.scoring.score.score`
+* ``benchmarks list`` -> :func:`neurofit.scoring.catalog.benchmark_catalog`
 * ``compare`` -> :func:`neurofit.stats.compare.compare` (or :func:`neurofit.scoring.compare.compare_models`)
 * ``demo`` -> :func:`neurofit.scoring.demo.demo`
 """
@@ -39,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--arch", metavar="NAME|module:factory",
                     help="architecture of a checkpoint that does not name its own")
     sc.add_argument("--checkpoint", metavar="FILE", help="weights for a zoo name given with --model")
-    sc.add_argument("--benchmark", required=True, metavar="ID|FILE.toml", help="benchmark id or TOML file")
+    sc.add_argument("--benchmark", required=True, metavar="ID|FILE.toml",
+                    help="benchmark id (list them with `neurofit benchmarks list`) or a TOML file")
     sc.add_argument("--out", metavar="FILE.nc", help="where to write the ScoreSet (default: <model>-<benchmark>.nc)")
     sc.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     sc.add_argument("--layers", nargs="+", metavar="LAYER|REGION=LAYER",
@@ -86,6 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--report", metavar="DIR", help="also write the HTML report there")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
+
+    benchmarks = subparsers.add_parser("benchmarks", help="the benchmarks neurofit knows",
+                                       description="Benchmark files found in $NEUROFIT_BENCHMARKS and shipped "
+                                                   "with neurofit.")
+    benchmarks.set_defaults(func=lambda _args: benchmarks.print_help() or 2)
+    actions = benchmarks.add_subparsers(dest="benchmarks_command", metavar="ACTION")
+    listing = actions.add_parser("list", help="list benchmark ids with dataset, regions, bins, metric and ceiling")
+    listing.set_defaults(func=_benchmarks_list)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -158,6 +168,13 @@ def _compare(args: argparse.Namespace) -> int:
         print("\n".join(verdict_text(result, c)))
     if args.out:
         print(f"wrote {args.out}")
+    return 0
+
+
+def _benchmarks_list(args: argparse.Namespace) -> int:
+    from neurofit.scoring.catalog import benchmark_catalog, format_catalog
+
+    print(format_catalog(benchmark_catalog()))
     return 0
 
 

@@ -17,7 +17,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from neurofit.errors import NeurofitError
+from neurofit.errors import NeurofitError, did_you_mean
 
 # name -> "module:factory"
 ZOO: dict[str, str] = {
@@ -61,6 +61,7 @@ def get_factory(name: str) -> Callable[..., Any]:
     """
     target = ZOO.get(name)
     if target is None:
-        raise NeurofitError(f"unknown zoo model {name!r}; valid names: {', '.join(sorted(ZOO))}")
+        raise NeurofitError(f"unknown zoo model {name!r}{did_you_mean(name, ZOO)}; valid names: "
+                            f"{', '.join(sorted(ZOO))}")
     module_name, attr = target.split(":")
     return getattr(importlib.import_module(module_name), attr)
