@@ -26,11 +26,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from neurofit.errors import NeurofitError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RELIABILITY_THRESHOLD = 0.1
 DRAWS_DIM = "boot"
@@ -552,3 +556,73 @@ def summary_table(scoreset: xr.Dataset, *, reliability: Reliability | None = Non
             values = ", ".join(fmt(v) for v in scoreset["benchmark_score"].values[k])
             lines.append(f"{region} benchmark score ({scoreset.attrs.get('aggregate', '')} aggregate): {values}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ export
+def to_dataframe(scoreset: xr.Dataset) -> pd.DataFrame:
+    """One row per site and time bin: ids, region, bin, ``r``, ``ceiling``, ``ceiled``, ``reliable``, provenance.
+
+    Columns: ``model_id``, ``benchmark``, ``neuroid_id``, ``region`` (and any other per-site coordinate, e.g.
+    ``session``), ``time_bin_start``, ``time_bin_end``, ``r``, ``ceiling``, ``ceiled`` and ``reliable`` (the
+    bin's noise ceiling is reliably above zero, :func:`bin_reliability`).
+
+    Example
+    -------
+    >>> ds = xr.Dataset({name: (("neuroid", "time_bin"), [[0.5, 0.6]]) for name in ("r", "ceiling", "ceiled")},
+    ...                 coords={"neuroid_id": ("neuroid", ["n0"]), "region": ("neuroid", ["IT"]),
+    ...                         "time_bin_start": ("time_bin", [0.0, 10.0]),
+    ...                         "time_bin_end": ("time_bin", [10.0, 20.0])}, attrs={"model_id": "m", "benchmark": "b"})
+    >>> to_dataframe(ds)[["neuroid_id", "time_bin_start", "r"]].values.tolist()
+    [['n0', 0.0, 0.5], ['n0', 10.0, 0.6]]
+    """
+    import pandas as pd
+
+    require(scoreset, ["r", "neuroid_id", "region", "time_bin_start", "time_bin_end"], "exporting per-site scores")
+    reliability = bin_reliability(scoreset)
+    regions_of_sites = site_regions(scoreset)
+    start, end = time_bins(scoreset)
+    n_sites, n_bins = scoreset.sizes["neuroid"], len(start)
+    columns: dict[str, object] = {
+        "model_id": str(scoreset.attrs.get("model_id", "")),
+        "benchmark": str(scoreset.attrs.get("benchmark", "")),
+    }
+    per_site = sorted(str(name) for name, coord in scoreset.coords.items() if coord.dims == ("neuroid",))
+    for name in ["neuroid_id", "region", *(n for n in per_site if n not in ("neuroid_id", "region"))]:
+        columns[name] = np.repeat(np.asarray(scoreset[name].values).astype(str), n_bins)
+    columns["time_bin_start"] = np.tile(start, n_sites)
+    columns["time_bin_end"] = np.tile(end, n_sites)
+    for name in PER_SITE:
+        if name in scoreset.data_vars:
+            columns[name] = site_values(scoreset, name).ravel()
+    columns["reliable"] = np.concatenate([reliability.reliable[str(region)] for region in regions_of_sites])
+    return pd.DataFrame(columns)
+
+
+def export_scores(scoreset: xr.Dataset | str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Write :func:`to_dataframe` as CSV (``.csv``) or parquet (``.parquet``, needs pyarrow); return the path.
+
+    Example
+    -------
+    >>> export_scores("out/cornet_z-it.nc", "out/cornet_z-it.csv")  # doctest: +SKIP
+    """
+    from neurofit.atomic import atomic_path
+
+    ds = scoreset if isinstance(scoreset, xr.Dataset) else read_scoreset(scoreset)
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise NeurofitError(f"export writes .csv or .parquet files, not {path.name!r}")
+    table = to_dataframe(ds)
+    if suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401 - pandas' parquet engine
+        except ImportError:
+            raise NeurofitError("writing parquet needs pyarrow: pip install 'neurofit[parquet]' "
+                                "(or export to .csv)") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+    return path

@@ -18,7 +18,7 @@ def test_demo_scores_feedforward_and_recurrent_and_gives_a_verdict(tmp_path, cap
     verdict = text[text.index("verdict: recurrent (B) vs feedforward (A)"):]
     for bench in BENCHMARKS:
         for outcome in ("better", "worse", "no detectable difference"):
-            assert f"{bench}:  {'V4' if 'v4' in bench else 'IT'} {outcome}: " in verdict
+            assert f"{bench}: {'V4' if 'v4' in bench else 'IT'} {outcome}: " in verdict
     assert "metric: PLS-25 (exact), 10-fold cross-validation over stimuli, r^2 / split-half ceiling" in text
     (_, ff, _), (_, rec, _) = demo_models()
     for bench in BENCHMARKS:

@@ -2,6 +2,7 @@
 
 * ``score`` -> :func:`neurofit.scoring.score.score`
 * ``benchmarks list`` -> :func:`neurofit.scoring.catalog.benchmark_catalog`
+* ``export`` -> :func:`neurofit.scoreset.export_scores` (:func:`neurofit.scoreset.to_dataframe`)
 * ``compare`` -> :func:`neurofit.stats.compare.compare` (or :func:`neurofit.scoring.compare.compare_models`)
 * ``demo`` -> :func:`neurofit.scoring.demo.demo`
 """
@@ -89,6 +90,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
 
+    export = subparsers.add_parser(
+        "export", help="per-site scores of a ScoreSet as a CSV or parquet table",
+        description="One row per site and time bin (ids, region, bin, r, ceiling, ceiled, reliable, model, "
+                    "benchmark). Python: neurofit.scoreset.to_dataframe / export_scores.")
+    export.add_argument("scores", metavar="SCORES.nc", help="a ScoreSet file")
+    export.add_argument("--out", required=True, metavar="FILE.csv|FILE.parquet",
+                        help="the table to write (parquet needs pyarrow: pip install 'neurofit[parquet]')")
+    export.set_defaults(func=_export)
+
     benchmarks = subparsers.add_parser("benchmarks", help="the benchmarks neurofit knows",
                                        description="Benchmark files found in $NEUROFIT_BENCHMARKS and shipped "
                                                    "with neurofit.")
@@ -168,6 +178,13 @@ def _compare(args: argparse.Namespace) -> int:
         print("\n".join(verdict_text(result, c)))
     if args.out:
         print(f"wrote {args.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from neurofit.scoreset import export_scores
+
+    print(f"wrote {export_scores(args.scores, args.out)}")
     return 0
 
 

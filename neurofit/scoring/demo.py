@@ -150,7 +150,7 @@ def demo(
     for bench_id in BENCHMARKS:
         verdicts[bench_id] = verdict_ranges(comparisons[bench_id])
         for line in verdict_text(comparisons[bench_id])[1:]:
-            print(f"  {bench_id}:{line}", file=stream)
+            print(f"  {bench_id}: {line.strip()}", file=stream)
     if report_dir is not None:
         from neurofit.report import report
 
