@@ -141,3 +141,21 @@ def test_evaluate_is_mean_similarity_to_subjects():
 def test_unknown_method_is_named():
     with pytest.raises(Exception, match="unknown RDM comparison 'kendall'"):
         rsa.compare_rdms(np.ones((1, 3)), np.ones((1, 3)), "kendall")
+
+
+@pytest.mark.parametrize("method", ["spearman", "corr"])
+def test_rsa_over_time_equals_rsatoolbox_evaluation_and_ceiling_per_bin(method):
+    rng = np.random.default_rng(10)
+    n_stim, n_rep, n_sites, n_bins = 14, 6, 8, 2
+    trials = rng.normal(size=(n_stim, 1, n_sites, n_bins)) + rng.normal(size=(n_stim, n_rep, n_sites, n_bins))
+    model = rng.normal(size=(n_bins, n_stim, 5)) + trials.mean(1).transpose(2, 0, 1)[..., :5]
+    res = rsa.rsa_over_time(trials, model, method=method, n_groups=3, n_bootstrap=2, seed=4)
+    groups = rsa.repetition_groups(n_rep, 3, seed=4)
+    for b in range(n_bins):
+        data = RDMs(np.stack([calc_rdm(Dataset(trials[..., b][:, groups == g].mean(1)), method="correlation")
+                              .get_vectors()[0] for g in range(3)]))
+        model_rdm = calc_rdm(Dataset(model[b]), method="correlation")
+        lower, upper = boot_noise_ceiling(data, method=RSATOOLBOX_NAMES[method])
+        assert abs(res.lower[b] - lower) < TOL and abs(res.upper[b] - upper) < TOL
+        assert abs(res.score[b] - compare(model_rdm, data, RSATOOLBOX_NAMES[method]).mean()) < TOL
+    assert res.score_draws.shape == (2, n_bins) and np.isfinite(res.score_draws).all()
