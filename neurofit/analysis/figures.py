@@ -168,7 +168,8 @@ def halting_vs_difficulty_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN
     >>> fig = halting_vs_difficulty_figure(ds)  # doctest: +SKIP
     """
     _require(ds, ["level_mean_halting_step"], "halting-vs-difficulty")
-    has_extrap = "extrap_act_accuracy" in ds
+    # a task's extrapolation (levels of the task itself) has its own figure, extrapolation_figure
+    has_extrap = "extrap_act_accuracy" in ds and "extrapolation_answer" not in ds.attrs
     with neurofit_style():
         fig = new_figure(width if has_extrap else SINGLE_COLUMN_IN, 2.6, nrows=1, ncols=2 if has_extrap else 1)
         ax = fig.axes[0]
@@ -205,6 +206,50 @@ def halting_vs_difficulty_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN
             right.set_ylim(0, 1)
             right.set_title("Zero-shot extrapolation")
             right.legend()
+    return fig
+
+
+def extrapolation_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> Figure:
+    """Accuracy per difficulty level of a task at 1x, 2x, 4x ... the training steps (and, for halting
+    models, the mean halting step), 95 % bootstrap CIs over images; trained levels shaded.
+
+    Example
+    -------
+    >>> fig = extrapolation_figure(ds)  # doctest: +SKIP
+    """
+    _require(ds, ["extrap_accuracy", "extrapolation_level"], "extrapolation")
+    halting = "extrap_mean_halting_step" in ds and np.isfinite(ds["extrap_mean_halting_step"].values).any()
+    levels = ds["extrapolation_level"].values
+    xpos = np.arange(len(levels))
+    trained = [str(v) for v in ds.attrs.get("extrapolation_train_range", "").replace(",", " ").split()
+               if v.isdigit()]
+    panels = (("extrap_accuracy", "Accuracy (95% CI)"),) + (
+        (("extrap_mean_halting_step", "Halting step (mean, 95% CI)"),) if halting else ())
+    with neurofit_style():
+        fig = new_figure(width if halting else SINGLE_COLUMN_IN, 2.6, nrows=1, ncols=len(panels))
+        for ax, (name, label) in zip(fig.axes, panels):
+            n = ds.sizes["max_steps"]
+            for j, steps in enumerate(ds["max_steps"].values):
+                value = ds[name].isel(max_steps=j).values
+                low = ds[f"{name}_low"].isel(max_steps=j).values
+                high = ds[f"{name}_high"].isel(max_steps=j).values
+                ax.errorbar(xpos + (j - (n - 1) / 2) * 0.12, value, yerr=np.vstack([value - low, high - value]),
+                            color=colour(j), marker="o", markersize=3, capsize=2,
+                            label=f"{int(steps)} steps ({int(ds['factor'].values[j])}x)")
+            for i, level in enumerate(levels):
+                if str(level) in trained:
+                    ax.axvspan(i - 0.4, i + 0.4, color="0.9", zorder=0)
+            ax.set_xticks(xpos, [str(v) for v in levels])
+            ax.set_xlabel("Difficulty level (shaded: trained)")
+            ax.set_ylabel(label)
+            if name == "extrap_accuracy":
+                ax.set_ylim(0, 1)
+                ax.axhline(1.0 / max(ds.sizes.get("class", 2), 1), color="black", linestyle=":", linewidth=0.8)
+                ax.set_title(f"{ds.attrs.get('model_id', 'model')}: {ds.attrs.get('extrapolation_answer', '')}",
+                             fontsize=7)
+            else:
+                ax.set_title("Halting step per level", fontsize=7)
+            ax.legend(fontsize=6)
     return fig
 
 
@@ -314,6 +359,7 @@ FIGURES = {
     "norm_over_time": (norm_over_time, "norm_correct"),
     "margin_trajectories": (margin_trajectories, "margin"),
     "halting_vs_difficulty": (halting_vs_difficulty_figure, "level_mean_halting_step"),
+    "extrapolation": (extrapolation_figure, "extrap_accuracy"),
     "solution_time": (solution_time_figure, "solution_time_rho"),
 }
 
@@ -335,8 +381,8 @@ def dynamics_figures(ds: xr.Dataset, folder: str | os.PathLike[str],
     folder = Path(folder)
     written: dict[str, dict[str, Path]] = {}
     for name, (draw, needs) in FIGURES.items():
-        if needs not in ds:
-            continue
+        if needs not in ds or (name == "extrapolation" and "extrapolation_answer" not in ds.attrs):
+            continue  # a synthetic extrapolation series is drawn inside halting_vs_difficulty
         fig = draw(ds)
         try:
             written[name] = save_figure(fig, folder / name, formats)
