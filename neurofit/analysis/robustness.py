@@ -44,9 +44,9 @@ import xarray as xr
 from torch import nn
 
 from neurofit import __version__
-from neurofit.analysis.intervals import mean_ci
 from neurofit.errors import NeurofitError
 from neurofit.models.base import TemporalModel, present
+from neurofit.stats.bootstrap import mean_ci, percentile_interval
 
 AttackLoss = Literal["all_steps", "last_step"]
 #: default pixel-noise standard deviations (pixel values in [0, 1])
@@ -275,7 +275,7 @@ def participation_ratio(activity: np.ndarray | torch.Tensor) -> float:
     return total**2 / float((gram * gram).sum())
 
 
-def participation_ratio_ci(activity: np.ndarray, *, n_boot: int = 1000, seed: int = 0, ci: float = 95.0
+def participation_ratio_ci(activity: np.ndarray, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
                            ) -> tuple[float, float, float]:
     """Participation ratio of ``activity`` [N, D] with a percentile bootstrap CI over the rows (images).
 
@@ -302,7 +302,7 @@ def participation_ratio_ci(activity: np.ndarray, *, n_boot: int = 1000, seed: in
         # re-centre the resampled rows: C_b uses the draw's own mean
         g = g - g.mean(0, keepdims=True) - g.mean(1, keepdims=True) + g.mean()
         draws[b] = np.trace(g) ** 2 / (g * g).sum()
-    low, high = np.percentile(draws, [(100 - ci) / 2, 100 - (100 - ci) / 2])
+    low, high = percentile_interval(draws, ci)
     return estimate, float(low), float(high)
 
 
@@ -481,7 +481,7 @@ def analyze_robustness(
                                "layer on clean images, per step; bootstrap over images",
         "divergence": "||h(noisy) - h(clean)|| / ||h(clean)|| of the last hidden layer, per image and step",
         "movement": "||h_t - h_{t-1}|| / ||h_t|| of the last hidden layer on clean images",
-        "n_boot": n_boot, "ci": 95.0, "seed": seed, "neurofit_version": __version__,
+        "n_boot": n_boot, "ci": 0.95, "seed": seed, "neurofit_version": __version__,
         "torch_version": torch.__version__,
     })
     if out is not None:
