@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from neurofit.regression.pls import Algorithm, pls_kernel
+from neurofit.regression.parallel import map_chunks, split_range, workers
+from neurofit.regression.pls import Algorithm, PLSComponents, pls_kernel
 from neurofit.regression.ridge import DEFAULT_ALPHAS, ridge_gcv_fit
 
 
@@ -79,7 +80,6 @@ def pls_cross_validated(
             for b0 in range(0, nb, step_bins)
         ]
         return [torch.cat([c[f] for c in chunks]) for f in range(F)]
-    B = nb * F
     dt = X.dtype
     f64 = torch.float64
     Y = Y.to(dt)
@@ -101,31 +101,55 @@ def pls_cross_validated(
     full = torch.stack(parts).sum(0) if partition else cross(torch.arange(N, device=X.device))
     C0 = torch.stack([full - parts[f] for f in range(F)], dim=1)  # (nb, F, p, q)
     C0 = C0 - n_f[:, None, None] * xm[..., :, None] * ym[..., None, :]
-    C0 = C0.reshape(B, p, q)
-    y_sq = (torch.matmul(w, Y * Y) - n_f[:, None] * ym**2).reshape(B, q)
+    y_sq = torch.matmul(w, Y * Y) - n_f[:, None] * ym**2  # (nb, F, q)
+    n_samples = n_f.to(f64).expand(nb, F)
 
-    def step(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        R3 = r.reshape(nb, F, p).to(dt)
-        if nx == 1:
-            XR = (X[0] @ R3.reshape(B, p).T).T.reshape(nb, F, N)
-        else:
-            XR = (X @ R3.mT).mT
-        T = (XR - (xm * R3).sum(-1)[..., None]) * w  # scores, zero on excluded rows
-        tt = (T * T).sum(-1).to(f64).reshape(B)
-        if nx == 1:
-            P = (T.reshape(B, N) @ X[0]).reshape(B, p)
-        else:
-            P = (T @ X).reshape(B, p)
-        c = (T @ Y).reshape(B, q)
-        safe = torch.where(tt > 0, tt, torch.ones_like(tt))[:, None]
-        return tt, P.to(f64) / safe, c.to(f64) / safe
+    def fit_chunk(chunk: tuple[int, int, int, int]) -> PLSComponents:
+        """The kernel on bins ``b0:b1`` x folds ``f0:f1``, its passes over the data restricted to them."""
+        b0, b1, f0, f1 = chunk
+        nbc, Fc = b1 - b0, f1 - f0
+        Bc = nbc * Fc
+        Xc = X if nx == 1 else X[b0:b1]
+        xmc = xm[:, f0:f1] if nx == 1 else xm[b0:b1, f0:f1]
+        Yc, wc = Y[b0:b1], w[f0:f1]
 
-    comps = pls_kernel(
-        C0, step, y_sq, n_components, algorithm=algorithm, n_samples=n_f.repeat(nb).to(f64), y_weights=False
-    )
+        def step(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            R3 = r.reshape(nbc, Fc, p).to(dt)
+            if nx == 1:
+                XR = (Xc[0] @ R3.reshape(Bc, p).T).T.reshape(nbc, Fc, N)
+            else:
+                XR = (Xc @ R3.mT).mT
+            T = (XR - (xmc * R3).sum(-1)[..., None]) * wc  # scores, zero on excluded rows
+            tt = (T * T).sum(-1).to(f64).reshape(Bc)
+            if nx == 1:
+                P = (T.reshape(Bc, N) @ Xc[0]).reshape(Bc, p)
+            else:
+                P = (T @ Xc).reshape(Bc, p)
+            c = (T @ Yc).reshape(Bc, q)
+            safe = torch.where(tt > 0, tt, torch.ones_like(tt))[:, None]
+            return tt, P.to(f64) / safe, c.to(f64) / safe
+
+        return pls_kernel(
+            C0[b0:b1, f0:f1].reshape(Bc, p, q), step, y_sq[b0:b1, f0:f1].reshape(Bc, q), n_components,
+            algorithm=algorithm, n_samples=n_samples[b0:b1, f0:f1].reshape(Bc), y_weights=False,
+        )
+
+    # Independent (bin, fold) problems in chunks on the worker threads, each on one thread
+    # (neurofit.regression.parallel): whole bins where there are enough, else one bin's folds.
+    n_workers = workers(X.device)
+    if nb >= n_workers:
+        chunks = [(b0, b1, 0, F) for b0, b1 in split_range(nb, 2 * n_workers)]
+    else:
+        chunks = [(b, b + 1, f0, f1) for b in range(nb) for f0, f1 in split_range(F, 2 * n_workers)]
+    fitted = map_chunks(fit_chunk, chunks, n_workers)
+    x_rot = torch.empty(nb, F, p, n_components, dtype=f64, device=X.device)
+    y_load = torch.empty(nb, F, q, n_components, dtype=f64, device=X.device)
+    for (b0, b1, f0, f1), c in zip(chunks, fitted):
+        x_rot[b0:b1, f0:f1] = c.x_rotations.reshape(b1 - b0, f1 - f0, p, n_components)
+        y_load[b0:b1, f0:f1] = c.y_loadings.reshape(b1 - b0, f1 - f0, q, n_components)
     K = n_components
-    R = comps.x_rotations.reshape(nb, F, p, K).to(dt)
-    Cl = comps.y_loadings.reshape(nb, F, q, K).to(dt)
+    R = x_rot.to(dt)
+    Cl = y_load.to(dt)
     out = []
     for f in range(F):
         rows = test[f].nonzero()[:, 0]
