@@ -50,6 +50,9 @@ SUBSPACE = 60
 # Inverse-iteration steps that cost about one Cholesky factorisation: the shift is moved (and the matrix
 # refactorised) only where the observed convergence rate would need more steps than this.
 RESHIFT_STEPS = 3
+# Up to this order a full eigendecomposition per component costs less than the iterative route's few dozen
+# small operations.
+EIGH_BELOW = 160
 
 # (r [B, p]) -> (tt [B], x_loadings [B, p], y_loadings [B, q]) for scores t = X_c r.
 DataStep = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -211,7 +214,7 @@ def top_eigenvector(
     tiny = torch.finfo(G.dtype).tiny
     tol = 1000 * eps if tol is None else tol
     steps = torch.zeros(B, dtype=torch.int64, device=G.device)
-    if s >= m or m <= 32:
+    if s >= m or m <= EIGH_BELOW:
         vecs = torch.linalg.eigh(G).eigenvectors
         return vecs[..., -1], vecs[..., -min(s, m) :].flip(-1), steps
     ritz, theta, rho = _rayleigh_ritz(G, start)
