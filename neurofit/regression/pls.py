@@ -214,7 +214,7 @@ def top_eigenvector(
     tiny = torch.finfo(G.dtype).tiny
     tol = 1000 * eps if tol is None else tol
     steps = torch.zeros(B, dtype=torch.int64, device=G.device)
-    if s >= m or m <= EIGH_BELOW:
+    if s >= m or m <= 32:
         vecs = torch.linalg.eigh(G).eigenvectors
         return vecs[..., -1], vecs[..., -min(s, m) :].flip(-1), steps
     ritz, theta, rho = _rayleigh_ritz(G, start)
@@ -382,8 +382,9 @@ def pls_kernel(
     # parallelism by fitting independent chunks of the batch on several workers.
     with torch_threads(1) if dev.type == "cpu" else contextlib.nullcontext():
         for k in range(K):
-            if algorithm == "exact" and k == 0:
-                # one full eigendecomposition per fit (not per component): the first weights and a warm start
+            if algorithm == "exact" and (k == 0 or m <= EIGH_BELOW):
+                # one full eigendecomposition per fit (per component only for small orders): the first weights
+                # and a warm start
                 vecs = torch.linalg.eigh(G).eigenvectors
                 z, ritz, its = vecs[..., -1], vecs[..., -s:].flip(-1), torch.zeros(B, dtype=torch.int64, device=dev)
                 w = c_mv(z, k) if right else z
