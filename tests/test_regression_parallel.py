@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from neurofit.regression.crossval import pls_cross_validated
+from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 from neurofit.regression.parallel import map_chunks, split_range, torch_threads
 from neurofit.regression.pls import pls_fit
 
@@ -26,6 +26,17 @@ def test_cross_validated_pls_on_two_workers_equals_one_thread(nx, nb):
         ref = pls_cross_validated(X, Y, train, test, n_components=4)
     with torch_threads(2):
         got = pls_cross_validated(X, Y, train, test, n_components=4)
+    for a, b in zip(got, ref, strict=True):
+        assert float((a - b).abs().max()) <= 1e-12 * float(b.abs().max())
+
+
+@pytest.mark.parametrize(("nx", "nb"), [(1, 3), (3, 3)])
+def test_cross_validated_ridge_on_two_workers_equals_one_thread(nx, nb):
+    X, Y, train, test = _problem(nx, nb)
+    with torch_threads(1):
+        ref = ridge_cross_validated(X, Y, train, test)
+    with torch_threads(2):
+        got = ridge_cross_validated(X, Y, train, test)
     for a, b in zip(got, ref, strict=True):
         assert float((a - b).abs().max()) <= 1e-12 * float(b.abs().max())
 
