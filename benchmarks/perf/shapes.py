@@ -120,17 +120,21 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size by this (quick runs)")
     parser.add_argument("--bins-per-chunk", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--bins", type=int, default=None,
+                        help="run only the first N bins (streaming: the peak memory is that of one chunk)")
     parser.add_argument("--json", default=None, help="append the result as one JSON line to this file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     s = scaled(args.shape, args.scale)
     c0 = time.process_time()
-    r, seconds = cross_validated_r(s, args.method, args.device, getattr(torch, args.dtype), args.bins_per_chunk)
+    bins = range(s["bins"] if args.bins is None else min(args.bins, s["bins"]))
+    r, seconds = cross_validated_r(s, args.method, args.device, getattr(torch, args.dtype), args.bins_per_chunk,
+                                   bins)
     cpu = time.process_time() - c0
     result = {
         "shape": args.shape, **s, "method": args.method, "device": args.device, "dtype": args.dtype,
-        "threads": torch.get_num_threads(), "seconds": round(seconds, 2),
+        "threads": torch.get_num_threads(), "bins_run": len(bins), "seconds": round(seconds, 2),
         "cpu_seconds_incl_data": round(cpu, 2), "peak_rss_gb": round(peak_rss_gb(), 3),
         "median_r": round(float(np.nanmedian(r)), 4), "load_avg": round(os.getloadavg()[0], 1),
     }
