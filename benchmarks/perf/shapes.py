@@ -74,24 +74,26 @@ def peak_rss_gb() -> float:
 
 def cross_validated_r(
     s: dict[str, int], method: str, device: str, dtype: torch.dtype, bins_per_chunk: int = 1,
-    bins: range | None = None,
+    bins: range | None = None, sites: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Per-site, per-bin held-out Pearson r ``[bins, q]`` (float64) and the seconds spent fitting and scoring.
 
-    Data generation is not timed. Bins are streamed ``bins_per_chunk`` at a time.
+    Data generation is not timed. Bins are streamed ``bins_per_chunk`` at a time. ``sites`` keeps the first
+    sites only (ridge is separable over sites, so their r are those of the full problem; PLS2 is not).
     """
     from neurofit.regression.correlation import pearson_r
     from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 
     train, test = folds(s["n"], device)
     bins = bins if bins is not None else range(s["bins"])
-    out = np.empty((len(bins), s["q"]))
+    q = s["q"] if sites is None else min(sites, s["q"])
+    out = np.empty((len(bins), q))
     seconds = 0.0
     for c0 in range(0, len(bins), bins_per_chunk):
         chunk = list(bins)[c0 : c0 + bins_per_chunk]
         data = [bin_data(s, b, dtype, device) for b in chunk]
         X = torch.stack([d[0] for d in data])
-        Y = torch.stack([d[1] for d in data])
+        Y = torch.stack([d[1][:, :q] for d in data])
         del data
         if device.startswith("cuda"):
             torch.cuda.synchronize()
