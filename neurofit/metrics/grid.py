@@ -48,14 +48,18 @@ def _prepare(features: torch.Tensor, dtype: torch.dtype) -> _Prepared:
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("xc", "a", "b", "inv_sigma", "mu", "diag")}
     n, p = features.shape[1:]
     f64 = torch.float64
+    ones_n = torch.ones(n, dtype=dtype)
+    ones_p = torch.ones(p, dtype=dtype)
     for rep in features:
+        # reductions as matrix-vector products: several times faster than strided sums on CPU
         x = rep.to(dtype)
-        c = x.mean(0, dtype=f64)
-        m = x.mean(1, dtype=f64)
-        sigma = torch.sqrt(torch.linalg.vector_norm(x, dim=1, dtype=f64) ** 2 - p * m**2)
-        xc = x - c.to(dtype)
-        z_sum = (x.mT @ (1.0 / sigma).to(dtype)).to(f64) - (m / sigma).sum()
+        c = (ones_n @ x).to(f64) / n
+        m = (x @ ones_p).to(f64) / p
+        xr = x - m.to(dtype)[:, None]
+        sigma = torch.sqrt((xr.unsqueeze(1) @ xr.unsqueeze(2))[:, 0, 0].to(f64))
+        z_sum = (xr.mT @ (1.0 / sigma).to(dtype)).to(f64)
         mu = ((z_sum * z_sum).sum() - n) / (n * (n - 1))
+        xc = x - c.to(dtype)
         u = (xc @ c.to(dtype)).to(f64)
         ones = torch.ones_like(u)
         parts["xc"].append(xc)
@@ -63,7 +67,7 @@ def _prepare(features: torch.Tensor, dtype: torch.dtype) -> _Prepared:
         parts["b"].append(torch.stack([ones, u + c @ c, -p * m, -mu * sigma], dim=1).to(dtype))
         parts["inv_sigma"].append((1.0 / sigma).to(dtype))
         parts["mu"].append(mu)
-        parts["diag"].append(torch.linalg.vector_norm(xc, dim=1, dtype=f64) ** 2)
+        parts["diag"].append((xc.unsqueeze(1) @ xc.unsqueeze(2))[:, 0, 0].to(f64))
     return _Prepared(**{k: torch.stack(v) for k, v in parts.items()})
 
 
@@ -162,12 +166,13 @@ def _compare(prepared: list[list[_Prepared]], n: int, block: int) -> dict[str, n
         for side in range(2):
             kc, r = _gram_blocks(prepared[side], a, b)
             # per-block sums in the compute dtype (centred values: no cancellation), accumulated in float64
-            s1[side] += r.sum((1, 2)).to(torch.float64)
+            r_flat = r.reshape(r.shape[0], -1)
+            s1[side] += (r_flat @ torch.ones(r_flat.shape[1], dtype=r.dtype)).to(torch.float64)
             s2[side] += (torch.linalg.vector_norm(r, dim=(1, 2)) ** 2).to(torch.float64)
             t_xx[side] += (torch.linalg.vector_norm(kc, dim=(1, 2)) ** 2).to(torch.float64)
-            rows[side][:, a:b] += kc.sum(2).to(torch.float64)
-            rows[side][:, a:] += kc.sum(1).to(torch.float64)
-            flat.append((kc.reshape(kc.shape[0], -1), r.reshape(r.shape[0], -1)))
+            rows[side][:, a:b] += (kc @ torch.ones(kc.shape[2], 1, dtype=kc.dtype))[..., 0].to(torch.float64)
+            rows[side][:, a:] += (torch.ones(1, b - a, dtype=kc.dtype) @ kc)[:, 0].to(torch.float64)
+            flat.append((kc.reshape(kc.shape[0], -1), r_flat))
         t_xy += (flat[0][0] @ flat[1][0].mT).to(torch.float64)
         sxy += (flat[0][1] @ flat[1][1].mT).to(torch.float64)
     P = n * (n - 1) / 2
