@@ -249,14 +249,17 @@ def has_ceiling(scoreset: xr.Dataset) -> bool:
 
 
 def default_variable(scoresets: Sequence[xr.Dataset]) -> tuple[str, str]:
-    """``("ceiled", note)`` when every ScoreSet has ceilings, else ``("r", why)``.
+    """``("ceiled", "")`` when every ScoreSet has ceiled scores, else ``("r", why)``.
 
     Example
     -------
     >>> default_variable([xr.Dataset({"ceiling": (("neuroid", "time_bin"), [[np.nan]])})])[0]
     'r'
     """
-    if all(has_ceiling(ds) for ds in scoresets):
+    def ceiled(ds: xr.Dataset) -> bool:
+        return "ceiled" in ds.data_vars and bool(np.isfinite(ds["ceiled"].values).any())
+
+    if all(ceiled(ds) for ds in scoresets):
         return "ceiled", ""
     return "r", "no noise ceiling (the data have no trial repeats): scores are Pearson r, not ceiled"
 

@@ -59,6 +59,7 @@ def compare_scoresets(
     n_boot: int = 1000,
     seed: int = 0,
     reliable_only: bool = True,
+    n_permutations: int = 10000,
 ) -> xr.Dataset:
     """Paired comparison of ScoreSet ``b`` with the reference ``a`` (``b - a``), per region and time bin.
 
@@ -79,6 +80,10 @@ def compare_scoresets(
         Bootstrap draws and the seed of the site resampling (regions get ``seed``, ``seed + 1``, ...).
     reliable_only : bool
         Leave bins whose noise ceiling is not reliably above zero out of the tests (default).
+    n_permutations : int
+        Sign flips of the cluster-based permutation test over contiguous bins (:mod:`neurofit.stats.cluster`;
+        0: none). It gives family-wise control over time beside the per-bin tests: ``cluster_p`` (the p value
+        of the cluster a bin belongs to, NaN outside clusters) and ``cluster_significant``.
 
     Returns
     -------
@@ -101,7 +106,7 @@ def compare_scoresets(
     ([[True, True]], True)
     """
     return compare_many([(a, b)], variable=variable, method=method, alpha=alpha, n_boot=n_boot, seed=seed,
-                        reliable_only=reliable_only)[0]
+                        reliable_only=reliable_only, n_permutations=n_permutations)[0]
 
 
 def compare_many(
@@ -113,6 +118,7 @@ def compare_many(
     n_boot: int = 1000,
     seed: int = 0,
     reliable_only: bool = True,
+    n_permutations: int = 10000,
 ) -> list[xr.Dataset]:
     """:func:`compare_scoresets` for several ``(reference, other)`` pairs, corrected across all of them at once.
 
@@ -142,7 +148,7 @@ def compare_many(
     note = ""
     if variable is None:
         variable, note = default_variable([ds for pair in pairs for ds in pair])
-    analysed = [_analyse(a, b, variable, n_boot, seed, reliable_only) for a, b in pairs]
+    analysed = [_analyse(a, b, variable, n_boot, seed, reliable_only, n_permutations) for a, b in pairs]
     p = np.concatenate([res["p"].values.ravel() for res, _ in analysed])
     corrected = fdr(p, method=method, alpha=alpha)
     gamma = selection_level(p, method=method, alpha=alpha)
@@ -172,14 +178,15 @@ def compare_many(
                          + (" (the false-coverage-rate adjusted interval of Benjamini & Yekutieli 2005)"
                             if method in ("fdr_bh", "fdr_by") else "")),
         })
+        res["cluster_significant"] = res["cluster_p"] < alpha
         order = ["n_sites", "median_a", "median_b", "median_difference", "ci_low", "ci_high", "p", "q",
-                 "significant", "reliable", "driven", "tested"]
+                 "significant", "reliable", "driven", "tested", "cluster_p", "cluster_significant"]
         results.append(res[order].transpose("region", "time_bin"))
     return results
 
 
 def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int,
-             reliable_only: bool) -> tuple[xr.Dataset, np.ndarray]:
+             reliable_only: bool, n_permutations: int = 0) -> tuple[xr.Dataset, np.ndarray]:
     """Estimate, draws and p of one pair, before the family's correction (draws: ``[n_boot, region, bin]``)."""
     xa, xb, ids = _align(a, b, variable)
     draws_a, draws_b, pairing = _paired_draws(a, b, variable, ids)
@@ -188,7 +195,7 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
     reliability = bin_reliability(a)
     n_bins = xa.sizes["time_bin"]
     columns = {name: np.full((len(names), n_bins), np.nan) for name in
-               ("n_sites", "median_a", "median_b", "median_difference", "p")}
+               ("n_sites", "median_a", "median_b", "median_difference", "p", "cluster_p")}
     flags = {name: np.zeros((len(names), n_bins), dtype=bool) for name in ("reliable", "driven", "tested")}
     draws = np.full((n_boot, len(names), n_bins), np.nan)
     va_all, vb_all = xa.values, xb.values
@@ -210,6 +217,7 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
         flags["tested"][k] = flags["driven"][k] & (flags["reliable"][k] | (not reliable_only))
         p = bootstrap_p(draws[:, k], 0.0)
         columns["p"][k] = np.where(flags["tested"][k], p, np.nan)
+        columns["cluster_p"][k] = _cluster_p(diff, n_permutations, seed + k)
     start, end = time_bins(xa.to_dataset(name=variable))
     out = xr.Dataset(
         {**{name: (("region", "time_bin"), value) for name, value in columns.items()},
@@ -237,11 +245,36 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
                           "bins are tested (reliable_only=False)"),
         "n_boot": int(n_boot),
         "seed": int(seed),
+        "cluster_test": (f"cluster-based sign-flip permutation test over contiguous bins per region (Maris & "
+                         f"Oostenveld 2007; mne's permutation_cluster_1samp_test): t over sites per bin of B - A, "
+                         f"clusters of |t| above the two-sided 5% t quantile, mass = sum of t, {n_permutations} "
+                         f"flips, family-wise over the region's bins; sites with a NaN in a tested bin left out, "
+                         f"bins where most sites are NaN not tested; beside the per-bin tests, not used for their "
+                         f"marks" if n_permutations else "not run"),
         "n_shared_sites": shared,
         "n_sites_only_a": int(a.sizes["neuroid"] - shared),
         "n_sites_only_b": int(b.sizes["neuroid"] - shared),
     }
     return out, draws
+
+
+def _cluster_p(differences: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
+    """Per bin: the family-wise p value of its cluster (NaN outside clusters, or where not testable)."""
+    from neurofit.stats.cluster import cluster_permutation_test
+
+    d = np.asarray(differences, dtype=np.float64)  # (sites, bins)
+    out = np.full(d.shape[1], np.nan)
+    tested = np.isfinite(d).mean(axis=0) > 0.5
+    if not n_permutations or not tested.any():
+        return out
+    # untested bins break clusters: their t is undefined (all-zero differences), never above threshold
+    d = np.where(tested, d, 0.0)
+    if int(np.isfinite(d).all(axis=1).sum()) < 3:
+        return out
+    result = cluster_permutation_test(d, n_permutations=n_permutations, seed=seed)
+    for (start, stop), p in zip(result.clusters, result.p):
+        out[start:stop] = p
+    return out
 
 
 def _paired_draws(a: xr.Dataset, b: xr.Dataset, variable: str, ids: tuple[list[int], list[int]]
@@ -308,6 +341,7 @@ def compare(
     n_boot: int = 1000,
     seed: int = 0,
     reliable_only: bool = True,
+    n_permutations: int = 10000,
     out: str | os.PathLike[str] | None = None,
 ) -> xr.Dataset:
     """Compare ScoreSets with the first (the reference, model A): each other one is a model B, ``B - A``.
@@ -318,8 +352,8 @@ def compare(
         Two or more ScoreSets of the same benchmark (NetCDF files or objects).
     labels : sequence of str, optional
         A name per ScoreSet (default: each one's ``model_id``; repeated ids get ``#2``, ``#3``...).
-    variable, method, alpha, n_boot, seed, reliable_only
-        As :func:`compare_many`; the correction runs over every comparison together.
+    variable, method, alpha, n_boot, seed, reliable_only, n_permutations
+        As :func:`compare_scoresets`; the correction runs over every comparison together.
     out : path, optional
         Write the result as NetCDF (atomically).
 
@@ -347,7 +381,8 @@ def compare(
                             "compare ScoreSets of one benchmark")
     reference = loaded[0]
     results = compare_many([(reference, other) for other in loaded[1:]], variable=variable, method=method,
-                           alpha=alpha, n_boot=n_boot, seed=seed, reliable_only=reliable_only)
+                           alpha=alpha, n_boot=n_boot, seed=seed, reliable_only=reliable_only,
+                           n_permutations=n_permutations)
     combined = stack_comparisons(results, [reference] * len(results), loaded[1:], [names[0]] * len(results),
                                  names[1:])
     if out is not None:
