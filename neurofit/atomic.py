@@ -31,7 +31,7 @@ DISK_FULL_FREE_BYTES = 16 * 2**20
 
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
 # ours: .<name>.nf-<host>-<pid>.<random>.tmp; older neurofit versions wrote .<name>.<8 random>.tmp
-_TMP_PATTERN = re.compile(r"^\..+\.(?:nf-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[a-z0-9_]+|[a-z0-9_]{8})\.tmp$")
+_TMP_PATTERN = re.compile(r"^\..+?\.(?:nf-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[a-z0-9_]+|[a-z0-9_]{8})\.tmp$")
 _swept: set[str] = set()
 
 
@@ -99,7 +99,7 @@ def remove_stale_temporaries(directory: str | os.PathLike[str], now: float | Non
 
 
 def check_writable_target(path: str | os.PathLike[str]) -> Path:
-    """Refuse, before any work is done, a target that cannot become a file: an existing directory.
+    """Refuse, before any work is done, a target that cannot become a file (a directory, below a file, unwritable).
 
     Example
     -------
@@ -116,6 +116,8 @@ def check_writable_target(path: str | os.PathLike[str]) -> Path:
         if parent.exists():
             if not parent.is_dir():
                 raise NeurofitError(f"cannot write {target}: {parent} is a file, not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise NeurofitError(f"cannot write {target}: the directory {parent} is not writable")
             break
     return target
 
@@ -182,7 +184,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         _raise_disk_full(target, err)
-        raise
+        raise NeurofitError(f"cannot write {target}: {err.strerror or err}") from err
     directory = str(target.parent.resolve())
     if directory not in _swept:
         _swept.add(directory)
@@ -192,7 +194,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                                         dir=target.parent)
     except OSError as err:
         _raise_disk_full(target, err)
-        raise
+        raise NeurofitError(f"cannot write {target}: {err.strerror or err}") from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -13,12 +13,12 @@ import shutil
 import numpy as np
 import pytest
 import xarray as xr
+from test_extract_activations import TinyBiological, TinyHalting, make_stimuli
 
 from neurofit.data.io import content_sha256, read_dataset, write_netcdf
 from neurofit.errors import ChecksumError, DiskFullError
 from neurofit.extract import RandomProjection, extract_activations
 from neurofit.extract import cache as cache_mod
-from tests.test_extract_activations import TinyBiological, TinyHalting, make_stimuli
 
 
 def cached(model, stimuli, cache_dir, **kwargs):

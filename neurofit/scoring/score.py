@@ -519,6 +519,20 @@ def _default_work_root() -> Path:
     return cache_dir() / "work"
 
 
+def _check_run_options(steps: Any, device: Any, out: Any, work_dir: Any) -> None:
+    """Options the user typed fail in one line before any model, data or work is touched."""
+    from neurofit.atomic import check_writable_target
+    from neurofit.extract.extract import check_steps, resolve_device
+
+    if steps is not None:
+        check_steps(steps)
+    resolve_device(device)
+    if out is not None:
+        check_writable_target(out)
+    if work_dir is not None and Path(work_dir).exists() and not Path(work_dir).is_dir():
+        raise NeurofitError(f"work_dir {work_dir} is a file, not a directory")
+
+
 def score(
     model: Any,
     benchmark: str | os.PathLike[str] | Benchmark,
@@ -591,6 +605,7 @@ def score(
     >>> scores = score("cornet_z", "synthetic-ventral-it-temporal", width=8)  # doctest: +SKIP
     >>> scores.median_ceiled.sel(region="IT")  # doctest: +SKIP
     """
+    _check_run_options(steps, device, out, work_dir)
     bench = load_benchmark(benchmark)
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
