@@ -251,5 +251,10 @@ def to_contract(array: xr.DataArray, source: str = "recording") -> xr.DataArray:
         if name in array.coords and array.coords[name].dtype.kind == "O":
             array = array.assign_coords({name: (array.coords[name].dims, array.coords[name].values.astype(str))})
     if "repetition" in array.coords and array.coords["repetition"].dtype.kind == "f":
-        array = array.assign_coords(repetition=("presentation", array.coords["repetition"].values.astype(np.int64)))
+        repetition = array.coords["repetition"].values
+        if not np.all(np.isfinite(repetition) & (repetition == np.round(repetition))):
+            raise ValidationError(f"{source}: coordinate 'repetition' must hold whole numbers")
+        array = array.assign_coords(repetition=("presentation", repetition.astype(np.int64)))
+    if set(array.dims) != set(DIMS):
+        raise ValidationError(f"{source} has dims {tuple(array.dims)}; a recording has {DIMS}")
     return array.transpose(*DIMS)
