@@ -101,3 +101,42 @@ def test_cross_validated_fits_are_equivariant_to_exact_rescaling():
     for plain, scaled in zip(ridge_cross_validated(Xt, Yt, ~test, test, alphas / k / k),
                              ridge_cross_validated(Xt * k, Yt * m, ~test, test, alphas)):
         np.testing.assert_allclose((scaled / m).numpy(), plain.numpy(), rtol=1e-12)
+
+
+def single_repetition_recording():
+    from neurofit.data.recording import make_recording
+
+    rng = np.random.default_rng(1)
+    return make_recording(rng.normal(size=(40, 3, 1)), stimulus_id=[f"s{i}" for i in range(40)], repetition=[0] * 40,
+                          neuroid_id=["a", "b", "c"], region="IT", time_bin_start=[0], time_bin_end=[10],
+                          identifier="one-rep", stimulus_set_identifier="toy", units="spikes/s")
+
+
+def test_a_ceiling_of_single_repetitions_names_an_option_that_exists():
+    import xarray as xr
+
+    from neurofit.regression.ceiling import SingleRepetitionError
+    from neurofit.regression.score import fit_and_score
+
+    rec = single_repetition_recording()
+    features = xr.DataArray(np.random.default_rng(2).normal(size=(40, 5)), dims=("presentation", "feature"),
+                            coords={"stimulus_id": ("presentation", rec.coords["stimulus_id"].values)})
+    with pytest.raises(SingleRepetitionError, match="only one .*: pass ceiling=False to score r alone"):
+        fit_and_score(features, rec, n_components=2, n_splits=4)
+    assert fit_and_score(features, rec, n_components=2, n_splits=4, ceiling=False).sizes["neuroid"] == 3
+
+
+def test_a_benchmark_ceiling_of_single_repetitions_names_the_benchmark_key():
+    import dataclasses
+
+    from neurofit.data.recording import trial_array
+    from neurofit.regression.ceiling import SingleRepetitionError
+    from neurofit.scoring.benchmark import load_benchmark
+    from neurofit.scoring.score import _ceiling
+
+    bench = load_benchmark("synthetic-ventral-it-temporal")
+    trials, _ = trial_array(single_repetition_recording())
+    with pytest.raises(SingleRepetitionError, match=r"only one .*ceiling\.method = 'split_half'.*ceiling\.method = "
+                                                    r"'none' to score r alone"):
+        _ceiling(bench, trials)
+    assert np.isnan(_ceiling(dataclasses.replace(bench, ceiling="none"), trials)).all()

@@ -387,15 +387,20 @@ def _halvings(bench: Benchmark, trials: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _ceiling(bench: Benchmark, trials: np.ndarray) -> np.ndarray:
-    from neurofit.regression.ceiling import brainscore_ceiling, split_half_ceiling
+    from neurofit.regression.ceiling import SingleRepetitionError, brainscore_ceiling, split_half_ceiling
 
     if bench.ceiling == "none":
         return np.full(trials.shape[2:], np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if bench.ceiling == "split_half":
-            return split_half_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)
-        return brainscore_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)[0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if bench.ceiling == "split_half":
+                return split_half_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)
+            return brainscore_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)[0]
+    except SingleRepetitionError as err:
+        raise SingleRepetitionError(f"{err}: benchmark {bench.id!r} asks for one (ceiling.method = "
+                                    f"{bench.ceiling!r}); use a benchmark with ceiling.method = 'none' to score r "
+                                    "alone") from None
 
 
 def _ceil(bench: Benchmark, r: np.ndarray, ceiling: np.ndarray, pooled: np.ndarray | None,
