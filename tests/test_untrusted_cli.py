@@ -78,3 +78,18 @@ def test_a_really_full_out_disk_through_the_cli(toy_files, tmp_path):  # noqa: F
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "no space left on the device for" in proc.stderr
     assert len(list((tmp_path / "work").rglob("*.npz"))) > 0
+
+
+def test_a_full_work_dir_is_reported_as_a_full_disk(toy_files, tmp_path, capsys, monkeypatch):  # noqa: F811
+    import errno
+
+    import numpy as np
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", no_space)  # how work units are written
+    out, work = tmp_path / "s.nc", tmp_path / "work"
+    assert main(_score_args(toy_files, out, work)) == 2
+    err = one_line_error(capsys)
+    assert "no space left on the device for" in err and str(work) in err and not out.exists()
