@@ -6,6 +6,7 @@ from sklearn.cross_decomposition import PLSRegression
 
 from neurofit.metrics.reverse import reverse_predictivity
 from neurofit.regression.ceiling import half_means, halving_masks, spearman_brown
+from neurofit.regression.correlation import ConstantInputWarning
 
 
 def _problem(rng, n=90, n_rep=6, n_sites=12, n_units=7, n_bins=2):
@@ -56,7 +57,8 @@ def test_units_the_neurons_do_not_carry_are_unpredictable():
 def test_constant_units_are_nan_and_left_out_of_the_median():
     trials, model, train, test = _problem(np.random.default_rng(2))
     model[0, :, 2] = 1.0
-    res = reverse_predictivity(trials, model, train, test, n_components=3, n_splits=0)
+    with pytest.warns(ConstantInputWarning, match="1 of 14 columns are constant"):
+        res = reverse_predictivity(trials, model, train, test, n_components=3, n_splits=0)
     assert np.isnan(res.r[0, 2]) and np.isfinite(res.median()["r"][0])
 
 

@@ -87,3 +87,30 @@ def test_sites_with_missing_bins_are_left_out_and_counted():
     test = cluster_permutation_test(d, n_permutations=500)
     assert test.n_sites == 29
     np.testing.assert_allclose(test.t, cluster_permutation_test(np.delete(d, 3, 0), n_permutations=500).t)
+
+
+def test_compare_reports_cluster_p_values_beside_the_per_bin_tests():
+    import xarray as xr
+
+    from neurofit.stats.compare import compare_scoresets
+
+    rng = np.random.default_rng(6)
+    n, bins = 40, 12
+    base = rng.normal(0.5, 0.1, (n, bins))
+    better = base + rng.normal(0, 0.05, (n, bins))
+    better[:, 6:10] += 0.08
+    base[:, :2] = np.nan  # bins where no site has a score (e.g. no ceiling) are not tested
+
+    def scoreset(values):
+        return xr.Dataset({"ceiled": (("neuroid", "time_bin"), values)},
+                          coords={"neuroid_id": ("neuroid", [f"n{i}" for i in range(n)]),
+                                  "region": ("neuroid", ["IT"] * n),
+                                  "time_bin_start": ("time_bin", 10.0 * np.arange(bins)),
+                                  "time_bin_end": ("time_bin", 10.0 * np.arange(1, bins + 1))})
+
+    out = compare_scoresets(scoreset(better), scoreset(base), n_boot=100, n_permutations=2000).isel(region=0)
+    d = better - base
+    ref = cluster_permutation_test(np.where(np.isnan(d), 0.0, d)[:, 2:], n_permutations=2000, seed=0)
+    assert np.isnan(out["cluster_p"].values[:2]).all()
+    np.testing.assert_array_equal(out["cluster_significant"].values[2:], ref.significant())
+    assert out["cluster_significant"].values[6:10].all() and not out["cluster_significant"].values[:6].any()

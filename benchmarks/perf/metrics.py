@@ -61,6 +61,7 @@ def partition(scale: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the stimuli")
+    parser.add_argument("--stimuli", type=int, default=5760, help="number of stimuli (default: HvM's 5760)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--block", type=int, default=64)
     parser.add_argument("--partition", action="store_true", help="time variance partitioning instead")
@@ -71,7 +72,7 @@ def main() -> None:
     if args.partition:
         partition(args.scale)
         return
-    n = 1440 if args.quick else 5760
+    n = 1440 if args.quick else args.stimuli
     g = torch.Generator().manual_seed(0)
     latent = torch.randn(n, 64, generator=g)
     model = [torch.relu(latent @ torch.randn(64, 1000, generator=g) / 8 + 0.2) for _ in range(6 * 17)]

@@ -42,29 +42,34 @@ class _Prepared:
     diag: torch.Tensor  # (R, n) float64: diagonal of the centred Gram
 
 
-def _prepare(features: torch.Tensor, dtype: torch.dtype) -> _Prepared:
+def _prepare(features: torch.Tensor | Sequence[torch.Tensor], dtype: torch.dtype) -> _Prepared:
     # few passes over the features in the compute dtype, float64 only where sums accumulate; mu need not be
     # exact (it only centres the sums, and the same value is used throughout)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("xc", "a", "b", "inv_sigma", "mu", "diag")}
-    n, p = features.shape[1:]
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("a", "b", "inv_sigma", "mu", "diag")}
+    n, p = features[0].shape
     f64 = torch.float64
-    for rep in features:
+    # written in place: the caller's features plus one centred copy is the whole footprint
+    xc_all = torch.empty(len(features), n, p, dtype=dtype)
+    ones_n = torch.ones(n, dtype=dtype)
+    ones_p = torch.ones(p, dtype=dtype)
+    for k, rep in enumerate(features):
+        # reductions as matrix-vector products: several times faster than strided sums on CPU
         x = rep.to(dtype)
-        c = x.mean(0, dtype=f64)
-        m = x.mean(1, dtype=f64)
-        sigma = torch.sqrt(torch.linalg.vector_norm(x, dim=1, dtype=f64) ** 2 - p * m**2)
-        xc = x - c.to(dtype)
-        z_sum = (x.mT @ (1.0 / sigma).to(dtype)).to(f64) - (m / sigma).sum()
+        c = (ones_n @ x).to(f64) / n
+        m = (x @ ones_p).to(f64) / p
+        xr = x - m.to(dtype)[:, None]
+        sigma = torch.sqrt((xr.unsqueeze(1) @ xr.unsqueeze(2))[:, 0, 0].to(f64))
+        z_sum = (xr.mT @ (1.0 / sigma).to(dtype)).to(f64)
         mu = ((z_sum * z_sum).sum() - n) / (n * (n - 1))
+        xc = torch.sub(x, c.to(dtype), out=xc_all[k])
         u = (xc @ c.to(dtype)).to(f64)
         ones = torch.ones_like(u)
-        parts["xc"].append(xc)
         parts["a"].append(torch.stack([u, ones, m, sigma], dim=1).to(dtype))
         parts["b"].append(torch.stack([ones, u + c @ c, -p * m, -mu * sigma], dim=1).to(dtype))
         parts["inv_sigma"].append((1.0 / sigma).to(dtype))
         parts["mu"].append(mu)
-        parts["diag"].append(torch.linalg.vector_norm(xc, dim=1, dtype=f64) ** 2)
-    return _Prepared(**{k: torch.stack(v) for k, v in parts.items()})
+        parts["diag"].append((xc.unsqueeze(1) @ xc.unsqueeze(2))[:, 0, 0].to(f64))
+    return _Prepared(xc=xc_all, **{k: torch.stack(v) for k, v in parts.items()})
 
 
 def _gram_blocks(prepared: list[_Prepared], a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,8 +129,8 @@ def compare_grid(
     [1.0, 1.0, 1.0]
     """
     sides = [_group_by_width(model), _group_by_width(neural)]
-    n = sides[0][0][0].shape[1]
-    if any(t.ndim != 3 or t.shape[1] != n for side in sides for t, _ in side):
+    n = sides[0][0][0][0].shape[0]
+    if any(t.ndim != 2 or t.shape[0] != n for side in sides for group, _ in side for t in group):
         raise NeurofitError("every model and neural representation must be (n, width) over the same n stimuli")
     if n < 4:
         raise NeurofitError(f"RSA and debiased CKA need at least 4 stimuli, got {n}")
@@ -135,12 +140,12 @@ def compare_grid(
     return GridComparison(**{k: v[orders[0]][:, orders[1]] for k, v in tables.items()})
 
 
-def _group_by_width(reps: torch.Tensor | Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, np.ndarray]]:
+def _group_by_width(reps: torch.Tensor | Sequence[torch.Tensor]) -> list[tuple[list[torch.Tensor], np.ndarray]]:
+    # lists, not stacked copies: a grid's features are gigabytes
     if isinstance(reps, torch.Tensor):
-        return [(reps, np.arange(reps.shape[0]))]
+        return [(list(reps), np.arange(reps.shape[0]))]
     widths = np.array([r.shape[-1] for r in reps])
-    return [(torch.stack([reps[i] for i in np.flatnonzero(widths == w)]), np.flatnonzero(widths == w))
-            for w in np.unique(widths)]
+    return [([reps[i] for i in np.flatnonzero(widths == w)], np.flatnonzero(widths == w)) for w in np.unique(widths)]
 
 
 def _compare(prepared: list[list[_Prepared]], n: int, block: int) -> dict[str, np.ndarray]:
@@ -162,12 +167,13 @@ def _compare(prepared: list[list[_Prepared]], n: int, block: int) -> dict[str, n
         for side in range(2):
             kc, r = _gram_blocks(prepared[side], a, b)
             # per-block sums in the compute dtype (centred values: no cancellation), accumulated in float64
-            s1[side] += r.sum((1, 2)).to(torch.float64)
+            r_flat = r.reshape(r.shape[0], -1)
+            s1[side] += (r_flat @ torch.ones(r_flat.shape[1], dtype=r.dtype)).to(torch.float64)
             s2[side] += (torch.linalg.vector_norm(r, dim=(1, 2)) ** 2).to(torch.float64)
             t_xx[side] += (torch.linalg.vector_norm(kc, dim=(1, 2)) ** 2).to(torch.float64)
-            rows[side][:, a:b] += kc.sum(2).to(torch.float64)
-            rows[side][:, a:] += kc.sum(1).to(torch.float64)
-            flat.append((kc.reshape(kc.shape[0], -1), r.reshape(r.shape[0], -1)))
+            rows[side][:, a:b] += (kc @ torch.ones(kc.shape[2], 1, dtype=kc.dtype))[..., 0].to(torch.float64)
+            rows[side][:, a:] += (torch.ones(1, b - a, dtype=kc.dtype) @ kc)[:, 0].to(torch.float64)
+            flat.append((kc.reshape(kc.shape[0], -1), r_flat))
         t_xy += (flat[0][0] @ flat[1][0].mT).to(torch.float64)
         sxy += (flat[0][1] @ flat[1][1].mT).to(torch.float64)
     P = n * (n - 1) / 2

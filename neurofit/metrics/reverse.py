@@ -14,7 +14,7 @@ split-half reliability of its *prediction*: the unit is predicted (same folds) f
 of the repetitions and from the other half, the two predictions are correlated and Spearman-Brown
 corrected; averaged over random halvings. A unit's ceiled score is ``r^2 / ceiling`` (their explained
 variance ``(r / sqrt(rho_xx * rho_yy))^2`` with ``rho_yy = 1``). The region's score is the median over
-units (NaN units, e.g. constant ones, left out and counted).
+units (NaN units, e.g. constant ones, left out; pearson_r warns once with their count).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch
 
 from neurofit.errors import NeurofitError
 from neurofit.regression.ceiling import half_means, halving_masks, spearman_brown
+from neurofit.regression.correlation import pearson_r
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 
 
@@ -47,8 +48,13 @@ class ReverseResult:
         >>> res.median()["r"].tolist()
         [0.6]
         """
-        with np.errstate(all="ignore"):
-            return {k: np.nanmedian(getattr(self, k), axis=1) for k in ("r", "ceiling", "ceiled")}
+        out = {}
+        for k in ("r", "ceiling", "ceiled"):
+            x = getattr(self, k)
+            ok = np.isfinite(x).any(axis=1)  # a bin without any finite unit (no ceiling) stays NaN, silently
+            out[k] = np.full(x.shape[0], np.nan)
+            out[k][ok] = np.nanmedian(x[ok], axis=1)
+        return out
 
 
 def _predict(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.ndarray, regression: str,
@@ -120,7 +126,7 @@ def reverse_predictivity(
     if not np.isfinite(means).all():
         raise NeurofitError("every stimulus needs at least one trial of every site in every bin")
     pred = _predict(means, model, train, test, regression, n_components)
-    r = _quiet_r(pred, model)
+    r = pearson_r(pred, model, dim=1)
     ceiling = np.full_like(r, np.nan)
     if n_splits:
         half_a, half_b = halving_masks(trials, n_splits, seed)
@@ -128,17 +134,9 @@ def reverse_predictivity(
         for a, b in half_means(trials, half_a, half_b):
             pa = _predict(a.transpose(2, 0, 1), model, train, test, regression, n_components)
             pb = _predict(b.transpose(2, 0, 1), model, train, test, regression, n_components)
-            rs.append(spearman_brown(_quiet_r(pa, pb)))
+            rs.append(spearman_brown(pearson_r(pa, pb, dim=1)))
         ceiling = np.mean(rs, axis=0)
     with np.errstate(all="ignore"):
         ceiled = r**2 / ceiling
     return ReverseResult(r=r, ceiling=ceiling, ceiled=ceiled)
 
-
-def _quiet_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # constant units (a dead ReLU) have no correlation: NaN, counted by the caller, without a warning each
-    ac = a - a.mean(1, keepdims=True)
-    bc = b - b.mean(1, keepdims=True)
-    with np.errstate(all="ignore"):
-        r = (ac * bc).sum(1) / np.sqrt((ac**2).sum(1) * (bc**2).sum(1))
-    return np.where(((ac**2).sum(1) > 0) & ((bc**2).sum(1) > 0), r, np.nan)
