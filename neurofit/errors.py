@@ -29,6 +29,10 @@ class ChecksumError(NeurofitError):
     """A file's sha256 does not match the one its manifest declares."""
 
 
+class DiskFullError(NeurofitError, OSError):
+    """A write failed because the disk (or the user's quota) is full; finished files are kept."""
+
+
 def did_you_mean(name: str, valid: list[str] | tuple[str, ...] | set[str] | dict) -> str:
     """``" (did you mean 'x'?)"`` for the valid name closest to a misspelt ``name``, else ``""``.
 
