@@ -367,7 +367,9 @@ def test_a_wrapped_user_module_round_trips_through_its_import_path(tmp_path):
     model = tiny_wrapped(channels=3)
     path = save_checkpoint(model, tmp_path / "user.safetensors", arch=arch)
     assert set(read_checkpoint(path)[0]) == set(model.net.state_dict()), "keys are the plain module's"
-    loaded = load_model(path)
+    with pytest.raises(NeurofitError, match="names code to import"):
+        load_model(path)  # the file may not name code; the user does
+    loaded = load_model(arch, path)
     assert loaded.arch == arch and loaded.config == {"channels": 3}
     images = present(torch.rand(2, 3, 8, 8), 1)
     torch.testing.assert_close(loaded.forward_sequence(images)["conv"], model.forward_sequence(images)["conv"],

@@ -4,7 +4,13 @@ Weights come from a state_dict file (``.pt``, ``.pth``, ``.th``, ``.bin``; also 
 ``{'state_dict': ...}`` and with the ``module.`` prefix ``nn.DataParallel`` adds), always read with
 ``torch.load(weights_only=True)`` so a file cannot run code while loading, or from ``.safetensors``.
 Files written by :func:`save_checkpoint` are safetensors whose metadata holds the architecture name and
-its config (JSON), so the file alone rebuilds the model: ``load_model("run/model.safetensors")``.
+its config (JSON), so the file alone rebuilds a zoo model: ``load_model("run/model.safetensors")``.
+
+A checkpoint is untrusted data. Its metadata may name a zoo model, never code: an import path
+``package.module:factory`` found in a file is refused (nothing is imported or called), and is honoured only
+when the user passes it, ``load_model("package.module:factory", "run/model.safetensors")``. A stored config
+must be a JSON object; the network it describes is first built on the meta device and must match the
+file's tensor shapes before any memory is allocated, so a file cannot ask for more memory than it holds.
 
 Every key is checked: missing keys, unexpected keys and shape mismatches are listed by name in one
 :class:`~neurofit.errors.NeurofitError`. For a :class:`~neurofit.models.hooks.HookedModel` (a wrapped
@@ -157,8 +163,11 @@ def _names(names: list[str], limit: int = 20) -> str:
     return shown + (f" ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint",
+               check_only: bool = False) -> None:
     """Load ``state`` into ``model`` (its :func:`weights_module`) requiring an exact key and shape match.
+
+    ``check_only=True`` checks keys and shapes without copying (``model`` may live on the meta device).
 
     Example
     -------
@@ -178,6 +187,13 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str 
     problems = []
     if mismatched:
         problems.append(f"shape mismatches: {_names(mismatched)}")
+    elif check_only:
+        missing = [key for key in own if key not in state and not key.endswith("num_batches_tracked")]
+        unexpected = [key for key in state if key not in own]
+        if missing:
+            problems.append(f"missing keys: {_names(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys: {_names(unexpected)}")
     else:
         # strict=False so that every problem is collected; legacy BatchNorm entries without
         # num_batches_tracked are filled in by BatchNorm itself and are not reported missing
@@ -188,6 +204,44 @@ def load_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str 
             problems.append(f"unexpected keys: {_names(list(result.unexpected_keys))}")
     if problems:
         raise NeurofitError(f"{source} does not fit {type(target).__name__}: {'; '.join(problems)}")
+
+
+def architecture_from_file(stored: str, path: str | os.PathLike[str]) -> str:
+    """The architecture a checkpoint's metadata names, accepted only if it is a zoo name.
+
+    A file is data: it may say *which* zoo model it holds, never which code to import or call. An import
+    path ``package.module:factory`` is honoured only when the user gives it (``load_model(arch, path)``).
+
+    Example
+    -------
+    >>> architecture_from_file("cornet_z", "z.safetensors")
+    'cornet_z'
+    >>> architecture_from_file("os:system", "evil.safetensors")
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: evil.safetensors: metadata 'neurofit_arch' names code to import ('os:system'); ...
+    """
+    if stored in ZOO:
+        return stored
+    if ":" in stored:
+        raise NeurofitError(
+            f"{path}: metadata {_ARCH_KEY!r} names code to import ({stored!r}); neurofit never imports or calls "
+            "code named inside a file, so nothing was run. If you trust this file and that code, name the "
+            f"architecture yourself: load_model({stored!r}, checkpoint)"
+        )
+    raise NeurofitError(f"{path}: metadata {_ARCH_KEY!r} is {stored!r}, not a zoo name "
+                        f"({', '.join(sorted(ZOO))})")
+
+
+def _stored_config(text: str, path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise NeurofitError(f"{path}: metadata {_CONFIG_KEY!r} is not JSON ({err})") from err
+    if not isinstance(config, dict):
+        raise NeurofitError(f"{path}: metadata {_CONFIG_KEY!r} must be a JSON object of factory arguments, "
+                            f"got {type(config).__name__}")
+    return config
 
 
 def _build(arch: str, config: Mapping[str, Any]) -> nn.Module:
@@ -249,15 +303,22 @@ def load_model(
                     f"{checkpoint} does not say which architecture it holds (no {_ARCH_KEY!r} metadata); "
                     "call load_model(<zoo name or package.module:factory>, checkpoint)"
                 )
-            arch = stored_arch
+            arch = architecture_from_file(stored_arch, checkpoint)
         elif stored_arch is not None and stored_arch != arch:
             raise NeurofitError(f"{checkpoint} holds weights of {stored_arch!r}, not {arch!r}")
         if _CONFIG_KEY in metadata and arch == stored_arch:
-            config = {**json.loads(metadata[_CONFIG_KEY]), **config}
+            config = {**_stored_config(metadata[_CONFIG_KEY], checkpoint), **config}
     assert arch is not None
     if ":" not in arch and arch not in ZOO:
         raise NeurofitError(f"unknown architecture {arch!r}: not a zoo name ({', '.join(sorted(ZOO))}), "
                             "not an import path 'package.module:factory', not a checkpoint file")
+    if state is not None:
+        # a file's config could ask for a network of any size: build it without memory first, and only
+        # allocate one whose every tensor the file itself holds
+        with torch.device("meta"):
+            skeleton = _build(arch, config)
+        load_state(skeleton, state, source=f"checkpoint {checkpoint}", check_only=True)
+        del skeleton
     model = _build(arch, config)
     model.arch = arch
     model.weights_sha256 = None
