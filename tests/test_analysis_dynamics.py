@@ -133,3 +133,28 @@ def test_holdout_stimuli_reproduce_the_checkpoints_recorded_heldout_accuracy(tmp
     assert ds.sizes["presentation"] == metrics["n_holdout"]
     assert round(float(ds.accuracy[-1]), 4) == metrics["accuracy_last"]
     assert ds.attrs["stimulus_set"].endswith("-holdout")
+
+
+@pytest.mark.parametrize("arch", ["halting_convgru", "convgru"])
+def test_task_stimuli_get_accuracy_per_level_at_one_two_and_four_times_the_training_steps(tmp_path, arch):
+    from neurofit.cli import main
+    from neurofit.models.checkpoint import save_checkpoint
+    from neurofit.models.zoo import get_factory
+
+    torch.manual_seed(0)
+    model = get_factory(arch)(stem_channels=4, channels=(4,), steps=2, num_classes=2, input_size=17,
+                              stem_kernel=3, stem_pool=False, readout_pool="max").eval()
+    ckpt = save_checkpoint(model, tmp_path / f"{arch}.safetensors", arch=arch)
+    out = tmp_path / "out"
+    assert main(["analyze", "dynamics", "--model", str(ckpt), "--stimuli", "mazes", "--task-per-level", "4",
+                 "--n-boot", "20", "--formats", "png", "--out", str(out)]) == 0
+    ds = read_dataset(out / "dynamics.nc")
+    assert ds.extrapolation_level.values.tolist() == [9, 13, 17] and ds.max_steps.values.tolist() == [2, 4, 8]
+    assert ds.extrap_correct.dims == ("presentation", "max_steps") and ds.sizes["presentation"] == 12
+    np.testing.assert_allclose(ds.extrap_accuracy.sel(max_steps=2),
+                               ds.extrap_correct.sel(max_steps=2).groupby(ds.difficulty).mean().values)
+    assert (out / "extrapolation.png").is_file()
+    assert ("halting_rho" in ds) == (arch == "halting_convgru")
+    if arch == "halting_convgru":
+        assert set(ds.difficulty_measure.values) == {"difficulty", "path_length"}
+        np.testing.assert_array_equal(ds.extrap_halting_step.sel(max_steps=2), ds.halting_step)

@@ -11,7 +11,6 @@ from neurofit.analysis.halting import (
     halting_vs_difficulty,
     zero_shot_extrapolation,
 )
-from neurofit.errors import NeurofitError
 from neurofit.models.zoo.halting import halting_convgru
 
 
@@ -82,10 +81,21 @@ def test_an_image_that_halts_within_the_training_length_gives_the_same_answer_wh
     np.testing.assert_allclose(ds.mean_halting_step, 1.0)
 
 
-def test_zero_shot_extrapolation_refuses_a_model_without_a_halting_unit():
+def test_zero_shot_extrapolation_of_a_fixed_step_model_scores_its_last_readout():
+    from neurofit.models.base import present
     from neurofit.models.zoo.blt import bl
-    with pytest.raises(NeurofitError, match="no halting unit"):
-        zero_shot_extrapolation(bl(channels=(4,), steps=2, num_classes=3), torch.rand(2, 3, 32, 32), [0, 1], [0, 0])
+
+    model = bl(channels=(4,), steps=2, num_classes=3).eval()
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    labels = np.array([0, 1, 2, 1])
+    ds = zero_shot_extrapolation(model, images, labels, [0, 0, 1, 1], factors=(1, 2), n_boot=20)
+    assert np.isnan(ds.act_accuracy).all() and np.isnan(ds.mean_halting_step).all()
+    with torch.no_grad():
+        out = model.forward_sequence(present(model.normalize(images), 4))
+    right = (out["logits"][-1].argmax(-1).numpy() == labels).astype(float)
+    np.testing.assert_array_equal(ds.correct.sel(max_steps=4), right)
+    np.testing.assert_allclose(ds.accuracy.sel(max_steps=4), [right[:2].mean(), right[2:].mean()])
+    assert ds.attrs["answer"] == "readout at the last step"
 
 
 def test_difficulty_series_extends_the_generator_beyond_the_training_range():

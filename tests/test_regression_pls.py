@@ -9,6 +9,7 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.exceptions import ConvergenceWarning
 
 from neurofit.errors import NeurofitError
+from neurofit.regression import pls as pls_module
 from neurofit.regression.pls import PLS, PLSConvergenceWarning, pls_fit, top_eigenvector
 
 # includes problems whose Gram side (min(p, q)) is large enough for the iterative path (above the 60-vector
@@ -156,15 +157,20 @@ def test_nipals_skips_constant_targets_and_stops_on_a_constant_residual_like_skl
     np.testing.assert_allclose(constant.predict(X_new), 1.0)
 
 
-def test_flat_spectrum_shift_and_invert_path_is_exact():
+@pytest.mark.parametrize("route", ["iterative", "eigh per component"])
+def test_flat_spectrum_shift_and_invert_path_is_exact(route, monkeypatch):
     # the regime (i) in miniature: dense weak weights, a flat spectrum with small top gaps, where
-    # every component after the first needs inverse-iteration steps
+    # every component after the first needs inverse-iteration steps (orders this small take a full eigh per
+    # component by default; the iterative route, used above EIGH_BELOW, is forced here to test it)
+    if route == "iterative":
+        monkeypatch.setattr(pls_module, "EIGH_BELOW", 0)
     rng = np.random.default_rng(3)
     X = rng.normal(size=(400, 150))
     Y = X @ rng.normal(size=(150, 120)) / 30 + rng.normal(size=(400, 120))
     X_new = rng.normal(size=(25, 150))
     ours = PLS(15, device="cpu").fit(X, Y)
-    assert (ours.n_iter_[1:] > 0).all() and (ours.n_iter_ <= 40).all()  # no eigh fallback
+    if route == "iterative":
+        assert (ours.n_iter_[1:] > 0).all() and (ours.n_iter_ <= 40).all()  # no eigh fallback
     by_svd = PLSRegression(15, scale=False)
     by_svd.algorithm = "svd"
     by_svd.fit(X, Y)
@@ -172,9 +178,11 @@ def test_flat_spectrum_shift_and_invert_path_is_exact():
     np.testing.assert_allclose(np.abs(ours.x_weights_.numpy()), np.abs(by_svd.x_weights_), atol=1e-9)
 
 
-def test_recycled_subspace_path_is_exact():
+def test_recycled_subspace_path_is_exact(monkeypatch):
     # low-rank data: the Rayleigh-Ritz step on the previous component's subspace meets the tolerance alone
-    # (float32 data, whose tolerance is 1e-9) or after one inverse-iteration step (float64, 2e-13)
+    # (float32 data, whose tolerance is 1e-9) or after one inverse-iteration step (float64, 2e-13); the
+    # iterative route is forced at this small order (see the flat-spectrum test)
+    monkeypatch.setattr(pls_module, "EIGH_BELOW", 0)
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(300, 30))
     X = Z @ rng.normal(size=(30, 150)) + rng.normal(size=(300, 150))

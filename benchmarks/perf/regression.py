@@ -16,6 +16,12 @@ Problems (full size):
 * The full temporal problem, engine only: 5760 stimuli, 1000 features per bin (one feature matrix per
   bin), 296 sites x 25 bins, 10 folds, exact PLS with 25 components, all folds and bins at once.
 
+``--contention`` measures robustness instead: each engine fit (PLS regime (i), 10-fold CV of one bin of the
+temporal problem, a 3-bin slice of the temporal problem, ridge) runs in a fresh process, once on the machine
+as it is and once while one competing busy process (a pure-Python loop in its own session, as another
+user's job would be) occupies a core; rounds interleave the two and the median ratio contended / idle is
+printed (target <= 2.5x on the 2-core machine). Run it on an otherwise idle machine.
+
 Every line prints the wall time of each side, their ratio and how far the engine's predictions are from
 sklearn's (max |difference| / max |sklearn prediction|). Under each PLS line, the "floor" is the work any
 exact PLS must do on that problem (centring, ``X^T Y``, one small eigendecomposition and two passes over
@@ -158,6 +164,70 @@ def bench_temporal(n_stim: int, p: int, q: int, n_bins: int, dtype: torch.dtype)
     )
 
 
+def _contention_task(task: str, dtype: torch.dtype, scale: int) -> float:
+    """Wall seconds of one engine fit of ``task`` (after a warm-up on a slice), in this process."""
+    from neurofit.regression.crossval import pls_cross_validated
+    from neurofit.regression.pls import PLS
+    from neurofit.regression.ridge import Ridge
+    from neurofit.regression.splits import make_splits
+
+    n, p, q = 2880 // scale, 1000 // scale, 296 // scale
+    g = torch.Generator().manual_seed(3)
+    if task in ("pls", "ridge"):
+        X = torch.randn(n, p, generator=g, dtype=dtype)
+        Y = X @ torch.randn(p, q, generator=g, dtype=dtype) / 30 + torch.randn(n, q, generator=g, dtype=dtype)
+        def est():
+            return PLS(25, device="cpu", dtype=dtype) if task == "pls" else Ridge(device="cpu", dtype=dtype)
+
+        est().fit(X[: n // 8], Y[: n // 8])
+        t0 = time.perf_counter()
+        est().fit(X, Y)
+        return time.perf_counter() - t0
+    n_bins = 1 if task == "cv" else 3
+    N = 2 * n
+    X = torch.randn(n_bins, N, p, generator=g, dtype=dtype)
+    Y = X[..., :q] @ torch.randn(q, q, generator=g, dtype=dtype) / 10 + torch.randn(n_bins, N, q, generator=g,
+                                                                                      dtype=dtype)
+    s = make_splits([f"s{i}" for i in range(N)])
+    train, test = torch.as_tensor(s.train), torch.as_tensor(s.test)
+    pls_cross_validated(X[:, : N // 4], Y[:, : N // 4], train[:, : N // 4], test[:, : N // 4], 25)
+    t0 = time.perf_counter()
+    pls_cross_validated(X, Y, train, test, 25)
+    return time.perf_counter() - t0
+
+
+def contention(threads: int, dtype_name: str, scale: int, rounds: int) -> None:
+    """Each fit in its own process, alone and beside one busy process, interleaved; median ratios."""
+    import statistics
+    import subprocess
+    import sys
+
+    def fit(task: str) -> float:
+        cmd = [sys.executable, __file__, "--contention-task", task, "--threads", str(threads), "--dtype", dtype_name]
+        if scale > 1:
+            cmd.append("--quick")
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return float(out.strip().splitlines()[-1])
+
+    desc = {"pls": "PLS one fit, regime (i)", "cv": "PLS 10-fold CV, one bin", "temporal3": "PLS 10-fold CV, 3 bins",
+            "ridge": "Ridge one fit, 26 penalties"}
+    for task, label in desc.items():
+        idle, busy = [], []
+        for _ in range(rounds):
+            idle.append(fit(task))
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+            try:
+                time.sleep(0.5)
+                busy.append(fit(task))
+            finally:
+                hog.kill()
+                hog.wait()
+        ratio = statistics.median(b / i for b, i in zip(busy, idle))
+        print(f"{label}: alone median {statistics.median(idle) * 1e3:8.1f} ms, beside one busy process "
+              f"{statistics.median(busy) * 1e3:8.1f} ms: {ratio:4.2f}x slower (target <= 2.5x), "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of every dimension")
@@ -168,6 +238,10 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--repeats", type=int, default=3, help="engine timings: best of this many")
     parser.add_argument("--only", choices=("pls", "ridge", "temporal"), default=None)
+    parser.add_argument("--contention", action="store_true",
+                        help="time engine fits alone and beside one busy process (see the module docstring)")
+    parser.add_argument("--rounds", type=int, default=3, help="--contention: interleaved rounds")
+    parser.add_argument("--contention-task", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -178,6 +252,9 @@ def main() -> None:
         threadpool_limits(args.threads)
     dtype = getattr(torch, args.dtype)
     scale = 4 if args.quick else 1
+    if args.contention_task:
+        print(_contention_task(args.contention_task, dtype, scale))
+        return
     n, p, q = 2880 // scale, 1000 // scale, 296 // scale
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, engine dtype {args.dtype} "
@@ -185,6 +262,9 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         flush=True,
     )
+    if args.contention:
+        contention(torch.get_num_threads(), args.dtype, scale, args.rounds)
+        return
     if args.only in (None, "pls"):
         bench_pls(n, p, q, dtype, args.repeats)
     if args.only in (None, "ridge"):

@@ -32,9 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="ZOO|CKPT",
                    help="a zoo name (its shipped checkpoint, if any) or a checkpoint file")
     p.add_argument("--arch", metavar="NAME|module:factory", help="architecture of a checkpoint that does not name it")
-    p.add_argument("--stimuli", default="synthetic-ventral", metavar="synthetic-ventral|holdout|CSV",
+    p.add_argument("--stimuli", default="synthetic-ventral", metavar="STIMULI",
                    help="labelled stimuli: synthetic-ventral (default; brings its recording), holdout (the "
-                        "checkpoint's held-out training images), or a stimulus-set CSV")
+                        "checkpoint's held-out training images), a difficulty-graded task (new images at every "
+                        "level), or a stimulus-set CSV")
+    p.add_argument("--task-per-level", type=int, default=200, help="task images per difficulty level (default 200)")
     p.add_argument("--recording", metavar="PATH.nc", help="recording with object labels for neural solution times")
     p.add_argument("--steps", type=int, help="unroll length (default: the training length)")
     p.add_argument("--label-column", help="stimulus column the model classifies (default: the checkpoint's)")
@@ -42,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-extrapolation", action="store_true", help="skip the zero-shot difficulty series")
     p.add_argument("--extrapolation-views", type=int, default=2, help="images per object and level (default 2)")
     p.add_argument("--extrapolation-factor", type=int, default=2, help="longest run / training steps (default 2)")
+    p.add_argument("--extrapolation-factors", type=int, nargs="+", metavar="K",
+                   help="step budgets as multiples of the training steps (default: 1 and --extrapolation-factor; "
+                        "1 2 4 for a task)")
     p.add_argument("--neural-label", default="object_name", help="what the neural decoder decodes (object_name)")
     p.add_argument("--region", default="IT", help="recording region to decode from (default IT)")
     p.add_argument("--measure", choices=("probability", "dprime"), default="probability",
@@ -72,6 +77,7 @@ def _dynamics(args: argparse.Namespace) -> int:
         args.model, args.stimuli, arch=args.arch, recording=args.recording, steps=args.steps,
         label_column=args.label_column, probe_layer=args.probe_layer, extrapolation=not args.no_extrapolation,
         extrapolation_views=args.extrapolation_views, extrapolation_factor=args.extrapolation_factor,
+        extrapolation_factors=args.extrapolation_factors, task_per_level=args.task_per_level,
         neural_label=args.neural_label, neural_region=args.region, neural_measure=args.measure,
         neural_decoder=args.decoder,
         threshold=args.threshold, sustain=args.sustain, n_boot=args.n_boot, seed=args.seed,
@@ -87,6 +93,19 @@ def _dynamics(args: argparse.Namespace) -> int:
     if "halting_step" in ds:
         print(f"halting step: mean {_fmt(float(ds.halting_step.mean()))}; ACT accuracy "
               f"{_fmt(float(ds.act_correct.mean()))}")
+    if "halting_rho" in ds:
+        for m in ds.difficulty_measure.values:
+            s = ds.sel(difficulty_measure=m)
+            print(f"halting step vs {m}: Spearman rho {_fmt(float(s.halting_rho))} [{_fmt(float(s.halting_rho_low))}, "
+                  f"{_fmt(float(s.halting_rho_high))}]")
+    if "extrap_accuracy" in ds:
+        for level in ds.extrapolation_level.values:
+            s = ds.sel(extrapolation_level=level)
+            rows = zip(s.max_steps.values, s.extrap_accuracy.values, s.extrap_accuracy_low.values,
+                       s.extrap_accuracy_high.values)
+            cells = ", ".join(f"{int(k)} steps {_fmt(float(a))} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+                              for k, a, lo, hi in rows)
+            print(f"accuracy at level {level}: {cells}")
     if "solution_time_rho" in ds:
         for m in ds.model_measure.values:
             s = ds.sel(model_measure=m)

@@ -52,10 +52,16 @@ from neurofit.errors import NeurofitError
 from neurofit.models.base import TemporalModel
 
 SYNTHETIC = "synthetic-ventral"
-#: stimulus-table columns used as difficulty measures for the halting analyses, when present
-DIFFICULTY_COLUMNS: tuple[str, ...] = ("variation", "difficulty", "clutter", "occlusion", "occluded_fraction")
+#: stimulus-table columns used as difficulty measures for the halting analyses, when present (the first
+#: present one groups the images into levels)
+DIFFICULTY_COLUMNS: tuple[str, ...] = ("variation", "difficulty", "clutter", "occlusion", "occluded_fraction",
+                                       "path_length")
 #: view seed of the extrapolation series (plus ``seed``): far from the training (1) and benchmark (0) seeds
 EXTRAPOLATION_VIEW_SEED = 1000
+#: seed of a task's evaluation images (plus ``seed``): never the training draws (``neurofit train`` uses 1)
+TASK_TEST_SEED = 1000
+#: step budgets of a task model's extrapolation test, as multiples of its training steps
+TASK_FACTORS: tuple[int, ...] = (1, 2, 4)
 
 
 def resolve_model(model: str | os.PathLike[str] | TemporalModel, arch: str | None = None,
@@ -135,10 +141,12 @@ def holdout_stimuli(meta: dict[str, Any]) -> StimulusSet:
     return subset
 
 
-def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, meta: dict[str, Any] | None = None
-                    ) -> tuple[StimulusSet, xr.DataArray | None]:
+def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, meta: dict[str, Any] | None = None, *,
+                    per_level: int = 200, seed: int = 0) -> tuple[StimulusSet, xr.DataArray | None]:
     """``"synthetic-ventral"`` (stimuli and their generated recording), ``"holdout"`` (the checkpoint's
-    held-out training images, :func:`holdout_stimuli`), a stimulus-set CSV, or a set.
+    held-out training images, :func:`holdout_stimuli`), a task (``"mazes"``, ``"pathfinder"``: ``per_level``
+    new images at every level of the task, drawn with seed ``TASK_TEST_SEED + seed``), a stimulus-set CSV,
+    or a set.
 
     Returns
     -------
@@ -151,9 +159,12 @@ def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, meta: dict[st
     (768, ('presentation', 'neuroid', 'time_bin'))
     """
     from neurofit.data.stimuli import read_stimulus_set
+    from neurofit.data.tasks import TASKS, task_stimuli
 
     if isinstance(stimuli, StimulusSet):
         return stimuli, None
+    if str(stimuli) in TASKS:
+        return task_stimuli(str(stimuli), None, per_level, seed=TASK_TEST_SEED + seed), None
     if str(stimuli) == "holdout":
         return holdout_stimuli(meta or {}), None
     if str(stimuli) == SYNTHETIC:
@@ -163,7 +174,8 @@ def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, meta: dict[st
         return stimulus_set, recording
     path = Path(stimuli)
     if path.suffix.lower() != ".csv":
-        raise NeurofitError(f"stimuli {str(stimuli)!r} is neither 'synthetic-ventral' nor a stimulus-set CSV")
+        raise NeurofitError(f"stimuli {str(stimuli)!r} is neither 'synthetic-ventral', 'holdout', a task "
+                            f"({', '.join(TASKS)}) nor a stimulus-set CSV")
     return read_stimulus_set(path), None
 
 
@@ -220,6 +232,8 @@ def analyze_dynamics(
     extrapolation_levels: Mapping[int, float] | None = None,
     extrapolation_views: int = 2,
     extrapolation_factor: int = 2,
+    extrapolation_factors: Sequence[int] | None = None,
+    task_per_level: int = 200,
     neural_label: str = "object_name",
     neural_region: str | None = "IT",
     neural_measure: Measure = "probability",
@@ -241,10 +255,11 @@ def analyze_dynamics(
     model : str, path or TemporalModel
         A zoo name (its shipped checkpoint when there is one, else untrained weights), a checkpoint file,
         or a model.
-    stimuli : "synthetic-ventral", "holdout", CSV path or StimulusSet
+    stimuli : "synthetic-ventral", "holdout", "mazes", "pathfinder", CSV path or StimulusSet
         Labelled images; ``"synthetic-ventral"`` (the benchmark's images: objects no shipped model was
         trained on) also brings its generated recording; ``"holdout"`` is the checkpoint's own held-out
-        training images (trained objects, unseen views).
+        training images (trained objects, unseen views); a task name draws ``task_per_level`` new images at
+        each of the task's difficulty levels (:mod:`neurofit.data.tasks`), shown at their native size.
     arch : str, optional
         Architecture of a checkpoint file that does not record it.
     recording : path or DataArray, optional
@@ -260,8 +275,11 @@ def analyze_dynamics(
         Also fit a cross-validated logistic probe on this layer at every step.
     probe_dim : int
         The probed layer is randomly projected to at most this many features (seeded).
-    extrapolation, extrapolation_levels, extrapolation_views, extrapolation_factor
-        For halting models: run the zero-shot test on a synthetic difficulty series (``views`` new images
+    extrapolation, extrapolation_levels, extrapolation_views, extrapolation_factor, extrapolation_factors
+        On a task stimulus set (any model): accuracy per difficulty level with ``extrapolation_factors``
+        (default 1, 2, 4) times the training steps, on the stimuli themselves (``extrap_*`` variables;
+        the ACT answer for halting models, the last step's readout otherwise). Else, for halting models: run
+        the zero-shot test on a synthetic difficulty series (``views`` new images
         per object and level of the objects the model was trained on when it was trained on the synthetic
         training set, else of the benchmark's objects; levels: name -> generator difficulty, default
         :data:`~neurofit.analysis.halting.EXTRAPOLATION_LEVELS`, whose 1.5 and 2.0 lie beyond the training
@@ -287,8 +305,11 @@ def analyze_dynamics(
     from neurofit.models import flush_denormals
 
     flush_denormals()
+    from neurofit.data.tasks import native_size
+
     net, meta = resolve_model(model, arch, num_classes=None)
-    stimulus_set, synthetic_recording = resolve_stimuli(stimuli, meta)
+    stimulus_set, synthetic_recording = resolve_stimuli(stimuli, meta, per_level=task_per_level, seed=seed)
+    native = native_size(stimulus_set)
     table = stimulus_set.table
     label_column = label_column or meta.get("label_column") or "category_name"
     classes = classes if classes is not None else meta.get("classes")
@@ -304,7 +325,8 @@ def analyze_dynamics(
     steps = int(train_steps if steps is None else steps)
     if steps < 1:
         raise NeurofitError(f"steps must be >= 1, got {steps}")
-    images = stimulus_set.load_images(net.input_size)
+    # task images are drawn one pixel per square: shown at their own size, never resampled
+    images = stimulus_set.load_images(native or net.input_size)
     run = readout.run_readout(net, images, steps, probe_layer=probe_layer, probe_dim=probe_dim, batch_size=batch_size,
                               seed=seed)
 
@@ -364,6 +386,20 @@ def analyze_dynamics(
         ds["halted"] = ("presentation", halting["halted"].astype(np.int8))
         ds["act_correct"] = ("presentation", (run.act_logits[-1].argmax(-1) == labels).astype(np.int8))
         _add_halting_vs_difficulty(ds, table, halting_steps, n_boot, seed)
+    if extrapolation and native is not None and "difficulty" in table.columns:
+        factors = tuple(TASK_FACTORS if extrapolation_factors is None else extrapolation_factors)
+        extra = zero_shot_extrapolation(net, images, labels, table["difficulty"].to_numpy(), train_steps=train_steps,
+                                        factors=factors, batch_size=batch_size, n_boot=n_boot, seed=seed)
+        extra = extra.rename({"level": "extrapolation_level", "image": "presentation"}).drop_vars("image_level")
+        for name in list(extra.data_vars):
+            ds[f"extrap_{name}"] = extra[name]
+        ds = ds.assign_coords(extrapolation_difficulty=("extrapolation_level", extra.extrapolation_level.values))
+        trained = meta.get("difficulty") or []
+        ds.attrs["extrapolation_stimuli"] = stimulus_set.identifier
+        ds.attrs["extrapolation_train_range"] = (f"trained on difficulty {', '.join(map(str, trained))}"
+                                                 if trained else "training levels not recorded")
+        ds.attrs["extrapolation_answer"] = extra.attrs["answer"]
+    elif run.halt_prob is not None:
         if extrapolation:
             levels = dict(EXTRAPOLATION_LEVELS if extrapolation_levels is None else extrapolation_levels)
             # new views (their own seed) of the objects the model was trained on, when it was trained on
@@ -376,9 +412,10 @@ def analyze_dynamics(
             series_labels, _ = _labels(series.table, label_column, classes, n_out)
             extra = zero_shot_extrapolation(
                 net, series.load_images(net.input_size), series_labels, series.table["variation"].to_numpy(),
-                train_steps=train_steps, factors=(1, extrapolation_factor), batch_size=batch_size,
-                n_boot=n_boot, seed=seed)
-            extra = extra.rename({"level": "extrapolation_level"})
+                train_steps=train_steps,
+                factors=(1, extrapolation_factor) if extrapolation_factors is None else tuple(extrapolation_factors),
+                batch_size=batch_size, n_boot=n_boot, seed=seed)
+            extra = extra.rename({"level": "extrapolation_level", "image": "extrapolation_image"})
             for name in list(extra.data_vars):
                 ds[f"extrap_{name}"] = extra[name]
             ds = ds.assign_coords(extrapolation_difficulty=(

@@ -168,7 +168,8 @@ def halting_vs_difficulty_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN
     >>> fig = halting_vs_difficulty_figure(ds)  # doctest: +SKIP
     """
     _require(ds, ["level_mean_halting_step"], "halting-vs-difficulty")
-    has_extrap = "extrap_act_accuracy" in ds
+    # a task's extrapolation (levels of the task itself) has its own figure, extrapolation_figure
+    has_extrap = "extrap_act_accuracy" in ds and "extrapolation_answer" not in ds.attrs
     with neurofit_style():
         fig = new_figure(width if has_extrap else SINGLE_COLUMN_IN, 2.6, nrows=1, ncols=2 if has_extrap else 1)
         ax = fig.axes[0]
@@ -208,6 +209,50 @@ def halting_vs_difficulty_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN
     return fig
 
 
+def extrapolation_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> Figure:
+    """Accuracy per difficulty level of a task at 1x, 2x, 4x ... the training steps (and, for halting
+    models, the mean halting step), 95 % bootstrap CIs over images; trained levels shaded.
+
+    Example
+    -------
+    >>> fig = extrapolation_figure(ds)  # doctest: +SKIP
+    """
+    _require(ds, ["extrap_accuracy", "extrapolation_level"], "extrapolation")
+    halting = "extrap_mean_halting_step" in ds and np.isfinite(ds["extrap_mean_halting_step"].values).any()
+    levels = ds["extrapolation_level"].values
+    xpos = np.arange(len(levels))
+    trained = [str(v) for v in ds.attrs.get("extrapolation_train_range", "").replace(",", " ").split()
+               if v.isdigit()]
+    panels = (("extrap_accuracy", "Accuracy (95% CI)"),) + (
+        (("extrap_mean_halting_step", "Halting step (mean, 95% CI)"),) if halting else ())
+    with neurofit_style():
+        fig = new_figure(width if halting else SINGLE_COLUMN_IN, 2.6, nrows=1, ncols=len(panels))
+        for ax, (name, label) in zip(fig.axes, panels):
+            n = ds.sizes["max_steps"]
+            for j, steps in enumerate(ds["max_steps"].values):
+                value = ds[name].isel(max_steps=j).values
+                low = ds[f"{name}_low"].isel(max_steps=j).values
+                high = ds[f"{name}_high"].isel(max_steps=j).values
+                ax.errorbar(xpos + (j - (n - 1) / 2) * 0.12, value, yerr=np.vstack([value - low, high - value]),
+                            color=colour(j), marker="o", markersize=3, capsize=2,
+                            label=f"{int(steps)} steps ({int(ds['factor'].values[j])}x)")
+            for i, level in enumerate(levels):
+                if str(level) in trained:
+                    ax.axvspan(i - 0.4, i + 0.4, color="0.9", zorder=0)
+            ax.set_xticks(xpos, [str(v) for v in levels])
+            ax.set_xlabel("Difficulty level (shaded: trained)")
+            ax.set_ylabel(label)
+            if name == "extrap_accuracy":
+                ax.set_ylim(0, 1)
+                ax.axhline(1.0 / max(ds.sizes.get("class", 2), 1), color="black", linestyle=":", linewidth=0.8)
+                ax.set_title(f"{ds.attrs.get('model_id', 'model')}: {ds.attrs.get('extrapolation_answer', '')}",
+                             fontsize=7)
+            else:
+                ax.set_title("Halting step per level", fontsize=7)
+            ax.legend(fontsize=6)
+    return fig
+
+
 def solution_time_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> Figure:
     """Neural object solution time vs the model's first-correct step (and halting step), one dot per image.
 
@@ -234,11 +279,87 @@ def solution_time_figure(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> 
     return fig
 
 
+def robustness_over_time(ds: xr.Dataset, *, width: float = DOUBLE_COLUMN_IN) -> Figure:
+    """Accuracy per step under pixel noise and attacks, participation ratio and trajectory stability.
+
+    Four panels of a robustness Dataset (:func:`neurofit.analysis.robustness.analyze_robustness`): clean and
+    noisy accuracy per step (the speed-accuracy curves), accuracy under FGSM and PGD per step, the
+    participation ratio of the last hidden layer per step, and its divergence from the clean trajectory
+    under noise with its step-to-step movement. Bands: 95 % bootstrap CIs over images.
+
+    Example
+    -------
+    >>> fig = robustness_over_time(ds)  # doctest: +SKIP
+    """
+    _require(ds, ["accuracy", "participation_ratio", "divergence_mean", "movement_mean"], "robustness")
+    x = ds["step"].values
+    attack = ds["attack"].values
+    with neurofit_style():
+        fig = new_figure(width, 4.6, nrows=2, ncols=2)
+        noise_ax, attack_ax, pr_ax, stab_ax = fig.axes
+        for ax, kinds, title in ((noise_ax, ("clean", "noise"), "Gaussian pixel noise"),
+                                 (attack_ax, ("clean", "fgsm", "pgd"), "Adversarial attacks")):
+            rows = [i for i, k in enumerate(attack) if k in kinds]
+            for j, i in enumerate(rows):
+                sel = ds.isel(condition=i)
+                line = "--" if attack[i] == "fgsm" else "-"
+                label = "clean" if attack[i] == "clean" else (
+                    f"σ = {sel.strength.item():g}" if attack[i] == "noise"
+                    else f"{attack[i].upper()} ε = {sel.strength.item() * 255:g}/255")
+                ax.plot(x, sel.accuracy.values, color=colour(j), linestyle=line, marker="o", markersize=2,
+                        label=label)
+                ax.fill_between(x, sel.accuracy_low.values, sel.accuracy_high.values, color=colour(j), alpha=0.15,
+                                linewidth=0)
+            ax.axhline(1.0 / max(len(ds.attrs.get("classes", [])), 1), color="black", linestyle=":",
+                       linewidth=0.8)
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("Accuracy")
+            ax.set_title(title)
+            ax.legend(fontsize=6, ncol=2)
+        pr_ax.plot(x, ds.participation_ratio.values, color=colour(0), marker="o", markersize=2.5)
+        pr_ax.fill_between(x, ds.participation_ratio_low.values, ds.participation_ratio_high.values,
+                           color=colour(0), alpha=0.2, linewidth=0)
+        pr_ax.set_ylabel("Participation ratio")
+        pr_ax.set_title(f"Dimensionality of {ds.attrs.get('hidden_layer', 'last layer')}")
+        for j, (name, label) in enumerate((
+                ("divergence", f"noisy vs clean (σ = {ds.attrs.get('stability_sigma', 0):g})"),
+                ("movement", "step-to-step movement"))):
+            stab_ax.plot(x, ds[f"{name}_mean"].values, color=colour(j + 1), marker="o", markersize=2.5, label=label)
+            stab_ax.fill_between(x, ds[f"{name}_low"].values, ds[f"{name}_high"].values, color=colour(j + 1),
+                                 alpha=0.2, linewidth=0)
+        stab_ax.set_ylabel("Relative distance")
+        stab_ax.set_title("Trajectory stability")
+        stab_ax.legend(fontsize=6)
+        for ax in fig.axes:
+            ax.set_xlabel(STEP_LABEL)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.suptitle(f"{ds.attrs.get('model_id', 'model')}: {CI_TEXT}", fontsize=7)
+    return fig
+
+
+def robustness_figures(ds: xr.Dataset, folder: str | os.PathLike[str],
+                       formats: Sequence[str] = ("pdf", "svg", "png")) -> dict[str, Path]:
+    """Write :func:`robustness_over_time` as ``folder/robustness.<fmt>``.
+
+    Example
+    -------
+    >>> paths = robustness_figures(ds, "out")  # doctest: +SKIP
+    """
+    from neurofit.report.style import close
+
+    fig = robustness_over_time(ds)
+    try:
+        return save_figure(fig, Path(folder) / "robustness", formats)
+    finally:
+        close(fig)
+
+
 FIGURES = {
     "accuracy_over_time": (accuracy_over_time, "accuracy"),
     "norm_over_time": (norm_over_time, "norm_correct"),
     "margin_trajectories": (margin_trajectories, "margin"),
     "halting_vs_difficulty": (halting_vs_difficulty_figure, "level_mean_halting_step"),
+    "extrapolation": (extrapolation_figure, "extrap_accuracy"),
     "solution_time": (solution_time_figure, "solution_time_rho"),
 }
 
@@ -260,8 +381,8 @@ def dynamics_figures(ds: xr.Dataset, folder: str | os.PathLike[str],
     folder = Path(folder)
     written: dict[str, dict[str, Path]] = {}
     for name, (draw, needs) in FIGURES.items():
-        if needs not in ds:
-            continue
+        if needs not in ds or (name == "extrapolation" and "extrapolation_answer" not in ds.attrs):
+            continue  # a synthetic extrapolation series is drawn inside halting_vs_difficulty
         fig = draw(ds)
         try:
             written[name] = save_figure(fig, folder / name, formats)

@@ -174,17 +174,19 @@ def zero_shot_extrapolation(
     seed: int = 0,
     ci: float = 95.0,
 ) -> xr.Dataset:
-    """ACT accuracy and halting per difficulty level with ``max_steps = factor * train_steps``.
+    """Accuracy (and, for ACT models, halting) per difficulty level with ``max_steps = factor * train_steps``.
 
-    The model runs on the images held on for ``max_steps`` steps; the ACT output of the whole movie
-    (``act_logits[-1]``) is its answer. An image whose cumulative halting probability reaches
-    ``1 - epsilon`` within ``train_steps`` gets the same answer at every ``max_steps``; only images still
-    computing at the training length can change, which is the zero-shot extrapolation.
+    The model runs on the images held on for ``max_steps`` steps. An ACT model's answer is the ACT output
+    of the whole movie (``act_logits[-1]``): an image whose cumulative halting probability reaches
+    ``1 - epsilon`` within ``train_steps`` gets the same answer at every ``max_steps``, and only images
+    still computing at the training length can change, which is the zero-shot extrapolation. A fixed-step
+    model's answer is its readout at the last step (the baseline: does merely running longer help?).
 
     Parameters
     ----------
     model : TemporalModel
-        A model whose ``forward_sequence`` returns ``halt_prob`` and ``act_logits`` (the halting ConvGRU).
+        A classifier; with ``halt_prob`` and ``act_logits`` outputs (the halting ConvGRU) the ACT variables
+        are filled, else they are NaN.
     images : Tensor [N, C, H, W] in ``[0, 1]``; labels : int array [N]; level : array [N]
     train_steps : int, optional
         Movie length in training (default ``model.default_steps``).
@@ -193,9 +195,11 @@ def zero_shot_extrapolation(
 
     Returns
     -------
-    Dataset with dims ``(level, max_steps)``: ``act_accuracy`` (``_low``/``_high``), ``last_step_accuracy``
+    Dataset with dims ``(level, max_steps)``: ``accuracy`` (the model's answer: ACT output, else the last
+    step's readout; ``_low``/``_high``), ``act_accuracy`` (``_low``/``_high``), ``last_step_accuracy``
     (the per-step readout at the last step), ``mean_halting_step`` (``_low``/``_high``), ``fraction_halted``,
-    ``mean_ponder_cost``; coords ``max_steps`` and ``factor``.
+    ``mean_ponder_cost``; per image (dim ``image``, coord ``image_level``): ``correct`` and
+    ``halting_step`` over ``max_steps``; coords ``max_steps`` and ``factor``.
 
     Example
     -------
@@ -203,7 +207,7 @@ def zero_shot_extrapolation(
     >>> m = halting_convgru(stem_channels=4, channels=(4,), steps=2, num_classes=3)
     >>> ds = zero_shot_extrapolation(m, torch.rand(4, 3, 32, 32), [0, 1, 2, 0], [0, 0, 6, 6], n_boot=10)
     >>> dict(ds.sizes), ds.max_steps.values.tolist()
-    ({'level': 2, 'max_steps': 2}, [2, 4])
+    ({'level': 2, 'max_steps': 2, 'image': 4}, [2, 4])
     """
     labels = np.asarray(labels)
     level = np.asarray(level)
@@ -215,8 +219,11 @@ def zero_shot_extrapolation(
     max_steps = [int(f) * train_steps for f in factors]
     shape = (len(names), len(max_steps))
     result = {key: np.full(shape, np.nan) for key in (
-        "act_accuracy", "act_accuracy_low", "act_accuracy_high", "last_step_accuracy", "mean_halting_step",
-        "mean_halting_step_low", "mean_halting_step_high", "fraction_halted", "mean_ponder_cost")}
+        "accuracy", "accuracy_low", "accuracy_high", "act_accuracy", "act_accuracy_low", "act_accuracy_high",
+        "last_step_accuracy", "mean_halting_step", "mean_halting_step_low", "mean_halting_step_high",
+        "fraction_halted", "mean_ponder_cost")}
+    per_image = {key: np.full((len(images), len(max_steps)), np.nan) for key in ("correct", "halting_step")}
+    is_act = False
     was_training = model.training
     model.eval()
     try:
@@ -225,22 +232,28 @@ def zero_shot_extrapolation(
             with torch.no_grad():
                 for start in range(0, len(images), batch_size):
                     out = model.forward_sequence(present(model.normalize(images[start:start + batch_size]), steps))
-                    if "halt_prob" not in out or "act_logits" not in out:
-                        raise NeurofitError(f"{type(model).__name__} has no halting unit (no 'halt_prob' and "
-                                            "'act_logits' outputs); zero-shot extrapolation needs an ACT model")
+                    is_act = "halt_prob" in out and "act_logits" in out
                     y = labels[start:start + batch_size]
-                    act_right.append(out["act_logits"][-1].argmax(-1).numpy() == y)
                     last_right.append(out["logits"][-1].argmax(-1).numpy() == y)
-                    halt_prob.append(out["halt_prob"].double().numpy())
-            act = np.concatenate(act_right).astype(np.float64)
+                    if is_act:
+                        act_right.append(out["act_logits"][-1].argmax(-1).numpy() == y)
+                        halt_prob.append(out["halt_prob"].double().numpy())
             last = np.concatenate(last_right).astype(np.float64)
-            halting = halting_per_image(np.concatenate(halt_prob, axis=1), epsilon)
+            act = np.concatenate(act_right).astype(np.float64) if is_act else None
+            answer = act if act is not None else last
+            per_image["correct"][:, j] = answer
+            halting = halting_per_image(np.concatenate(halt_prob, axis=1), epsilon) if is_act else None
+            if halting is not None:
+                per_image["halting_step"][:, j] = halting["halting_step"]
             for g, name in enumerate(names):
                 members = level == name
-                m, lo, hi = mean_ci(act[members], n_boot=n_boot, seed=seed + g, ci=ci)
+                m, lo, hi = mean_ci(answer[members], n_boot=n_boot, seed=seed + g, ci=ci)
+                result["accuracy"][g, j], result["accuracy_low"][g, j], result["accuracy_high"][g, j] = m, lo, hi
+                result["last_step_accuracy"][g, j] = last[members].mean()
+                if act is None or halting is None:
+                    continue
                 result["act_accuracy"][g, j], result["act_accuracy_low"][g, j], result["act_accuracy_high"][g, j] = (
                     m, lo, hi)
-                result["last_step_accuracy"][g, j] = last[members].mean()
                 m, lo, hi = mean_ci(halting["halting_step"][members].astype(np.float64), n_boot=n_boot,
                                     seed=seed + g, ci=ci)
                 (result["mean_halting_step"][g, j], result["mean_halting_step_low"][g, j],
@@ -249,8 +262,12 @@ def zero_shot_extrapolation(
                 result["mean_ponder_cost"][g, j] = halting["ponder_cost"][members].mean()
     finally:
         model.train(was_training)
+    data = {key: (("level", "max_steps"), value) for key, value in result.items()}
+    data.update({key: (("image", "max_steps"), value) for key, value in per_image.items()})
     return xr.Dataset(
-        {key: (("level", "max_steps"), value) for key, value in result.items()},
-        coords={"level": names, "max_steps": max_steps, "factor": ("max_steps", [int(f) for f in factors])},
-        attrs={"train_steps": train_steps, "epsilon": epsilon, "ci": ci, "n_boot": n_boot, "seed": seed},
+        data,
+        coords={"level": names, "max_steps": max_steps, "factor": ("max_steps", [int(f) for f in factors]),
+                "image_level": ("image", level)},
+        attrs={"train_steps": train_steps, "epsilon": epsilon, "ci": ci, "n_boot": n_boot, "seed": seed,
+               "answer": "ACT output of the whole movie" if is_act else "readout at the last step"},
     )

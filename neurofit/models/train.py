@@ -45,6 +45,8 @@ LossMode = Literal["all_steps", "last_step"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: images per object at each variation level of the default synthetic training set (64 objects x 18 = 1152)
 SYNTHETIC_TRAIN_VIEWS: dict[int, int] = {0: 6, 3: 6, 6: 6}
+#: images per difficulty level of a task training set (mazes, pathfinder) unless told otherwise
+TASK_PER_LEVEL = 2000
 
 
 def synthetic_training_set(views_per_level: Mapping[int, int] | None = None, *, data_seed: int = 1,
@@ -90,10 +92,25 @@ def folder_stimulus_set(folder: str | os.PathLike[str], degrees: float = 8.0) ->
     return StimulusSet(table=table, images=folder, degrees=float(degrees), identifier=folder.name)
 
 
-def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, image_size: int = 64) -> StimulusSet:
-    """``"synthetic-ventral"`` (the default training set), a stimulus-set CSV, a class-folder tree, or a set."""
+def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, image_size: int = 64, *,
+                    difficulty: Sequence[int] | None = None, per_level: int = TASK_PER_LEVEL,
+                    data_seed: int = 1) -> StimulusSet:
+    """``"synthetic-ventral"`` (the default training set), a task (``"mazes"``, ``"pathfinder"``: ``per_level``
+    images at each ``difficulty``, drawn with ``data_seed``), a stimulus-set CSV, a class-folder tree, or a set.
+
+    Example
+    -------
+    >>> resolve_stimuli("mazes", difficulty=[9], per_level=4).identifier
+    'mazes-9-n4-canvas17-seed1'
+    """
+    from neurofit.data.tasks import TASKS, task_stimuli
+
     if isinstance(stimuli, StimulusSet):
         return stimuli
+    if difficulty is not None and str(stimuli) not in TASKS:
+        raise NeurofitError(f"difficulty levels apply to the tasks {', '.join(TASKS)}, not to {str(stimuli)!r}")
+    if str(stimuli) in TASKS:
+        return task_stimuli(str(stimuli), difficulty, per_level, seed=data_seed)
     if str(stimuli) == "synthetic-ventral":
         return synthetic_training_set(image_size=image_size)
     path = Path(stimuli)
@@ -101,8 +118,8 @@ def resolve_stimuli(stimuli: str | os.PathLike[str] | StimulusSet, image_size: i
         return read_stimulus_set(path)
     if path.is_dir():
         return folder_stimulus_set(path)
-    raise NeurofitError(f"stimuli {str(stimuli)!r} is neither 'synthetic-ventral', a stimulus-set CSV, nor a "
-                        f"folder of class sub-folders")
+    raise NeurofitError(f"stimuli {str(stimuli)!r} is neither 'synthetic-ventral', a task "
+                        f"({', '.join(TASKS)}), a stimulus-set CSV, nor a folder of class sub-folders")
 
 
 def build_model(name: str, num_classes: int, input_size: int, **kwargs: Any) -> TemporalModel:
@@ -163,6 +180,15 @@ def _augment(images: torch.Tensor, generator: torch.Generator, pad: int = 2) -> 
     return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
 
 
+def _dihedral(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random flips (both axes) and transposes, seeded: they keep every maze and contour intact."""
+    b = images.shape[0]
+    draws = torch.rand(b, 3, generator=generator) < 0.5
+    images = torch.where(draws[:, 0, None, None, None], images.flip(-1), images)
+    images = torch.where(draws[:, 1, None, None, None], images.flip(-2), images)
+    return torch.where(draws[:, 2, None, None, None], images.transpose(-1, -2), images)
+
+
 def _readout_start(model: TemporalModel, steps: int) -> int:
     """First step at which the readout carries image-driven signal (the top layer's arrival)."""
     first = model.time_map(steps=steps).first_driven
@@ -207,6 +233,7 @@ def evaluate(model: TemporalModel, images: torch.Tensor, targets: torch.Tensor, 
     model.eval()
     correct: torch.Tensor | None = None
     correct_act = 0
+    has_act = False
     try:
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
@@ -216,6 +243,7 @@ def evaluate(model: TemporalModel, images: torch.Tensor, targets: torch.Tensor, 
                 hits = (out["logits"].argmax(-1) == y[None]).sum(dim=1)
                 correct = hits if correct is None else correct + hits
                 if "act_logits" in out:
+                    has_act = True
                     correct_act += int((out["act_logits"][-1].argmax(-1) == y).sum())
     finally:
         model.train(was_training)
@@ -223,7 +251,7 @@ def evaluate(model: TemporalModel, images: torch.Tensor, targets: torch.Tensor, 
     per_step = (correct.double() / len(images)).tolist()
     result: dict[str, Any] = {"accuracy_per_step": [round(a, 4) for a in per_step],
                               "accuracy_last": round(per_step[-1], 4)}
-    if hasattr(model, "halting"):
+    if has_act:
         result["accuracy_act"] = round(correct_act / len(images), 4)
     return result
 
@@ -241,10 +269,13 @@ def train_model(
     label_column: str = "category_name",
     holdout: float = 0.2,
     out: str | os.PathLike[str] | None = None,
-    size: int = 32,
+    size: int | None = None,
     steps: int | None = None,
     augment: bool = True,
     ponder_weight: float = 0.01,
+    difficulty: Sequence[int] | None = None,
+    per_level: int = TASK_PER_LEVEL,
+    data_seed: int = 1,
     model_kwargs: Mapping[str, Any] | None = None,
     progress: bool | None = None,
     command: str | None = None,
@@ -256,8 +287,9 @@ def train_model(
     model : str or TemporalModel
         A zoo name (built with ``num_classes`` = number of labels, ``input_size=size`` and ``model_kwargs``)
         or a model whose readout already has one output per label.
-    stimuli : "synthetic-ventral", path or StimulusSet
-        The default synthetic training set, a stimulus-set CSV, a folder of class sub-folders, or a set.
+    stimuli : "synthetic-ventral", "mazes", "pathfinder", path or StimulusSet
+        The default synthetic training set, a difficulty-graded task (:mod:`neurofit.data.tasks`), a
+        stimulus-set CSV, a folder of class sub-folders, or a set.
     epochs, lr, weight_decay, batch_size : training settings (Adam).
     loss : {"all_steps", "last_step"}
         Cross-entropy averaged over the readout's driven steps, or at the last step only.
@@ -268,11 +300,16 @@ def train_model(
     out : path, optional
         Where to write the checkpoint (``*.safetensors``) with the run's metadata.
     size, steps : int
-        Image side in pixels and movie length (default the model's ``default_steps``).
+        Image side in pixels (default 32; a task's images are shown at their own canvas size, the only
+        size allowed for them) and movie length (default the model's ``default_steps``).
     augment : bool
-        Random flips and 2-pixel random crops.
+        Random flips and 2-pixel random crops; for tasks random flips and transposes (a crop could cut a
+        maze or a contour).
     ponder_weight : float
         Weight of the ACT ponder cost (adaptive-halting models only).
+    difficulty, per_level, data_seed
+        For a task: the difficulty levels to train on, images per level, and the seed of the draws
+        (default 1, so that evaluation sets drawn with other seeds are new images).
 
     Returns
     -------
@@ -299,7 +336,15 @@ def train_model(
         resolve_factory(model)  # an unknown name fails before the stimuli are rendered
     began = time.perf_counter()
     # rendered at the benchmark's 64 px and resized like benchmark images are, so train and test match
-    stimulus_set = resolve_stimuli(stimuli, image_size=64)
+    stimulus_set = resolve_stimuli(stimuli, image_size=64, difficulty=difficulty, per_level=per_level,
+                                   data_seed=data_seed)
+    from neurofit.data.tasks import native_size
+
+    native = native_size(stimulus_set)
+    if native is not None and size is not None and size != native:
+        raise NeurofitError(f"task images are drawn one pixel per square on a {native}-px canvas; train at "
+                            f"size {native}, not {size} (resizing would blur walls and contours)")
+    size = native or (32 if size is None else int(size))
     if label_column not in stimulus_set.table.columns:
         raise NeurofitError(f"stimulus set {stimulus_set.identifier!r} has no column {label_column!r} to classify; "
                             f"its columns: {', '.join(map(str, stimulus_set.table.columns))}")
@@ -341,7 +386,7 @@ def train_model(
                 index = order[b * batch_size:(b + 1) * batch_size]
                 x = images[index]
                 if augment:
-                    x = _augment(x, generator)
+                    x = _dihedral(x, generator) if native is not None else _augment(x, generator)
                 outputs = model.forward_sequence(present(model.normalize(x), steps))
                 value = _loss(model, outputs, targets[index], loss, start, ponder_weight)
                 optimizer.zero_grad(set_to_none=True)
@@ -375,6 +420,9 @@ def train_model(
             "data": stimulus_set.identifier, "data_sha256": stimulus_set.sha256(), "epochs": epochs,
             "loss": loss, "lr": lr, "weight_decay": weight_decay, "batch_size": batch_size, "seed": seed,
             "holdout": holdout, "image_size": size, "steps": steps, "augment": augment,
+            "task": stimulus_set.identifier.split("-")[0] if native is not None else None,
+            "difficulty": sorted(int(d) for d in stimulus_set.table["difficulty"].unique())
+            if native is not None else None,
             "ponder_weight": ponder_weight if hasattr(model, "halting") else None,
             "neurofit_version": __version__, "torch_version": torch.__version__,
             "python": platform.python_version(), "command": command, **metrics,

@@ -46,6 +46,8 @@ def _train_command(args: argparse.Namespace) -> int:
         args.model, args.stimuli, epochs=args.epochs, loss="all_steps" if args.loss == "all" else "last_step",
         lr=args.lr, batch_size=args.batch_size, seed=args.seed, label_column=args.label_column,
         holdout=args.holdout, out=args.out, size=args.size, steps=args.steps, augment=not args.no_augment,
+        difficulty=args.difficulty, data_seed=args.data_seed,
+        **({} if args.per_level is None else {"per_level": args.per_level}),
         model_kwargs=parse_model_args(args.arg), progress=None if not args.no_progress else False,
         command=command,
     )
@@ -63,13 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "with its metadata and held-out accuracy per step.")
     p.add_argument("--model", required=True, help="zoo name (see `neurofit models list`)")
     p.add_argument("--stimuli", default="synthetic-ventral",
-                   help="'synthetic-ventral' (default), a stimulus-set CSV, or a folder of class sub-folders")
+                   help="'synthetic-ventral' (default), a difficulty-graded task ('mazes', 'pathfinder'), a "
+                        "stimulus-set CSV, or a folder of class sub-folders")
+    p.add_argument("--difficulty", type=int, nargs="+", metavar="LEVEL",
+                   help="task levels to train on: maze sizes (9 13 17) or PathFinder contour segments (6 9 14)")
+    p.add_argument("--per-level", type=int, help="task images per difficulty level (default 2000)")
+    p.add_argument("--data-seed", type=int, default=1, help="seed of the task's image draws (default 1)")
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--out", required=True, help="checkpoint path, *.safetensors")
     p.add_argument("--loss", choices=("all", "last"), default="all",
                    help="cross-entropy over all driven steps (default) or at the last step")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--size", type=int, default=None,
+                   help="image side in pixels (default 32; tasks are shown at their own canvas size)")
     p.add_argument("--steps", type=int, default=None, help="movie length (default: the model's)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=32)

@@ -12,9 +12,12 @@ separable over targets, so with a shared design all bins are one fit with ``n_bi
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
-from neurofit.regression.pls import Algorithm, pls_kernel
+from neurofit.regression.parallel import map_chunks, split_range, torch_threads, workers
+from neurofit.regression.pls import Algorithm, PLSComponents, pls_kernel
 from neurofit.regression.ridge import DEFAULT_ALPHAS, ridge_gcv_fit
 
 
@@ -79,7 +82,20 @@ def pls_cross_validated(
             for b0 in range(0, nb, step_bins)
         ]
         return [torch.cat([c[f] for c in chunks]) for f in range(F)]
-    B = nb * F
+    n_workers = workers(X.device)
+    with torch_threads(1) if X.device.type == "cpu" else contextlib.nullcontext():
+        return _pls_cv(X, Y, train, test, n_components, algorithm, n_workers)
+
+
+def _pls_cv(
+    X: torch.Tensor, Y: torch.Tensor, train: torch.Tensor, test: torch.Tensor, n_components: int,
+    algorithm: Algorithm, n_workers: int,
+) -> list[torch.Tensor]:
+    """:func:`pls_cross_validated` on bins that fit in memory, run on one thread, its independent parts (folds,
+    chunks of problems) spread over ``n_workers`` worker threads (neurofit.regression.parallel)."""
+    nx, N, p = X.shape
+    nb, _, q = Y.shape
+    F = train.shape[0]
     dt = X.dtype
     f64 = torch.float64
     Y = Y.to(dt)
@@ -95,47 +111,76 @@ def pls_cross_validated(
             return out.reshape(p, nb, q).permute(1, 0, 2)
         return Xe.mT @ Ye
 
-    excluded = [(~train[f]).nonzero()[:, 0] for f in range(F)]
-    parts = [cross(rows) for rows in excluded]
+    # Formed in place, one fold at a time: the peak is the (nb, F, p, q) result plus one (nb, p, q) sum, which
+    # matters when q is large (47,503 sites: 1.9 GB per bin for 10 folds in float32).
     partition = bool(((~train).sum(0) == 1).all())
-    full = torch.stack(parts).sum(0) if partition else cross(torch.arange(N, device=X.device))
-    C0 = torch.stack([full - parts[f] for f in range(F)], dim=1)  # (nb, F, p, q)
-    C0 = C0 - n_f[:, None, None] * xm[..., :, None] * ym[..., None, :]
-    C0 = C0.reshape(B, p, q)
-    y_sq = (torch.matmul(w, Y * Y) - n_f[:, None] * ym**2).reshape(B, q)
+    C0 = torch.empty(nb, F, p, q, dtype=dt, device=X.device)
+    folds = list(range(F))
+    map_chunks(lambda f: C0[:, f].copy_(cross((~train[f]).nonzero()[:, 0])), folds, n_workers)  # excluded rows
+    full = C0.sum(1) if partition else cross(torch.arange(N, device=X.device))
+    map_chunks(lambda f: C0[:, f].neg_().add_(full).sub_(n_f[f] * xm[:, f, :, None] * ym[:, f, None, :]), folds,
+               n_workers)
+    full = None  # the folds no longer need it (190 MB per bin at 47,503 sites)
+    y_sq = torch.matmul(w, Y * Y) - n_f[:, None] * ym**2  # (nb, F, q)
+    n_samples = n_f.to(f64).expand(nb, F)
 
-    def step(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        R3 = r.reshape(nb, F, p).to(dt)
-        if nx == 1:
-            XR = (X[0] @ R3.reshape(B, p).T).T.reshape(nb, F, N)
-        else:
-            XR = (X @ R3.mT).mT
-        T = (XR - (xm * R3).sum(-1)[..., None]) * w  # scores, zero on excluded rows
-        tt = (T * T).sum(-1).to(f64).reshape(B)
-        if nx == 1:
-            P = (T.reshape(B, N) @ X[0]).reshape(B, p)
-        else:
-            P = (T @ X).reshape(B, p)
-        c = (T @ Y).reshape(B, q)
-        safe = torch.where(tt > 0, tt, torch.ones_like(tt))[:, None]
-        return tt, P.to(f64) / safe, c.to(f64) / safe
+    def fit_chunk(chunk: tuple[int, int, int, int]) -> PLSComponents:
+        """The kernel on bins ``b0:b1`` x folds ``f0:f1``, its passes over the data restricted to them."""
+        b0, b1, f0, f1 = chunk
+        nbc, Fc = b1 - b0, f1 - f0
+        Bc = nbc * Fc
+        Xc = X if nx == 1 else X[b0:b1]
+        xmc = xm[:, f0:f1] if nx == 1 else xm[b0:b1, f0:f1]
+        Yc, wc = Y[b0:b1], w[f0:f1]
 
-    comps = pls_kernel(
-        C0, step, y_sq, n_components, algorithm=algorithm, n_samples=n_f.repeat(nb).to(f64), y_weights=False
-    )
+        def step(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            R3 = r.reshape(nbc, Fc, p).to(dt)
+            if nx == 1:
+                XR = (Xc[0] @ R3.reshape(Bc, p).T).T.reshape(nbc, Fc, N)
+            else:
+                XR = (Xc @ R3.mT).mT
+            T = (XR - (xmc * R3).sum(-1)[..., None]) * wc  # scores, zero on excluded rows
+            tt = (T * T).sum(-1).to(f64).reshape(Bc)
+            if nx == 1:
+                P = (T.reshape(Bc, N) @ Xc[0]).reshape(Bc, p)
+            else:
+                P = (T @ Xc).reshape(Bc, p)
+            c = (T @ Yc).reshape(Bc, q)
+            safe = torch.where(tt > 0, tt, torch.ones_like(tt))[:, None]
+            return tt, P.to(f64) / safe, c.to(f64) / safe
+
+        return pls_kernel(
+            C0[b0:b1, f0:f1].reshape(Bc, p, q), step, y_sq[b0:b1, f0:f1].reshape(Bc, q), n_components,
+            algorithm=algorithm, n_samples=n_samples[b0:b1, f0:f1].reshape(Bc), y_weights=False,
+        )
+
+    # Independent (bin, fold) problems in chunks on the worker threads, each on one thread
+    # (neurofit.regression.parallel): whole bins where there are enough, else one bin's folds.
+    n_workers = workers(X.device)
+    if nb >= n_workers:
+        chunks = [(b0, b1, 0, F) for b0, b1 in split_range(nb, 2 * n_workers)]
+    else:
+        chunks = [(b, b + 1, f0, f1) for b in range(nb) for f0, f1 in split_range(F, 2 * n_workers)]
+    fitted = map_chunks(fit_chunk, chunks, n_workers)
+    x_rot = torch.empty(nb, F, p, n_components, dtype=f64, device=X.device)
+    y_load = torch.empty(nb, F, q, n_components, dtype=f64, device=X.device)
+    for (b0, b1, f0, f1), c in zip(chunks, fitted):
+        x_rot[b0:b1, f0:f1] = c.x_rotations.reshape(b1 - b0, f1 - f0, p, n_components)
+        y_load[b0:b1, f0:f1] = c.y_loadings.reshape(b1 - b0, f1 - f0, q, n_components)
     K = n_components
-    R = comps.x_rotations.reshape(nb, F, p, K).to(dt)
-    Cl = comps.y_loadings.reshape(nb, F, q, K).to(dt)
-    out = []
-    for f in range(F):
+    R = x_rot.to(dt)
+    Cl = y_load.to(dt)
+
+    def predict(f: int) -> torch.Tensor:
         rows = test[f].nonzero()[:, 0]
         Xt = X[:, rows] - xm[:, f, None, :]  # (nx, nt, p)
         if nx == 1:
             scores = (Xt[0] @ R[:, f].permute(1, 0, 2).reshape(p, nb * K)).reshape(-1, nb, K).permute(1, 0, 2)
         else:
             scores = Xt @ R[:, f]
-        out.append(scores @ Cl[:, f].mT + ym[:, f, None, :])
-    return out
+        return scores @ Cl[:, f].mT + ym[:, f, None, :]
+
+    return map_chunks(predict, folds, n_workers)
 
 
 def ridge_cross_validated(
@@ -163,21 +208,22 @@ def ridge_cross_validated(
     nx, N, p = X.shape
     nb, _, q = Y.shape
     Y = Y.to(X.dtype)
-    out = []
-    for f in range(train.shape[0]):
+
+    def fold(f: int) -> torch.Tensor:
         tr = train[f].nonzero()[:, 0]
         te = test[f].nonzero()[:, 0]
         if nx == 1:
             Ytr = Y[:, tr].permute(1, 0, 2).reshape(1, tr.numel(), nb * q)
             fit = ridge_gcv_fit(X[:, tr], Ytr, alphas)
             pred = X[0, te] @ fit.coef[0] + fit.intercept[0]
-            out.append(pred.reshape(te.numel(), nb, q).permute(1, 0, 2))
-        else:
-            per = max(1, int(max_problem_bytes // max(1, tr.numel() * p * X.element_size())))
-            preds = []
-            for b0 in range(0, nb, per):
-                b1 = min(nb, b0 + per)
-                fit = ridge_gcv_fit(X[b0:b1, tr], Y[b0:b1, tr], alphas)
-                preds.append(X[b0:b1, te] @ fit.coef + fit.intercept[:, None, :])
-            out.append(torch.cat(preds))
-    return out
+            return pred.reshape(te.numel(), nb, q).permute(1, 0, 2)
+        per = max(1, int(max_problem_bytes // max(1, tr.numel() * p * X.element_size())))
+        preds = []
+        for b0 in range(0, nb, per):
+            b1 = min(nb, b0 + per)
+            fit = ridge_gcv_fit(X[b0:b1, tr], Y[b0:b1, tr], alphas)
+            preds.append(X[b0:b1, te] @ fit.coef + fit.intercept[:, None, :])
+        return torch.cat(preds)
+
+    # Folds are independent: on the worker threads, each on one thread (neurofit.regression.parallel).
+    return map_chunks(fold, list(range(train.shape[0])), workers(X.device))

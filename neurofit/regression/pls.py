@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
+from neurofit.regression.parallel import map_chunks, split_range, torch_threads, workers
 
 Algorithm = Literal["exact", "nipals"]
 # Size of the subspace carried from one component to the next: the previous Ritz vectors (the converged
@@ -49,11 +50,9 @@ SUBSPACE = 60
 # Inverse-iteration steps that cost about one Cholesky factorisation: the shift is moved (and the matrix
 # refactorised) only where the observed convergence rate would need more steps than this.
 RESHIFT_STEPS = 3
-
-# Below this many Gram-matrix elements per batch (B m^2) the per-component linear algebra on the CPU is
-# latency-bound (Cholesky, QR and products of a few hundred rows), where extra threads only add overhead:
-# it runs on one thread, the passes over the data keep the caller's threads.
-SERIAL_ELEMENTS = 2**20
+# Up to this order a full eigendecomposition per component costs less than the iterative route's few dozen
+# small operations.
+EIGH_BELOW = 160
 
 # (r [B, p]) -> (tt [B], x_loadings [B, p], y_loadings [B, q]) for scores t = X_c r.
 DataStep = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -95,20 +94,6 @@ class PLSComponents:
     y_loadings: torch.Tensor
     y_weights: torch.Tensor
     n_iter: torch.Tensor
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch (and MKL) threads, then restore the previous count."""
-    old = torch.get_num_threads()
-    if old == n:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _orthonormalise(V: torch.Tensor) -> torch.Tensor:
@@ -393,12 +378,13 @@ def pls_kernel(
     active = torch.ones(B, dtype=torch.bool, device=dev)
     unconverged = 0
 
-    threads = torch.get_num_threads()
-    serial = dev.type == "cpu" and B * m * m <= SERIAL_ELEMENTS
-    with _torch_threads(1) if serial else contextlib.nullcontext():
+    # The whole iteration runs on one thread on CPU (see neurofit.regression.parallel): callers get their
+    # parallelism by fitting independent chunks of the batch on several workers.
+    with torch_threads(1) if dev.type == "cpu" else contextlib.nullcontext():
         for k in range(K):
-            if algorithm == "exact" and k == 0:
-                # one full eigendecomposition per fit (not per component): the first weights and a warm start
+            if algorithm == "exact" and (k == 0 or m <= EIGH_BELOW):
+                # one full eigendecomposition per fit (per component only for small orders): the first weights
+                # and a warm start
                 vecs = torch.linalg.eigh(G).eigenvectors
                 z, ritz, its = vecs[..., -1], vecs[..., -s:].flip(-1), torch.zeros(B, dtype=torch.int64, device=dev)
                 w = c_mv(z, k) if right else z
@@ -434,8 +420,7 @@ def pls_kernel(
             w = w * torch.sign(torch.gather(w, 1, idx))
             w = torch.where(active[:, None], w, torch.zeros_like(w))
             r = w - (R[..., :k] @ (P[..., :k].mT @ w[..., None]))[..., 0]
-            with _torch_threads(threads):  # the pass over the data keeps the caller's threads
-                tt, p_load, c_load = data_step(r)
+            tt, p_load, c_load = data_step(r)
             ok = active & (tt > 0)
             safe_tt = torch.where(ok, tt, torch.ones_like(tt))
             p_load = torch.where(ok[:, None], p_load, torch.zeros_like(p_load))
@@ -568,19 +553,29 @@ def pls_fit(
     Xc = X - x_mean
     Yc = Y - y_mean
     C0 = Xc.mT @ Yc
+    y_sq = (Yc * Yc).sum(1)
     f64 = torch.float64
 
-    def step(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        t = (Xc @ r.to(X.dtype)[..., None])[..., 0]
-        tt = (t * t).sum(-1).to(f64)
-        safe = torch.where(tt > 0, tt, torch.ones_like(tt))[:, None]
-        p_load = (Xc.mT @ t[..., None])[..., 0].to(f64) / safe
-        c_load = (C0.mT @ r.to(X.dtype)[..., None])[..., 0].to(f64) / safe  # Y_c^T t = Y_c^T X_c r
-        return tt, p_load, c_load
+    def fit_chunk(bounds: tuple[int, int]) -> PLSComponents:
+        b0, b1 = bounds
+        Xb, C0b = Xc[b0:b1], C0[b0:b1]
 
-    comps = pls_kernel(
-        C0, step, (Yc * Yc).sum(1), n_components, algorithm=algorithm, tol=tol, max_iter=max_iter, n_samples=n
-    )
+        def step(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            rr = r.to(X.dtype)[..., None]
+            t = (Xb @ rr)[..., 0]
+            tt = (t * t).sum(-1).to(f64)
+            safe = torch.where(tt > 0, tt, torch.ones_like(tt))[:, None]
+            p_load = (Xb.mT @ t[..., None])[..., 0].to(f64) / safe
+            c_load = (C0b.mT @ rr)[..., 0].to(f64) / safe  # Y_c^T t = Y_c^T X_c r
+            return tt, p_load, c_load
+
+        return pls_kernel(
+            C0b, step, y_sq[b0:b1], n_components, algorithm=algorithm, tol=tol, max_iter=max_iter, n_samples=n
+        )
+
+    # Independent problems in chunks on the worker threads, each on one thread (neurofit.regression.parallel).
+    parts = map_chunks(fit_chunk, split_range(B, workers(X.device)), workers(X.device))
+    comps = PLSComponents(*(torch.cat([getattr(c, f.name) for c in parts]) for f in fields(PLSComponents)))
     coef = comps.x_rotations @ comps.y_loadings.mT
     return PLSFit(comps, x_mean[:, 0].to(f64), y_mean[:, 0].to(f64), coef)
 

@@ -15,12 +15,14 @@ targets so memory stays bounded.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
+from neurofit.regression.parallel import torch_threads
 from neurofit.regression.pls import _as_batch, _check_finite, prepare_fit_inputs
 
 #: The default penalty grid: 26 values, 2.5 per decade from 1e-3 to 1e7.
@@ -50,10 +52,12 @@ class RidgeFit:
 def _spectral(Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Thin SVD of centred designs from one symmetric eigendecomposition: ``(U, s, V)``, rank-trimmed."""
     B, n, p = Xc.shape
-    if p < n:
-        evals, V = torch.linalg.eigh(Xc.mT @ Xc)
-    else:
-        evals, U = torch.linalg.eigh(Xc @ Xc.mT)
+    gram = Xc.mT @ Xc if p < n else Xc @ Xc.mT
+    # LAPACK's eigensolver is a long chain of small parallel regions: one thread on CPU (see
+    # neurofit.regression.parallel); the products around it keep the caller's threads.
+    with torch_threads(1) if Xc.device.type == "cpu" else contextlib.nullcontext():
+        evals, vecs = torch.linalg.eigh(gram)
+    V, U = (vecs, None) if p < n else (None, vecs)
     # Directions at rounding level (incl. the constant vector removed by centring) carry no fit.
     keep = evals > evals[..., -1:].clamp_min(0) * (max(n, p) * torch.finfo(Xc.dtype).eps)
     s = torch.sqrt(torch.where(keep, evals, torch.ones_like(evals)))

@@ -32,6 +32,7 @@ def compare_scoresets(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    n_permutations: int = 10000,
 ) -> xr.Dataset:
     """Paired comparison of ScoreSet ``a`` against ``b`` over their shared sites, per region and time bin.
 
@@ -53,13 +54,17 @@ def compare_scoresets(
         Level of the corrected test that sets ``significant``.
     n_boot, ci, seed : int, float, int
         Bootstrap draws, coverage and seed of the CI of the difference of medians (sites resampled).
+    n_permutations : int
+        Sign flips of the cluster-based permutation test over bins (:mod:`neurofit.stats.cluster`; 0: none).
 
     Returns
     -------
     Dataset with dims ``(region, time_bin)``, coords ``region``, ``time_bin_start``, ``time_bin_end`` and
     variables ``n_sites``, ``median_a``, ``median_b``, ``median_difference`` (``median_a - median_b``),
     ``ci_low``, ``ci_high``, ``wilcoxon_statistic``, ``wilcoxon_p``, ``t_statistic``, ``t_p``, ``q``
-    (corrected Wilcoxon p) and ``significant`` (``q < alpha``). attrs record the models, benchmarks, tests,
+    (corrected Wilcoxon p), ``significant`` (``q < alpha``), and from the cluster test over contiguous bins
+(family-wise over the bins of a region) ``cluster_p`` (the p value of the cluster a bin belongs to, NaN
+outside clusters) and ``cluster_significant``. attrs record the models, benchmarks, tests,
     correction, alpha and bootstrap settings.
 
     Example
@@ -87,14 +92,18 @@ def compare_scoresets(
         # A different seed per region keeps the draws independent while the whole result stays reproducible.
         bs = bootstrap_median_difference(xa.isel(neuroid=sel), xb.isel(neuroid=sel), dim="neuroid",
                                          n_boot=n_boot, ci=ci, seed=seed + i)
-        per_region.append(xr.merge([t.drop_vars(["median_difference"]), bs], compat="override"))
+        merged = xr.merge([t.drop_vars(["median_difference"]), bs], compat="override")
+        merged["cluster_p"] = ("time_bin", _cluster_p(xa.isel(neuroid=sel).values - xb.isel(neuroid=sel).values,
+                                                      n_permutations, seed + i))
+        per_region.append(merged)
     out = xr.concat(per_region, dim="region", coords="minimal", compat="override", combine_attrs="drop")
     out = out.assign_coords(region=("region", names)).rename({"n": "n_sites"})
     corrected = fdr(out["wilcoxon_p"], method=method, alpha=alpha)
     out["q"] = corrected["q"]
     out["significant"] = corrected["significant"]
+    out["cluster_significant"] = out["cluster_p"] < alpha
     order = ["n_sites", "median_a", "median_b", "median_difference", "ci_low", "ci_high", "wilcoxon_statistic",
-             "wilcoxon_p", "t_statistic", "t_p", "q", "significant"]
+             "wilcoxon_p", "t_statistic", "t_p", "q", "significant", "cluster_p", "cluster_significant"]
     out = out[order].transpose("region", "time_bin")
     shared = int(xa.sizes["neuroid"])
     out.attrs = {
@@ -117,7 +126,31 @@ def compare_scoresets(
         "n_shared_sites": shared,
         "n_sites_only_a": int(a.sizes["neuroid"] - shared),
         "n_sites_only_b": int(b.sizes["neuroid"] - shared),
+        "cluster_test": (f"cluster-based sign-flip permutation test over contiguous bins per region (Maris & "
+                         f"Oostenveld 2007; mne's permutation_cluster_1samp_test): t over sites per bin, clusters "
+                         f"of |t| above the two-sided 5% t quantile, mass = sum of t, {n_permutations} flips, "
+                         f"family-wise over the region's bins; sites with a NaN in a tested bin left out, bins "
+                         f"where most sites are NaN not tested" if n_permutations else "not run"),
     }
+    return out
+
+
+def _cluster_p(differences: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
+    """Per bin: the family-wise p value of its cluster (NaN outside clusters, or where not testable)."""
+    from neurofit.stats.cluster import cluster_permutation_test
+
+    d = np.asarray(differences, dtype=np.float64)  # (sites, bins)
+    out = np.full(d.shape[1], np.nan)
+    tested = np.isfinite(d).mean(axis=0) > 0.5
+    if not n_permutations or not tested.any():
+        return out
+    # untested bins break clusters: their t is undefined (all-zero differences), never above threshold
+    d = np.where(tested, d, 0.0)
+    if int(np.isfinite(d).all(axis=1).sum()) < 3:
+        return out
+    result = cluster_permutation_test(d, n_permutations=n_permutations, seed=seed)
+    for (start, stop), p in zip(result.clusters, result.p):
+        out[start:stop] = p
     return out
 
 

@@ -46,6 +46,7 @@ ZOO: dict[str, str] = {
     "convrnn_rgc_feedback": "neurofit.models.zoo.convrnn:convrnn_rgc_feedback",
     # Graves 2016 ACT / Veerabadran et al. 2023
     "halting_convgru": "neurofit.models.zoo.halting:halting_convgru",
+    "convgru": "neurofit.models.zoo.halting:convgru",
 }
 
 

@@ -9,6 +9,9 @@ Papers
   flexible trading of speed and accuracy in biological vision. PLOS Computational Biology 16(10):e1008215.
   Batch normalisation with separate parameters at every time step, a global-average-pool readout at every
   step (the authors' ``rcnn-sat`` code: ``BatchNorm_Layer_{l}_Time_{t}``).
+* Greco, D'Alessandro, Friston, Pezzulo & Siegel (2025). Sensory robustness through top-down feedback and
+  neural stochasticity in recurrent vision models. arXiv:2508.07115. (B/BL/BT/BLT-style ConvRNNs trained
+  with and without dropout: "randomly silencing single units".)
 * Thorat, Doerig & Kietzmann (2023). Characterising representation dynamics in recurrent neural networks
   for object recognition (CCN 2023); Thorat, Aldegheri & Kietzmann (2021), Category-orthogonal object
   features guide information processing in recurrent neural networks trained for object categorization
@@ -29,6 +32,8 @@ Layer ``l`` (``conv1`` .. ``convN``) at step ``t``, with ``h_{0,t}`` the input f
     h_{l,t} = ReLU(BN_{l,t}(a))          ``norm="batchnorm"`` (default; Spoerer 2020, one BN per step)
     h_{l,t} = LRN(ReLU(a))               ``norm="lrn"`` (Spoerer 2017; size 5, AlexNet constants)
     h_{l,t} = ReLU(a)                    ``norm="none"``
+    h_{l,t} = dropout_p(h_{l,t})         with ``dropout=p > 0`` (Greco et al. 2025: units silenced at
+                                         random, a fresh mask at every step, in training mode only)
     logits_t = W_o · mean_{x,y}(h_{N,t}) + b_o
 
 The recurrent convolutions have no bias and the state before the first step is zero, so at ``t = 0``
@@ -84,6 +89,9 @@ class BLTNet(TemporalModel):
         Per-step normalisation (module docstring).
     steps : int
         Default unroll length (and number of per-step BatchNorms).
+    dropout : float
+        Probability of silencing each unit of every layer's output at every step (training mode only;
+        :func:`neurofit.analysis.robustness.stochastic` keeps it on at evaluation). Default 0.
     num_classes, input_size, in_channels : int
         Readout classes; image side in pixels (must be divisible by ``2**(N-1)`` when ``topdown``);
         input channels.
@@ -111,9 +119,12 @@ class BLTNet(TemporalModel):
         num_classes: int = 10,
         input_size: int = 32,
         in_channels: int = 3,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
+        if not 0.0 <= dropout < 1.0:
+            raise NeurofitError(f"BLTNet dropout must be in [0, 1), got {dropout}")
         if not channels or min(channels) < 1:
             raise NeurofitError(f"BLTNet channels must be a non-empty list of positive ints, got {channels}")
         if kernel_size % 2 != 1:
@@ -137,6 +148,7 @@ class BLTNet(TemporalModel):
             "channels": list(channels), "kernel_size": kernel_size, "lateral": lateral, "topdown": topdown,
             "interaction": interaction, "modulation": modulation, "norm": norm, "steps": steps,
             "num_classes": num_classes, "input_size": input_size, "in_channels": in_channels,
+            "dropout": float(dropout),
         }
         self.layers = tuple(f"conv{i + 1}" for i in range(len(channels)))
         self.default_steps = steps
@@ -167,6 +179,7 @@ class BLTNet(TemporalModel):
             })
         elif norm == "lrn":
             self.lrn = nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)
+        self.dropout = nn.Dropout(dropout)
         self.readout = nn.Linear(channels[-1], num_classes)
 
     def _activate(self, a: torch.Tensor, layer: str, t: int) -> torch.Tensor:
@@ -213,6 +226,8 @@ class BLTNet(TemporalModel):
                         td = self.topdown[name](previous[l + 1])
                         r = td if r is None else r + td
                 h = self._activate(self._combine(b, r), name, t)
+                if self.dropout.p > 0:
+                    h = self.dropout(h)
                 current.append(h)
                 outputs[name].append(h)
             outputs["logits"].append(self.readout(current[-1].mean(dim=(2, 3))))

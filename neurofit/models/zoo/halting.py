@@ -9,11 +9,14 @@ Papers
 
 Architecture
 ------------
-``conv_in`` (a ``5x5`` convolution, ReLU, 2x2 max-pool) encodes the frame ``movie[t]``; a stack of ConvGRU
-layers ``gru1 .. gruN`` (the :class:`~neurofit.models.zoo._cells.ConvGRUCell`, 2x2 max-pool between
-layers) carries state from step to step (sweep convention: each step is a full pass, recurrence from
-``t - 1``). From the global average of the top GRU, ``y_t = W_o g_t + b_o`` are the step's logits and
-``h_t = σ(w_h · g_t + b_h)`` its halting probability (``b_h`` starts at 1, as in Graves 2016).
+``conv_in`` (a ``5x5`` convolution by default, ReLU, 2x2 max-pool unless ``stem_pool=False``) encodes the
+frame ``movie[t]``; a stack of ConvGRU layers ``gru1 .. gruN`` (the
+:class:`~neurofit.models.zoo._cells.ConvGRUCell`, 2x2 max-pool between layers) carries state from step to
+step (sweep convention: each step is a full pass, recurrence from ``t - 1``). From the global average (or,
+with ``readout_pool="max"``, the global maximum) ``g_t`` of the top GRU, ``y_t = W_o g_t + b_o`` are the
+step's logits and ``h_t = σ(w_h · g_t + b_h)`` its halting probability (``b_h`` starts at ``halting_bias``,
+1 as in Graves 2016). :class:`ConvGRUNet` (zoo name ``convgru``) is the same network without the halting
+unit: the fixed-step baseline, whose answer is the readout at the last step.
 
 Adaptive Computation Time (Graves 2016, eqs. 5-14), per image, over the ``T`` steps of the movie
 --------------------------------------------------------------------------------------------------
@@ -148,8 +151,11 @@ def act_output_per_cutoff(values: torch.Tensor, halt_prob: torch.Tensor, epsilon
     return cut.gather(0, index)
 
 
-class HaltingConvGRU(TemporalModel):
-    """ConvGRU stack with an ACT halting unit (Graves 2016; Veerabadran et al. 2023).
+_READOUT_POOLS = ("mean", "max")
+
+
+class ConvGRUNet(TemporalModel):
+    """A ConvGRU stack run for as many steps as the movie has: the fixed-step baseline of the halting model.
 
     Parameters
     ----------
@@ -158,11 +164,116 @@ class HaltingConvGRU(TemporalModel):
     channels : sequence of int
         Widths of ``gru1 .. gruN``.
     kernel_size : int
-        Kernel of the GRU convolutions (``conv_in`` uses 5x5).
-    epsilon : float
-        ACT threshold ``1 - epsilon``.
+        Kernel of the GRU convolutions.
     steps, num_classes, input_size, in_channels : int
         Default (training) unroll length, readout classes, image side in pixels, input channels.
+    stem_kernel : int
+        Kernel of ``conv_in`` (5 by default).
+    stem_pool : bool
+        2x2 max-pool after ``conv_in`` (default). Off for one-pixel-per-square inputs such as mazes, whose
+        walls a pool would erase.
+    readout_pool : {"mean", "max"}
+        Global pooling of the top GRU before the readout. ``max`` answers "is there a place where ..."
+        questions (is the goal reached?) the same way on any image size; ``mean`` dilutes a local answer
+        by the image area.
+
+    Example
+    -------
+    >>> model = ConvGRUNet(stem_channels=4, channels=(4,), steps=3, stem_pool=False, readout_pool="max")
+    >>> out = model.forward_sequence(torch.zeros(5, 2, 3, 17, 17))  # any length, any image size
+    >>> out["gru1"].shape, out["logits"].shape, "halt_prob" in out
+    (torch.Size([5, 2, 4, 17, 17]), torch.Size([5, 2, 10]), False)
+    """
+
+    convention = "sweep"
+
+    def __init__(
+        self,
+        stem_channels: int = 32,
+        channels: tuple[int, ...] | list[int] = (32, 32),
+        kernel_size: int = 3,
+        steps: int = 8,
+        num_classes: int = 10,
+        input_size: int = 32,
+        in_channels: int = 3,
+        stem_kernel: int = 5,
+        stem_pool: bool = True,
+        readout_pool: str = "mean",
+    ) -> None:
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        name = type(self).__name__
+        if not channels or min(channels) < 1 or stem_channels < 1:
+            raise NeurofitError(f"{name} widths must be positive, got stem {stem_channels}, {channels}")
+        if steps < 1:
+            raise NeurofitError(f"{name} steps must be >= 1, got {steps}")
+        if stem_kernel % 2 != 1:
+            raise NeurofitError(f"{name} stem_kernel must be odd (same padding), got {stem_kernel}")
+        if readout_pool not in _READOUT_POOLS:
+            raise NeurofitError(f"{name} readout_pool must be one of {_READOUT_POOLS}, got {readout_pool!r}")
+        self.config: dict[str, Any] = {
+            "stem_channels": stem_channels, "channels": list(channels), "kernel_size": kernel_size,
+            "steps": steps, "num_classes": num_classes, "input_size": input_size, "in_channels": in_channels,
+            "stem_kernel": stem_kernel, "stem_pool": bool(stem_pool), "readout_pool": readout_pool,
+        }
+        self.layers = ("conv_in", *(f"gru{i + 1}" for i in range(len(channels))))
+        self.default_steps = steps
+        self.input_size = input_size
+        self.in_channels = in_channels
+        self.stem_pool = bool(stem_pool)
+        self.readout_pool = readout_pool
+        self.conv_in = nn.Conv2d(in_channels, stem_channels, stem_kernel, padding=stem_kernel // 2)
+        self.grus = nn.ModuleDict({
+            name: ConvGRUCell(c_in, c, kernel_size)
+            for name, c_in, c in zip(self.layers[1:], (stem_channels, *channels[:-1]), channels)
+        })
+        self.readout = nn.Linear(channels[-1], num_classes)
+
+    def _unroll(self, movie: torch.Tensor, outputs: dict[str, list[torch.Tensor]]) -> list[torch.Tensor]:
+        """Fill the layer outputs and ``logits`` per step; return the pooled top-GRU vector of each step."""
+        check_movie(movie, self.in_channels, type(self).__name__)
+        states: dict[str, tuple[torch.Tensor, ...]] = {}
+        pooled_steps = []
+        stem = None
+        for t in range(movie.shape[0]):
+            # an image held on gives the same stem output at every step: computed once
+            if stem is None or not torch.equal(movie[t], movie[t - 1]):
+                stem = F.relu(self.conv_in(movie[t]))
+                if self.stem_pool:
+                    stem = F.max_pool2d(stem, 2)
+            x = stem
+            outputs["conv_in"].append(x)
+            for i, (name, cell) in enumerate(self.grus.items()):
+                if i > 0:
+                    x = F.max_pool2d(x, 2)
+                if name not in states:
+                    states[name] = cell.init_state(x)
+                x, states[name] = cell(x, states[name])
+                outputs[name].append(x)
+            pooled = x.amax(dim=(2, 3)) if self.readout_pool == "max" else x.mean(dim=(2, 3))
+            outputs["logits"].append(self.readout(pooled))
+            pooled_steps.append(pooled)
+        return pooled_steps
+
+    def forward_sequence(self, movie: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Unroll over ``movie`` ``[T, B, C, H, W]``: ``conv_in``, ``gru1`` .. ``gruN`` and ``logits``."""
+        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in (*self.layers, "logits")}
+        self._unroll(movie, outputs)
+        return {name: torch.stack(values) for name, values in outputs.items()}
+
+
+class HaltingConvGRU(ConvGRUNet):
+    """ConvGRU stack with an ACT halting unit (Graves 2016; Veerabadran et al. 2023).
+
+    Parameters
+    ----------
+    epsilon : float
+        ACT threshold ``1 - epsilon``.
+    halting_bias : float
+        Initial bias ``b_h`` of the halting unit (Graves 2016: 1, so ``h ~ 0.73`` and a fresh model halts
+        after two steps; a negative bias starts it pondering longer).
+    **kwargs
+        The architecture of :class:`ConvGRUNet`.
 
     Example
     -------
@@ -174,65 +285,21 @@ class HaltingConvGRU(TemporalModel):
     torch.Size([6, 2])
     """
 
-    convention = "sweep"
-
-    def __init__(
-        self,
-        stem_channels: int = 32,
-        channels: tuple[int, ...] | list[int] = (32, 32),
-        kernel_size: int = 3,
-        epsilon: float = 0.01,
-        steps: int = 8,
-        num_classes: int = 10,
-        input_size: int = 32,
-        in_channels: int = 3,
-    ) -> None:
-        super().__init__()
-        channels = tuple(int(c) for c in channels)
-        if not channels or min(channels) < 1 or stem_channels < 1:
-            raise NeurofitError(f"HaltingConvGRU widths must be positive, got stem {stem_channels}, {channels}")
+    def __init__(self, epsilon: float = 0.01, halting_bias: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if not 0.0 <= epsilon < 1.0:
             raise NeurofitError(f"HaltingConvGRU epsilon must be in [0, 1), got {epsilon}")
-        if steps < 1:
-            raise NeurofitError(f"HaltingConvGRU steps must be >= 1, got {steps}")
-        self.config: dict[str, Any] = {
-            "stem_channels": stem_channels, "channels": list(channels), "kernel_size": kernel_size,
-            "epsilon": epsilon, "steps": steps, "num_classes": num_classes, "input_size": input_size,
-            "in_channels": in_channels,
-        }
-        self.layers = ("conv_in", *(f"gru{i + 1}" for i in range(len(channels))))
-        self.default_steps = steps
-        self.input_size = input_size
-        self.in_channels = in_channels
+        self.config.update({"epsilon": epsilon, "halting_bias": float(halting_bias)})
         self.epsilon = epsilon
-        self.conv_in = nn.Conv2d(in_channels, stem_channels, 5, padding=2)
-        self.grus = nn.ModuleDict({
-            name: ConvGRUCell(c_in, c, kernel_size)
-            for name, c_in, c in zip(self.layers[1:], (stem_channels, *channels[:-1]), channels)
-        })
-        self.readout = nn.Linear(channels[-1], num_classes)
-        self.halting_unit = nn.Linear(channels[-1], 1)
-        nn.init.constant_(self.halting_unit.bias, 1.0)
+        self.halting_unit = nn.Linear(self.config["channels"][-1], 1)
+        nn.init.constant_(self.halting_unit.bias, float(halting_bias))
 
     def forward_sequence(self, movie: torch.Tensor) -> dict[str, torch.Tensor]:
         """Unroll over ``movie`` ``[T, B, C, H, W]``; see the module docstring for the outputs."""
-        check_movie(movie, self.in_channels, type(self).__name__)
-        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in (*self.layers, "logits", "halt_prob")}
-        states: dict[str, tuple[torch.Tensor, ...]] = {}
-        for t in range(movie.shape[0]):
-            x = F.max_pool2d(F.relu(self.conv_in(movie[t])), 2)
-            outputs["conv_in"].append(x)
-            for i, (name, cell) in enumerate(self.grus.items()):
-                if i > 0:
-                    x = F.max_pool2d(x, 2)
-                if name not in states:
-                    states[name] = cell.init_state(x)
-                x, states[name] = cell(x, states[name])
-                outputs[name].append(x)
-            pooled = x.mean(dim=(2, 3))
-            outputs["logits"].append(self.readout(pooled))
-            outputs["halt_prob"].append(torch.sigmoid(self.halting_unit(pooled)).squeeze(1))
+        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in (*self.layers, "logits")}
+        pooled = self._unroll(movie, outputs)
         result = {name: torch.stack(values) for name, values in outputs.items()}
+        result["halt_prob"] = torch.sigmoid(self.halting_unit(torch.stack(pooled))).squeeze(-1)
         result["act_logits"] = act_output_per_cutoff(result["logits"], result["halt_prob"], self.epsilon)
         return result
 
@@ -251,6 +318,17 @@ class HaltingConvGRU(TemporalModel):
     def validity(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[T, B]`` bool: True up to and including each image's halting step."""
         return self.halting(outputs).valid
+
+
+def convgru(**kwargs: Any) -> ConvGRUNet:
+    """The fixed-step ConvGRU: :func:`halting_convgru` without its halting unit (the same architecture).
+
+    Example
+    -------
+    >>> convgru().layers
+    ('conv_in', 'gru1', 'gru2')
+    """
+    return ConvGRUNet(**kwargs)
 
 
 def halting_convgru(**kwargs: Any) -> HaltingConvGRU:
