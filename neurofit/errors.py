@@ -27,3 +27,7 @@ class ValidationError(NeurofitError, ValueError):
 
 class ChecksumError(NeurofitError):
     """A file's sha256 does not match the one its manifest declares."""
+
+
+class DiskFullError(NeurofitError, OSError):
+    """A write failed because the disk (or the user's quota) is full; finished files are kept."""

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from neurofit.cli import main as cli_main
-from neurofit.data import fetch
 from neurofit.data.fetch import fetch_dataset, list_datasets, load_dataset, verify_dataset
 from neurofit.data.manifest import get_manifest, list_manifests, load_manifest
 from neurofit.errors import ChecksumError, NeurofitError, ValidationError
@@ -38,7 +37,6 @@ def isolated(tmp_path, monkeypatch):
     """An empty cache and no mirror, so nothing leaks in from the real environment."""
     monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("NEUROFIT_DATA_PATH", raising=False)
-    fetch._HASH_MEMO.clear()
     return tmp_path
 
 

@@ -200,7 +200,6 @@ def test_mirror_file_with_wrong_hash_is_not_loaded(tmp_path, monkeypatch):
     np.save(averaged, np.load(averaged) * 2)  # a plausible but wrong version of the file
     monkeypatch.setenv("NEUROFIT_DATA_PATH", str(copy_root))
     monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path / "cache"))
-    fetch._HASH_MEMO.clear()
     with pytest.raises(fetch.ChecksumError, match=r"responses_repeat_averaged/responses_210325\.npy"):
         load_dataset("cowley2023-v4-210325")
 

@@ -31,7 +31,7 @@ def _toy(n=60, reps=4, sites=5, d=12, seed=0):
     rec = make_recording(trials.reshape(n * reps, sites, 1), stimulus_id=np.repeat(ids, reps),
                          repetition=np.tile(np.arange(reps), n), neuroid_id=[f"n{i}" for i in range(sites)],
                          region="V4", time_bin_start=[50.0], time_bin_end=[150.0], identifier="toy",
-                         stimulus_set_identifier="toy")
+                         stimulus_set_identifier="toy", units="spikes/s")  # Gaussian: not counts
     stimuli = StimulusSet.from_arrays(rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8),
                                       pd.DataFrame({"stimulus_id": ids}), degrees=8, identifier="toy")
     feats = latent @ rng.normal(size=(3, d)) + 0.3 * rng.normal(size=(n, d))

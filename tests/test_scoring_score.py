@@ -244,6 +244,7 @@ def _brainscore_assembly(n_obj=10, per_obj=10, reps=6, n_sites=12, d=40, seed=5)
                          stimulus_id=np.array(ids)[stim_idx][order], repetition=rep_idx[order],
                          neuroid_id=[f"n{i}" for i in range(n_sites)], region="IT", time_bin_start=[70.0],
                          time_bin_end=[170.0], identifier="toy-majajhong", stimulus_set_identifier="toy",
+                         units="spikes/s",  # Gaussian responses: not counts
                          presentation_coords={"object_name": np.array(objs)[stim_idx][order]})
     feats = latent @ rng.normal(size=(6, d)) + 0.8 * rng.normal(size=(n, d))
     stimuli = StimulusSet.from_arrays(np.zeros((n, 4, 4, 3), np.uint8),

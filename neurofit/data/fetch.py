@@ -12,22 +12,22 @@ Lookup order for each file of a manifest (its ``path`` is relative, e.g.
 
 Every file is sha256-verified before it is used. A mismatch raises :class:`ChecksumError` naming the file
 and both hashes; the bad file is not used and not deleted (a mirror may be read-only and shared). Hashes
-are memoised per process on (path, size, mtime), so loading a dataset twice does not re-hash it.
+are memoised per process (:func:`neurofit.hashing.file_sha256`), so loading a dataset twice does not re-hash
+it. Downloads get the permissions a plain ``open()`` gives under the user's umask.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neurofit.atomic import current_umask
 from neurofit.data.manifest import Manifest, ManifestFile, get_manifest, list_manifests
 from neurofit.errors import ChecksumError, NeurofitError
-
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
+from neurofit.hashing import file_sha256
 
 
 def data_paths() -> list[Path]:
@@ -59,32 +59,6 @@ def cache_dir() -> Path:
     import pooch
 
     return Path(pooch.os_cache("neurofit"))
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 hex digest of a file, memoised per process on (resolved path, size, mtime).
-
-    Example
-    -------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.bin"
-    >>> _ = p.write_bytes(b"abc")
-    >>> file_sha256(p)
-    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
-    """
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    key = (str(resolved), stat.st_size, stat.st_mtime_ns)
-    cached = _HASH_MEMO.get(key)
-    if cached is not None:
-        return cached
-    digest = hashlib.sha256()
-    with resolved.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
-    _HASH_MEMO[key] = value
-    return value
 
 
 def _check(path: Path, entry: ManifestFile, manifest: Manifest) -> None:
@@ -149,6 +123,8 @@ def fetch_file(entry: ManifestFile, manifest: Manifest) -> Path:
             f"Offline? Put the file under a mirror directory listed in NEUROFIT_DATA_PATH "
             f"(now: {mirrors}) as <mirror>/{entry.path}."
         ) from err
+    # pooch moves its 0600 temporary file into place; a cache is shared like any file the user writes
+    os.chmod(downloaded, 0o666 & ~current_umask())
     return Path(downloaded)
 
 

@@ -7,6 +7,7 @@ the variable may have any name, ``image_id`` stands for ``stimulus_id`` and ``re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,9 +18,11 @@ import xarray as xr
 
 from neurofit.atomic import atomic_path
 from neurofit.data.recording import DIMS
-from neurofit.errors import NeurofitError, ValidationError
+from neurofit.errors import ChecksumError, NeurofitError, ValidationError
 
 _JSON_ATTRS = "_neurofit_json_attrs"
+#: the attr holding :func:`content_sha256` of a file written with ``checksum=True``
+CONTENT_SHA256 = "content_sha256"
 
 
 def encode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +71,60 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"attribute value of type {type(value).__name__} cannot be stored")
 
 
-def write_netcdf(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike[str]) -> Path:
+def _canonical_attr(value: Any) -> Any:
+    # netCDF gives back a one-element array attribute as a scalar, and numpy scalars for Python numbers
+    if isinstance(value, np.ndarray):
+        return value.reshape(-1)[0].item() if value.size == 1 else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _canonical_attrs(attrs: dict[str, Any]) -> bytes:
+    items = {str(k): _canonical_attr(v) for k, v in attrs.items() if k not in (CONTENT_SHA256, _JSON_ATTRS)}
+    return json.dumps(items, sort_keys=True, default=_json_default).encode()
+
+
+def content_sha256(obj: xr.Dataset | xr.DataArray) -> str:
+    """sha256 of what a Dataset holds: every variable and coordinate (name, dims, shape, values) and the attrs.
+
+    It is the same before writing and after reading back through :func:`write_netcdf`/:func:`read_dataset`
+    (strings hash as text, integers and booleans as int64, floats in their own precision), so it verifies a
+    file's content whatever netCDF did to its encoding. The ``content_sha256`` attr itself is left out.
+
+    Example
+    -------
+    >>> ds = xr.Dataset({"v": ("d", [1.0, 2.0])}, coords={"d": ["a", "b"]}, attrs={"k": {"x": 1}})
+    >>> content_sha256(ds) == content_sha256(ds.copy(deep=True))
+    True
+    >>> content_sha256(ds) == content_sha256(ds.assign(v=("d", [1.0, 2.5])))
+    False
+    """
+    ds = obj.to_dataset(name=obj.name or "__values__") if isinstance(obj, xr.DataArray) else obj
+    h = hashlib.sha256()
+    h.update(_canonical_attrs(dict(ds.attrs)))
+    for name in sorted(str(n) for n in ds.variables):
+        var = ds.variables[name]
+        values = np.asarray(var.values)
+        kind = {"S": "U", "O": "U", "b": "i", "u": "i"}.get(values.dtype.kind, values.dtype.kind)
+        h.update(json.dumps([name, list(var.dims), list(values.shape), kind]).encode())
+        h.update(_canonical_attrs(dict(var.attrs)))
+        if kind == "U":
+            text = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                    for v in values.reshape(-1).tolist()]
+            h.update(json.dumps(text).encode())
+        elif kind == "i":
+            h.update(np.ascontiguousarray(values, dtype="<i8").data)
+        else:
+            h.update(np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<")).data)
+    return h.hexdigest()
+
+
+def write_netcdf(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike[str], *, checksum: bool = False) -> Path:
     """Write a DataArray or Dataset as NetCDF4 atomically (temporary file, then rename).
+
+    ``checksum=True`` stores :func:`content_sha256` in the ``content_sha256`` attr, which
+    ``read_dataset(path, verify=True)`` checks.
 
     Example
     -------
@@ -81,6 +136,8 @@ def write_netcdf(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike[str]) -
     """
     path = Path(path)
     obj = obj.copy(deep=False)
+    if checksum:
+        obj.attrs = {**obj.attrs, CONTENT_SHA256: content_sha256(obj)}
     obj.attrs = encode_attrs(dict(obj.attrs))
     if isinstance(obj, xr.Dataset):
         for name in obj.data_vars:
@@ -90,19 +147,31 @@ def write_netcdf(obj: xr.DataArray | xr.Dataset, path: str | os.PathLike[str]) -
     return path
 
 
-def read_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
-    """Read a NetCDF file written by :func:`write_netcdf` fully into memory (the file is closed)."""
+def read_dataset(path: str | os.PathLike[str], *, verify: bool = False) -> xr.Dataset:
+    """Read a NetCDF file written by :func:`write_netcdf` fully into memory (the file is closed).
+
+    ``verify=True`` requires the ``content_sha256`` attr of ``write_netcdf(..., checksum=True)`` and raises
+    :class:`~neurofit.errors.ChecksumError` when the content read differs from it (the attr is removed).
+    """
     path = Path(path)
     if not path.exists():
         raise NeurofitError(f"file not found: {path}")
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             ds = ds.load()
-    except (OSError, ValueError) as err:
+        ds.attrs = decode_attrs(dict(ds.attrs))
+        for name in ds.data_vars:
+            ds[name].attrs = decode_attrs(dict(ds[name].attrs))
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+        # netCDF/HDF5 report damaged files as any of these; json errors are ValueErrors
         raise NeurofitError(f"cannot read {path} as NetCDF: {err}") from err
-    ds.attrs = decode_attrs(dict(ds.attrs))
-    for name in ds.data_vars:
-        ds[name].attrs = decode_attrs(dict(ds[name].attrs))
+    if verify:
+        stored = ds.attrs.pop(CONTENT_SHA256, None)
+        if stored is None:
+            raise ChecksumError(f"{path} carries no {CONTENT_SHA256!r} attr, so its content cannot be verified")
+        actual = content_sha256(ds)
+        if actual != stored:
+            raise ChecksumError(f"{path}: content sha256 {actual} does not match the {stored} it was written with")
     return ds
 
 
@@ -182,5 +251,10 @@ def to_contract(array: xr.DataArray, source: str = "recording") -> xr.DataArray:
         if name in array.coords and array.coords[name].dtype.kind == "O":
             array = array.assign_coords({name: (array.coords[name].dims, array.coords[name].values.astype(str))})
     if "repetition" in array.coords and array.coords["repetition"].dtype.kind == "f":
-        array = array.assign_coords(repetition=("presentation", array.coords["repetition"].values.astype(np.int64)))
+        repetition = array.coords["repetition"].values
+        if not np.all(np.isfinite(repetition) & (repetition == np.round(repetition))):
+            raise ValidationError(f"{source}: coordinate 'repetition' must hold whole numbers")
+        array = array.assign_coords(repetition=("presentation", repetition.astype(np.int64)))
+    if set(array.dims) != set(DIMS):
+        raise ValidationError(f"{source} has dims {tuple(array.dims)}; a recording has {DIMS}")
     return array.transpose(*DIMS)

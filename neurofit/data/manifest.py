@@ -37,6 +37,7 @@ import hashlib
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -182,8 +183,26 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     try:
         with source.open("rb") as handle:
             table = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValidationError(f"{source}: not valid TOML ({err})") from err
+    except OSError as err:
+        raise NeurofitError(f"cannot read manifest {source}: {err.strerror or err}") from err
+    return parse_manifest(table, source)
+
+
+def parse_manifest(table: Mapping[str, Any], source: str | os.PathLike[str] = "<dict>") -> Manifest:
+    """Validate a manifest given as a parsed TOML mapping (``source`` names it in errors).
+
+    Example
+    -------
+    >>> parse_manifest({"id": "x"}, "x.toml")
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.ValidationError: x.toml: missing key 'description'
+    """
+    source = Path(source)
+    if not isinstance(table, Mapping):
+        raise ValidationError(f"{source}: a manifest must be a table, got {type(table).__name__}")
     unknown = set(table) - _TOP_KEYS
     if unknown:
         raise ValidationError(f"{source}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
@@ -198,6 +217,8 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     licence = _require(table, "license", str, where)
     loader = _require(table, "loader", dict, where)
     loader_name = _require(loader, "name", str, f"{source}: [loader]")
+    if not _ID_PATTERN.match(loader_name):
+        raise ValidationError(f"{source}: [loader] key 'name' must be a loader name, got {loader_name!r}")
     options = loader.get("options", {})
     if not isinstance(options, dict):
         raise ValidationError(f"{source}: [loader.options] must be a table")

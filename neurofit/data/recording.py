@@ -37,6 +37,11 @@ REQUIRED_COORDS = {
 }
 REQUIRED_ATTRS = ("identifier", "stimulus_set_identifier", "units", "citation", "license", "source_sha256")
 REGIONS = ("V1", "V2", "V4", "IT")
+#: no response value may be larger in magnitude (spike counts and rates are far below; squares of larger
+#: values overflow float32, which the GPU engine uses, and sums of their squares overflow float64 near 1e154)
+MAX_ABS_VALUE = 1e12
+#: ``units`` values meaning spike counts, which cannot be negative
+COUNT_UNITS = ("counts", "count", "spike counts", "spikes")
 
 
 def make_recording(
@@ -125,6 +130,9 @@ def validate(recording: xr.DataArray, stimulus_set: StimulusSet | None = None) -
         raise ValidationError(f"recording dims must be {DIMS}, got {tuple(recording.dims)}")
     if not (np.issubdtype(recording.dtype, np.floating) or np.issubdtype(recording.dtype, np.integer)):
         raise ValidationError(f"recording values must be numeric (float or int), got dtype {recording.dtype}")
+    for dim, what in (("presentation", "presentations"), ("neuroid", "sites (neuroids)"), ("time_bin", "time bins")):
+        if recording.sizes[dim] == 0:
+            raise ValidationError(f"recording has no {what}: dim {dim!r} has length 0")
     averaged = bool(recording.attrs.get("repetitions_averaged", 0))
     for dim, names in REQUIRED_COORDS.items():
         for name in names:
@@ -171,6 +179,8 @@ def validate(recording: xr.DataArray, stimulus_set: StimulusSet | None = None) -
     starts = recording.coords["time_bin_start"].values.astype(float)
     ends = recording.coords["time_bin_end"].values.astype(float)
     for i, (start, end) in enumerate(zip(starts, ends)):
+        if not (np.isfinite(start) and np.isfinite(end)):
+            raise ValidationError(f"time bin {i} ({start:g}-{end:g} ms) must have finite start and end")
         if not end > start:
             raise ValidationError(f"time bin {i} ({start:g}-{end:g} ms) must end after it starts")
     for i in range(1, len(starts)):
@@ -201,6 +211,23 @@ def validate(recording: xr.DataArray, stimulus_set: StimulusSet | None = None) -
         all_nan = np.isnan(values).all(axis=(0, 2))
         if all_nan.any():
             raise ValidationError(f"site {str(ids[np.argmax(all_nan)])!r} has no data (all values are NaN)")
+    # extremes first (no temporary the size of the data); locate the culprit only when there is one
+    finite_max = float(np.fmax.reduce(values, axis=None))
+    finite_min = float(np.fmin.reduce(values, axis=None))
+    if max(finite_max, -finite_min) > MAX_ABS_VALUE:
+        where = np.argwhere(np.abs(values) > MAX_ABS_VALUE)[0]
+        raise ValidationError(
+            f"recording value {values[tuple(where)]:.3g} at neuroid {str(ids[where[1]])!r}, presentation {where[0]}, "
+            f"time bin {where[2]} is larger in magnitude than {MAX_ABS_VALUE:g}; no spike count or rate is, so "
+            "the units are wrong: rescale the data"
+        )
+    if str(recording.attrs.get("units", "")).strip().lower() in COUNT_UNITS and finite_min < 0:
+        where = np.argwhere(values < 0)[0]
+        raise ValidationError(
+            f"recording has units {recording.attrs['units']!r} but a negative value {values[tuple(where)]:g} at "
+            f"neuroid {str(ids[where[1]])!r}, presentation {where[0]}, time bin {where[2]}; spike counts "
+            "cannot be negative (baseline-subtracted data are rates: set units accordingly)"
+        )
     if stimulus_set is not None:
         known = set(stimulus_set.stimulus_ids)
         for stim in pd.unique(recording.coords["stimulus_id"].values).tolist():

@@ -3,6 +3,13 @@
 Images are placed on screen the way Brain-Score does it: a stimulus set shown at ``degrees`` of visual
 angle to a model that sees ``target_degrees`` is pasted in the centre of a gray canvas when the model's
 field is larger, and centre-cropped when it is smaller (:meth:`StimulusSet.place_on_screen`).
+
+Stimulus files are untrusted input, read within fixed bounds: an image file (a file in the folder or a
+zip member, decompressed) may hold at most :data:`MAX_IMAGE_BYTES`, an image at most
+:data:`MAX_IMAGE_PIXELS` pixels (checked from its header, before it is decoded); zips are hashed and read
+member by member in 1 MiB chunks, never whole. A member name that would leave the zip (absolute, ``..``),
+a folder image outside its folder, a file that is not a zip, a sidecar that is not a JSON object, and
+``degrees`` that is not a finite positive number each fail with one line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -10,11 +17,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
+import warnings
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,11 +38,92 @@ from neurofit.atomic import atomic_path
 from neurofit.errors import NeurofitError, ValidationError
 
 GRAY = 0.5  # the screen's gray level, in [0, 1]
+#: the most bytes one image file may hold (decompressed, for a zip member)
+MAX_IMAGE_BYTES = 256 * 2**20
+#: the most pixels one image may have (40 megapixels: an 8000 x 5000 photograph)
+MAX_IMAGE_PIXELS = 40_000_000
+_CHUNK = 1 << 20
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+               OSError, ValueError)
+
+
+def check_degrees(value: Any, where: str) -> float:
+    """``value`` as a visual angle in degrees (a finite number > 0), or a one-line error naming ``where``.
+
+    Example
+    -------
+    >>> check_degrees(8, "stimuli.json")
+    8.0
+    >>> check_degrees(float("inf"), "stimuli.json")
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.ValidationError: stimuli.json: degrees must be a finite number > 0, got inf
+    """
+    try:
+        degrees = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        degrees = math.nan
+    if not (math.isfinite(degrees) and degrees > 0):
+        raise ValidationError(f"{where}: degrees must be a finite number > 0, got {value!r}")
+    return degrees
+
+
+@contextmanager
+def _open_zip(path: Path) -> Iterator[zipfile.ZipFile]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            yield zf
+    except ValidationError:
+        raise
+    except _ZIP_ERRORS as err:
+        raise ValidationError(f"{path} is not a readable zip file ({err}); re-download or re-create it") from err
+
+
+def _member_size(info: zipfile.ZipInfo, source: Path) -> int:
+    if info.file_size > MAX_IMAGE_BYTES:
+        raise ValidationError(
+            f"zip {source} member {info.filename!r} unpacks to {info.file_size / 2**20:.0f} MiB; an image may hold at "
+            f"most {MAX_IMAGE_BYTES // 2**20} MiB (neurofit.data.stimuli.MAX_IMAGE_BYTES)")
+    return info.file_size
+
+
+def _stream_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: Path) -> Iterator[bytes]:
+    """A zip member's bytes in 1 MiB chunks, refusing more than its bound even if its header lies."""
+    _member_size(info, source)
+    total = 0
+    with zf.open(info) as handle:
+        while chunk := handle.read(_CHUNK):
+            total += len(chunk)
+            if total > MAX_IMAGE_BYTES:
+                raise ValidationError(f"zip {source} member {info.filename!r} unpacks to more than "
+                                      f"{MAX_IMAGE_BYTES // 2**20} MiB")
+            yield chunk
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, source: Path) -> bytes:
+    return b"".join(_stream_member(zf, zf.getinfo(name), source))
+
+
+def _check_file_size(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise ValidationError(f"image file {path} holds {size / 2**20:.0f} MiB; an image may hold at most "
+                              f"{MAX_IMAGE_BYTES // 2**20} MiB (neurofit.data.stimuli.MAX_IMAGE_BYTES)")
+
+
+def _read_file(path: Path) -> bytes:
+    _check_file_size(path)
+    return path.read_bytes()
+
+
+def _leaves_its_folder(name: str) -> bool:
+    """A relative name that is absolute, climbs with ``..`` or names a drive (judged by name, not on disk)."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    return pure.is_absolute() or ".." in pure.parts or bool(pure.parts and pure.parts[0].endswith(":"))
 
 
 def _check_member_name(name: str, source: Path) -> None:
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or ".." in pure.parts or (pure.parts and pure.parts[0].endswith(":")):
+    if _leaves_its_folder(name):
         raise ValidationError(f"zip {source} has an unsafe member name {name!r} (absolute or containing '..')")
 
 
@@ -47,11 +140,8 @@ def zip_members(path: str | os.PathLike[str]) -> list[str]:
     ['a.png', 'b.png']
     """
     path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = [info.filename for info in zf.infolist() if not info.is_dir()]
-    except zipfile.BadZipFile as err:
-        raise NeurofitError(f"{path} is not a readable zip file ({err}); re-download or re-create it") from err
+    with _open_zip(path) as zf:
+        names = [info.filename for info in zf.infolist() if not info.is_dir()]
     for name in names:
         _check_member_name(name, path)
     return sorted(names)
@@ -74,13 +164,15 @@ def safe_extract(zip_path: str | os.PathLike[str], target: str | os.PathLike[str
     target = Path(target).resolve()
     members = zip_members(zip_path)
     out = []
-    with zipfile.ZipFile(zip_path) as zf:
+    with _open_zip(Path(zip_path)) as zf:
         for name in members:
             dest = (target / name).resolve()
             if target not in dest.parents:
                 raise ValidationError(f"zip {zip_path} member {name!r} would be written outside {target}")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(zf.read(name))
+            with atomic_path(dest) as tmp, open(tmp, "wb") as handle:
+                for chunk in _stream_member(zf, zf.getinfo(name), Path(zip_path)):
+                    handle.write(chunk)
             out.append(dest)
     return out
 
@@ -118,8 +210,7 @@ class StimulusSet:
         if dup.any():
             first = self.table["stimulus_id"][dup].iloc[0]
             raise ValidationError(f"stimulus set {self.identifier!r} lists stimulus_id {first!r} twice")
-        if not self.degrees > 0:
-            raise ValidationError(f"stimulus set {self.identifier!r}: degrees must be > 0, got {self.degrees}")
+        self.degrees = check_degrees(self.degrees, f"stimulus set {self.identifier!r}")
         if self.images is not None:
             self.images = Path(self.images)
             if "filename" not in self.table.columns:
@@ -150,9 +241,8 @@ class StimulusSet:
 
     def place_on_screen(self, target_degrees: float) -> StimulusSet:
         """The same stimuli as seen by a model whose input spans ``target_degrees`` of visual angle."""
-        if not target_degrees > 0:
-            raise ValidationError(f"target_degrees must be > 0, got {target_degrees}")
-        return replace(self, screen_degrees=float(target_degrees), _sha256=None)
+        target = check_degrees(target_degrees, "the model's visual angle (target_degrees)")
+        return replace(self, screen_degrees=target, _sha256=None)
 
     def subset(self, ids: Sequence[str]) -> StimulusSet:
         """The stimuli ``ids`` in the given order."""
@@ -195,19 +285,26 @@ class StimulusSet:
         out = []
         if self.images.is_dir():
             for fname in filenames:
-                path = self.images / fname
-                if not path.exists():
+                path = self._folder_file(fname)
+                if not path.is_file():
                     raise ValidationError(f"image file {path} of stimulus set {self.identifier!r} is missing")
-                out.append(_decode(path.read_bytes(), path))
+                out.append(_decode(_read_file(path), path))
             return out
         members = self._member_map()
-        try:
-            with zipfile.ZipFile(self.images) as zf:
-                for fname in filenames:
-                    out.append(_decode(zf.read(members[fname]), Path(f"{self.images}:{members[fname]}")))
-        except zipfile.BadZipFile as err:
-            raise NeurofitError(f"{self.images} is not a readable zip file ({err})") from err
+        with _open_zip(self.images) as zf:
+            for fname in filenames:
+                out.append(_decode(_read_member(zf, members[fname], self.images),
+                                   Path(f"{self.images}:{members[fname]}")))
         return out
+
+    def _folder_file(self, fname: str) -> Path:
+        """The image file ``fname`` of a folder stimulus set; a name leading out of the folder is refused."""
+        assert self.images is not None
+        # by name, not by resolving: a folder of symlinks to images elsewhere is legitimate
+        if _leaves_its_folder(fname):
+            raise ValidationError(f"stimulus set {self.identifier!r}: filename {fname!r} leads outside its image "
+                                  f"folder {self.images}")
+        return self.images / fname
 
     def load_images(self, size: int, ids: Sequence[str] | None = None) -> torch.Tensor:
         """Images as float32 ``[B, 3, size, size]`` in ``[0, 1]``, placed on screen if asked.
@@ -241,25 +338,43 @@ class StimulusSet:
             h.update(self.table.to_csv(index=False).encode())
             h.update(json.dumps([self.degrees, self.screen_degrees]).encode())
             if self.arrays is not None:
-                h.update(np.ascontiguousarray(self.arrays).tobytes())
+                h.update(np.ascontiguousarray(self.arrays).data)
             elif self.images is not None and self.images.is_dir():
                 for fname in self.table["filename"].astype(str):
-                    h.update((self.images / fname).read_bytes())
+                    path = self._folder_file(fname)
+                    if not path.is_file():
+                        raise ValidationError(f"image file {path} of stimulus set {self.identifier!r} is missing")
+                    _check_file_size(path)
+                    with open(path, "rb") as handle:
+                        while chunk := handle.read(_CHUNK):
+                            h.update(chunk)
             elif self.images is not None:
-                with zipfile.ZipFile(self.images) as zf:
-                    for name in zip_members(self.images):
+                members = zip_members(self.images)
+                with _open_zip(self.images) as zf:
+                    for name in members:
                         h.update(name.encode())
-                        h.update(zf.read(name))
+                        for chunk in _stream_member(zf, zf.getinfo(name), self.images):
+                            h.update(chunk)
             self._sha256 = h.hexdigest()
         return self._sha256
 
 
 def _decode(data: bytes, source: Path) -> np.ndarray:
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            return np.asarray(img.convert("RGB"))
+        with warnings.catch_warnings():
+            # PIL's own bomb check only warns below twice its limit; ours below refuses first
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ValidationError(
+                        f"image {source} has {width} x {height} = {width * height / 1e6:.0f} megapixels; an image "
+                        f"may have at most {MAX_IMAGE_PIXELS / 1e6:.0f} (neurofit.data.stimuli.MAX_IMAGE_PIXELS)")
+                return np.asarray(img.convert("RGB"))
+    except ValidationError:
+        raise
     except Exception as err:  # PIL raises many types for corrupt data
-        raise NeurofitError(f"cannot decode image {source}: {err}") from err
+        raise ValidationError(f"cannot decode image {source}: {err}") from err
 
 
 def _center_square(image: torch.Tensor) -> torch.Tensor:
@@ -326,19 +441,38 @@ def read_stimulus_set(
     must be given.
     """
     csv_path = Path(csv_path)
-    if not csv_path.exists():
+    if not csv_path.is_file():
         raise NeurofitError(f"stimulus table not found: {csv_path}")
     sidecar_path = csv_path.with_suffix(".json")
-    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
-    table = pd.read_csv(csv_path, dtype={"stimulus_id": str, "filename": str}, keep_default_na=False)
+    sidecar = _read_sidecar(sidecar_path) if sidecar_path.exists() else {}
+    try:
+        table = pd.read_csv(csv_path, dtype={"stimulus_id": str, "filename": str}, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValidationError(f"{csv_path} is not a readable CSV table: {str(err).strip().splitlines()[0]}") from err
     if images is None:
         candidates = [csv_path.parent / sidecar["images"]] if "images" in sidecar else []
         candidates += [csv_path.with_suffix(".zip"), csv_path.with_suffix("")]
         images = next((c for c in candidates if c.exists()), None)
         if images is None:
             raise NeurofitError(f"no images found for {csv_path}: expected {candidates[0]}")
-    degrees = degrees if degrees is not None else sidecar.get("degrees")
     if degrees is None:
-        raise ValidationError(f"stimulus set {csv_path} does not say its visual angle; pass degrees=...")
+        if "degrees" not in sidecar:
+            raise ValidationError(f"stimulus set {csv_path} does not say its visual angle; pass degrees=...")
+        degrees = check_degrees(sidecar["degrees"], f"{sidecar_path}: key 'degrees'")
     identifier = identifier or sidecar.get("identifier") or csv_path.stem
-    return StimulusSet(table=table, images=Path(images), degrees=float(degrees), identifier=identifier)
+    return StimulusSet(table=table, images=Path(images), degrees=check_degrees(degrees, str(csv_path)),
+                       identifier=identifier)
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    """The JSON sidecar of a stimulus table: an object with optional ``identifier``, ``degrees``, ``images``."""
+    try:
+        sidecar = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValidationError(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(sidecar, dict):
+        raise ValidationError(f"{path} must hold a JSON object, got {type(sidecar).__name__}")
+    for key in ("identifier", "images"):
+        if key in sidecar and not (isinstance(sidecar[key], str) and sidecar[key]):
+            raise ValidationError(f"{path}: key {key!r} must be a non-empty string, got {sidecar[key]!r}")
+    return sidecar

@@ -181,15 +181,17 @@ class ActivationSet:
         return mask.values[min(step // per_frame, mask.sizes["frame"] - 1)].astype(bool)
 
     # --- files ---------------------------------------------------------------------------------------------
-    def to_netcdf(self, path: str | os.PathLike[str]) -> Path:
-        """Write the ActivationSet as NetCDF4 atomically."""
+    def to_netcdf(self, path: str | os.PathLike[str], *, checksum: bool = False) -> Path:
+        """Write the ActivationSet as NetCDF4 atomically (``checksum=True``: with its content sha256)."""
         from neurofit.data.io import write_netcdf
 
-        return write_netcdf(self.dataset, path)
+        return write_netcdf(self.dataset, path, checksum=checksum)
 
 
-def read_activations(path: str | os.PathLike[str]) -> ActivationSet:
+def read_activations(path: str | os.PathLike[str], *, verify: bool = False) -> ActivationSet:
     """Read an ActivationSet written by :meth:`ActivationSet.to_netcdf` (or a cache entry).
+
+    ``verify=True`` requires and checks the content sha256 written by ``to_netcdf(..., checksum=True)``.
 
     Example
     -------
@@ -200,7 +202,7 @@ def read_activations(path: str | os.PathLike[str]) -> ActivationSet:
     """
     from neurofit.data.io import read_dataset
 
-    ds = read_dataset(path)
+    ds = read_dataset(path, verify=verify)
     for name in list(ds.coords):
         if name.startswith("driven_"):
             ds = ds.assign_coords({name: ds[name].astype(bool)})

@@ -4,8 +4,13 @@ The key hashes everything that can change the numbers: the weights' content, the
 config, the stimulus set's content hash (images, table, degrees, screen placement), the preprocessing
 (image size, steps, onset/offset, normalisation, blank, autocast), the layers, the reduction spec (seed,
 dimension, PCA fitting ids) and the neurofit version. Any changed input gives another key, so a stale
-entry can never be returned. An unreadable or inconsistent entry is treated as a miss (and logged), and
-the caller rewrites it.
+entry can never be returned.
+
+Each entry carries the key it was made for (attr ``cache_key``) and a checksum of its content (attr
+``content_sha256``, :func:`neurofit.data.io.content_sha256`), both verified on every read: a flipped byte,
+a truncated file or an entry copied under another key's name is a logged miss, recomputed and rewritten,
+never a different number. A failed write (full disk, read-only cache) is logged and ignored: the result
+in memory is valid and the run goes on.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ def cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
 
 
 def load_cached(cache_dir: str | os.PathLike[str], key: str) -> ActivationSet | None:
-    """The cached ActivationSet of ``key``, or ``None`` on a miss (absent, unreadable or inconsistent entry).
+    """The cached ActivationSet of ``key``, or ``None`` on a miss (absent, unreadable or unverified entry).
 
     Example
     -------
@@ -90,22 +95,28 @@ def load_cached(cache_dir: str | os.PathLike[str], key: str) -> ActivationSet | 
     if not path.exists():
         return None
     try:
-        acts = read_activations(path)
-    except Exception as err:  # any unreadable entry (truncated, not NetCDF, wrong layout) is a miss
-        log.warning("activation cache entry %s is unreadable (%s); recomputing it", path, err)
+        acts = read_activations(path, verify=True)
+    except Exception as err:  # any unreadable or corrupt entry (truncated, flipped bytes, not NetCDF) is a miss
+        log.warning("activation cache entry %s is unreadable or corrupt (%s); recomputing it", path, err)
         return None
     if acts.attrs.get("cache_key") != key:
-        log.warning("activation cache entry %s holds key %s, not its file name's; recomputing it",
+        log.warning("activation cache entry %s was made for key %s, not for its file name's; recomputing it",
                     path, acts.attrs.get("cache_key"))
         return None
     return acts
 
 
 def store(cache_dir: str | os.PathLike[str], key: str, acts: ActivationSet) -> Path | None:
-    """Write ``acts`` under ``key`` atomically; a failed write is logged and ignored (the result is still valid)."""
+    """Write ``acts`` under ``key`` atomically, with its checksum; a failed write is logged and ignored.
+
+    The result is valid without its cache entry, so neither a full disk (which netCDF reports as a
+    ``RuntimeError``) nor a read-only cache stops the run.
+    """
     path = cache_path(cache_dir, key)
+    if acts.attrs.get("cache_key") != key:
+        raise ValueError(f"an ActivationSet made for key {acts.attrs.get('cache_key')} cannot be stored under {key}")
     try:
-        return acts.to_netcdf(path)
-    except OSError as err:
-        log.warning("could not write activation cache entry %s (%s)", path, err)
+        return acts.to_netcdf(path, checksum=True)
+    except (OSError, RuntimeError) as err:  # DiskFullError is an OSError
+        log.warning("could not write activation cache entry %s (%s); the run goes on without it", path, err)
         return None

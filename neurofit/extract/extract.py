@@ -51,10 +51,52 @@ DEFAULT_REDUCTION = RandomProjection(dim=1000, seed=0)
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The torch device to run on: ``device`` checked to exist on this machine, or CUDA when present, else CPU.
+
+    Example
+    -------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("bogus")
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: device 'bogus' is not a torch device; use 'cpu', 'cuda', 'cuda:<index>' or 'mps'
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise NeurofitError(f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:<index>' or "
+                            "'mps'") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise NeurofitError(f"device {device!r} was asked for, but {why}; use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise NeurofitError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise NeurofitError(f"device {device!r} was asked for, but Apple MPS is not available here; use 'cpu'")
+    elif dev.type != "cpu":
+        raise NeurofitError(f"device {device!r} is not supported; use 'cpu', 'cuda', 'cuda:<index>' or 'mps'")
+    return dev
+
+
+def check_steps(steps: Any, name: str = "steps") -> int:
+    """``steps`` as a positive int (an unroll of at least one step), or a one-line error.
+
+    Example
+    -------
+    >>> check_steps(0)
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: steps must be a whole number >= 1, got 0
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise NeurofitError(f"{name} must be a whole number >= 1, got {steps!r}")
+    return int(steps)
 
 
 def model_identity(model: TemporalModel) -> dict[str, Any]:
@@ -244,7 +286,11 @@ def extract_activations(
         raise NeurofitError(f"autocast must be None, 'bf16' or 'fp16', got {autocast!r}")
     if batch_size < 1:
         raise NeurofitError(f"batch_size must be >= 1, got {batch_size}")
-    steps = int(model.default_steps if steps is None else steps)
+    steps = check_steps(model.default_steps if steps is None else steps)
+    if isinstance(on, bool) or not (isinstance(on, (int, np.integer)) and on >= 0):
+        raise NeurofitError(f"on must be a step >= 0, got {on!r}")
+    if off is not None and not (isinstance(off, (int, np.integer)) and on < off):
+        raise NeurofitError(f"off must be a step after on={on}, got {off!r}")
     layers = list(model.layers if layers is None else layers)
     if not layers:
         raise NeurofitError(f"{type(model).__name__} declares no layers; pass layers=[...]")
@@ -252,7 +298,7 @@ def extract_activations(
         raise NeurofitError(f"stimulus set {stimuli.identifier!r} is empty")
     reduction_info = reduction_spec(reduction)
     check_fit_ids(reduction, stimuli.stimulus_ids, stimuli.identifier)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     if device.type == "cpu":
         # gated cells produce denormals that make CPU arithmetic up to 20x slower
         torch.set_flush_denormal(True)

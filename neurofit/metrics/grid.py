@@ -42,15 +42,17 @@ class _Prepared:
     diag: torch.Tensor  # (R, n) float64: diagonal of the centred Gram
 
 
-def _prepare(features: torch.Tensor, dtype: torch.dtype) -> _Prepared:
+def _prepare(features: torch.Tensor | Sequence[torch.Tensor], dtype: torch.dtype) -> _Prepared:
     # few passes over the features in the compute dtype, float64 only where sums accumulate; mu need not be
     # exact (it only centres the sums, and the same value is used throughout)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("xc", "a", "b", "inv_sigma", "mu", "diag")}
-    n, p = features.shape[1:]
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("a", "b", "inv_sigma", "mu", "diag")}
+    n, p = features[0].shape
     f64 = torch.float64
+    # written in place: the caller's features plus one centred copy is the whole footprint
+    xc_all = torch.empty(len(features), n, p, dtype=dtype)
     ones_n = torch.ones(n, dtype=dtype)
     ones_p = torch.ones(p, dtype=dtype)
-    for rep in features:
+    for k, rep in enumerate(features):
         # reductions as matrix-vector products: several times faster than strided sums on CPU
         x = rep.to(dtype)
         c = (ones_n @ x).to(f64) / n
@@ -59,16 +61,15 @@ def _prepare(features: torch.Tensor, dtype: torch.dtype) -> _Prepared:
         sigma = torch.sqrt((xr.unsqueeze(1) @ xr.unsqueeze(2))[:, 0, 0].to(f64))
         z_sum = (xr.mT @ (1.0 / sigma).to(dtype)).to(f64)
         mu = ((z_sum * z_sum).sum() - n) / (n * (n - 1))
-        xc = x - c.to(dtype)
+        xc = torch.sub(x, c.to(dtype), out=xc_all[k])
         u = (xc @ c.to(dtype)).to(f64)
         ones = torch.ones_like(u)
-        parts["xc"].append(xc)
         parts["a"].append(torch.stack([u, ones, m, sigma], dim=1).to(dtype))
         parts["b"].append(torch.stack([ones, u + c @ c, -p * m, -mu * sigma], dim=1).to(dtype))
         parts["inv_sigma"].append((1.0 / sigma).to(dtype))
         parts["mu"].append(mu)
         parts["diag"].append((xc.unsqueeze(1) @ xc.unsqueeze(2))[:, 0, 0].to(f64))
-    return _Prepared(**{k: torch.stack(v) for k, v in parts.items()})
+    return _Prepared(xc=xc_all, **{k: torch.stack(v) for k, v in parts.items()})
 
 
 def _gram_blocks(prepared: list[_Prepared], a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,8 +129,8 @@ def compare_grid(
     [1.0, 1.0, 1.0]
     """
     sides = [_group_by_width(model), _group_by_width(neural)]
-    n = sides[0][0][0].shape[1]
-    if any(t.ndim != 3 or t.shape[1] != n for side in sides for t, _ in side):
+    n = sides[0][0][0][0].shape[0]
+    if any(t.ndim != 2 or t.shape[0] != n for side in sides for group, _ in side for t in group):
         raise NeurofitError("every model and neural representation must be (n, width) over the same n stimuli")
     if n < 4:
         raise NeurofitError(f"RSA and debiased CKA need at least 4 stimuli, got {n}")
@@ -139,12 +140,12 @@ def compare_grid(
     return GridComparison(**{k: v[orders[0]][:, orders[1]] for k, v in tables.items()})
 
 
-def _group_by_width(reps: torch.Tensor | Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, np.ndarray]]:
+def _group_by_width(reps: torch.Tensor | Sequence[torch.Tensor]) -> list[tuple[list[torch.Tensor], np.ndarray]]:
+    # lists, not stacked copies: a grid's features are gigabytes
     if isinstance(reps, torch.Tensor):
-        return [(reps, np.arange(reps.shape[0]))]
+        return [(list(reps), np.arange(reps.shape[0]))]
     widths = np.array([r.shape[-1] for r in reps])
-    return [(torch.stack([reps[i] for i in np.flatnonzero(widths == w)]), np.flatnonzero(widths == w))
-            for w in np.unique(widths)]
+    return [([reps[i] for i in np.flatnonzero(widths == w)], np.flatnonzero(widths == w)) for w in np.unique(widths)]
 
 
 def _compare(prepared: list[list[_Prepared]], n: int, block: int) -> dict[str, np.ndarray]:

@@ -19,7 +19,6 @@ user module, e.g. ``resnet20_cifar``) the weights are the wrapped module's own s
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import json
@@ -36,6 +35,7 @@ from torch import nn
 
 from neurofit.atomic import atomic_path
 from neurofit.errors import NeurofitError
+from neurofit.hashing import file_sha256
 from neurofit.models.hooks import HookedModel
 from neurofit.models.zoo import ZOO, get_factory
 
@@ -43,24 +43,6 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".th", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"
 _ARCH_KEY = "neurofit_arch"
 _CONFIG_KEY = "neurofit_config"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks.
-
-    Example
-    -------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
-    >>> _ = p.write_bytes(b"abc")
-    >>> file_sha256(p)[:16]
-    'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_factory(arch: str) -> Callable[..., Any]:

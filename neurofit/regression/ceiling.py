@@ -25,6 +25,10 @@ Normalisation = Literal["r2_over_ceiling", "legacy", "feve"]
 NORMALISATIONS = ("r2_over_ceiling", "legacy", "feve")
 
 
+class SingleRepetitionError(NeurofitError):
+    """A ceiling was asked of trials with one repetition per stimulus; each caller names its own way out."""
+
+
 def _check_trials(trials: np.ndarray) -> np.ndarray:
     trials = np.asarray(trials, dtype=np.float64)
     if trials.ndim != 4:
@@ -34,9 +38,9 @@ def _check_trials(trials: np.ndarray) -> np.ndarray:
     valid = ~np.isnan(trials)
     n_reps = valid.any(axis=(2, 3)).sum(axis=1)
     if trials.shape[1] < 2 or n_reps.max(initial=0) < 2:
-        raise NeurofitError(
-            "a noise ceiling needs at least 2 repetitions per stimulus, but the recording has only one: "
-            "pass ceiling=False (no ceiling is invented)"
+        raise SingleRepetitionError(
+            "a noise ceiling needs at least 2 repetitions per stimulus, but the recording has only one "
+            "(no ceiling is invented)"
         )
     return trials
 

@@ -17,8 +17,8 @@ import contextlib
 import torch
 
 from neurofit.regression.parallel import map_chunks, split_range, torch_threads, workers
-from neurofit.regression.pls import Algorithm, PLSComponents, pls_kernel
-from neurofit.regression.ridge import DEFAULT_ALPHAS, ridge_gcv_fit
+from neurofit.regression.pls import Algorithm, PLSComponents, check_n_components, pls_kernel, unit_scale
+from neurofit.regression.ridge import DEFAULT_ALPHAS, ridge_gcv_fit, scaled_alphas
 
 
 def _check_shapes(X: torch.Tensor, Y: torch.Tensor, train: torch.Tensor, test: torch.Tensor) -> None:
@@ -68,6 +68,12 @@ def pls_cross_validated(
     _check_shapes(X, Y, train, test)
     if bool((train & test).any()) or not bool((train | test).all()):
         raise ValueError("each sample must be in exactly one of train/test in every fold")
+    n_components = check_n_components(n_components)
+    sx, sy = unit_scale(X), unit_scale(Y)
+    if sx != 1.0 or sy != 1.0:  # data near the float's limits: fit exactly rescaled copies (see unit_scale)
+        scaled = pls_cross_validated(X / sx, Y / sy, train, test, n_components, algorithm=algorithm,
+                                     max_problem_bytes=max_problem_bytes)
+        return [prediction * sy for prediction in scaled]
     nx, N, p = X.shape
     nb, _, q = Y.shape
     F = train.shape[0]
@@ -205,6 +211,11 @@ def ridge_cross_validated(
     torch.Size([3, 20, 4])
     """
     _check_shapes(X, Y, train, test)
+    sx, sy = unit_scale(X), unit_scale(Y)
+    if sx != 1.0 or sy != 1.0:  # data near the float's limits: fit exactly rescaled copies (see unit_scale)
+        scaled = ridge_cross_validated(X / sx, Y / sy, train, test, scaled_alphas(alphas, sx, X.dtype),
+                                       max_problem_bytes=max_problem_bytes)
+        return [prediction * sy for prediction in scaled]
     nx, N, p = X.shape
     nb, _, q = Y.shape
     Y = Y.to(X.dtype)

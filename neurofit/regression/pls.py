@@ -31,6 +31,7 @@ Everything is batched over a leading dimension (folds x time bins).
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -476,6 +477,49 @@ def _check_finite(name: str, t: torch.Tensor) -> None:
         raise NeurofitError(f"{name} contains NaN or Inf values: remove or impute them before fitting")
 
 
+def check_n_components(n_components: object) -> int:
+    """``n_components`` as an int >= 1, or a one-line error (0 components would silently predict the mean).
+
+    Example
+    -------
+    >>> check_n_components(0)
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: n_components must be a whole number >= 1, got 0 (...)
+    """
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) or n_components < 1:
+        raise NeurofitError(f"n_components must be a whole number >= 1, got {n_components!r} (without components "
+                            "PLS would predict the mean)")
+    return int(n_components)
+
+
+#: per dtype, the largest magnitude fitted as it is (and its inverse the smallest): beyond, the products the
+#: solvers form (cross-covariances, their Gram matrices: fourth powers of the data) overflow or underflow
+SAFE_MAGNITUDE = {torch.float64: 2.0**60, torch.float32: 2.0**20}
+
+
+def unit_scale(t: torch.Tensor) -> float:
+    """A power of two ``s`` that brings ``t``'s largest magnitude into ``[0.5, 1)``, or 1 if ``t`` is safe as it is.
+
+    Dividing by a power of two is exact, and PLS is equivariant to scaling ``X`` and ``Y`` (ridge too, with
+    its penalties scaled by ``s_x**2``), so fitting ``t / s`` and scaling the results back gives the fit of
+    ``t`` without the overflow (``LinAlgError``) or underflow (silently wrong numbers) of data near the
+    float's limits. Data of ordinary magnitude (:data:`SAFE_MAGNITUDE`) are left alone, bit for bit.
+
+    Example
+    -------
+    >>> unit_scale(torch.tensor([3.0, -1e160], dtype=torch.float64)) == 2.0 ** 532
+    True
+    >>> unit_scale(torch.tensor([3.0, -100.0], dtype=torch.float64))
+    1.0
+    """
+    peak = float(t.abs().max()) if t.numel() else 0.0
+    bound = SAFE_MAGNITUDE.get(t.dtype, SAFE_MAGNITUDE[torch.float32])
+    if peak == 0.0 or 1.0 / bound <= peak <= bound:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(peak)[1])
+
+
 def prepare_fit_inputs(
     X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, device: str | torch.device | None,
     dtype: torch.dtype | None,
@@ -483,20 +527,32 @@ def prepare_fit_inputs(
     """The estimators' shared input handling: ``(X [B, n, p], Y [B, n, q], batched, y_was_1d)``.
 
     Accepts ``X [n, p]`` or ``[B, n, p]`` and ``Y [n]``, ``[n, q]`` or the batched forms, as numpy or torch;
-    checks that samples agree and that nothing is NaN or Inf.
+    checks the shapes (at least 2 samples, 1 feature and 1 target), that samples agree and that nothing is
+    NaN or Inf.
     """
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     Xt = _as_batch(X, device, dtype)
     Yt = _as_batch(Y, device, dtype)
+    if Xt.ndim not in (2, 3):
+        raise NeurofitError(f"X must be (n_samples, n_features) or batched (B, n_samples, n_features), got shape "
+                            f"{tuple(Xt.shape)}")
     batched = Xt.ndim == 3
     y_1d = Yt.ndim == Xt.ndim - 1
     if y_1d:
         Yt = Yt[..., None]
+    if Yt.ndim != Xt.ndim:
+        raise NeurofitError(f"Y {tuple(Yt.shape)} does not match X {tuple(Xt.shape)}: give (n_samples,), "
+                            "(n_samples, n_targets) or their batched forms")
     if not batched:
         Xt, Yt = Xt[None], Yt[None]
     if Xt.shape[:2] != Yt.shape[:2]:
         raise NeurofitError(f"X {tuple(Xt.shape)} and Y {tuple(Yt.shape)} disagree in samples")
+    n, p, q = Xt.shape[1], Xt.shape[2], Yt.shape[2]
+    if n < 2:
+        raise NeurofitError(f"fitting needs at least 2 samples, got {n} (centring leaves nothing of one sample)")
+    if p < 1 or q < 1:
+        raise NeurofitError(f"fitting needs at least 1 feature and 1 target, got {p} feature(s) and {q} target(s)")
     _check_finite("X", Xt)
     _check_finite("Y", Yt)
     return Xt, Yt, batched, y_1d
@@ -544,6 +600,7 @@ def pls_fit(
     torch.Size([2, 6, 3])
     """
     B, n, p = X.shape
+    n_components = check_n_components(n_components)
     if n_components > min(n, p):
         raise NeurofitError(
             f"n_components={n_components} exceeds min(n_samples, n_features)={min(n, p)}: reduce n_components"
@@ -624,20 +681,24 @@ class PLS:
         self.max_iter = max_iter
 
     def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> PLS:
+        n_components = check_n_components(self.n_components)
         self._numpy = not isinstance(X, torch.Tensor)
         Xt, Yt, self._batched, self._y_1d = prepare_fit_inputs(X, Y, self.device, self.dtype)
-        fit = pls_fit(Xt, Yt, self.n_components, algorithm=self.algorithm, tol=self.tol, max_iter=self.max_iter)
+        sx, sy = unit_scale(Xt), unit_scale(Yt)
+        fit = pls_fit(Xt / sx if sx != 1.0 else Xt, Yt / sy if sy != 1.0 else Yt, n_components,
+                      algorithm=self.algorithm, tol=self.tol, max_iter=self.max_iter)
         sq = (lambda t: t) if self._batched else (lambda t: t[0])
         c = fit.components
+        # weights, rotations and x-loadings do not change with the scale of X and Y; the rest scales back
         self.x_weights_ = sq(c.x_weights)
         self.x_rotations_ = sq(c.x_rotations)
         self.x_loadings_ = sq(c.x_loadings)
-        self.y_loadings_ = sq(c.y_loadings)
+        self.y_loadings_ = sq(c.y_loadings * (sy / sx))
         self.y_weights_ = sq(c.y_weights)
         self.n_iter_ = sq(c.n_iter)
-        self.x_mean_ = sq(fit.x_mean)
-        self.y_mean_ = sq(fit.y_mean)
-        self.coef_ = sq(fit.coef.mT)
+        self.x_mean_ = sq(fit.x_mean * sx)
+        self.y_mean_ = sq(fit.y_mean * sy)
+        self.coef_ = sq(fit.coef.mT * (sy / sx))
         self.intercept_ = self.y_mean_
         return self
 

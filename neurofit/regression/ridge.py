@@ -23,7 +23,7 @@ import torch
 
 from neurofit.errors import NeurofitError
 from neurofit.regression.parallel import torch_threads
-from neurofit.regression.pls import _as_batch, _check_finite, prepare_fit_inputs
+from neurofit.regression.pls import _as_batch, _check_finite, prepare_fit_inputs, unit_scale
 
 #: The default penalty grid: 26 values, 2.5 per decade from 1e-3 to 1e7.
 DEFAULT_ALPHAS = np.logspace(-3, 7, 26)
@@ -139,6 +139,26 @@ def ridge_gcv_fit(
     return RidgeFit(coef=coef, intercept=intercept, alpha=alpha, best_score=-best_mse)
 
 
+def scaled_alphas(alphas: np.ndarray | torch.Tensor, x_scale: float, dtype: torch.dtype) -> np.ndarray:
+    """The penalties that fit ``X / x_scale`` as ``alphas`` fit ``X`` (``alphas / x_scale**2``).
+
+    A penalty that underflows the float is raised to its smallest normal number (below ``s**2 * eps`` for
+    every singular value ``s`` of the design, any penalty leaves the fit unchanged to rounding), one that
+    overflows is lowered to its largest (which already shrinks every coefficient to zero).
+
+    Example
+    -------
+    >>> scaled_alphas(np.array([1.0, 4.0]), 2.0, torch.float64).tolist()
+    [0.25, 1.0]
+    """
+    values = np.asarray(alphas.cpu() if isinstance(alphas, torch.Tensor) else alphas, dtype=np.float64)
+    if x_scale == 1.0:
+        return values
+    info = torch.finfo(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        return np.clip(values / x_scale / x_scale, info.tiny, info.max)
+
+
 class Ridge:
     """Ridge regression with a leave-one-out-chosen penalty per target, sklearn-style.
 
@@ -174,12 +194,21 @@ class Ridge:
 
     def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> Ridge:
         Xt, Yt, self._batched, self._y_1d = prepare_fit_inputs(X, Y, self.device, self.dtype)
-        fit = ridge_gcv_fit(Xt, Yt, self.alphas)
+        sx, sy = unit_scale(Xt), unit_scale(Yt)
+        grid = scaled_alphas(self.alphas, sx, Xt.dtype)
+        fit = ridge_gcv_fit(Xt / sx if sx != 1.0 else Xt, Yt / sy if sy != 1.0 else Yt, grid)
+        alpha = fit.alpha
+        if sx != 1.0:
+            # the chosen penalty in the caller's units: the first grid value whose scaled value was chosen
+            scaled = torch.as_tensor(grid, dtype=alpha.dtype, device=alpha.device)
+            original = torch.as_tensor(np.asarray(self.alphas, dtype=np.float64), dtype=alpha.dtype,
+                                       device=alpha.device)
+            alpha = original[(alpha[..., None] == scaled).to(torch.int8).argmax(-1)]
         sq = (lambda t: t) if self._batched else (lambda t: t[0])
-        self.coef_ = sq(fit.coef.mT)
-        self.intercept_ = sq(fit.intercept)
-        self.alpha_ = sq(fit.alpha)
-        self.best_score_ = sq(fit.best_score)
+        self.coef_ = sq(fit.coef.mT * (sy / sx))
+        self.intercept_ = sq(fit.intercept * sy)
+        self.alpha_ = sq(alpha)
+        self.best_score_ = sq(fit.best_score * sy * sy)
         if not isinstance(X, torch.Tensor):
             self.alpha_ = self.alpha_.cpu().numpy()
         return self

@@ -22,6 +22,7 @@ from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
 from neurofit.regression.ceiling import (
     NORMALISATIONS,
     Normalisation,
+    SingleRepetitionError,
     brainscore_ceiling,
     ceil_scores,
     feve,
@@ -259,10 +260,10 @@ def fit_and_score(
         assert list(trial_ids) == list(stimulus_ids)
     ceiling_values = np.full((q, nb), np.nan)
     if ceiling:
-        if splits == "kfold":
-            ceiling_values = split_half_ceiling(trials)
-        else:
-            ceiling_values = brainscore_ceiling(trials)[0]
+        try:
+            ceiling_values = split_half_ceiling(trials) if splits == "kfold" else brainscore_ceiling(trials)[0]
+        except SingleRepetitionError as err:
+            raise SingleRepetitionError(f"{err}: pass ceiling=False to score r alone") from None
     if normalisation == "feve":
         ceiled = feve(prediction, trials)
     elif ceiling:

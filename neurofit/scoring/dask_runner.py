@@ -19,6 +19,7 @@ which reads the saved units and submits only the missing ones.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import dataclasses
 import hashlib
@@ -45,6 +46,58 @@ MIN_STORED_BYTES = 4096
 MAX_TASK_BYTES = 1_000_000
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_WORKER_WAIT_S = 60.0
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    from distributed.comm import connect
+
+    comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+    try:
+        await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
+        return await asyncio.wait_for(comm.read(), timeout)
+    finally:
+        comm.abort()
+
+
+def check_scheduler(address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) -> dict[str, Any]:
+    """Ask ``address`` who it is, within ``timeout`` seconds; return the scheduler's identity or raise one line.
+
+    ``distributed.Client`` bounds the TCP connection but not the handshake after it, so a server that
+    accepts connections and never answers in dask's protocol (an HTTP server on the port) made it wait
+    forever. The question runs on its own thread and event loop, so it works inside notebooks too.
+
+    Example
+    -------
+    >>> check_scheduler("tcp://127.0.0.1:1", timeout=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: ...dask scheduler... at 'tcp://127.0.0.1:1'...
+    """
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="neurofit-scheduler-check")
+    try:
+        future = pool.submit(asyncio.run, asyncio.wait_for(_identity(address, timeout), timeout))
+        identity = future.result(timeout + 5)
+    except (TimeoutError, concurrent.futures.TimeoutError) as err:
+        raise NeurofitError(
+            f"no dask scheduler answered at {address!r} within {timeout:g} s: nothing answers there, or something "
+            "else (an HTTP server?) listens on that port; start one with `dask scheduler` and check the address, "
+            "the port and the firewall") from err
+    except (OSError, ValueError) as err:
+        raise NeurofitError(
+            f"could not connect to the dask scheduler at {address!r} ({type(err).__name__}: {err}); start one "
+            "with `dask scheduler` and check the address, the port and the firewall") from err
+    except Exception as err:  # a peer speaking another protocol fails dask's decoding in many ways
+        raise NeurofitError(f"{address!r} answered, but not as a dask scheduler ({type(err).__name__}: {err}); "
+                            "check the address and the port") from err
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
+        kind = identity.get("type") if isinstance(identity, dict) else type(identity).__name__
+        raise NeurofitError(f"{address!r} answered, but it is a {kind!r}, not a dask scheduler; give the "
+                            "scheduler's address (`dask scheduler` prints it)")
+    return identity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +336,7 @@ class DaskRunner:
         self.arrays = ArrayStore(cache_dir, run=f"run-{uuid.uuid4().hex[:12]}")
         self.concurrent_runs = max(1, int(concurrent_runs))
         if scheduler is not None:
+            check_scheduler(scheduler, connect_timeout)
             try:
                 self.client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as err:

@@ -387,15 +387,20 @@ def _halvings(bench: Benchmark, trials: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _ceiling(bench: Benchmark, trials: np.ndarray) -> np.ndarray:
-    from neurofit.regression.ceiling import brainscore_ceiling, split_half_ceiling
+    from neurofit.regression.ceiling import SingleRepetitionError, brainscore_ceiling, split_half_ceiling
 
     if bench.ceiling == "none":
         return np.full(trials.shape[2:], np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if bench.ceiling == "split_half":
-            return split_half_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)
-        return brainscore_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)[0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if bench.ceiling == "split_half":
+                return split_half_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)
+            return brainscore_ceiling(trials, bench.ceiling_splits, bench.ceiling_seed)[0]
+    except SingleRepetitionError as err:
+        raise SingleRepetitionError(f"{err}: benchmark {bench.id!r} asks for one (ceiling.method = "
+                                    f"{bench.ceiling!r}); use a benchmark with ceiling.method = 'none' to score r "
+                                    "alone") from None
 
 
 def _ceil(bench: Benchmark, r: np.ndarray, ceiling: np.ndarray, pooled: np.ndarray | None,
@@ -519,6 +524,20 @@ def _default_work_root() -> Path:
     return cache_dir() / "work"
 
 
+def _check_run_options(steps: Any, device: Any, out: Any, work_dir: Any) -> None:
+    """Options the user typed fail in one line before any model, data or work is touched."""
+    from neurofit.atomic import check_writable_target
+    from neurofit.extract.extract import check_steps, resolve_device
+
+    if steps is not None:
+        check_steps(steps)
+    resolve_device(device)
+    if out is not None:
+        check_writable_target(out)
+    if work_dir is not None and Path(work_dir).exists() and not Path(work_dir).is_dir():
+        raise NeurofitError(f"work_dir {work_dir} is a file, not a directory")
+
+
 def score(
     model: Any,
     benchmark: str | os.PathLike[str] | Benchmark,
@@ -591,6 +610,7 @@ def score(
     >>> scores = score("cornet_z", "synthetic-ventral-it-temporal", width=8)  # doctest: +SKIP
     >>> scores.median_ceiled.sel(region="IT")  # doctest: +SKIP
     """
+    _check_run_options(steps, device, out, work_dir)
     bench = load_benchmark(benchmark)
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
