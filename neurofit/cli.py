@@ -23,7 +23,25 @@ COMMAND_MODULES: tuple[str, ...] = (
     "neurofit.report.commands",
     "neurofit.scoring.commands",
     "neurofit.analysis.commands",
+    "neurofit.brainscore.commands",
 )
+
+
+def export_subparsers(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The sub-commands of ``neurofit export`` (created by whichever module registers an export first).
+
+    Example
+    -------
+    >>> sub = argparse.ArgumentParser().add_subparsers()
+    >>> export_subparsers(sub) is export_subparsers(sub)
+    True
+    """
+    export = subparsers.choices.get("export")
+    if export is None:
+        export = subparsers.add_parser("export", help="write results or models in other tools' formats")
+        export.set_defaults(func=lambda args: export.print_help() or 2)
+        export._export_formats = export.add_subparsers(dest="export_format", metavar="FORMAT")  # type: ignore[attr-defined]
+    return export._export_formats  # type: ignore[attr-defined]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -111,3 +111,30 @@ def test_a_config_asking_for_a_huge_network_allocates_nothing(tmp_path):
     path = _write(tmp_path / "h.safetensors", "cornet_z", {"width": 10**6}, tensors=dict(weights))
     with pytest.raises(NeurofitError, match=r"does not fit .*shape mismatches"):
         load_model(path)
+
+
+def test_the_exploit_through_compare_models_exits_2_without_running(exploit, capsys):
+    path, marker = exploit
+    status = main(["compare", "--models", str(path), "cornet_z", "--benchmark", "synthetic-ventral-it-temporal",
+                   "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and not marker.exists() and err.count("\n") == 1 and "names code to import" in err
+
+
+@pytest.mark.parametrize(("record", "message"), [
+    ("{not json", "metadata 'neurofit_training' is not JSON"),
+    ('["steps", 4]', "metadata 'neurofit_training' must be a JSON object, got list"),
+    ('{"steps": 1000000}', r"key 'steps' must be a whole number in \[1, 1000\], got 1000000"),
+    ('{"steps": 2.5}', "key 'steps' must be a whole number"),
+    ('{"image_size": 100000}', "key 'image_size' must be a whole number in"),
+    ('{"holdout": "half"}', "key 'holdout' must be a number in"),
+    ('{"seed": -1}', "key 'seed' must be a whole number in"),
+    ('{"classes": "abc"}', "key 'classes' must be a list of names"),
+])
+def test_a_training_record_that_would_steer_an_analysis_badly_is_one_line(tmp_path, record, message):
+    from neurofit.analysis.dynamics import resolve_model
+
+    model = load_model("cornet_z", width=8)
+    path = save_checkpoint(model, tmp_path / "z.safetensors", metadata={"neurofit_training": record})
+    with pytest.raises(NeurofitError, match=rf"z\.safetensors: .*{message}"):
+        resolve_model(path)

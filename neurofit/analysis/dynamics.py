@@ -130,6 +130,8 @@ def holdout_stimuli(meta: dict[str, Any]) -> StimulusSet:
     if not data.startswith(prefix) or "holdout" not in meta or "seed" not in meta:
         raise NeurofitError(f"--stimuli holdout needs a checkpoint trained by `neurofit train` on the synthetic "
                             f"training set; this one's training data is {data or 'unrecorded'!r}")
+    if not data[len(prefix):].isdigit():
+        raise NeurofitError(f"the checkpoint's training data {data!r} does not name a synthetic training seed")
     full = synthetic_training_set(SYNTHETIC_TRAIN_VIEWS, data_seed=int(data[len(prefix):]))
     column = meta.get("label_column", "category_name")
     _, held = holdout_split(full.table[column].astype(str).tolist(), float(meta["holdout"]), int(meta["seed"]))

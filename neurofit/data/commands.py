@@ -47,6 +47,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("dataset_ids", nargs="+", metavar="ID", help="dataset id(s) (see `neurofit data list`)")
     verify.set_defaults(func=_verify)
 
+    nwb = data_sub.add_parser("from-nwb", help="bin an NWB file's spike times around its stimulus presentations "
+                                               "into a recording NetCDF (needs neurofit[nwb])")
+    nwb.add_argument("path", type=Path, metavar="FILE", help="the .nwb file")
+    nwb.add_argument("--units", default="units", metavar="TABLE",
+                     help="the Units table: 'units' or the name of one in a processing module (default: units)")
+    nwb.add_argument("--stimulus-table", default="trials", metavar="TABLE",
+                     help="the TimeIntervals table of presentations: trials, epochs or a table under intervals "
+                          "(default: trials)")
+    nwb.add_argument("--stimulus-column", default=None, metavar="COLUMN",
+                     help="its column of stimulus ids (default: the first of stimulus_id, image_id, "
+                          "stimulus_name, image_name, stimulus, image)")
+    nwb.add_argument("--bin-ms", type=float, default=10.0, help="bin width in ms (default: 10)")
+    nwb.add_argument("--window", type=float, nargs=2, default=None, metavar=("START", "END"),
+                     help="ms after each presentation's start_time (default: 0 to the shortest presentation)")
+    nwb.add_argument("--region", nargs="+", default=None, metavar="REGION|LOCATION=REGION",
+                     help="one region for every unit, or electrode locations mapped to regions (LOCATION= "
+                          "leaves those units out); default: the electrodes' location")
+    nwb.add_argument("--rates", action="store_true", help="store spikes/s instead of spike counts")
+    nwb.add_argument("--out", type=Path, default=None, help="recording NetCDF path (default: FILE with .nc)")
+    nwb.set_defaults(func=_from_nwb)
+
 
 def _generate(args: argparse.Namespace) -> int:
     from neurofit.data.synthetic import write_synthetic_ventral
@@ -122,3 +143,31 @@ def _verify(args: argparse.Namespace) -> int:
         print(report.summary())
         ok = ok and report.ok
     return 0 if ok else 1
+
+
+def _from_nwb(args: argparse.Namespace) -> int:
+    from neurofit.data.io import write_recording
+    from neurofit.data.loaders.nwb import recording_from_nwb
+    from neurofit.errors import NeurofitError
+
+    region: str | dict[str, str | None] | None = None
+    if args.region and len(args.region) == 1 and "=" not in args.region[0]:
+        region = args.region[0]
+    elif args.region:
+        region = {}
+        for item in args.region:
+            if "=" not in item:
+                raise NeurofitError(f"--region {item!r}: give one region for all units, or LOCATION=REGION pairs")
+            location, value = item.split("=", 1)
+            region[location] = value or None
+    recording = recording_from_nwb(
+        args.path, units_table=args.units, stimulus_table=args.stimulus_table, stimulus_column=args.stimulus_column,
+        bin_ms=args.bin_ms, window_ms=tuple(args.window) if args.window else None, region=region,
+        units="spikes/s" if args.rates else "counts",
+    )
+    out = args.out or args.path.with_suffix(".nc")
+    write_recording(recording, out)
+    sizes = recording.sizes
+    print(f"{out}: {sizes['presentation']} presentations x {sizes['neuroid']} units x {sizes['time_bin']} bins "
+          f"({recording.attrs['bin_ms']:g} ms); {recording.attrs['missing_trials']}")
+    return 0

@@ -119,6 +119,28 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     return _extract_state_dict(obj, path), {}
 
 
+def read_checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a ``.safetensors`` file (without reading its tensors); ``{}`` for other files.
+
+    Example
+    -------
+    >>> read_checkpoint_metadata("missing.safetensors")
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: checkpoint file not found: missing.safetensors
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NeurofitError(f"checkpoint file not found: {path}")
+    if path.suffix.lower() != SAFETENSORS_SUFFIX:
+        return {}
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            return dict(handle.metadata() or {})
+    except SafetensorError as err:
+        raise NeurofitError(f"cannot read {path} as safetensors ({err}); is the file complete?") from err
+
+
 def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict"):
@@ -224,6 +246,62 @@ def _stored_config(text: str, path: str | os.PathLike[str]) -> dict[str, Any]:
         raise NeurofitError(f"{path}: metadata {_CONFIG_KEY!r} must be a JSON object of factory arguments, "
                             f"got {type(config).__name__}")
     return config
+
+
+#: the most steps a checkpoint's training record may ask an analysis to unroll
+MAX_RECORD_STEPS = 1000
+#: the largest image side a checkpoint's training record may ask for
+MAX_RECORD_IMAGE_SIZE = 4096
+_RECORD_BOUNDS: dict[str, tuple[type, float, float]] = {
+    "steps": (int, 1, MAX_RECORD_STEPS), "image_size": (int, 1, MAX_RECORD_IMAGE_SIZE),
+    "seed": (int, 0, 2**32 - 1), "holdout": (float, 0.0, 1.0), "epochs": (int, 0, 10**9),
+}
+
+
+def training_record(text: str, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The training record (metadata ``neurofit_training``) of a checkpoint, checked before an analysis uses it.
+
+    It is data from a file: a JSON object whose settings that steer computation are range-checked (``steps``
+    at most :data:`MAX_RECORD_STEPS`, ``image_size`` at most :data:`MAX_RECORD_IMAGE_SIZE`, ``seed`` a valid
+    seed, ``holdout`` a fraction, ``classes`` a list of names, ``label_column`` and ``data`` strings).
+
+    Example
+    -------
+    >>> training_record('{"steps": 4, "classes": ["a", "b"]}', "m.safetensors")["steps"]
+    4
+    >>> training_record('{"steps": 1000000}', "m.safetensors")
+    Traceback (most recent call last):
+    ...
+    neurofit.errors.NeurofitError: m.safetensors: metadata 'neurofit_training' key 'steps' must be ... got 1000000
+    """
+    key = "neurofit_training"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise NeurofitError(f"{path}: metadata {key!r} is not JSON ({err})") from err
+    if not isinstance(record, dict):
+        raise NeurofitError(f"{path}: metadata {key!r} must be a JSON object, got {type(record).__name__}")
+    for name, (kind, low, high) in _RECORD_BOUNDS.items():
+        value = record.get(name)
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (kind is int and not isinstance(value, int)) or not low <= value <= high:
+            what = "a whole number" if kind is int else "a number"
+            bounds = f"[{low}, {high}]" if kind is int else f"[{low:g}, {high:g}]"
+            raise NeurofitError(f"{path}: metadata {key!r} key {name!r} must be {what} in {bounds}, got {value!r}")
+    for name in ("label_column", "data", "data_sha256", "architecture"):
+        if record.get(name) is not None and not isinstance(record[name], str):
+            raise NeurofitError(f"{path}: metadata {key!r} key {name!r} must be a string, got {record[name]!r}")
+    classes = record.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise NeurofitError(f"{path}: metadata {key!r} key 'classes' must be a list of names, got {classes!r}")
+    difficulty = record.get("difficulty")
+    if difficulty is not None and not (isinstance(difficulty, list) and all(
+            isinstance(d, int) and not isinstance(d, bool) for d in difficulty)):
+        raise NeurofitError(f"{path}: metadata {key!r} key 'difficulty' must be a list of whole numbers, "
+                            f"got {difficulty!r}")
+    return record
 
 
 def _build(arch: str, config: Mapping[str, Any]) -> nn.Module:

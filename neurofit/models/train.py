@@ -446,11 +446,10 @@ def checkpoint_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     >>> checkpoint_metadata(shipped_checkpoint("cornet_rt"))["loss"]  # doctest: +SKIP
     'all_steps'
     """
-    from safetensors import safe_open
+    from neurofit.models.checkpoint import read_checkpoint_metadata, training_record
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    return json.loads(meta["neurofit_training"]) if "neurofit_training" in meta else {}
+    meta = read_checkpoint_metadata(path)
+    return training_record(meta["neurofit_training"], path) if "neurofit_training" in meta else {}
 
 
 def shipped_checkpoint(name: str) -> Path:

@@ -23,6 +23,7 @@ LOADERS: dict[str, str] = {
     "cowley2023": "neurofit.data.loaders.cowley2023:load_cowley2023",
     "zhang_desimone": "neurofit.data.loaders.zhang_desimone:load_zhang_desimone",
     "brainio": "neurofit.data.loaders.brainio:load_brainio",
+    "nwb": "neurofit.data.loaders.nwb:load_nwb",
 }
 
 FILES_ONLY = "files"

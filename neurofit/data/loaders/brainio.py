@@ -195,6 +195,7 @@ def convert_brainio(
         set_id = recording.attrs["stimulus_set_identifier"] or csv_path.stem.removeprefix("image_")
         recording.attrs["stimulus_set_identifier"] = set_id
         _check_images(recording, table, csv_path, zip_path)
+        recording = _merge_stimulus_metadata(recording, table)
         stimulus_set = StimulusSet(table=table, images=zip_path, degrees=float(degrees), identifier=set_id)
     recording.attrs["sha1_check"] = "; ".join(notes)
     validate(recording, stimulus_set)
@@ -212,6 +213,20 @@ def _sha256(path: Path) -> str:
     from neurofit.data.fetch import file_sha256
 
     return file_sha256(path)
+
+
+def _merge_stimulus_metadata(recording: xr.DataArray, table: pd.DataFrame) -> xr.DataArray:
+    """Stimulus-set columns the assembly lacks become presentation coords, as Brain-Score's loader merges them.
+
+    Brain-Score stores stimulus metadata (``object_name``, ...) in the stimulus set and merges it into the
+    assembly when loading (``StimulusMergeAssemblyLoader``); its splits stratify on ``object_name``.
+    """
+    skip = {"stimulus_id", "image_id", *_FILENAME_COLUMNS, "stimulus_path_within_store"}
+    by_id = table.drop_duplicates("stimulus_id").set_index("stimulus_id")
+    ids = pd.Index(np.asarray(recording.coords["stimulus_id"].values).astype(str))
+    extra = {column: ("presentation", by_id[column].reindex(ids).to_numpy(dtype=str))
+             for column in by_id.columns if column not in skip and column not in recording.coords}
+    return recording.assign_coords(extra) if extra else recording
 
 
 def _check_images(recording: xr.DataArray, table: pd.DataFrame, csv_path: Path, zip_path: Path) -> None:
