@@ -29,7 +29,7 @@ def test_the_table_holds_every_site_and_bin_with_its_values_and_reliability():
 def test_export_round_trips_through_csv_and_parquet(tmp_path, capsys, suffix):
     ds = make_scoreset("rec", regions={"IT": 4}, n_bins=3, grid=False)
     path = write_netcdf(ds, tmp_path / "rec.nc")
-    assert main(["export", str(path), "--out", str(tmp_path / f"rec{suffix}")]) == 0
+    assert main(["export", "table", str(path), "--out", str(tmp_path / f"rec{suffix}")]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {tmp_path / f'rec{suffix}'}"
     back = pd.read_csv(tmp_path / "rec.csv") if suffix == ".csv" else pd.read_parquet(tmp_path / "rec.parquet")
     pd.testing.assert_frame_equal(back, to_dataframe(ds), check_dtype=False)

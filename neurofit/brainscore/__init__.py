@@ -16,13 +16,26 @@ Brain-Score assemblies and stimulus sets (``.nc`` + ``.csv`` + ``.zip``) convert
 :func:`neurofit.data.loaders.brainio.convert_brainio`.
 """
 
-from neurofit.brainscore.model import (
-    ExternalBrainModel,
-    activations_from_assembly,
-    activations_from_brain_model,
-    is_brain_model,
-)
-from neurofit.brainscore.plugin import export_plugin
+from __future__ import annotations
 
-__all__ = ["ExternalBrainModel", "activations_from_assembly", "activations_from_brain_model", "export_plugin",
-           "is_brain_model"]
+import importlib
+from typing import Any
+
+# resolved on first use, so that `neurofit export --help` imports neither torch nor xarray
+_PUBLIC = {
+    "ExternalBrainModel": "neurofit.brainscore.model",
+    "activations_from_assembly": "neurofit.brainscore.model",
+    "activations_from_brain_model": "neurofit.brainscore.model",
+    "is_brain_model": "neurofit.brainscore.model",
+    "export_plugin": "neurofit.brainscore.plugin",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'neurofit.brainscore' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = sorted(_PUBLIC)

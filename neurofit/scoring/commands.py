@@ -2,7 +2,7 @@
 
 * ``score`` -> :func:`neurofit.scoring.score.score`
 * ``benchmarks list`` -> :func:`neurofit.scoring.catalog.benchmark_catalog`
-* ``export`` -> :func:`neurofit.scoreset.export_scores` (:func:`neurofit.scoreset.to_dataframe`)
+* ``export table`` -> :func:`neurofit.scoreset.export_scores` (:func:`neurofit.scoreset.to_dataframe`)
 * ``compare`` -> :func:`neurofit.stats.compare.compare` (or :func:`neurofit.scoring.compare.compare_models`)
 * ``demo`` -> :func:`neurofit.scoring.demo.demo`
 """
@@ -90,8 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
 
-    export = subparsers.add_parser(
-        "export", help="per-site scores of a ScoreSet as a CSV or parquet table",
+    from neurofit.cli import export_subparsers
+
+    export = export_subparsers(subparsers).add_parser(
+        "table", help="per-site scores of a ScoreSet as a CSV or parquet table",
         description="One row per site and time bin (ids, region, bin, r, ceiling, ceiled, reliable, model, "
                     "benchmark). Python: neurofit.scoreset.to_dataframe / export_scores.")
     export.add_argument("scores", metavar="SCORES.nc", help="a ScoreSet file")
