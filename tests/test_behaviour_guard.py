@@ -28,20 +28,20 @@ from test_scoring_score import TOY_BENCHMARK, _brainscore_assembly, toy
 CREATED = "2026-01-01T00:00:00Z"
 
 DIGESTS = {
-    # recorded with NEUROFIT_GUARD_PRINT=1 on main at 526cf1f, before any refactor step
-    "demo/it/feedforward": "230c4d07e1b4a666cb56dfd1625eb5d513bf81f314d4a54df2e4c8876045365e",
-    "demo/it/recurrent": "7dd82746f75560f06f86370f2fd97040bc6368f5d4b1a82a87798c5fbbdcf048",
-    "demo/v4/feedforward": "9b472135267075137d4ba23c52bad8adaee7f03ee52d9219dfe226270db614de",
-    "demo/v4/recurrent": "b581ed635f9fc08b285f177dff7c1f01cd0e198d375fa2b355876627cbc3de2b",
+    # recorded with NEUROFIT_GUARD_PRINT=1 on main at cfd744f (missing-data attrs), before any refactor step
+    "demo/it/feedforward": "c9454f3c0d89aba370cc2ac16c2066b061958424a97b1266ae265b065a120959",
+    "demo/it/recurrent": "ad32d3711995231fc77e0749ae71b29b698b3803bd572047dbed106d7e9e8d09",
+    "demo/v4/feedforward": "ab72c92fa01c0330a58f18780719910df45a8122c476a8524a612b9740ba1e3b",
+    "demo/v4/recurrent": "8e840e3ecf9d7e54618d346b3658bfc480e247bc14127f8f49f0952facb2ee71",
     "demo/compare/v4": "642ef658cea4b89915dd7e3dba581e7fa570cb3ef9886ef9a03f6e6e26fba950",
     "demo/compare/it": "181a8bded8e7c1781ae1238859c8aec8bb6b35ea6a466cbbf46c876741adede1",
-    "toy/per_bin": "35a0c2a31e16c30f0245344edcf5749159320a45d77dfa42143fa4dbc10865e1",
-    "toy/span_time": "a684e8d34c704e611d6eb9518dd207ab64aeb3554c9a0381aa65feec71bffc98",
-    "toy/ridge": "d8da0b9b44b29afb40a6525a911fc139618aaccebcf7673447b3cd3fa38751e2",
-    "toy/grid": "47321b793bfa3783a43edb4ad2e0c9886dfd0479606145c8eb8758422604ae23",
-    "toy/layers": "e7037ce3fd7083ec4d88532a454dab2ddd5be57dcaa0875701d0077268fb3cb9",
-    "toy/brainscore": "55e4e64c368796669ca635b8551c3047b9e7db218f3bb475d5a74b61135282a0",
-    "dask/toy": "e7037ce3fd7083ec4d88532a454dab2ddd5be57dcaa0875701d0077268fb3cb9",
+    "toy/per_bin": "21d5d73a08ceee52a162960cfd39aff4ffbbaa2993bf2b8dd7676b494b5803e5",
+    "toy/span_time": "d48770f89428414d22bd7a6d07105408b248fa2b056e3a2285a480251b7e0fab",
+    "toy/ridge": "5e731ce33ada0e07e2a88ff2d03fbf229c5a1f0951a50cc17d3b9a092f266b96",
+    "toy/grid": "ffcbc03f54865b9db59332cd932c10209ef64c9b03ff578e5008fbd3dec4a541",
+    "toy/layers": "e7e4b3ff2a31fd2735510f07a025f6257a3a95c28d3114c79e6dde4a47aea3cc",
+    "toy/brainscore": "e7372ac346b8137355247edfe88c6d5f5037abe47be214d3312b9dce747a4212",
+    "dask/toy": "e7e4b3ff2a31fd2735510f07a025f6257a3a95c28d3114c79e6dde4a47aea3cc",
     "features/pls": "b6231a53953a5d1bb944f63d13d6f7a5ae4f30561100d0557cc533b340462b6b",
     "features/ridge": "6008b9841e2b32844e476ee54a1535ea1e14c1a8307e5f2907888d62f4d45f1a",
     "features/span_time": "72a106c3ffb55d5523cef64429b854a5a7c23793431fd9f6a6dfa07cbefea18d",
