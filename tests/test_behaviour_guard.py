@@ -1,0 +1,279 @@
+"""Behaviour guard for the issue-16 refactor: the numbers and provenance of every scoring path stay bit for bit.
+
+Each case computes a result on small settings and compares the SHA-256 digest of its every variable,
+coordinate and attribute with the digest recorded before the refactor began (`DIGESTS`). A digest changes
+when any value changes by one ulp, when a variable, coordinate or attribute is added, renamed or dropped, or
+when a dtype changes: a refactor that keeps behaviour keeps every digest.
+
+The cases: a demo-like run (the demo's two shipped checkpoints on both synthetic-ventral benchmarks, a
+recording of the embedded generator, then the demo's comparison), the toy benchmark of
+``test_scoring_score`` (per-bin, span-time, ridge, the grid, Brain-Score mode), the same toy run through a
+dask LocalCluster, the precomputed-features entry point and the two stimulus/site bootstraps, and the
+estimators' fitted predictions. To re-record after an *intended* change of behaviour, run this file with
+``NEUROFIT_GUARD_PRINT=1`` and paste the printed digests (say why in the commit message).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+from test_scoring_score import TOY_BENCHMARK, _brainscore_assembly, toy
+
+CREATED = "2026-01-01T00:00:00Z"
+
+DIGESTS = {
+    # recorded with NEUROFIT_GUARD_PRINT=1 on main at cfd744f (missing-data attrs), before any refactor step
+    "demo/it/feedforward": "ce973764e0c08b68cc45cadd+87cf193da9c2d394070526d9",
+    "demo/it/recurrent": "d394d7b3ce483d9c48f4ba0e+c1350ac68527f74e68a54aac",
+    "demo/v4/feedforward": "5e38f83ab53c7986f5134e01+4846bbbf7ca44439dd9460f5",
+    "demo/v4/recurrent": "2fcd3480006d135000de7f20+275534822547127efb358bfa",
+    "demo/compare/v4": "dc9c3b153c9d259543e40ba8+b592c382e4b9e3a8dde68c05",
+    "demo/compare/it": "94fd6052ae50e09473c45600+7048500ba122750a8bd26bd5",
+    "toy/per_bin": "d054019e63976844c8615970+86d1e9f0d8f60d05421081e4",
+    "toy/span_time": "0fb263c58f4bfef47cbf2e94+50280ec666dc95ee75de8fec",
+    "toy/ridge": "39c5b589158e3618f8581abe+37ff42312f0975d2f345e7e8",
+    "toy/grid": "f9b30452829668908abc1929+6ac6f49bcc32cc3db67bb8a8",
+    "toy/layers": "d054019e63976844c8615970+58b2e242e9658c9ae0e4e433",
+    "toy/brainscore": "33be82051aa2a1088d43c6c7+80718d36890ac25b7defe49b",
+    "dask/toy": "d054019e63976844c8615970+58b2e242e9658c9ae0e4e433",
+    "features/pls": "0d245b658551451c8bc2f495+27462449b207b5238940cd34",
+    "features/ridge": "27635054e902c3f84cf96042+f48367fd1cbfc00dfe005b26",
+    "features/span_time": "476571aa237eb9384790bea3+3f49bdd2b1e365414933514f",
+    "features/brainscore": "490a78ea2d5af7ffcd7558bf+b5690b3b48ef04128776b4d0",
+    "bootstrap/stimuli": "8321094861edb6685ee01b57+36d7f528f642d759dd07976b",
+    "bootstrap/sites": "37568ac72bf0be0ad766ea45+5622c1300d3f561a6660c6c8",
+    "estimators/pls": "61ba6f35a6854bd13b525be0+b33730c6272ea0b0a219d077",
+    "estimators/ridgecv": "3e786686bb2334697656b6f3+5e88386fefdc7125a835b71e",
+}
+
+
+def _canonical(value):
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"dtype": str(value.dtype), "values": _canonical(value.tolist())}
+    if isinstance(value, np.generic):
+        return _canonical(value.item())
+    if isinstance(value, float):
+        return repr(value)
+    return value if isinstance(value, (str, int, bool, type(None))) else repr(value)
+
+
+def _array_bytes(values: np.ndarray) -> bytes:
+    values = np.asarray(values)
+    if values.dtype.kind in "OUS":
+        return json.dumps([str(v) for v in values.ravel().tolist()]).encode()
+    return np.ascontiguousarray(values).tobytes()
+
+
+def digest(obj) -> str:
+    """``VALUES+ATTRS``: SHA-256 (first 24 hex digits) of the names, dims, dtypes, shapes and bytes of every
+    variable and coordinate, then of the attrs (dataset's and variables'), so a failure says which changed."""
+    values, attrs = hashlib.sha256(), hashlib.sha256()
+    if isinstance(obj, xr.DataArray):
+        obj = obj.to_dataset(name=obj.name or "_")
+    if isinstance(obj, xr.Dataset):
+        for kind, mapping in (("coord", obj.coords), ("var", obj.data_vars)):
+            for name in sorted(mapping, key=str):
+                v = mapping[name]
+                values.update(f"{kind}:{name}:{v.dims}:{v.dtype}:{v.shape}:".encode())
+                values.update(_array_bytes(v.values))
+                attrs.update(f"{kind}:{name}:".encode())
+                attrs.update(json.dumps(_canonical(dict(v.attrs)), sort_keys=True).encode())
+        attrs.update(json.dumps(_canonical(dict(obj.attrs)), sort_keys=True).encode())
+    elif isinstance(obj, dict):
+        for key in sorted(obj, key=str):
+            v, a = digest(obj[key]).split("+")
+            values.update(f"{key}:{v}".encode())
+            attrs.update(f"{key}:{a}".encode())
+    else:
+        arr = np.asarray(obj.detach().cpu().numpy() if hasattr(obj, "detach") else obj)
+        values.update(f"{arr.dtype}:{arr.shape}:".encode())
+        values.update(_array_bytes(arr))
+    return f"{values.hexdigest()[:24]}+{attrs.hexdigest()[:24]}"
+
+
+def check(name: str, obj) -> None:
+    got = digest(obj)
+    if os.environ.get("NEUROFIT_GUARD_PRINT"):
+        print(f'\n    "{name}": "{got}",')
+        return
+    assert name in DIGESTS, f"no recorded digest for {name!r}"
+    want = DIGESTS[name]
+    changed = [part for part, g, w in zip(("values", "attrs"), got.split("+"), want.split("+")) if g != w]
+    assert not changed, f"{name}: behaviour changed ({' and '.join(changed)}: digest {got} != recorded {want})"
+
+
+# ------------------------------------------------------------------------------------------------ demo-like
+@pytest.fixture(scope="module")
+def demo_scores(tmp_path_factory):
+    from neurofit.data.synthetic import generate_synthetic_ventral
+    from neurofit.scoring.benchmark import load_benchmark
+    from neurofit.scoring.demo import BENCHMARKS, demo_models
+    from neurofit.scoring.score import score
+
+    rec, stimuli = generate_synthetic_ventral("small", n_v4=4, n_it=6, repetitions=4, cache=False)
+    bins = tuple((float(a), float(a + 10)) for a in range(40, 70, 10))
+    out = {}
+    for bench_id in BENCHMARKS:
+        bench = dataclasses.replace(load_benchmark(bench_id), time_bins=bins, n_components=5, n_splits=3,
+                                    n_bootstrap=20, offsets_ms=(0.0, 20.0))
+        for role, name, ckpt in demo_models():
+            assert ckpt is not None, "the demo's shipped checkpoints are part of the package"
+            out[(bench_id, role)] = score(ckpt, bench, data=(rec, stimuli), progress=False, cache=False,
+                                          created=CREATED, model_id=f"{name} ({role})",
+                                          work_dir=tmp_path_factory.mktemp("demo"))
+    return out
+
+
+def test_demo_like_scoresets_are_unchanged(demo_scores):
+    for (bench_id, role), scores in sorted(demo_scores.items()):
+        check(f"demo/{bench_id.split('-')[2]}/{role}", scores)
+
+
+def test_demo_like_comparison_is_unchanged(demo_scores):
+    from neurofit.scoring.demo import BENCHMARKS
+    from neurofit.stats.compare import compare_many, stack_comparisons
+
+    pairs = [(demo_scores[(b, "feedforward")], demo_scores[(b, "recurrent")]) for b in BENCHMARKS]
+    results = compare_many(pairs, n_boot=50)
+    for bench_id, (a, b), res in zip(BENCHMARKS, pairs, results):
+        check(f"demo/compare/{bench_id.split('-')[2]}", stack_comparisons([res], [a], [b], ["ff"], ["rec"]))
+
+
+# ------------------------------------------------------------------------------------------------ toy
+@pytest.fixture(scope="module")
+def toy_problem():
+    return toy(n_obj=8, per_obj=8, d=24)
+
+
+def _bench(tmp_path, mode="per_bin", **changes):
+    from neurofit.scoring.benchmark import load_benchmark
+
+    path = tmp_path / "toy.toml"
+    path.write_text(TOY_BENCHMARK.format(mode=mode))
+    return dataclasses.replace(load_benchmark(path), **changes) if changes else path
+
+
+@pytest.mark.parametrize("case", ["per_bin", "span_time", "ridge", "grid", "layers"])
+def test_toy_benchmark_scoresets_are_unchanged(case, toy_problem, tmp_path):
+    from neurofit.scoring.score import score
+
+    rec, stimuli, acts = toy_problem
+    options = dict(data=(rec, stimuli), progress=False, created=CREATED, work_dir=tmp_path / "work")
+    if case == "span_time":
+        bench = _bench(tmp_path, "span_time")
+    elif case == "ridge":
+        bench = _bench(tmp_path, metric="ridge")
+    else:
+        bench = _bench(tmp_path)
+    if case == "grid":
+        options["grid"] = True
+    if case == "layers":
+        options["layers"] = {"V4": "a", "IT": "b"}
+    check(f"toy/{case}", score(acts, bench, **options))
+
+
+def test_toy_brainscore_mode_scoreset_is_unchanged(tmp_path):
+    from neurofit.scoring.benchmark import load_benchmark
+    from neurofit.scoring.score import activations_from_arrays, score
+
+    rec, stimuli, feats, ids, _, _ = _brainscore_assembly()
+    acts = activations_from_arrays({"IT": feats[None]}, ids, model_id="toy")
+    bench = dataclasses.replace(load_benchmark("majajhong2015-it-brainscore"), n_bootstrap=20)
+    check("toy/brainscore", score(acts, bench, data=(rec, stimuli), progress=False, created=CREATED,
+                                  work_dir=tmp_path))
+
+
+def test_dask_run_scoreset_is_unchanged(toy_problem, tmp_path):
+    from neurofit.scoring.dask_runner import DaskRunner
+    from neurofit.scoring.score import score
+
+    rec, stimuli, acts = toy_problem
+    with DaskRunner(workers=1, cache_dir=tmp_path / "shared", dashboard_address=":0", progress=False) as runner:
+        got = score(acts, _bench(tmp_path), data=(rec, stimuli), progress=False, created=CREATED,
+                    work_dir=tmp_path / "work", runner=runner, layers={"V4": "a", "IT": "b"})
+    check("dask/toy", got)
+
+
+# ------------------------------------------------------------------------------------------------ pieces
+def _features_problem(n_stim=60, reps=4, sites=5, bins=2, d=10, seed=0):
+    from neurofit.data.recording import make_recording
+
+    rng = np.random.default_rng(seed)
+    ids = [f"img{i:03d}" for i in range(n_stim)]
+    feats = rng.normal(size=(bins, n_stim, d))
+    signal = np.einsum("bsf,bfq->sqb", feats[:, :, :3], rng.normal(size=(bins, 3, sites)))
+    trials = signal[None] + 0.7 * rng.normal(size=(reps, n_stim, sites, bins))
+    rec = make_recording(trials.reshape(reps * n_stim, sites, bins), stimulus_id=ids * reps,
+                         repetition=np.repeat(np.arange(reps), n_stim), neuroid_id=[f"n{j}" for j in range(sites)],
+                         region=["V4", "V4", "IT", "IT", "IT"], time_bin_start=[70, 80][:bins],
+                         time_bin_end=[80, 90][:bins], identifier="toy", stimulus_set_identifier="toy",
+                         presentation_coords={"object_name": [f"obj{i % 6}" for i in range(n_stim)] * reps})
+    blocks = [xr.DataArray(feats[b], dims=("presentation", "feature"),
+                           coords={"stimulus_id": ("presentation", ids)}) for b in range(bins)]
+    return rec, blocks
+
+
+def _score_features(blocks, rec, **kwargs):
+    try:
+        from neurofit.scoring.features import score_features
+    except ImportError:
+        from neurofit.regression import fit_and_score as score_features
+    return score_features(blocks, rec, **kwargs)
+
+
+@pytest.mark.parametrize("case", ["pls", "ridge", "span_time", "brainscore"])
+def test_precomputed_features_scores_are_unchanged(case):
+    rec, blocks = _features_problem()
+    kwargs = {"pls": dict(bootstrap=30, n_components=4, device="cpu"), "ridge": dict(metric="ridge", device="cpu"),
+              "span_time": dict(temporal_mode="span_time", n_components=3, device="cpu"),
+              "brainscore": dict(splits="brainscore", n_components=3, device="cpu")}[case]
+    check(f"features/{case}", _score_features(blocks, rec, **kwargs))
+
+
+def test_stimulus_and_site_bootstraps_are_unchanged():
+    rng = np.random.default_rng(3)
+    signal = rng.normal(size=(40, 1, 6, 2))
+    trials = signal + rng.normal(size=(40, 5, 6, 2))
+    trials[2, 1, 3, 0] = np.nan
+    groups = np.array(["V4", "V4", "IT", "IT", "IT", "IT"])
+    ceiled = rng.normal(size=(6, 2))
+    ceiled[4, 1] = np.nan
+    try:
+        from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
+
+        stim = bootstrap_stimuli(signal[:, 0], np.nanmean(trials, 1), trials, groups=groups, n_boot=40)
+        sites = bootstrap_sites(ceiled, groups=groups, n_boot=40)
+    except ImportError:
+        from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
+
+        stim = bootstrap_stimuli(signal[:, 0], np.nanmean(trials, 1), trials, groups=groups, n_draws=40)
+        sites = bootstrap_sites(ceiled, groups=groups, n_draws=40)
+    check("bootstrap/stimuli", stim)
+    check("bootstrap/sites", sites)
+
+
+def test_estimator_predictions_are_unchanged():
+    from neurofit.regression.pls import PLS
+
+    try:
+        from neurofit.regression.ridge import RidgeCV
+    except ImportError:
+        from neurofit.regression.ridge import Ridge as RidgeCV
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 8))
+    Y = X[:, :3] @ rng.normal(size=(3, 4)) + 0.2 * rng.normal(size=(60, 4))
+    pls = PLS(n_components=3, device="cpu").fit(X, Y)
+    check("estimators/pls", {"predict": np.asarray(pls.predict(X), dtype=np.float64)})
+    ridge = RidgeCV(device="cpu").fit(X, Y)
+    check("estimators/ridgecv", {"predict": np.asarray(ridge.predict(X), dtype=np.float64),
+                                 "alpha": np.asarray(ridge.alpha_, dtype=np.float64)})
