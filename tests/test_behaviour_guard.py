@@ -29,27 +29,27 @@ CREATED = "2026-01-01T00:00:00Z"
 
 DIGESTS = {
     # recorded with NEUROFIT_GUARD_PRINT=1 on main at cfd744f (missing-data attrs), before any refactor step
-    "demo/it/feedforward": "c9454f3c0d89aba370cc2ac16c2066b061958424a97b1266ae265b065a120959",
-    "demo/it/recurrent": "ad32d3711995231fc77e0749ae71b29b698b3803bd572047dbed106d7e9e8d09",
-    "demo/v4/feedforward": "ab72c92fa01c0330a58f18780719910df45a8122c476a8524a612b9740ba1e3b",
-    "demo/v4/recurrent": "8e840e3ecf9d7e54618d346b3658bfc480e247bc14127f8f49f0952facb2ee71",
-    "demo/compare/v4": "642ef658cea4b89915dd7e3dba581e7fa570cb3ef9886ef9a03f6e6e26fba950",
-    "demo/compare/it": "181a8bded8e7c1781ae1238859c8aec8bb6b35ea6a466cbbf46c876741adede1",
-    "toy/per_bin": "21d5d73a08ceee52a162960cfd39aff4ffbbaa2993bf2b8dd7676b494b5803e5",
-    "toy/span_time": "d48770f89428414d22bd7a6d07105408b248fa2b056e3a2285a480251b7e0fab",
-    "toy/ridge": "5e731ce33ada0e07e2a88ff2d03fbf229c5a1f0951a50cc17d3b9a092f266b96",
-    "toy/grid": "ffcbc03f54865b9db59332cd932c10209ef64c9b03ff578e5008fbd3dec4a541",
-    "toy/layers": "e7e4b3ff2a31fd2735510f07a025f6257a3a95c28d3114c79e6dde4a47aea3cc",
-    "toy/brainscore": "e7372ac346b8137355247edfe88c6d5f5037abe47be214d3312b9dce747a4212",
-    "dask/toy": "e7e4b3ff2a31fd2735510f07a025f6257a3a95c28d3114c79e6dde4a47aea3cc",
-    "features/pls": "b6231a53953a5d1bb944f63d13d6f7a5ae4f30561100d0557cc533b340462b6b",
-    "features/ridge": "6008b9841e2b32844e476ee54a1535ea1e14c1a8307e5f2907888d62f4d45f1a",
-    "features/span_time": "72a106c3ffb55d5523cef64429b854a5a7c23793431fd9f6a6dfa07cbefea18d",
-    "features/brainscore": "697dcbcbf771d3d8295fb2732c9c7871a21eaab6d9f13b1e4200f7d97bdd735c",
-    "bootstrap/stimuli": "399699dcde6c76d6745631e6f7cc2d349742bd9ec2be63e9ca33f4c0a0ee9e53",
-    "bootstrap/sites": "3b1427ef63150186f99b1ed2dea84d778672302aa95a05906c573b3f1c4a5437",
-    "estimators/pls": "429315ca97faca8f839f8a387cbb08de5ec871b539fdd3091a16c374576e3b53",
-    "estimators/ridgecv": "d6e6ebabbcfb89ef6b8b94976f57791a606f9f423f22d4d6e26e7b28a5a11df9",
+    "demo/it/feedforward": "ce973764e0c08b68cc45cadd+87cf193da9c2d394070526d9",
+    "demo/it/recurrent": "d394d7b3ce483d9c48f4ba0e+c1350ac68527f74e68a54aac",
+    "demo/v4/feedforward": "5e38f83ab53c7986f5134e01+4846bbbf7ca44439dd9460f5",
+    "demo/v4/recurrent": "2fcd3480006d135000de7f20+275534822547127efb358bfa",
+    "demo/compare/v4": "dc9c3b153c9d259543e40ba8+b592c382e4b9e3a8dde68c05",
+    "demo/compare/it": "94fd6052ae50e09473c45600+7048500ba122750a8bd26bd5",
+    "toy/per_bin": "d054019e63976844c8615970+86d1e9f0d8f60d05421081e4",
+    "toy/span_time": "0fb263c58f4bfef47cbf2e94+50280ec666dc95ee75de8fec",
+    "toy/ridge": "39c5b589158e3618f8581abe+37ff42312f0975d2f345e7e8",
+    "toy/grid": "f9b30452829668908abc1929+6ac6f49bcc32cc3db67bb8a8",
+    "toy/layers": "d054019e63976844c8615970+58b2e242e9658c9ae0e4e433",
+    "toy/brainscore": "33be82051aa2a1088d43c6c7+80718d36890ac25b7defe49b",
+    "dask/toy": "d054019e63976844c8615970+58b2e242e9658c9ae0e4e433",
+    "features/pls": "0d245b658551451c8bc2f495+27462449b207b5238940cd34",
+    "features/ridge": "27635054e902c3f84cf96042+f48367fd1cbfc00dfe005b26",
+    "features/span_time": "476571aa237eb9384790bea3+3f49bdd2b1e365414933514f",
+    "features/brainscore": "490a78ea2d5af7ffcd7558bf+b5690b3b48ef04128776b4d0",
+    "bootstrap/stimuli": "8321094861edb6685ee01b57+36d7f528f642d759dd07976b",
+    "bootstrap/sites": "37568ac72bf0be0ad766ea45+5622c1300d3f561a6660c6c8",
+    "estimators/pls": "61ba6f35a6854bd13b525be0+b33730c6272ea0b0a219d077",
+    "estimators/ridgecv": "3e786686bb2334697656b6f3+5e88386fefdc7125a835b71e",
 }
 
 
@@ -75,27 +75,30 @@ def _array_bytes(values: np.ndarray) -> bytes:
 
 
 def digest(obj) -> str:
-    """SHA-256 over names, dims, dtypes, shapes and bytes of every variable and coordinate, and the attrs."""
-    h = hashlib.sha256()
+    """``VALUES+ATTRS``: SHA-256 (first 24 hex digits) of the names, dims, dtypes, shapes and bytes of every
+    variable and coordinate, then of the attrs (dataset's and variables'), so a failure says which changed."""
+    values, attrs = hashlib.sha256(), hashlib.sha256()
     if isinstance(obj, xr.DataArray):
         obj = obj.to_dataset(name=obj.name or "_")
     if isinstance(obj, xr.Dataset):
         for kind, mapping in (("coord", obj.coords), ("var", obj.data_vars)):
             for name in sorted(mapping, key=str):
                 v = mapping[name]
-                h.update(f"{kind}:{name}:{v.dims}:{v.dtype}:{v.shape}:".encode())
-                h.update(_array_bytes(v.values))
-                h.update(json.dumps(_canonical(dict(v.attrs)), sort_keys=True).encode())
-        h.update(json.dumps(_canonical(dict(obj.attrs)), sort_keys=True).encode())
+                values.update(f"{kind}:{name}:{v.dims}:{v.dtype}:{v.shape}:".encode())
+                values.update(_array_bytes(v.values))
+                attrs.update(f"{kind}:{name}:".encode())
+                attrs.update(json.dumps(_canonical(dict(v.attrs)), sort_keys=True).encode())
+        attrs.update(json.dumps(_canonical(dict(obj.attrs)), sort_keys=True).encode())
     elif isinstance(obj, dict):
         for key in sorted(obj, key=str):
-            h.update(f"{key}:".encode())
-            h.update(digest(obj[key]).encode())
+            v, a = digest(obj[key]).split("+")
+            values.update(f"{key}:{v}".encode())
+            attrs.update(f"{key}:{a}".encode())
     else:
         arr = np.asarray(obj.detach().cpu().numpy() if hasattr(obj, "detach") else obj)
-        h.update(f"{arr.dtype}:{arr.shape}:".encode())
-        h.update(_array_bytes(arr))
-    return h.hexdigest()
+        values.update(f"{arr.dtype}:{arr.shape}:".encode())
+        values.update(_array_bytes(arr))
+    return f"{values.hexdigest()[:24]}+{attrs.hexdigest()[:24]}"
 
 
 def check(name: str, obj) -> None:
@@ -104,7 +107,9 @@ def check(name: str, obj) -> None:
         print(f'\n    "{name}": "{got}",')
         return
     assert name in DIGESTS, f"no recorded digest for {name!r}"
-    assert got == DIGESTS[name], f"{name}: behaviour changed (digest {got} != recorded {DIGESTS[name]})"
+    want = DIGESTS[name]
+    changed = [part for part, g, w in zip(("values", "attrs"), got.split("+"), want.split("+")) if g != w]
+    assert not changed, f"{name}: behaviour changed ({' and '.join(changed)}: digest {got} != recorded {want})"
 
 
 # ------------------------------------------------------------------------------------------------ demo-like
