@@ -28,8 +28,9 @@ from test_scoring_score import TOY_BENCHMARK, _brainscore_assembly, toy
 CREATED = "2026-01-01T00:00:00Z"
 
 DIGESTS = {
-    # recorded with NEUROFIT_GUARD_PRINT=1 on main at 0b28bb1 (after db76b05's default reduction), before any
-    # refactor step
+    # recorded with NEUROFIT_GUARD_PRINT=1 on main at cfd744f (missing-data attrs), before any refactor step;
+    # demo/*: re-recorded at db76b05 (issue 14 item 6: the default reduction keeps every feature or compresses
+    # exactly where the stimulus x step rows are few, so the demo's features are no longer RP-1000)
     "demo/it/feedforward": "ff1042c7f5cb08af9f6b183c+1b1d1e3e1997f2903e19639c",
     "demo/it/recurrent": "ef146b6bb9bae4a88432bb2d+f4cdd91dae75ef57c9b4326c",
     "demo/v4/feedforward": "edd873359027f86d6b639814+eedb0198f428df14a7aadb6f",
