@@ -777,7 +777,7 @@ def score(
     stimulus_ci = bench.n_bootstrap > 0 and bench.split_scheme == "kfold" and bench.ceiling == "split_half" \
         and bench.normalisation != "feve"
     if bench.n_bootstrap > 0:
-        from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
+        from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
 
         with warnings.catch_warnings():
             # bins no step maps to are NaN in every draw: their CI is NaN, without a warning per bin
@@ -785,12 +785,12 @@ def score(
             if stimulus_ci:
                 # each stimulus is predicted once (K-fold): r and the split-half ceiling are redrawn together
                 boot = bootstrap_stimuli(pooled_all, targets_all, trials, groups=site_region,
-                                         rule=bench.normalisation, n_draws=bench.n_bootstrap,
+                                         rule=bench.normalisation, n_boot=bench.n_bootstrap,
                                          seed=bench.bootstrap_seed, n_halvings=bench.ceiling_splits,
                                          ceiling_seed=bench.ceiling_seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
                 stim_low, stim_high = boot["low"][order], boot["high"][order]
-            sites_boot = bootstrap_sites(ceiled, groups=site_region, n_draws=bench.n_bootstrap,
+            sites_boot = bootstrap_sites(ceiled, groups=site_region, n_boot=bench.n_bootstrap,
                                          seed=bench.bootstrap_seed)
         order = [list(sites_boot["groups"]).index(region) for region in regions]
         site_low, site_high = sites_boot["low"][order], sites_boot["high"][order]
@@ -982,11 +982,11 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     for name, values in (("median_ceiled", ceiled), ("median_r", r)):
         site_low, site_high = nan, nan.copy()
         if bench.n_bootstrap > 0:
-            from neurofit.regression.bootstrap import bootstrap_sites
+            from neurofit.stats.bootstrap import bootstrap_sites
 
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-                boot = bootstrap_sites(values, groups=site_region, n_draws=bench.n_bootstrap,
+                boot = bootstrap_sites(values, groups=site_region, n_boot=bench.n_bootstrap,
                                        seed=bench.bootstrap_seed)
             order = [list(boot["groups"]).index(region) for region in regions]
             site_low, site_high = boot["low"][order], boot["high"][order]
