@@ -28,13 +28,15 @@ from test_scoring_score import TOY_BENCHMARK, _brainscore_assembly, toy
 CREATED = "2026-01-01T00:00:00Z"
 
 DIGESTS = {
-    # recorded with NEUROFIT_GUARD_PRINT=1 on main at cfd744f (missing-data attrs), before any refactor step
-    "demo/it/feedforward": "ce973764e0c08b68cc45cadd+87cf193da9c2d394070526d9",
-    "demo/it/recurrent": "d394d7b3ce483d9c48f4ba0e+c1350ac68527f74e68a54aac",
-    "demo/v4/feedforward": "5e38f83ab53c7986f5134e01+4846bbbf7ca44439dd9460f5",
-    "demo/v4/recurrent": "2fcd3480006d135000de7f20+275534822547127efb358bfa",
-    "demo/compare/v4": "dc9c3b153c9d259543e40ba8+b592c382e4b9e3a8dde68c05",
-    "demo/compare/it": "94fd6052ae50e09473c45600+7048500ba122750a8bd26bd5",
+    # recorded with NEUROFIT_GUARD_PRINT=1 on main at cfd744f (missing-data attrs), before any refactor step;
+    # demo/*: re-recorded at db76b05 (issue 14 item 6: the default reduction keeps every feature or compresses
+    # exactly where the stimulus x step rows are few, so the demo's features are no longer RP-1000)
+    "demo/it/feedforward": "ff1042c7f5cb08af9f6b183c+1b1d1e3e1997f2903e19639c",
+    "demo/it/recurrent": "ef146b6bb9bae4a88432bb2d+f4cdd91dae75ef57c9b4326c",
+    "demo/v4/feedforward": "edd873359027f86d6b639814+eedb0198f428df14a7aadb6f",
+    "demo/v4/recurrent": "fb6fbf552ef7520d1febd78c+37eebebc96dcb9c45c82a0b4",
+    "demo/compare/v4": "97b4b2a749294a49c634d990+b592c382e4b9e3a8dde68c05",
+    "demo/compare/it": "6e600f5bef3589be5db84c84+7048500ba122750a8bd26bd5",
     "toy/per_bin": "d054019e63976844c8615970+86d1e9f0d8f60d05421081e4",
     "toy/span_time": "0fb263c58f4bfef47cbf2e94+50280ec666dc95ee75de8fec",
     "toy/ridge": "39c5b589158e3618f8581abe+37ff42312f0975d2f345e7e8",
