@@ -10,9 +10,9 @@ import pytest
 from test_scoring_score import TOY_BENCHMARK, toy
 
 from neurofit.errors import NeurofitError
+from neurofit.scoreset import summary_table
 from neurofit.scoring.benchmark import load_benchmark
 from neurofit.scoring.score import activations_from_arrays, resolve_model, score, score_with_baseline
-from neurofit.scoreset import summary_table
 
 CREATED = "2026-01-01T00:00:00Z"
 
