@@ -48,6 +48,7 @@ from neurofit.models.base import TemporalModel, TimeMap
 from neurofit.scoring import timemap as tmap
 from neurofit.scoring.benchmark import SYNTHETIC, Benchmark, load_benchmark
 from neurofit.scoring.commit import choose, commitment_criterion, commitment_split
+from neurofit.scoring.missing import MISSING_DATA_RULE, apply_missing_data_rule, fit_on_valid_stimuli, pearson_on_valid
 from neurofit.scoring.runner import LocalRunner, Result, UnitStore, WorkUnit
 
 OFFSET_POLICIES = ("one_to_one", "portion", "graded")
@@ -368,8 +369,14 @@ def _cross_validated(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.n
     """One fold of the benchmark's regression through the engine's cross-validated solvers.
 
     ``x``: ``[n_x, n, D]`` (``n_x`` = 1: one design shared by every bin), ``y``: ``[n_bins, n, q]``,
-    ``train``/``test``: bool ``[n]``. Returns the test predictions ``[n_bins, n_test, q]``.
+    ``train``/``test``: bool ``[n]``. Returns the test predictions ``[n_bins, n_test, q]``. Sites lacking some
+    stimuli (NaN in ``y``) are fitted on their valid stimuli (:mod:`neurofit.scoring.missing`).
     """
+    return fit_on_valid_stimuli(lambda *args: _fold_fit(bench, *args, device), x, y, train, test)
+
+
+def _fold_fit(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+              device: str | None) -> np.ndarray:
     from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -454,11 +461,7 @@ class _Problem:
 
 
 def _pearson(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    from neurofit.regression.correlation import pearson_r
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant sites are NaN by contract
-        return np.asarray(pearson_r(pred, target, dim=0), dtype=np.float64)
+    return pearson_on_valid(pred, target)  # each site over its valid stimuli; constant sites are NaN
 
 
 def _r_from_folds(bench: Benchmark, preds: list[np.ndarray], targets: np.ndarray, test: np.ndarray
@@ -740,6 +743,8 @@ def score(
     rec = prepare_recording(recording, bench)
     # trial slots follow the repetition index (Brain-Score halves repetition indices, not arrival order)
     rec = rec.isel(presentation=np.lexsort((rec.coords["repetition"].values, rec.coords["stimulus_id"].values)))
+    rec_sha = recording_sha256(rec)
+    rec, sites_missing, sites_dropped = apply_missing_data_rule(rec)  # missing data shrinks a site, never a region
     averaged = average_repetitions(rec)
     all_ids = [str(s) for s in averaged.coords["stimulus_id"].values]
     object_names = averaged.coords["object_name"].values.astype(str) if "object_name" in averaged.coords else None
@@ -789,7 +794,7 @@ def score(
             raise NeurofitError(f"layer {layer!r} never receives image-driven input within the {unroll} steps "
                                 "unrolled; unroll more steps (--steps) or choose other layers")
 
-    dataset_sha = hashlib.sha256((recording_sha256(rec) + stimuli.sha256()).encode()).hexdigest()
+    dataset_sha = hashlib.sha256((rec_sha + stimuli.sha256()).encode()).hexdigest()
     run_key = hashlib.sha256(json.dumps({
         "benchmark": bench.sha256(), "activations": activation_key, "weights": weights_sha, "dataset": dataset_sha,
         "layers": {k: v for k, v in candidates_by_region.items()}, "grid": grid, "policy": policy,
@@ -1037,6 +1042,9 @@ def score(
                       "the median over sites; over stimuli with the ceiling recomputed in each draw"
                       + ("" if stimulus_ci else " (not computed: needs K-fold splits and the split-half ceiling)")
                       + ", and over sites"),
+        "missing_data": MISSING_DATA_RULE,
+        "sites_missing_stimuli": sites_missing,
+        "sites_dropped": sites_dropped,
         "created": created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     scoreset = xr.Dataset(variables, coords=coords, attrs=attrs)
