@@ -28,20 +28,23 @@ from test_scoring_score import TOY_BENCHMARK, _brainscore_assembly, toy
 CREATED = "2026-01-01T00:00:00Z"
 
 DIGESTS = {
-    # recorded with NEUROFIT_GUARD_PRINT=1 on main at 526cf1f, before any refactor step
-    "demo/it/feedforward": "230c4d07e1b4a666cb56dfd1625eb5d513bf81f314d4a54df2e4c8876045365e",
-    "demo/it/recurrent": "7dd82746f75560f06f86370f2fd97040bc6368f5d4b1a82a87798c5fbbdcf048",
-    "demo/v4/feedforward": "9b472135267075137d4ba23c52bad8adaee7f03ee52d9219dfe226270db614de",
-    "demo/v4/recurrent": "b581ed635f9fc08b285f177dff7c1f01cd0e198d375fa2b355876627cbc3de2b",
-    "demo/compare/v4": "642ef658cea4b89915dd7e3dba581e7fa570cb3ef9886ef9a03f6e6e26fba950",
-    "demo/compare/it": "181a8bded8e7c1781ae1238859c8aec8bb6b35ea6a466cbbf46c876741adede1",
-    "toy/per_bin": "35a0c2a31e16c30f0245344edcf5749159320a45d77dfa42143fa4dbc10865e1",
-    "toy/span_time": "a684e8d34c704e611d6eb9518dd207ab64aeb3554c9a0381aa65feec71bffc98",
-    "toy/ridge": "d8da0b9b44b29afb40a6525a911fc139618aaccebcf7673447b3cd3fa38751e2",
-    "toy/grid": "47321b793bfa3783a43edb4ad2e0c9886dfd0479606145c8eb8758422604ae23",
-    "toy/layers": "e7037ce3fd7083ec4d88532a454dab2ddd5be57dcaa0875701d0077268fb3cb9",
-    "toy/brainscore": "55e4e64c368796669ca635b8551c3047b9e7db218f3bb475d5a74b61135282a0",
-    "dask/toy": "e7037ce3fd7083ec4d88532a454dab2ddd5be57dcaa0875701d0077268fb3cb9",
+    # recorded with NEUROFIT_GUARD_PRINT=1 on main at 526cf1f, before any refactor step; ScoreSets and the
+    # demo comparison re-recorded by trust-a (issue 14): new attrs (weights, provenance) and variables
+    # (median_r CIs), intervals centred on their estimates; r, ceiling, ceiled, r_fold and the medians
+    # checked bit-identical to main before re-recording
+    "demo/it/feedforward": "e2434b3d4eec398fb6cfb34a3cdb730adafa2d5a84b2c7250e695b3dfcf5ffde",
+    "demo/it/recurrent": "2ee8f62a4679d8292611737234e89e65420e79eac7c8e5ac98ee40576f56a382",
+    "demo/v4/feedforward": "2dd96aea0a0e9aea61281a73afd5c4c09282c63e0a4e232c6cc9a9e9d3e7f9bf",
+    "demo/v4/recurrent": "1645fc3b9dfa1a23e9146f301ab86c20548c89e9338238fe63a8659dffdd5b74",
+    "demo/compare/v4": "0498fe31b2f08071e199f6d5a42f25f839f96aa1921c7384bbb74fc611114118",
+    "demo/compare/it": "10c60d4fb77a750ec0a5e6336068e515f4ea174ba4bd42f6d2ebdfe8b24eac83",
+    "toy/per_bin": "fcf81b2de140e73407706cf4d7cf51f77c351bd7aef718e9268fae4e17d67d4d",
+    "toy/span_time": "7039116363ab7c6e47c0ad9ef06612dabda6644dd14679c101407d2501647b4a",
+    "toy/ridge": "55f35fa7ca72acca097dbeaebb228ba932196426c970cb07206a2a48e018f53d",
+    "toy/grid": "93928ac6c779b264c9b9c101a39955f36400aef226ed9df306bbb6fe8918e263",
+    "toy/layers": "31c2b349873b9b18367b532739dc55a14760cd606f26bcbe72ce9dbc8db0d5ab",
+    "toy/brainscore": "093e75158531dc12dd92035eb14290e6f2cd6a357f34aac3bb67a52b71d5af71",
+    "dask/toy": "31c2b349873b9b18367b532739dc55a14760cd606f26bcbe72ce9dbc8db0d5ab",
     "features/pls": "b6231a53953a5d1bb944f63d13d6f7a5ae4f30561100d0557cc533b340462b6b",
     "features/ridge": "6008b9841e2b32844e476ee54a1535ea1e14c1a8307e5f2907888d62f4d45f1a",
     "features/span_time": "72a106c3ffb55d5523cef64429b854a5a7c23793431fd9f6a6dfa07cbefea18d",

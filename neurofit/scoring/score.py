@@ -45,6 +45,7 @@ from neurofit.data.recording import average_repetitions, trial_array, validate
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError, ValidationError
 from neurofit.models.base import TemporalModel, TimeMap
+from neurofit.scoreset import CENTRED_INTERVAL, centred_interval
 from neurofit.scoring import timemap as tmap
 from neurofit.scoring.benchmark import SYNTHETIC, Benchmark, load_benchmark
 from neurofit.scoring.commit import choose, commitment_criterion, commitment_split
@@ -362,6 +363,25 @@ def _bin_ranges(rec: xr.DataArray, mask: np.ndarray) -> str:
 
     return ranges(rec.coords["time_bin_start"].values.astype(float), rec.coords["time_bin_end"].values.astype(float),
                   np.asarray(mask, dtype=bool))
+
+
+def _site_interval(values: np.ndarray, site_region: np.ndarray, regions: Sequence[str], estimate: np.ndarray,
+                   bench: Benchmark) -> tuple[np.ndarray, np.ndarray]:
+    """95% site-bootstrap interval of each region's median over sites, centred on ``estimate`` [region, bin].
+
+    Sites are resampled with replacement (``bench.n_bootstrap`` draws; region ``k`` seeded
+    ``bootstrap_seed + k``); the interval is :func:`neurofit.scoreset.centred_interval` of the draws.
+    """
+    from neurofit.stats.bootstrap import hierarchical_median
+
+    low = np.full((len(regions), values.shape[1]), np.nan)
+    high = low.copy()
+    for k, region in enumerate(regions):
+        sel = values[site_region == region]
+        if len(sel):
+            draws = hierarchical_median(sel, n_boot=bench.n_bootstrap, seed=bench.bootstrap_seed + k)
+            low[k], high[k] = centred_interval(draws, estimate[k])
+    return low, high
 
 
 def _cross_validated(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
@@ -907,7 +927,7 @@ def score(
     # the median r needs no ceiling: its stimulus bootstrap only needs every stimulus predicted once (K-fold)
     stimulus_ci_r = bench.n_bootstrap > 0 and bench.split_scheme == "kfold"
     if bench.n_bootstrap > 0:
-        from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
+        from neurofit.regression.bootstrap import bootstrap_stimuli
 
         with warnings.catch_warnings():
             # bins no step maps to are NaN in every draw: their CI is NaN, without a warning per bin
@@ -919,19 +939,14 @@ def score(
                                          seed=bench.bootstrap_seed, n_halvings=bench.ceiling_splits,
                                          ceiling_seed=bench.ceiling_seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
-                stim_low, stim_high = boot["low"][order], boot["high"][order]
+                stim_low, stim_high = centred_interval(boot["draws"][:, order], medians)
             if stimulus_ci_r:
                 boot = bootstrap_stimuli(pooled_all, targets_all, None, groups=site_region,
                                          n_draws=bench.n_bootstrap, seed=bench.bootstrap_seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
-                r_stim_low, r_stim_high = boot["low"][order], boot["high"][order]
-            sites_boot = bootstrap_sites(ceiled, groups=site_region, n_draws=bench.n_bootstrap,
-                                         seed=bench.bootstrap_seed)
-            r_sites_boot = bootstrap_sites(r, groups=site_region, n_draws=bench.n_bootstrap,
-                                           seed=bench.bootstrap_seed)
-        order = [list(sites_boot["groups"]).index(region) for region in regions]
-        site_low, site_high = sites_boot["low"][order], sites_boot["high"][order]
-        r_site_low, r_site_high = r_sites_boot["low"][order], r_sites_boot["high"][order]
+                r_stim_low, r_stim_high = centred_interval(boot["draws"][:, order], median_r)
+        site_low, site_high = _site_interval(ceiled, site_region, regions, medians, bench)
+        r_site_low, r_site_high = _site_interval(r, site_region, regions, median_r, bench)
 
     neuroid_coords = {name: ("neuroid", rec.coords[name].values) for name, coord in rec.coords.items()
                       if coord.dims == ("neuroid",)}
@@ -1038,8 +1053,8 @@ def score(
         "n_stimuli_commitment": len(commit_ids),
         "n_bootstrap": int(bench.n_bootstrap),
         "bootstrap_seed": int(bench.bootstrap_seed),
-        "bootstrap": (f"{bench.n_bootstrap} draws (seed {bench.bootstrap_seed}); 95% percentile intervals of "
-                      "the median over sites; over stimuli with the ceiling recomputed in each draw"
+        "bootstrap": (f"{bench.n_bootstrap} draws (seed {bench.bootstrap_seed}); 95% intervals of the median "
+                      f"over sites ({CENTRED_INTERVAL}); over stimuli with the ceiling recomputed in each draw"
                       + ("" if stimulus_ci else " (not computed: needs K-fold splits and the split-half ceiling)")
                       + ", and over sites"),
         "missing_data": MISSING_DATA_RULE,
@@ -1208,14 +1223,7 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     for name, values in (("median_ceiled", ceiled), ("median_r", r)):
         site_low, site_high = nan, nan.copy()
         if bench.n_bootstrap > 0:
-            from neurofit.regression.bootstrap import bootstrap_sites
-
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-                boot = bootstrap_sites(values, groups=site_region, n_draws=bench.n_bootstrap,
-                                       seed=bench.bootstrap_seed)
-            order = [list(boot["groups"]).index(region) for region in regions]
-            site_low, site_high = boot["low"][order], boot["high"][order]
+            site_low, site_high = _site_interval(values, site_region, regions, variables[name][1], bench)
         variables[f"{name}_sites_low"] = (("region", "time_bin"), site_low)
         variables[f"{name}_sites_high"] = (("region", "time_bin"), site_high)
 
