@@ -5,6 +5,7 @@
 
 from neurofit.extract.activations import ActivationSet, read_activations
 from neurofit.extract.extract import extract_activations
-from neurofit.extract.reduce import PCA, RandomProjection
+from neurofit.extract.reduce import DEFAULT_REDUCTION, PCA, Auto, RandomProjection
 
-__all__ = ["PCA", "ActivationSet", "RandomProjection", "extract_activations", "read_activations"]
+__all__ = ["DEFAULT_REDUCTION", "PCA", "ActivationSet", "Auto", "RandomProjection", "extract_activations",
+           "read_activations"]

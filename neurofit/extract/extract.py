@@ -27,11 +27,14 @@ from neurofit.errors import NeurofitError
 from neurofit.extract import cache as _cache
 from neurofit.extract.activations import ActivationSet, feature_dim, step_dim
 from neurofit.extract.reduce import (
+    DEFAULT_REDUCTION,
     PCA,
+    Auto,
     LayerReducer,
-    RandomProjection,
+    RandomProjection,  # noqa: F401 (the docstring examples use it)
     Reduction,
     check_fit_ids,
+    gram_compress,
     identity_reducer,
     pca_reducer,
     reduction_spec,
@@ -44,9 +47,6 @@ log = logging.getLogger(__name__)
 PCA_FIT_BYTES_LIMIT = 3 * 2**30
 #: a step counts as image-driven when some stimulus differs from the first by more than this (relative)
 ARRIVAL_RTOL = 1e-5
-
-#: the default reduction: a seeded Gaussian random projection to 1000 features
-DEFAULT_REDUCTION = RandomProjection(dim=1000, seed=0)
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -257,8 +257,10 @@ def extract_activations(
         Default: CUDA when available, else CPU.
     autocast : {"bf16", "fp16"}, optional
         Mixed-precision forward pass; reductions run in float32.
-    reduction : RandomProjection, PCA or None
-        Default: a seeded Gaussian random projection to 1000 features; ``None`` keeps every feature.
+    reduction : Auto, RandomProjection, PCA or None
+        Default :data:`~neurofit.extract.reduce.DEFAULT_REDUCTION`: per layer every feature, an exact
+        Gram-matrix compression or a seeded random projection to 1000 features (:class:`Auto`); ``None`` keeps
+        every feature. What each layer got is in the ``reduction_layers`` attr.
     cache : bool
         Read and write the on-disk cache (``cache_dir``, default ``$NEUROFIT_HOME/activations``).
     progress : bool, optional
@@ -337,7 +339,8 @@ def extract_activations(
         runner = _Runner(model, stimuli, steps, on, off, device, autocast)
         with tqdm(total=n + n_fit, desc=f"extract {identity['model_id']}", unit="img", disable=not show) as bar:
             pca = _fit_pca(runner, reduction, layers, batch_size, device, bar) if isinstance(reduction, PCA) else None
-            arrays, raw_sizes, validity = _stream(runner, ids, layers, batch_size, reduction, pca, device, bar)
+            arrays, raw_sizes, validity, per_layer = _stream(runner, ids, layers, batch_size, reduction, pca, device,
+                                                             bar)
     finally:
         model.to(home)
         model.train(was_training)
@@ -345,7 +348,8 @@ def extract_activations(
     dataset = _assemble(arrays, raw_sizes, validity, stimuli, layers, time_map, steps)
     dataset.attrs.update({
         **identity, "weights_sha256": weights, "stimulus_set_identifier": stimuli.identifier,
-        "stimulus_set_sha256": stimuli.sha256(), "reduction": reduction_info, "preprocessing": preprocessing,
+        "stimulus_set_sha256": stimuli.sha256(), "reduction": reduction_info, "reduction_layers": per_layer,
+        "preprocessing": preprocessing,
         "neurofit_version": __version__, "cache_key": key,
     })
     acts = ActivationSet(dataset)
@@ -354,13 +358,44 @@ def extract_activations(
     return acts
 
 
+def _layer_plan(reduction: Reduction | None, layer: str, n_steps: int, n: int, p: int, raw_used: int,
+                pca: dict[str, list[LayerReducer]] | None, device: torch.device) -> tuple[str, LayerReducer | None]:
+    """The method a layer gets (``none``, ``gram``, ``random_projection``, ``pca``) and its batch reducer."""
+    if pca is not None:
+        return ("pca" if pca[layer][0].reduced else "none"), None
+    if reduction is None:
+        return "none", identity_reducer(p)
+    if isinstance(reduction, Auto):
+        method = reduction.plan(p, n_steps * n, raw_used)
+        if method == "random_projection":
+            return method, reduction.fallback.reducer(layer, p, device)
+        return method, identity_reducer(p)
+    reducer = reduction.reducer(layer, p, device)  # type: ignore[union-attr]
+    return ("random_projection" if reducer.reduced else "none"), reducer
+
+
+def _layer_record(reduction: Reduction | None, method: str, dim: int, n_rows: int) -> dict[str, Any]:
+    """What one layer got, for the ``reduction_layers`` attr: method, output dimension, seed, fitting set."""
+    record: dict[str, Any] = {"method": method, "dim": int(dim)}
+    if method == "random_projection":
+        rp = reduction.fallback if isinstance(reduction, Auto) else reduction
+        record.update({"seed": int(rp.seed), "kind": rp.kind})  # type: ignore[union-attr]
+    elif method == "gram":
+        record["fit"] = f"all {n_rows} stimulus x step rows of the set (exact: inner products kept)"
+    elif method == "pca":
+        record["fit"] = f"{len(reduction.fit_ids)} fit_ids, per step"  # type: ignore[union-attr]
+    return record
+
+
 def _stream(runner: _Runner, ids: list[str], layers: list[str], batch_size: int, reduction: Reduction | None,
             pca: dict[str, list[LayerReducer]] | None, device: torch.device,
-            bar: tqdm) -> tuple[dict[str, np.ndarray], dict[str, int], np.ndarray | None]:
+            bar: tqdm) -> tuple[dict[str, np.ndarray], dict[str, int], np.ndarray | None, dict[str, dict[str, Any]]]:
     n = len(ids)
     arrays: dict[str, np.ndarray] = {}
     raw_sizes: dict[str, int] = {}
     shared: dict[str, LayerReducer] = {}
+    methods: dict[str, str] = {}
+    raw_used = 0
     validity: np.ndarray | None = None
     for start in range(0, n, batch_size):
         batch_ids = ids[start:start + batch_size]
@@ -372,12 +407,15 @@ def _stream(runner: _Runner, ids: list[str], layers: list[str], batch_size: int,
             n_steps, batch, p = flat.shape
             if layer not in arrays:
                 raw_sizes[layer] = p
-                if pca is None:
-                    shared[layer] = (identity_reducer(p) if reduction is None
-                                     else reduction.reducer(layer, p, device))  # type: ignore[union-attr]
-                    n_out = shared[layer].n_out
+                methods[layer], reducer = _layer_plan(reduction, layer, n_steps, n, p, raw_used, pca, device)
+                if reducer is None:
+                    n_out = pca[layer][0].n_out  # type: ignore[index]
                 else:
-                    n_out = pca[layer][0].n_out
+                    shared[layer] = reducer
+                    n_out = reducer.n_out
+                if isinstance(reduction, Auto) and methods[layer] != "random_projection" and n_out > \
+                        reduction.fallback.dim:
+                    raw_used += 4 * n_steps * n * n_out
                 arrays[layer] = np.empty((n_steps, n, n_out), dtype=np.float32)
             if flat.shape[0] != arrays[layer].shape[0] or p != raw_sizes[layer]:
                 raise NeurofitError(f"layer {layer!r} changed shape between batches ({tuple(flat.shape)}); "
@@ -394,7 +432,16 @@ def _stream(runner: _Runner, ids: list[str], layers: list[str], batch_size: int,
             validity[:, start:stop] = valid.bool().cpu().numpy()
         del outputs
         bar.update(len(batch_ids))
-    return arrays, raw_sizes, validity
+    per_layer = {}
+    for layer in layers:
+        if methods.get(layer) == "gram":
+            n_steps, _, p = arrays[layer].shape
+            z = gram_compress(arrays[layer].reshape(n_steps * n, p))
+            arrays[layer] = z.reshape(n_steps, n, z.shape[1])
+        if layer in arrays:
+            per_layer[layer] = _layer_record(reduction, methods[layer], arrays[layer].shape[2],
+                                             arrays[layer].shape[0] * n)
+    return arrays, raw_sizes, validity, per_layer
 
 
 def _assemble(arrays: dict[str, np.ndarray], raw_sizes: dict[str, int], validity: np.ndarray | None,

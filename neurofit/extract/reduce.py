@@ -1,6 +1,15 @@
-"""Feature reduction of one (layer, timestep) to at most ``D`` features: seeded random projection or PCA.
+"""Feature reduction of a layer's activations: the default :class:`Auto`, seeded random projection or PCA.
 
-Both are applied on the fly, batch by batch, so the full activations never sit in memory.
+* :class:`Auto` (the default, :data:`DEFAULT_REDUCTION`) decides per layer, from the layer's size alone:
+  every feature when there are at most ``fallback.dim`` of them; otherwise, when the stimuli x steps rows
+  are few (``min(p, n * steps) <= exact_max_dim``) and their raw activations fit ``raw_bytes``, an exact
+  compression (:func:`gram_compress`: the rows' coordinates in an orthonormal basis of their own span, a
+  square root of the Gram matrix ``X X^T``), which changes no inner product and so no PLS or ridge result
+  (both depend on the features only through inner products: they are invariant to a rotation of feature
+  space); otherwise the seeded random projection ``fallback``. The per-layer choice is recorded in the
+  ActivationSet's ``reduction_layers`` attr.
+* Random projection and PCA are applied on the fly, batch by batch, so the full activations never sit in
+  memory (the exact compression holds one layer's raw activations, within ``raw_bytes`` in all).
 
 * :class:`RandomProjection` multiplies the flattened layer output ``[n, p]`` by a ``p x D`` matrix of
   i.i.d. entries (Gaussian ``N(0, 1/D)``, or Achlioptas' sparse ``sqrt(3/D) * {+1, 0, -1}`` with
@@ -12,7 +21,7 @@ Both are applied on the fly, batch by batch, so the full activations never sit i
 * :class:`PCA` is fit on a declared fitting set of stimulus ids (per layer and timestep, centred, exact
   SVD in float64, signs fixed as scikit-learn's ``svd_flip`` does) and then projects every stimulus.
 
-A layer with ``p <= D`` features is kept as it is (no reduction) under either method.
+A layer with ``p <= D`` features is kept as it is (no reduction) under every method.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
@@ -133,7 +143,101 @@ class PCA:
         return {"method": "pca", "dim": int(self.dim), "n_fit": len(self.fit_ids), "fit_ids_sha256": digest}
 
 
-Reduction = RandomProjection | PCA
+@dataclass(frozen=True)
+class Auto:
+    """Per layer: every feature, an exact Gram-matrix compression, or a seeded random projection.
+
+    For a layer of ``p`` features extracted for ``n`` stimuli at ``steps`` steps (``N = n * steps`` rows):
+
+    * ``p <= fallback.dim``: every feature (``"none"``);
+    * ``min(p, N) <= exact_max_dim`` and the layer's raw ``[N, p]`` float32 activations fit what is left of
+      ``raw_bytes`` (layers are taken in order): every feature when ``p <= N`` (``"none"``), else the exact
+      compression to at most ``N`` features (``"gram"``, :func:`gram_compress`), fitted on all ``N`` rows
+      (every stimulus at every step of the set: one basis for all steps, so weighted sums of steps stay
+      exact);
+    * otherwise the random projection ``fallback`` (``"random_projection"``).
+
+    Neither ``"none"`` nor ``"gram"`` changes a PLS or ridge prediction: both depend on the features only
+    through inner products of centred rows, and ``gram`` keeps every inner product (to float32 rounding).
+    The choice depends on the model, the layer list and the stimulus count only, never on the machine.
+
+    Example
+    -------
+    >>> auto = Auto()
+    >>> [auto.plan(p, rows, 0) for p, rows in [(500, 640), (8192, 640), (8192, 5760 * 17)]]
+    ['none', 'gram', 'random_projection']
+    >>> auto.spec()["fallback"]["dim"]
+    1000
+    """
+
+    exact_max_dim: int = 4096
+    raw_bytes: int = 2**30
+    fallback: RandomProjection = field(default_factory=lambda: RandomProjection(dim=1000, seed=0))
+
+    def __post_init__(self) -> None:
+        if int(self.exact_max_dim) < 1:
+            raise NeurofitError(f"Auto exact_max_dim must be >= 1, got {self.exact_max_dim}")
+        if int(self.raw_bytes) < 0:
+            raise NeurofitError(f"Auto raw_bytes must be >= 0, got {self.raw_bytes}")
+        if not isinstance(self.fallback, RandomProjection):
+            raise NeurofitError(f"Auto fallback must be a RandomProjection, got {self.fallback!r}")
+
+    def spec(self) -> dict[str, Any]:
+        """The JSON-able description that enters cache keys and provenance."""
+        return {"method": "auto", "exact_max_dim": int(self.exact_max_dim), "raw_bytes": int(self.raw_bytes),
+                "fallback": self.fallback.spec()}
+
+    def plan(self, n_features: int, n_rows: int, raw_bytes_used: int) -> str:
+        """``"none"``, ``"gram"`` or ``"random_projection"`` for a layer of ``n_features`` and ``n_rows`` rows,
+        given the raw bytes earlier layers already hold."""
+        if n_features <= self.fallback.dim:
+            return "none"
+        fits = raw_bytes_used + 4 * n_rows * n_features <= self.raw_bytes
+        if min(n_features, n_rows) <= self.exact_max_dim and fits:
+            return "none" if n_features <= n_rows else "gram"
+        return "random_projection"
+
+
+#: the default reduction (issue 14): exact where the rows are few, the seeded RP-1000 of old otherwise
+DEFAULT_REDUCTION = Auto()
+
+Reduction = RandomProjection | PCA | Auto
+
+
+def gram_compress(x: np.ndarray | torch.Tensor, chunk: int = 4096) -> np.ndarray:
+    """Exact compression of ``x`` ``[N, p]`` to ``[N, r]`` (``r <= min(N, p)``) keeping every inner product.
+
+    With the Gram matrix ``K = x x^T = U diag(lam) U^T`` (float64, accumulated over column chunks), the result
+    is ``U diag(sqrt(lam))`` restricted to the numerical rank ``r`` (eigenvalues above ``lam_max * N * eps``,
+    numpy's ``matrix_rank`` rule), columns in decreasing eigenvalue order, each column's entry of largest
+    magnitude positive. It equals ``x @ V`` for an orthonormal basis ``V`` of the rows' span (the right
+    singular vectors), so every inner product between rows, and with them every centred inner product, is
+    kept: a PLS or ridge fit on any subset of the rows predicts any other row exactly as on ``x``.
+
+    Example
+    -------
+    >>> x = np.random.default_rng(0).normal(size=(5, 40)).astype(np.float32)
+    >>> z = gram_compress(x)
+    >>> z.shape, bool(np.allclose(z @ z.T, x.astype(np.float64) @ x.T.astype(np.float64), atol=1e-4))
+    ((5, 5), True)
+    """
+    xt = torch.as_tensor(x)
+    n, p = xt.shape
+    gram = torch.zeros(n, n, dtype=torch.float64)
+    for start in range(0, p, chunk):
+        part = xt[:, start:start + chunk].double()
+        gram += part @ part.T
+    lam, vecs = torch.linalg.eigh(gram)
+    lam, vecs = lam.flip(0), vecs.flip(1)
+    top = float(lam[0]) if n else 0.0
+    if top <= 0.0:
+        return np.zeros((n, 1), dtype=np.float32)
+    rank = max(1, int((lam > top * n * torch.finfo(torch.float64).eps).sum()))
+    vecs = vecs[:, :rank]
+    signs = torch.sign(vecs.gather(0, vecs.abs().argmax(dim=0, keepdim=True)))
+    signs[signs == 0] = 1.0
+    z = vecs * signs * lam[:rank].sqrt()
+    return z.float().numpy()
 
 
 class LayerReducer:
@@ -244,9 +348,9 @@ def reduction_spec(reduction: Reduction | None) -> dict[str, Any]:
     """
     if reduction is None:
         return {"method": "none"}
-    if isinstance(reduction, (RandomProjection, PCA)):
+    if isinstance(reduction, (RandomProjection, PCA, Auto)):
         return reduction.spec()
-    raise NeurofitError(f"reduction must be RandomProjection(...), PCA(...) or None, got {reduction!r}")
+    raise NeurofitError(f"reduction must be Auto(...), RandomProjection(...), PCA(...) or None, got {reduction!r}")
 
 
 def check_fit_ids(reduction: Reduction | None, stimulus_ids: Sequence[str], identifier: str) -> None:

@@ -4,17 +4,20 @@ A scoring run is a list of :class:`WorkUnit` s: one cross-validation fold of one
 region, one candidate layer/offset or grid cell, one fold). A runner maps a function over units and yields
 their results; :class:`LocalRunner` does them in this process. A :class:`UnitStore` keeps each finished
 unit's result as one small ``.npz`` file in a work directory keyed by the run's input hashes, written
-atomically, so an interrupted run resumes where it stopped and never reads a half-written unit. A dask
-runner only needs the same ``map`` method.
+atomically, so an interrupted run resumes where it stopped and never reads a half-written unit. Each file
+carries the key it was made for (the run's and the unit's) and a sha256 of its content, both verified on
+reading: a flipped byte, a file swapped with another unit's or copied from another run, or one without a
+checksum is a logged miss, recomputed, never a different number. A dask runner only needs the same ``map``
+method.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,26 @@ from tqdm.auto import tqdm
 from neurofit.atomic import atomic_path
 
 Result = dict[str, np.ndarray]
+log = logging.getLogger(__name__)
+KEY_FIELD = "__neurofit_unit_key__"
+CHECKSUM_FIELD = "__neurofit_content_sha256__"
+
+
+def result_sha256(key: str, result: Result) -> str:
+    """sha256 of a unit's key and its arrays (names, dtypes, shapes and bytes, in name order).
+
+    Example
+    -------
+    >>> a = result_sha256("k", {"x": np.arange(3.0)})
+    >>> a == result_sha256("k", {"x": np.arange(3.0)}), a == result_sha256("k2", {"x": np.arange(3.0)})
+    (True, False)
+    """
+    h = hashlib.sha256(key.encode())
+    for name in sorted(result):
+        value = np.ascontiguousarray(result[name])
+        h.update(json.dumps([name, value.dtype.str, list(value.shape)]).encode())
+        h.update(value.tobytes())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -60,10 +83,13 @@ class WorkUnit:
 
 
 class UnitStore:
-    """Finished work units on disk: ``<root>/<unit.key>.npz``, each written atomically.
+    """Finished work units on disk: ``<root>/<unit.key>.npz``, each written atomically and verified on reading.
 
-    A file that cannot be read (a crash can leave none half-written, but a disk can fail) counts as not
-    finished and is recomputed.
+    Each file holds the unit's arrays plus the key it was made for (the store's ``run_key``, by default the
+    work directory's name, which :func:`neurofit.scoring.score.score` makes from the run's input hashes, and
+    the unit's description) and a sha256 of key and arrays (:func:`result_sha256`). A file that cannot be
+    read, whose checksum does not match (a flipped byte), that was made for another unit or run (files
+    swapped or copied), or that has no checksum counts as not finished: it is logged and recomputed.
 
     Example
     -------
@@ -73,14 +99,22 @@ class UnitStore:
     >>> store.put(unit, {"prediction": np.ones(3)})
     >>> store.get(unit)["prediction"].tolist()
     [1.0, 1.0, 1.0]
+    >>> store.get(WorkUnit("score", "IT", {"layer": "IT"}, 1)) is None
+    True
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], run_key: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.run_key = self.root.name if run_key is None else str(run_key)
 
     def path(self, unit: WorkUnit) -> Path:
         return self.root / f"{unit.key}.npz"
+
+    def unit_key(self, unit: WorkUnit) -> str:
+        """What a unit's file must say it was made for: this run and this unit."""
+        return json.dumps([self.run_key, unit.stage, unit.region, dict(unit.candidate), unit.fold], sort_keys=True,
+                          default=str)
 
     def get(self, unit: WorkUnit) -> Result | None:
         path = self.path(unit)
@@ -88,13 +122,36 @@ class UnitStore:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+                stored = {name: data[name] for name in data.files}
+        except Exception as err:  # any unreadable file (a damaged zip, header or array) is a miss
+            log.warning("work unit %s: cannot read %s (%s: %s); recomputing it", unit.describe(), path,
+                        type(err).__name__, err)
             return None
+        key = stored.pop(KEY_FIELD, None)
+        checksum = stored.pop(CHECKSUM_FIELD, None)
+        expected = self.unit_key(unit)
+        if key is None or checksum is None:
+            log.warning("work unit %s: %s has no key or checksum (an older or foreign file); recomputing it",
+                        unit.describe(), path)
+            return None
+        if str(key) != expected:
+            log.warning("work unit %s: %s was made for another unit or run (%s); recomputing it", unit.describe(),
+                        path, str(key))
+            return None
+        if str(checksum) != result_sha256(expected, stored):
+            log.warning("work unit %s: %s fails its content checksum (a damaged file); recomputing it",
+                        unit.describe(), path)
+            return None
+        return stored
 
     def put(self, unit: WorkUnit, result: Result) -> None:
+        bad = [name for name in result if name in (KEY_FIELD, CHECKSUM_FIELD)]
+        if bad:
+            raise ValueError(f"a work unit's result may not be named {bad[0]!r}")
+        key = self.unit_key(unit)
+        fields = {**result, KEY_FIELD: np.array(key), CHECKSUM_FIELD: np.array(result_sha256(key, result))}
         with atomic_path(self.path(unit)) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, **result)
+            np.savez(handle, **fields)
 
     def count(self) -> int:
         return len(list(self.root.glob("*.npz")))

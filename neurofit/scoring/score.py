@@ -727,7 +727,9 @@ def score(
     steps : int, optional
         Unroll length (default: enough 10 ms steps to cover the benchmark's last bin; 1 for feedforward).
     reduction : optional
-        Feature reduction for extraction (default: a seeded random projection to 1000 features).
+        Feature reduction for extraction (default ``neurofit.extract.reduce.DEFAULT_REDUCTION``: per layer every
+        feature, an exact Gram-matrix compression, or a seeded random projection to 1000 features where the
+        stimuli x steps are too many; ``None``: every feature).
     created : str, optional
         The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
     runner : DaskRunner, optional
@@ -789,10 +791,9 @@ def score(
         feedforward = int(getattr(resolved, "default_steps", 1)) == 1
         unroll = int(steps) if steps is not None else (1 if feedforward else _needed_steps(bench))
         from neurofit.extract.extract import extract_activations
-        from neurofit.extract.reduce import RandomProjection, reduction_spec
+        from neurofit.extract.reduce import DEFAULT_REDUCTION, reduction_spec
 
-        red = RandomProjection(dim=1000, seed=0) if isinstance(reduction, str) and reduction == "default" \
-            else reduction
+        red = DEFAULT_REDUCTION if isinstance(reduction, str) and reduction == "default" else reduction
         shown = dataclasses.replace(stimuli.subset(all_ids), degrees=bench.degrees, _sha256=None)
         acts = extract_activations(resolved, shown.place_on_screen(bench.model_degrees), steps=unroll,
                                    reduction=red, device=device, cache=cache, progress=progress)
