@@ -143,9 +143,11 @@ def test_random_baseline_differs_from_the_trained_model_and_attrs_say_which(smal
     assert trained.attrs["weights_sha256"] != random.attrs["weights_sha256"]
     assert not np.allclose(trained.r.values, random.r.values, equal_nan=True)
     assert (tmp_path / "cz-random.nc").is_file()
-    # the reduction used is recorded with its dimension and seed
-    assert trained.attrs["reduction"]["method"] == "random_projection"
-    assert trained.attrs["reduction"]["dim"] == 1000 and trained.attrs["reduction"]["seed"] == 0
+    # the reduction used is recorded (the default's spec), with the features each layer kept and had
+    from neurofit.extract.reduce import DEFAULT_REDUCTION, reduction_spec
+
+    assert trained.attrs["reduction"] == reduction_spec(DEFAULT_REDUCTION)
+    assert set(trained.attrs["n_features"]) == set(trained.attrs["n_features_raw"]) != set()
 
 
 def test_reduction_dimension_and_seed_are_recorded(small_images, tmp_path):

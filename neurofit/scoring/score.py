@@ -1026,6 +1026,7 @@ def score(
         "n_components_commitment": _span(commitment_components),
         "reduction": reduction_attr,
         "n_features": {layer: int(acts.n_features(layer)) for layer in model_layers},
+        "n_features_raw": {str(k): int(v) for k, v in dict(acts.attrs.get("n_features_raw") or {}).items()},
         "regression_device": _regression_device(device),
         "ceiling_method": bench.ceiling,
         "ceiling_halvings": int(bench.ceiling_splits) if bench.ceiling != "none" else 0,
