@@ -29,6 +29,8 @@ CREATED = "2026-01-01T00:00:00Z"
 
 DIGESTS = {
     # recorded with NEUROFIT_GUARD_PRINT=1 on main at cfd744f (missing-data attrs), before any refactor step;
+    # demo/*: values re-recorded at db76b05 (issue 14 item 6: the default reduction keeps every feature or
+    # compresses exactly where the stimulus x step rows are few, so the demo's features are no longer RP-1000);
     # ScoreSets and the demo comparison re-recorded by trust-a (issue 14): new attrs (weights, provenance),
     # new variables (median_r CIs) and intervals centred on their estimates; r, ceiling, ceiled, r_fold and
     # the medians checked bit-identical to main before re-recording

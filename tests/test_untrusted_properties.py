@@ -1,7 +1,7 @@
 """Property-based bad-input corpus: random malformed files never give a traceback and never hang.
 
-For each parser of untrusted input (the manifest parser, the recording validator and NetCDF reader, the
-stimulus-set loader) hypothesis generates malformed inputs, mostly single mutations of a valid one so
+For each parser of untrusted input (the manifest and benchmark parsers, the recording validator and NetCDF
+reader, the stimulus-set loader) hypothesis generates malformed inputs, mostly single mutations of a valid one so
 that every key is reached. The property: the call either succeeds or raises a
 :class:`~neurofit.errors.NeurofitError` (which the CLI prints as one line), within a few seconds.
 Example counts are kept small: the whole file adds a few seconds to CI.
@@ -28,6 +28,7 @@ from neurofit.data.manifest import load_manifest, parse_manifest
 from neurofit.data.recording import average_repetitions, make_recording, trial_array, validate
 from neurofit.data.stimuli import read_stimulus_set
 from neurofit.errors import NeurofitError
+from neurofit.scoring.benchmark import load_benchmark, parse_benchmark
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -126,6 +127,83 @@ def test_random_bytes_as_a_manifest_file_are_one_error(content):
         path = Path(folder) / "m.toml"
         path.write_bytes(content)
         only_neurofit_errors(lambda: load_manifest(path))
+
+
+# --- benchmarks -----------------------------------------------------------------------------------------------
+VALID_BENCHMARK = {
+    "id": "toy", "version": "1", "description": "d", "citation": "c",
+    "dataset": {"id": "synthetic-ventral", "options": {"size": "small", "seed": 1, "n_it": 8, "repetitions": 4,
+                                                       "averaged": False}},
+    "neural": {"regions": ["V4", "IT"], "time_bins": {"start": 0, "end": 100, "width": 10}},
+    "stimuli": {"degrees": 8.0, "model_degrees": 8.0},
+    "regression": {"metric": "pls", "n_components": 5, "algorithm": "exact", "split_scheme": "kfold",
+                   "n_splits": 5, "seed": 0, "temporal_mode": "per_bin"},
+    "ceiling": {"method": "split_half", "n_splits": 10, "seed": 0, "normalisation": "r2_over_ceiling"},
+    "mapping": {"policy": "table", "offsets_ms": [0, 10], "tables": {"conv": {"0": [0, 10], "1": 10}}},
+    "commitment": {"fraction": 0.2, "seed": 0, "n_splits": 3},
+    "aggregate": {"method": "median", "n_bootstrap": 100, "seed": 0},
+}
+VALID_BENCHMARK_TOML = """id = "toy"
+version = "1"
+[dataset]
+id = "synthetic-ventral"
+options = { size = "small", seed = 1 }
+[neural]
+regions = ["V4", "IT"]
+time_bins = { start = 0, end = 100, width = 10 }
+[stimuli]
+degrees = 8.0
+[regression]
+n_components = 5
+n_splits = 5
+seed = 0
+[ceiling]
+n_splits = 10
+[mapping]
+offsets_ms = [0, 10]
+[aggregate]
+n_bootstrap = 100
+"""
+
+
+def test_the_valid_benchmark_parses():
+    assert parse_benchmark(VALID_BENCHMARK, "toy.toml").regions == ("V4", "IT")
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "toy.toml").write_text(VALID_BENCHMARK_TOML)
+        assert load_benchmark(Path(folder) / "toy.toml").n_bootstrap == 100
+
+
+@SETTINGS
+@given(mutated(VALID_BENCHMARK))
+def test_a_mutated_benchmark_parses_or_is_one_error(table):
+    only_neurofit_errors(lambda: parse_benchmark(table, "toy.toml"))
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from(sorted(VALID_BENCHMARK)) | st.text(max_size=8), values, max_size=8))
+def test_a_random_table_as_benchmark_is_one_error(table):
+    only_neurofit_errors(lambda: parse_benchmark(table, "toy.toml"))
+
+
+@st.composite
+def mangled_toml(draw):
+    """The valid benchmark's text with a few characters replaced, deleted or inserted (values, brackets, quotes)."""
+    text = VALID_BENCHMARK_TOML
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(text)))
+        piece = draw(st.sampled_from(["", "-", "9", "1e9", "nan", "inf", "-inf", '"', "[", "]", "{", "}", "=", ",",
+                                      "\n", "\x00", "é", "-100000", "0.0", "true"]) | st.text(max_size=3))
+        text = text[:i] + piece + text[i + draw(st.integers(0, 3)):]
+    return text.encode("utf-8", "surrogatepass")
+
+
+@SETTINGS
+@given(mangled_toml() | st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_malformed_benchmark_files_load_or_are_one_error(content):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "toy.toml"
+        path.write_bytes(content)
+        only_neurofit_errors(lambda: load_benchmark(path))
 
 
 # --- recordings -----------------------------------------------------------------------------------------------

@@ -56,6 +56,14 @@ normalisation rule, the default time mapping policy, and the held-out commitment
 A pooled benchmark (``datasets``) scores each session on its own (its stimuli, splits and layer
 commitment) and concatenates the sites; a session without trial repeats gets no ceiling (NaN).
 
+Values are range-checked on load, so a file cannot make a run allocate without bound or score nonsense (every
+error names the file and the key): time-bin edges finite and within ``MAX_TIME_MS`` of onset, at most
+``MAX_BINS`` bins; latency offsets finite and no larger in magnitude than the span of the benchmark's bins (a
+larger one maps no model step to any bin, or unrolls the model for nothing; the bins themselves must lie in the
+recording, checked when it is prepared); cross-validation splits 2 to ``MAX_SPLITS``, ceiling halvings 1 to
+``MAX_SPLITS``, bootstrap draws at most ``MAX_BOOTSTRAP``; seeds in ``[0, 2**32)`` (what numpy and sklearn
+accept); regions listed once; degrees finite and > 0; time tables and generator options of the types they need.
+
 Benchmarks are found in ``$NEUROFIT_BENCHMARKS`` (a ``:``-separated list of folders), the package's own
 ``neurofit/benchmarks/`` and the repository's ``benchmarks/`` folder, in that order.
 """
@@ -64,6 +72,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -83,6 +92,19 @@ POLICIES = ("one_to_one", "table", "portion", "constant", "graded")
 AGGREGATES = ("median", "brainscore")
 REGIONS = ("V1", "V2", "V4", "IT")
 SYNTHETIC = "synthetic-ventral"
+MAX_FILE_BYTES = 2**20
+MAX_BINS = 10_000
+MAX_TIME_MS = 100_000.0
+MAX_SPLITS = 1_000
+MAX_BOOTSTRAP = 100_000
+MAX_COMPONENTS = 10_000
+MAX_SEED = 2**32 - 1
+MAX_TABLE_STEP = 100_000
+# the generator options a benchmark may set for synthetic-ventral: (types, lowest, highest)
+SYNTHETIC_OPTIONS: dict[str, tuple[tuple[type, ...], int, int]] = {
+    "size": ((str, int), 192, 100_000), "n_v4": ((int,), 0, 100_000), "n_it": ((int,), 0, 100_000),
+    "repetitions": ((int,), 2, 1_000), "seed": ((int,), 0, MAX_SEED), "averaged": ((bool,), 0, 1),
+}
 
 _SECTIONS: dict[str, set[str]] = {
     "dataset": {"id", "options"},
@@ -218,8 +240,15 @@ def load_benchmark(id_or_path: str | os.PathLike[str]) -> Benchmark:
                                 f"{', '.join(sorted(known)) or 'none'} (neurofit benchmarks list)")
         path = known[text]
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise NeurofitError(f"cannot read benchmark file {path}: {err.strerror or err}") from err
+    if len(data) > MAX_FILE_BYTES:
+        raise ValidationError(f"benchmark file {path} is larger than {MAX_FILE_BYTES // 2**20} MiB: not a benchmark")
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValidationError(f"benchmark file {path} is not valid TOML: {err}") from err
     return parse_benchmark(raw, source=str(path))
 
@@ -241,6 +270,56 @@ def _get(section: Mapping[str, Any], name: str, key: str, source: str, kind: typ
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise _fail(source, key, f"must be {names}, got {value!r}")
     return value
+
+
+def _in_range(value: int | float, key: str, source: str, low: float, high: float, what: str = "") -> None:
+    """A number that is finite and in ``[low, high]``, or one line naming the key."""
+    if not (math.isfinite(value) and low <= value <= high):
+        def show(v: float) -> str:
+            return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+        raise _fail(source, key, f"must be {what or 'a number'} in [{show(low)}, {show(high)}], got {value!r}")
+
+
+def _seed(section: Mapping[str, Any], key: str, source: str, default: int) -> int:
+    seed = _get(section, "seed", key, source, int, default=default)
+    _in_range(seed, key, source, 0, MAX_SEED, "a seed")
+    return int(seed)
+
+
+def _synthetic_options(options: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Generator options of synthetic-ventral, each of its type and in its range."""
+    for name, value in options.items():
+        key = f"dataset.options.{name}"
+        if name not in SYNTHETIC_OPTIONS:
+            raise _fail(source, key, f"is not a generator option; valid options: {', '.join(SYNTHETIC_OPTIONS)}")
+        kinds, low, high = SYNTHETIC_OPTIONS[name]
+        _get(options, name, key, source, kinds)
+        if isinstance(value, int) and not isinstance(value, bool):
+            _in_range(value, key, source, low, high, "a whole number")
+    return dict(options)
+
+
+def _tables(tables: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    """Time tables ``{layer: {step: start_ms or [start_ms, end_ms]}}``, every value checked."""
+    out: dict[str, dict[str, Any]] = {}
+    for layer, table in tables.items():
+        key = f"mapping.tables.{layer}"
+        if not isinstance(table, Mapping) or not table:
+            raise _fail(source, key, f"must be a non-empty table {{step = start_ms or [start_ms, end_ms]}}, "
+                                     f"got {table!r}")
+        for step, window in table.items():
+            item = f"{key}.{step}"
+            if not (isinstance(step, str) and step.isdigit() and int(step) <= MAX_TABLE_STEP):
+                raise _fail(source, item, f"must be keyed by a step number 0-{MAX_TABLE_STEP}")
+            values = window if isinstance(window, list) else [window]
+            if (len(values) not in (1, 2) or (isinstance(window, list) and len(values) != 2)
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+                raise _fail(source, item, f"must be start_ms or [start_ms, end_ms], got {window!r}")
+            for v in values:
+                _in_range(v, item, source, -MAX_TIME_MS, MAX_TIME_MS, "a time in ms")
+        out[str(layer)] = dict(table)
+    return out
 
 
 def _choice(value: str, allowed: tuple[str, ...], key: str, source: str) -> str:
@@ -292,11 +371,15 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
         options = dict(_get(ds, "options", "dataset.options", source, Mapping, default={}))
         if options and dataset != SYNTHETIC:
             raise _fail(source, "dataset.options", f"only applies to {SYNTHETIC!r} (generator options)")
+        options = _synthetic_options(options, source)
 
     neural = sections["neural"]
     regions = _get(neural, "regions", "neural.regions", source, list, required=True)
     if not regions or not all(isinstance(r, str) and r in REGIONS for r in regions):
         raise _fail(source, "neural.regions", f"must be a non-empty list of {', '.join(REGIONS)}, got {regions!r}")
+    twice = sorted({r for r in regions if regions.count(r) > 1})
+    if twice:
+        raise _fail(source, "neural.regions", f"names {twice[0]!r} twice; list each region once")
     if ("time_bins" in neural) == ("bins" in neural):
         raise _fail(source, "neural.time_bins", "or 'neural.bins' is required (exactly one of them)")
     if "time_bins" in neural:
@@ -306,19 +389,29 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
                 raise _fail(source, f"neural.time_bins.{key}", "is not one of start, end, width")
         start, end, width = (float(_get(spec, k, f"neural.time_bins.{k}", source, (int, float), required=True))
                              for k in ("start", "end", "width"))
+        for k, v in (("start", start), ("end", end)):
+            _in_range(v, f"neural.time_bins.{k}", source, -MAX_TIME_MS, MAX_TIME_MS, "a time in ms")
+        _in_range(width, "neural.time_bins.width", source, 0, 2 * MAX_TIME_MS, "a width in ms")
         n = (end - start) / width if width > 0 else -1
+        if n > MAX_BINS:
+            raise _fail(source, "neural.time_bins", f"gives {n:.6g} bins ({start:g}-{end:g} ms in {width:g} ms bins); "
+                                                   f"at most {MAX_BINS} are allowed")
         if width <= 0 or n < 1 or abs(n - round(n)) > 1e-9:
             raise _fail(source, "neural.time_bins", f"must span a whole number of bins: {start:g}-{end:g} ms in "
                                                    f"{width:g} ms bins")
         bins = tuple((start + i * width, start + (i + 1) * width) for i in range(round(n)))
     else:
         listed = _get(neural, "bins", "neural.bins", source, list)
+        if len(listed) > MAX_BINS:
+            raise _fail(source, "neural.bins", f"lists {len(listed)} bins; at most {MAX_BINS} are allowed")
         bins_list = []
         for i, pair in enumerate(listed):
             if (not isinstance(pair, list) or len(pair) != 2
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
                     or not pair[1] > pair[0]):
                 raise _fail(source, f"neural.bins[{i}]", f"must be [start_ms, end_ms] with end > start, got {pair!r}")
+            for v in pair:
+                _in_range(v, f"neural.bins[{i}]", source, -MAX_TIME_MS, MAX_TIME_MS, "a time in ms")
             if bins_list and pair[0] < bins_list[-1][1]:
                 raise _fail(source, f"neural.bins[{i}]", "must start after the previous bin ends")
             bins_list.append((float(pair[0]), float(pair[1])))
@@ -329,23 +422,22 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     stim = sections["stimuli"]
     degrees = float(_get(stim, "degrees", "stimuli.degrees", source, (int, float), required=True))
     model_degrees = float(_get(stim, "model_degrees", "stimuli.model_degrees", source, (int, float), default=8.0))
-    if degrees <= 0 or model_degrees <= 0:
-        raise _fail(source, "stimuli.degrees", "and 'stimuli.model_degrees' must be > 0")
+    for key, value in (("stimuli.degrees", degrees), ("stimuli.model_degrees", model_degrees)):
+        if not (math.isfinite(value) and value > 0):
+            raise _fail(source, key, f"must be a finite number > 0, got {value!r}")
 
     reg = sections["regression"]
     metric = _choice(_get(reg, "metric", "regression.metric", source, str, default="pls"), METRICS,
                      "regression.metric", source)
     n_components = _get(reg, "n_components", "regression.n_components", source, int, default=25)
-    if n_components < 1:
-        raise _fail(source, "regression.n_components", f"must be >= 1, got {n_components}")
+    _in_range(n_components, "regression.n_components", source, 1, MAX_COMPONENTS, "a whole number")
     algorithm = _choice(_get(reg, "algorithm", "regression.algorithm", source, str, default="exact"), ALGORITHMS,
                         "regression.algorithm", source)
     scheme = _choice(_get(reg, "split_scheme", "regression.split_scheme", source, str, default="kfold"),
                      SPLIT_SCHEMES, "regression.split_scheme", source)
     n_splits = _get(reg, "n_splits", "regression.n_splits", source, int, default=10)
-    if n_splits < 2:
-        raise _fail(source, "regression.n_splits", f"must be >= 2, got {n_splits}")
-    split_seed = _get(reg, "seed", "regression.seed", source, int, default=1 if scheme == "brainscore" else 0)
+    _in_range(n_splits, "regression.n_splits", source, 2, MAX_SPLITS, "a whole number")
+    split_seed = _seed(reg, "regression.seed", source, default=1 if scheme == "brainscore" else 0)
     mode = _choice(_get(reg, "temporal_mode", "regression.temporal_mode", source, str, default="per_bin"),
                    TEMPORAL_MODES, "regression.temporal_mode", source)
 
@@ -353,7 +445,8 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     method = _choice(_get(ceil, "method", "ceiling.method", source, str, default="split_half"), CEILING_METHODS,
                      "ceiling.method", source)
     ceiling_splits = _get(ceil, "n_splits", "ceiling.n_splits", source, int, default=10)
-    ceiling_seed = _get(ceil, "seed", "ceiling.seed", source, int, default=1 if method == "brainscore" else 0)
+    _in_range(ceiling_splits, "ceiling.n_splits", source, 1, MAX_SPLITS, "a whole number")
+    ceiling_seed = _seed(ceil, "ceiling.seed", source, default=1 if method == "brainscore" else 0)
     normalisation = _choice(_get(ceil, "normalisation", "ceiling.normalisation", source, str,
                                  default="r2_over_ceiling"), NORMALISATIONS, "ceiling.normalisation", source)
     if method == "none" and normalisation == "feve":
@@ -365,7 +458,16 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     offsets = _get(mapping, "offsets_ms", "mapping.offsets_ms", source, list, default=[0])
     if not offsets or not all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in offsets):
         raise _fail(source, "mapping.offsets_ms", f"must be a non-empty list of numbers, got {offsets!r}")
-    tables = dict(_get(mapping, "tables", "mapping.tables", source, Mapping, default={}))
+    if len(offsets) > MAX_BINS:
+        raise _fail(source, "mapping.offsets_ms", f"lists {len(offsets)} offsets; at most {MAX_BINS} are allowed")
+    span = bins[-1][1] - bins[0][0]
+    for i, offset in enumerate(offsets):
+        if not (math.isfinite(offset) and abs(offset) <= span):
+            raise _fail(source, f"mapping.offsets_ms[{i}]",
+                        f"is {offset!r} ms; a latency offset must be finite and within +-{span:g} ms, the span of the "
+                        f"benchmark's time bins ({bins[0][0]:g}-{bins[-1][1]:g} ms): a larger one maps no model step "
+                        "to any bin, or unrolls the model for nothing")
+    tables = _tables(_get(mapping, "tables", "mapping.tables", source, Mapping, default={}), source)
     if policy == "table" and not tables:
         raise _fail(source, "mapping.tables", "is required by the table policy ({layer: {step: [start, end]}})")
 
@@ -373,18 +475,16 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     fraction = float(_get(commit, "fraction", "commitment.fraction", source, (int, float), default=0.2))
     if not 0.0 <= fraction < 1.0:
         raise _fail(source, "commitment.fraction", f"must be in [0, 1), got {fraction}")
-    commitment_seed = _get(commit, "seed", "commitment.seed", source, int, default=0)
+    commitment_seed = _seed(commit, "commitment.seed", source, default=0)
     commitment_splits = _get(commit, "n_splits", "commitment.n_splits", source, int, default=3)
-    if commitment_splits < 2:
-        raise _fail(source, "commitment.n_splits", f"must be >= 2, got {commitment_splits}")
+    _in_range(commitment_splits, "commitment.n_splits", source, 2, MAX_SPLITS, "a whole number")
 
     agg = sections["aggregate"]
     aggregate = _choice(_get(agg, "method", "aggregate.method", source, str, default="median"), AGGREGATES,
                         "aggregate.method", source)
     n_bootstrap = _get(agg, "n_bootstrap", "aggregate.n_bootstrap", source, int, default=1000)
-    if n_bootstrap < 0:
-        raise _fail(source, "aggregate.n_bootstrap", f"must be >= 0, got {n_bootstrap}")
-    bootstrap_seed = _get(agg, "seed", "aggregate.seed", source, int, default=0)
+    _in_range(n_bootstrap, "aggregate.n_bootstrap", source, 0, MAX_BOOTSTRAP, "a whole number")
+    bootstrap_seed = _seed(agg, "aggregate.seed", source, default=0)
     if method == "none" and aggregate == "brainscore":
         raise _fail(source, "aggregate.method", "'brainscore' needs a ceiling, but ceiling.method is 'none'")
 
