@@ -228,21 +228,15 @@ def _features_problem(n_stim=60, reps=4, sites=5, bins=2, d=10, seed=0):
     return rec, blocks
 
 
-def _score_features(blocks, rec, **kwargs):
-    try:
-        from neurofit.scoring.features import score_features
-    except ImportError:
-        from neurofit.regression import fit_and_score as score_features
-    return score_features(blocks, rec, **kwargs)
-
-
 @pytest.mark.parametrize("case", ["pls", "ridge", "span_time", "brainscore"])
 def test_precomputed_features_scores_are_unchanged(case):
     rec, blocks = _features_problem()
     kwargs = {"pls": dict(bootstrap=30, n_components=4, device="cpu"), "ridge": dict(metric="ridge", device="cpu"),
               "span_time": dict(temporal_mode="span_time", n_components=3, device="cpu"),
               "brainscore": dict(splits="brainscore", n_components=3, device="cpu")}[case]
-    check(f"features/{case}", _score_features(blocks, rec, **kwargs))
+    from neurofit.scoring.features import score_features
+
+    check(f"features/{case}", score_features(blocks, rec, **kwargs))
 
 
 def test_stimulus_and_site_bootstraps_are_unchanged():
@@ -253,16 +247,10 @@ def test_stimulus_and_site_bootstraps_are_unchanged():
     groups = np.array(["V4", "V4", "IT", "IT", "IT", "IT"])
     ceiled = rng.normal(size=(6, 2))
     ceiled[4, 1] = np.nan
-    try:
-        from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
+    from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
 
-        stim = bootstrap_stimuli(signal[:, 0], np.nanmean(trials, 1), trials, groups=groups, n_boot=40)
-        sites = bootstrap_sites(ceiled, groups=groups, n_boot=40)
-    except ImportError:
-        from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
-
-        stim = bootstrap_stimuli(signal[:, 0], np.nanmean(trials, 1), trials, groups=groups, n_draws=40)
-        sites = bootstrap_sites(ceiled, groups=groups, n_draws=40)
+    stim = bootstrap_stimuli(signal[:, 0], np.nanmean(trials, 1), trials, groups=groups, n_boot=40)
+    sites = bootstrap_sites(ceiled, groups=groups, n_boot=40)
     check("bootstrap/stimuli", stim)
     check("bootstrap/sites", sites)
 

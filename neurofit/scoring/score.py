@@ -928,7 +928,7 @@ def score(
     # the median r needs no ceiling: its stimulus bootstrap only needs every stimulus predicted once (K-fold)
     stimulus_ci_r = bench.n_bootstrap > 0 and bench.split_scheme == "kfold"
     if bench.n_bootstrap > 0:
-        from neurofit.regression.bootstrap import bootstrap_stimuli
+        from neurofit.stats.bootstrap import bootstrap_stimuli
 
         with warnings.catch_warnings():
             # bins no step maps to are NaN in every draw: their CI is NaN, without a warning per bin
@@ -936,14 +936,14 @@ def score(
             if stimulus_ci:
                 # each stimulus is predicted once (K-fold): r and the split-half ceiling are redrawn together
                 boot = bootstrap_stimuli(pooled_all, targets_all, trials, groups=site_region,
-                                         rule=bench.normalisation, n_draws=bench.n_bootstrap,
+                                         rule=bench.normalisation, n_boot=bench.n_bootstrap,
                                          seed=bench.bootstrap_seed, n_halvings=bench.ceiling_splits,
                                          ceiling_seed=bench.ceiling_seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
                 stim_low, stim_high = centred_interval(boot["draws"][:, order], medians)
             if stimulus_ci_r:
                 boot = bootstrap_stimuli(pooled_all, targets_all, None, groups=site_region,
-                                         n_draws=bench.n_bootstrap, seed=bench.bootstrap_seed)
+                                         n_boot=bench.n_bootstrap, seed=bench.bootstrap_seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
                 r_stim_low, r_stim_high = centred_interval(boot["draws"][:, order], median_r)
         site_low, site_high = _site_interval(ceiled, site_region, regions, medians, bench)
