@@ -116,14 +116,14 @@ def test_a_ceiling_of_single_repetitions_names_an_option_that_exists():
     import xarray as xr
 
     from neurofit.regression.ceiling import SingleRepetitionError
-    from neurofit.regression.score import fit_and_score
+    from neurofit.scoring.features import score_features
 
     rec = single_repetition_recording()
     features = xr.DataArray(np.random.default_rng(2).normal(size=(40, 5)), dims=("presentation", "feature"),
                             coords={"stimulus_id": ("presentation", rec.coords["stimulus_id"].values)})
     with pytest.raises(SingleRepetitionError, match="only one .*: pass ceiling=False to score r alone"):
-        fit_and_score(features, rec, n_components=2, n_splits=4)
-    assert fit_and_score(features, rec, n_components=2, n_splits=4, ceiling=False).sizes["neuroid"] == 3
+        score_features(features, rec, n_components=2, n_splits=4)
+    assert score_features(features, rec, n_components=2, n_splits=4, ceiling=False).sizes["neuroid"] == 3
 
 
 def test_a_benchmark_ceiling_of_single_repetitions_names_the_benchmark_key():
