@@ -65,7 +65,7 @@ def test_an_empty_or_header_only_stimulus_table_is_a_one_line_error(toy_files, t
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(csv) in err
-    assert ("is empty" in err) if "stimulus_id" not in content else ("no stimulus rows" in err)
+    assert ("the file is empty" in err) if "stimulus_id" not in content else ("no stimulus rows" in err)
     assert main(["data", "validate", str(toy_files / "rec.nc"), "--stimuli", str(csv)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
