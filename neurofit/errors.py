@@ -1,11 +1,19 @@
-"""Exceptions for user mistakes.
+"""Exceptions for user mistakes, and the one place where an expected numerical warning is silenced.
 
 A :class:`NeurofitError` is a problem with the user's input (a missing file, a schema violation, an
 unknown name). The CLI prints its message as one line and exits non-zero, without a traceback; library
 users catch it like any other exception. Programming errors stay ordinary exceptions.
+
+:func:`quiet_nan` is the single helper that silences numpy's all-NaN / empty-slice / invalid-value warnings
+where a NaN cell is the documented result (a site without a ceiling, a bin no step maps to); nothing else
+in neurofit calls ``warnings.simplefilter("ignore")`` for them.
 """
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class NeurofitError(Exception):
@@ -47,3 +55,22 @@ def did_you_mean(name: str, valid: list[str] | tuple[str, ...] | set[str] | dict
 
     close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@contextmanager
+def quiet_nan() -> Iterator[None]:
+    """Silence numpy's all-NaN, empty-slice and invalid-value warnings: a cell without data is NaN by contract.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> with quiet_nan():
+    ...     float(np.nanmedian(np.array([np.nan, np.nan])))
+    nan
+    """
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(all="ignore"):
+            yield

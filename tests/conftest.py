@@ -1,18 +1,5 @@
-"""Suite-wide settings."""
+"""Helpers shared by the test files (suite-wide settings are in the repository's root ``conftest.py``)."""
 
-import pytest
-import torch
-from threadpoolctl import threadpool_limits
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    # The suite's convolutions and fits are small: on a 2-core machine one thread runs them faster and
-    # steadier than two contending pools (torch's and the BLAS under numpy/scipy spin-wait; measured on the
-    # recurrent zoo tests: 160 s -> 7 s under load). Denormals are flushed as on any CPU run of neurofit.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(previous)
+# scripts run inside the Brain-Score virtualenv (they import brainscore_core), not modules of this suite: the
+# doctest collector (--doctest-modules) would import them
+collect_ignore = ["brainscore_env"]

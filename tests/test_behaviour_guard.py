@@ -29,21 +29,24 @@ CREATED = "2026-01-01T00:00:00Z"
 
 DIGESTS = {
     # recorded with NEUROFIT_GUARD_PRINT=1 on main at cfd744f (missing-data attrs), before any refactor step;
-    # demo/*: re-recorded at db76b05 (issue 14 item 6: the default reduction keeps every feature or compresses
-    # exactly where the stimulus x step rows are few, so the demo's features are no longer RP-1000)
-    "demo/it/feedforward": "ff1042c7f5cb08af9f6b183c+1b1d1e3e1997f2903e19639c",
-    "demo/it/recurrent": "ef146b6bb9bae4a88432bb2d+f4cdd91dae75ef57c9b4326c",
-    "demo/v4/feedforward": "edd873359027f86d6b639814+eedb0198f428df14a7aadb6f",
-    "demo/v4/recurrent": "fb6fbf552ef7520d1febd78c+37eebebc96dcb9c45c82a0b4",
-    "demo/compare/v4": "97b4b2a749294a49c634d990+b592c382e4b9e3a8dde68c05",
-    "demo/compare/it": "6e600f5bef3589be5db84c84+7048500ba122750a8bd26bd5",
-    "toy/per_bin": "d054019e63976844c8615970+86d1e9f0d8f60d05421081e4",
-    "toy/span_time": "0fb263c58f4bfef47cbf2e94+50280ec666dc95ee75de8fec",
-    "toy/ridge": "39c5b589158e3618f8581abe+37ff42312f0975d2f345e7e8",
-    "toy/grid": "f9b30452829668908abc1929+6ac6f49bcc32cc3db67bb8a8",
-    "toy/layers": "d054019e63976844c8615970+58b2e242e9658c9ae0e4e433",
-    "toy/brainscore": "33be82051aa2a1088d43c6c7+80718d36890ac25b7defe49b",
-    "dask/toy": "d054019e63976844c8615970+58b2e242e9658c9ae0e4e433",
+    # demo/*: values re-recorded at db76b05 (issue 14 item 6: the default reduction keeps every feature or
+    # compresses exactly where the stimulus x step rows are few, so the demo's features are no longer RP-1000);
+    # ScoreSets and the demo comparison re-recorded by trust-a (issue 14): new attrs (weights, provenance),
+    # new variables (median_r CIs) and intervals centred on their estimates; r, ceiling, ceiled, r_fold and
+    # the medians checked bit-identical to main before re-recording
+    "demo/it/feedforward": "7269d4983e3ac1bf3ec83e77+91db8024d5d4bc51549348c8",
+    "demo/it/recurrent": "3e14a1b66d74b6ea1edf5986+2197aa5175737ba296b21a78",
+    "demo/v4/feedforward": "012de4a5d71266ab7e777086+2ed3df328a285a9918c2d72c",
+    "demo/v4/recurrent": "0089a47d244e1cc6f044cd78+38b3c3cc82b478183dd42fb0",
+    "demo/compare/v4": "97b4b2a749294a49c634d990+e790ddf8bbd3ae90edd8383b",
+    "demo/compare/it": "6e600f5bef3589be5db84c84+9fb177453c500cc141378239",
+    "toy/per_bin": "d82bdb9499ca85db675afb39+bf816c0b5975ce1732d06c6e",
+    "toy/span_time": "f4381d9db2e33d5e33ffd6fa+6e4f2fb28254016b43326a52",
+    "toy/ridge": "7815c79b21167b4f94e6b5ba+fea0f1347b2bdefb3660645f",
+    "toy/grid": "de8d350a94f45a557f2eb978+c1a4694331bab23967b8ea96",
+    "toy/layers": "d82bdb9499ca85db675afb39+c7736b8726f4269e5b8f6e74",
+    "toy/brainscore": "59f908887bec40079639ed04+15472ebceb61a1f720a95cdd",
+    "dask/toy": "d82bdb9499ca85db675afb39+c7736b8726f4269e5b8f6e74",
     "features/pls": "0d245b658551451c8bc2f495+27462449b207b5238940cd34",
     "features/ridge": "27635054e902c3f84cf96042+f48367fd1cbfc00dfe005b26",
     "features/span_time": "476571aa237eb9384790bea3+3f49bdd2b1e365414933514f",
@@ -225,21 +228,15 @@ def _features_problem(n_stim=60, reps=4, sites=5, bins=2, d=10, seed=0):
     return rec, blocks
 
 
-def _score_features(blocks, rec, **kwargs):
-    try:
-        from neurofit.scoring.features import score_features
-    except ImportError:
-        from neurofit.regression import fit_and_score as score_features
-    return score_features(blocks, rec, **kwargs)
-
-
 @pytest.mark.parametrize("case", ["pls", "ridge", "span_time", "brainscore"])
 def test_precomputed_features_scores_are_unchanged(case):
     rec, blocks = _features_problem()
     kwargs = {"pls": dict(bootstrap=30, n_components=4, device="cpu"), "ridge": dict(metric="ridge", device="cpu"),
               "span_time": dict(temporal_mode="span_time", n_components=3, device="cpu"),
               "brainscore": dict(splits="brainscore", n_components=3, device="cpu")}[case]
-    check(f"features/{case}", _score_features(blocks, rec, **kwargs))
+    from neurofit.scoring.features import score_features
+
+    check(f"features/{case}", score_features(blocks, rec, **kwargs))
 
 
 def test_stimulus_and_site_bootstraps_are_unchanged():
@@ -250,27 +247,18 @@ def test_stimulus_and_site_bootstraps_are_unchanged():
     groups = np.array(["V4", "V4", "IT", "IT", "IT", "IT"])
     ceiled = rng.normal(size=(6, 2))
     ceiled[4, 1] = np.nan
-    try:
-        from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
+    from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
 
-        stim = bootstrap_stimuli(signal[:, 0], np.nanmean(trials, 1), trials, groups=groups, n_boot=40)
-        sites = bootstrap_sites(ceiled, groups=groups, n_boot=40)
-    except ImportError:
-        from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
-
-        stim = bootstrap_stimuli(signal[:, 0], np.nanmean(trials, 1), trials, groups=groups, n_draws=40)
-        sites = bootstrap_sites(ceiled, groups=groups, n_draws=40)
+    stim = bootstrap_stimuli(signal[:, 0], np.nanmean(trials, 1), trials, groups=groups, n_boot=40)
+    sites = bootstrap_sites(ceiled, groups=groups, n_boot=40)
     check("bootstrap/stimuli", stim)
     check("bootstrap/sites", sites)
 
 
 def test_estimator_predictions_are_unchanged():
     from neurofit.regression.pls import PLS
+    from neurofit.regression.ridge import RidgeCV
 
-    try:
-        from neurofit.regression.ridge import RidgeCV
-    except ImportError:
-        from neurofit.regression.ridge import Ridge as RidgeCV
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 8))
     Y = X[:, :3] @ rng.normal(size=(3, 4)) + 0.2 * rng.normal(size=(60, 4))

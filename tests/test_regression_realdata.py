@@ -11,7 +11,8 @@ import pytest
 import xarray as xr
 
 from neurofit.data.recording import make_recording, trial_array
-from neurofit.regression import fit_and_score, split_half_ceiling
+from neurofit.regression import split_half_ceiling
+from neurofit.scoring.features import score_features
 
 RAW = "cowley2023_v4/responses_raw/responses_210325.npy"
 
@@ -60,7 +61,7 @@ def test_cowley_bootstrap_intervals_contain_the_point_estimate():
     averaged = np.nanmean(trial_array(rec)[0], axis=1)[..., 0]  # (image, neuron)
     ids = [str(s) for s in trial_array(rec)[1]]
     # half of the neurons predict the other half
-    scores = fit_and_score(_features(averaged[:, :25], ids), rec.isel(neuroid=slice(25, None)),
+    scores = score_features(_features(averaged[:, :25], ids), rec.isel(neuroid=slice(25, None)),
                            n_components=10, bootstrap=300, device="cpu")
     median = scores.median_ceiled.values
     assert 0.05 < float(median[0, 0]) < 1.5
@@ -75,9 +76,9 @@ def test_cowley_regression_on_stimulus_shuffled_self_gives_median_r_near_zero():
     trials, ids = trial_array(rec)
     averaged = np.nanmean(trials, axis=1)[..., 0]
     shuffled = averaged[np.random.default_rng(0).permutation(len(ids))]
-    scores = fit_and_score(_features(shuffled, [str(s) for s in ids]), rec, n_components=10, ceiling=False,
+    scores = score_features(_features(shuffled, [str(s) for s in ids]), rec, n_components=10, ceiling=False,
                            device="cpu")
     assert abs(float(np.median(scores.r.values))) < 0.1
-    unshuffled = fit_and_score(_features(averaged, [str(s) for s in ids]), rec, n_components=40, ceiling=False,
+    unshuffled = score_features(_features(averaged, [str(s) for s in ids]), rec, n_components=40, ceiling=False,
                                device="cpu")
     assert float(np.median(unshuffled.r.values)) > 0.9  # the same pipeline does find signal when it is there

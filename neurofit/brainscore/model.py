@@ -447,7 +447,7 @@ def activations_from_assembly(
     regions = (np.asarray(array.coords["region"].values).astype(str) if "region" in array.coords
                and array.coords["region"].dims == ("neuroid",) else None)
     groups = {"features": np.arange(array.sizes["neuroid"])} if regions is None else {
-        region: np.flatnonzero(regions == region) for region in pd.unique(regions)}
+        str(region): np.flatnonzero(regions == region) for region in pd.unique(regions)}
     features = {}
     bins: list[tuple[float, float]] = []
     for layer, index in groups.items():

@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.model_selection import ShuffleSplit
 
 from neurofit.errors import NeurofitError
+from neurofit.regression.correlation import pearson_r_valid
 
 Normalisation = Literal["r2_over_ceiling", "legacy", "feve"]
 NORMALISATIONS = ("r2_over_ceiling", "legacy", "feve")
@@ -98,25 +99,6 @@ def half_means(
         yield _masked_mean(trials0, valid, a), _masked_mean(trials0, valid, b)
 
 
-def _pearson_pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r along axis 0 over the rows where both are finite."""
-    ok = np.isfinite(a) & np.isfinite(b)
-    n = ok.sum(axis=0)
-    a0 = np.where(ok, a, 0.0)
-    b0 = np.where(ok, b, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ma = a0.sum(0) / n
-        mb = b0.sum(0) / n
-        ac = np.where(ok, a0 - ma, 0.0)
-        bc = np.where(ok, b0 - mb, 0.0)
-        sab = (ac * bc).sum(0)
-        saa = (ac * ac).sum(0)
-        sbb = (bc * bc).sum(0)
-        r = sab / np.sqrt(saa * sbb)
-    r[(n < 3) | (saa <= 0) | (sbb <= 0)] = np.nan
-    return r
-
-
 def split_half_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 0) -> np.ndarray:
     """Spearman-Brown corrected split-half reliability per site and time bin.
 
@@ -144,7 +126,7 @@ def split_half_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 0) ->
     """
     trials = _check_trials(trials)
     half_a, half_b = halving_masks(trials, n_splits, seed)
-    rs = [spearman_brown(_pearson_pairwise(a, b)) for a, b in half_means(trials, half_a, half_b)]
+    rs = [spearman_brown(pearson_r_valid(a, b)) for a, b in half_means(trials, half_a, half_b)]
     return np.mean(rs, axis=0)
 
 
@@ -181,7 +163,7 @@ def brainscore_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 1) ->
         mb = np.zeros_like(ma)
         ma[:, a_idx] = True
         mb[:, b_idx] = True
-        r = _pearson_pairwise(_masked_mean(trials0, valid, ma), _masked_mean(trials0, valid, mb))
+        r = pearson_r_valid(_masked_mean(trials0, valid, ma), _masked_mean(trials0, valid, mb))
         per_split.append(spearman_brown(r))
     per_split = np.asarray(per_split)
     return per_split.mean(axis=0), np.nanmedian(per_split, axis=1).mean(axis=0)

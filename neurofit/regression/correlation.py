@@ -1,4 +1,10 @@
-"""Pearson correlation per column (site x time bin), vectorised and NaN-safe."""
+"""Pearson correlation, the one home of it: per column (site x time bin), vectorised and NaN-safe.
+
+* :func:`pearson_r`: batched over every index but the sample axis (numpy or torch), NaN for constant columns.
+* :func:`pearson_r_valid`: the same over the rows where both inputs are finite (NaN-padded trials).
+* :func:`pearson_sums` / :func:`pearson_from_sums`: per-sample sufficient statistics and r from their
+  (weighted) sums, so that a bootstrap over samples costs a matrix product per draw.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import warnings
 
 import numpy as np
 import torch
+
+from neurofit.errors import quiet_nan
 
 
 class ConstantInputWarning(UserWarning):
@@ -64,3 +72,60 @@ def pearson_r(
             stacklevel=2,
         )
     return r.cpu().numpy() if as_numpy else r
+
+
+def pearson_r_valid(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r along axis 0 per column over the rows where both are finite; NaN with fewer than 3 such rows.
+
+    Example
+    -------
+    >>> a = np.array([[1.0], [2.0], [np.nan], [4.0]])
+    >>> pearson_r_valid(a, 2 * a).tolist()
+    [1.0]
+    """
+    ok = np.isfinite(a) & np.isfinite(b)
+    n = ok.sum(axis=0)
+    a0 = np.where(ok, a, 0.0)
+    b0 = np.where(ok, b, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma = a0.sum(0) / n
+        mb = b0.sum(0) / n
+        ac = np.where(ok, a0 - ma, 0.0)
+        bc = np.where(ok, b0 - mb, 0.0)
+        sab = (ac * bc).sum(0)
+        saa = (ac * ac).sum(0)
+        sbb = (bc * bc).sum(0)
+        r = sab / np.sqrt(saa * sbb)
+    r[(n < 3) | (saa <= 0) | (sbb <= 0)] = np.nan
+    return r
+
+
+def pearson_sums(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-sample statistics ``(n, 6, M)`` of column pairs ``(n, M)``; rows with a NaN contribute nothing.
+
+    Summed over (a weighted draw of) the samples they give :func:`pearson_from_sums` its input.
+
+    Example
+    -------
+    >>> a = np.arange(5.0)[:, None]
+    >>> pearson_from_sums(pearson_sums(a, 3 * a).sum(0, keepdims=True)).tolist()
+    [[1.0]]
+    """
+    ok = np.isfinite(a) & np.isfinite(b)
+    with quiet_nan():  # a column without a finite pair has NaN means and contributes nothing
+        # centring first keeps the one-pass sums free of cancellation
+        a = np.where(ok, a - np.nanmean(np.where(ok, a, np.nan), axis=0), 0.0)
+        b = np.where(ok, b - np.nanmean(np.where(ok, b, np.nan), axis=0), 0.0)
+    return np.stack([ok.astype(np.float64), a, b, a * a, b * b, a * b], axis=1)
+
+
+def pearson_from_sums(sums: np.ndarray) -> np.ndarray:
+    """Pearson r from summed :func:`pearson_sums` ``(D, 6, M)`` -> ``(D, M)``; NaN below 3 samples or constant."""
+    n, sa, sb, saa, sbb, sab = np.moveaxis(sums, 1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = sab - sa * sb / n
+        va = saa - sa**2 / n
+        vb = sbb - sb**2 / n
+        r = cov / np.sqrt(va * vb)
+    r[(n < 3) | ~(va > 0) | ~(vb > 0)] = np.nan
+    return r

@@ -41,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--arch", metavar="NAME|module:factory",
                     help="architecture of a checkpoint that does not name its own")
     sc.add_argument("--checkpoint", metavar="FILE", help="weights for a zoo name given with --model")
+    sc.add_argument("--weights", choices=("auto", "trained", "random"), default="auto",
+                    help="weights of a zoo name: auto (default) uses neurofit's shipped trained checkpoint when "
+                         "there is one (`neurofit models list`, column weights), else random init (seed 0); "
+                         "trained requires it; random scores the architecture untrained")
+    sc.add_argument("--baseline", choices=("random",),
+                    help="also score the same architecture with random weights (seed 0), written beside each "
+                         "ScoreSet as <name>-random.nc, so the model's number can be read against it")
     sc.add_argument("--benchmark", required=True, metavar="ID|FILE.toml",
                     help="benchmark id (list them with `neurofit benchmarks list`) or a TOML file")
     sc.add_argument("--out", metavar="FILE.nc", help="where to write the ScoreSet (default: <model>-<benchmark>.nc)")
@@ -127,20 +134,55 @@ def _score(args: argparse.Namespace) -> int:
                    progress=False if args.quiet else None)
     if args.models and (args.out or args.checkpoint):
         raise NeurofitError("with --models give --out-dir (one ScoreSet per model), not --out or --checkpoint")
+    if args.baseline and args.weights == "random":
+        raise NeurofitError("--baseline random scores random weights beside the model; drop --weights random")
     runner = runner_from_args(args)  # None: the local runner
+    baselines: dict[Any, Any] = {}
     try:
         if args.models:
-            results = score_models(args.models, args.benchmark, out_dir=args.out_dir or ".", runner=runner, **options)
+            results = score_models(args.models, args.benchmark, out_dir=args.out_dir or ".", runner=runner,
+                                   weights=args.weights, **options)
+            models = dict(zip(results, args.models))
         else:
             out = args.out or Path(args.out_dir or ".") / f"{Path(args.model).stem}-{Path(args.benchmark).stem}.nc"
             results = {out: score(args.model, args.benchmark, checkpoint=args.checkpoint, out=out, runner=runner,
-                                  **options)}
+                                  weights=args.weights, **options)}
+            models = {out: args.model}
+        if args.baseline:
+            from neurofit.scoring.score import baseline_path
+
+            for out, model in models.items():
+                path = baseline_path(out, args.baseline)
+                baselines[out] = (path, score(model, args.benchmark, checkpoint=args.checkpoint, out=path,
+                                              runner=runner, weights="random", **options))
     finally:
         if runner is not None:
             runner.close()
     for out, scores in results.items():
         _print_scores(scores, out)
+        if out in baselines:
+            path, base = baselines[out]
+            print("\nbaseline: the same architecture with random weights, scored identically")
+            _print_scores(base, path)
+            print(_baseline_lines(scores, base))
     return 0
+
+
+def _baseline_lines(scores: Any, base: Any) -> str:
+    """Per region, the model's summary beside its random-weight baseline's, over the same bins."""
+    from neurofit.scoreset import bin_reliability, common_bins, default_variable, regions, summarise
+
+    variable, _ = default_variable([scores, base])
+    reliability = bin_reliability(scores)
+    what = "median ceiled score" if variable == "ceiled" else "median r"
+    lines = []
+    for region in regions(scores):
+        bins = common_bins([scores, base], region, variable, reliability)
+        a, b = summarise(scores, region, bins, variable), summarise(base, region, bins, variable)
+        lines.append(f"{region}: mean over {int(bins.sum())} shared reliable driven bins of the {what}: "
+                     f"{scores.attrs['model_id']} {a.value:.3f} [{a.low:.3f}, {a.high:.3f}] vs random init "
+                     f"{b.value:.3f} [{b.low:.3f}, {b.high:.3f}]")
+    return "\n".join(lines)
 
 
 def _print_scores(scores: Any, out: Any) -> None:
@@ -150,6 +192,7 @@ def _print_scores(scores: Any, out: Any) -> None:
     print(f"{scores.attrs['model_id']} on {scores.attrs['benchmark']} (v{scores.attrs['benchmark_version']}): "
           f"layers {scores.attrs['committed_layers']}, offsets {scores.attrs['committed_offsets_ms']} ms, "
           f"mapping {scores.attrs['mapping_policy']}")
+    print(f"weights: {scores.attrs.get('weights', 'not recorded')}")
     print(summary_table(scores))
     print(f"wrote {out}")
 

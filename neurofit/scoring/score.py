@@ -45,6 +45,7 @@ from neurofit.data.recording import average_repetitions, trial_array, validate
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError, ValidationError
 from neurofit.models.base import TemporalModel, TimeMap
+from neurofit.scoreset import CENTRED_INTERVAL, centred_interval
 from neurofit.scoring import timemap as tmap
 from neurofit.scoring.benchmark import SYNTHETIC, Benchmark, load_benchmark
 from neurofit.scoring.commit import choose, commitment_criterion, commitment_split
@@ -206,27 +207,77 @@ def activations_from_arrays(
     return ActivationSet(ds)
 
 
-def resolve_model(model: Any, checkpoint: str | os.PathLike[str] | None = None, arch: str | None = None,
-                  **config: Any) -> tuple[Any, str, str]:
-    """A model (or ActivationSet) with its id and weights sha256, from a zoo name, checkpoint or object.
+WEIGHTS_CHOICES = ("auto", "trained", "random")
 
-    ``model`` is a zoo name, an import path ``package.module:factory``, a checkpoint file (with ``arch``
-    unless the file names its architecture), a :class:`TemporalModel`, or an ActivationSet. A zoo model
-    without a checkpoint is initialised with ``torch.manual_seed(0)`` (the global RNG state is restored).
+
+def untrained_text(seed: int = UNTRAINED_SEED) -> str:
+    """How an untrained network's weights are described on the terminal, in attrs and in reports.
 
     Example
     -------
-    >>> m, model_id, sha = resolve_model("cornet_z", width=4)
-    >>> model_id
-    'cornet_z'
+    >>> untrained_text()
+    'untrained (random init, seed 0)'
+    """
+    return f"untrained (random init, seed {int(seed)})"
+
+
+def _random_init(arch: str, **config: Any) -> Any:
+    from neurofit.models.checkpoint import load_model
+
+    # an untrained model is initialised from a fixed seed, so that its scores reproduce like any other's
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(UNTRAINED_SEED)
+        return load_model(arch, **config)
+
+
+def resolve_model(model: Any, checkpoint: str | os.PathLike[str] | None = None, arch: str | None = None,
+                  weights: str = "auto", **config: Any) -> tuple[Any, str, str, str]:
+    """A model (or ActivationSet) with its id, weights sha256 and a description of its weights.
+
+    ``model`` is a zoo name, an import path ``package.module:factory``, a checkpoint file (with ``arch``
+    unless the file names its architecture), a :class:`TemporalModel`, or an ActivationSet.
+
+    ``weights`` says which weights a zoo name gets: ``"auto"`` (the default) uses neurofit's shipped trained
+    checkpoint of that name when there is one (``neurofit models list``, column ``weights``) and no
+    architecture arguments (``**config``) ask for another network, else random init; ``"trained"``
+    requires the shipped checkpoint; ``"random"`` builds the same architecture (of a zoo name, import path or
+    checkpoint file) with random weights, the baseline that shows what a trained network's number means.
+    Random weights are always drawn under ``torch.manual_seed(0)`` (the global RNG state is restored).
+
+    The description is ``"trained: ..."`` (a checkpoint file and its sha256), ``"untrained (random init,
+    seed 0)"``, or what was given (a model object, precomputed features).
+
+    Example
+    -------
+    >>> m, model_id, sha, how = resolve_model("cornet_z", width=4)
+    >>> model_id, how
+    ('cornet_z', 'untrained (random init, seed 0)')
+    >>> resolve_model("cornet_z")[3].startswith("trained: shipped checkpoint cornet_z.safetensors (sha256 ")
+    True
+    >>> resolve_model("cornet_z", weights="random")[1:4:2]
+    ('cornet_z (random init)', 'untrained (random init, seed 0)')
     """
     from neurofit.extract.activations import ActivationSet
     from neurofit.extract.cache import weights_sha256
 
+    if weights not in WEIGHTS_CHOICES:
+        raise NeurofitError(f"weights must be one of {', '.join(WEIGHTS_CHOICES)}, got {weights!r}")
     if isinstance(model, ActivationSet):
-        return model, str(model.attrs.get("model_id", "features")), str(model.attrs.get("weights_sha256", ""))
+        if weights != "auto":
+            raise NeurofitError(f"weights={weights!r} needs a model to build; these are precomputed features")
+        how = str(model.attrs.get("weights") or "precomputed features (weights not known to neurofit)")
+        return (model, str(model.attrs.get("model_id", "features")), str(model.attrs.get("weights_sha256", "")),
+                how)
     if isinstance(model, TemporalModel):
-        return model, str(getattr(model, "arch", type(model).__name__)), weights_sha256(model)
+        name = str(getattr(model, "arch", type(model).__name__))
+        if weights == "random":
+            if not hasattr(model, "arch"):
+                raise NeurofitError(f"weights='random' needs the architecture of this {type(model).__name__}: "
+                                    "pass its zoo name or checkpoint file")
+            built = _random_init(model.arch, **dict(getattr(model, "config", {}) or {}))
+            return built, f"{name} (random init)", weights_sha256(built), untrained_text()
+        sha = weights_sha256(model)
+        return model, name, sha, f"given model object (weights sha256 {sha})"
     if not isinstance(model, (str, os.PathLike)):
         raise NeurofitError(f"cannot score a {type(model).__name__}: pass a zoo name, a checkpoint path, a "
                             "TemporalModel or an ActivationSet")
@@ -236,23 +287,101 @@ def resolve_model(model: Any, checkpoint: str | os.PathLike[str] | None = None, 
     is_file = Path(text).is_file() or Path(text).suffix.lower() in (".safetensors", ".pt", ".pth", ".th", ".bin")
     if is_file:
         built = load_model(arch, checkpoint=text, **config) if arch else load_model(text, **config)
-        return built, f"{getattr(built, 'arch', arch)}:{Path(text).name}", file_sha256(text)
+        name = str(getattr(built, "arch", arch))
+        if weights == "random":
+            built = _random_init(name, **dict(getattr(built, "config", {}) or {}))
+            return built, f"{name} (random init)", weights_sha256(built), untrained_text()
+        sha = file_sha256(text)
+        return built, f"{name}:{Path(text).name}", sha, f"trained: checkpoint {Path(text).name} (sha256 {sha})"
+    shipped = None
     if ":" not in text:
         from neurofit.models.zoo import ZOO, get_factory
 
         if text not in ZOO:
             get_factory(text)  # raises, listing the valid names
-    # an untrained model is initialised from a fixed seed, so that its scores reproduce like any other's
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(UNTRAINED_SEED)
+        if checkpoint is None and weights != "random":
+            from neurofit.models.train import shipped_checkpoint
+
+            try:
+                shipped = shipped_checkpoint(text)
+            except NeurofitError:
+                if weights == "trained":
+                    raise NeurofitError(f"zoo model {text!r} has no shipped trained checkpoint (`neurofit models "
+                                        "list` shows which have); pass a checkpoint file") from None
+            if shipped is not None and config and weights == "auto":
+                shipped = None  # architecture arguments ask for another network than the shipped one
+    if checkpoint is not None:
         built = load_model(text, checkpoint=checkpoint, **config)
-    sha = file_sha256(checkpoint) if checkpoint is not None else weights_sha256(built)
-    return built, text if checkpoint is None else f"{text}:{Path(checkpoint).name}", sha
+        if weights == "random":  # the checkpoint's architecture and configuration, re-initialised
+            built = _random_init(text, **dict(getattr(built, "config", {}) or {}))
+            return built, f"{text} (random init)", weights_sha256(built), untrained_text()
+        sha = file_sha256(checkpoint)
+        return (built, f"{text}:{Path(checkpoint).name}", sha,
+                f"trained: checkpoint {Path(checkpoint).name} (sha256 {sha})")
+    if shipped is not None:
+        built = load_model(shipped, **config)
+        sha = file_sha256(shipped)
+        return built, text, sha, f"trained: shipped checkpoint {shipped.name} (sha256 {sha})"
+    if weights == "trained":
+        raise NeurofitError(f"weights='trained' for {text!r}: give a checkpoint, or no architecture arguments "
+                            "so that the shipped checkpoint fits")
+    built = _random_init(text, **config)
+    return built, text if weights == "auto" else f"{text} (random init)", weights_sha256(built), untrained_text()
 
 
 # ------------------------------------------------------------------------------------------------ regression
 def _pls_components(bench: Benchmark, n_train: int, n_features: int) -> int:
     return int(min(bench.n_components, n_train - 1, n_features))
+
+
+def _components_used(prob: _Problem) -> set[int]:
+    """The PLS components a problem's fits use: ``min(requested, training rows - 1, features)`` per fit."""
+    if prob.bench.metric != "pls":
+        return set()
+    mapped = [x for x in prob.features if x is not None]
+    if not mapped:
+        return set()
+    rows = len(mapped) if prob.bench.temporal_mode == "span_time" else 1  # span_time stacks bins as samples
+    return {_pls_components(prob.bench, int(train.sum()) * rows, x.shape[1]) for train in prob.train
+            for x in {id(x): x for x in mapped}.values()}
+
+
+def _span(values: set[int]) -> str:
+    """``"25"`` for one value, ``"5to25"`` for several (smallest to largest), ``""`` for none."""
+    return "" if not values else (str(min(values)) if len(values) == 1 else f"{min(values)}to{max(values)}")
+
+
+def _regression_device(device: str | None) -> str:
+    """The device the regression runs on, and its dtype (float64 on CPU, float32 on accelerators)."""
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return f"{dev.type} ({'float64' if dev.type == 'cpu' else 'float32'})"
+
+
+def _bin_ranges(rec: xr.DataArray, mask: np.ndarray) -> str:
+    """The masked time bins of ``rec`` as ``"a-b, c-d ms"`` (``""`` for none)."""
+    from neurofit.scoreset import ranges
+
+    return ranges(rec.coords["time_bin_start"].values.astype(float), rec.coords["time_bin_end"].values.astype(float),
+                  np.asarray(mask, dtype=bool))
+
+
+def _site_interval(values: np.ndarray, site_region: np.ndarray, regions: Sequence[str], estimate: np.ndarray,
+                   bench: Benchmark) -> tuple[np.ndarray, np.ndarray]:
+    """95% site-bootstrap interval of each region's median over sites, centred on ``estimate`` [region, bin].
+
+    Sites are resampled with replacement (``bench.n_bootstrap`` draws; region ``k`` seeded
+    ``bootstrap_seed + k``); the interval is :func:`neurofit.scoreset.centred_interval` of the draws.
+    """
+    from neurofit.stats.bootstrap import hierarchical_median
+
+    low = np.full((len(regions), values.shape[1]), np.nan)
+    high = low.copy()
+    for k, region in enumerate(regions):
+        sel = values[site_region == region]
+        if len(sel):
+            draws = hierarchical_median(sel, n_boot=bench.n_bootstrap, seed=bench.bootstrap_seed + k)
+            low[k], high[k] = centred_interval(draws, estimate[k])
+    return low, high
 
 
 def _cross_validated(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
@@ -561,6 +690,7 @@ def score(
     created: str | None = None,
     model_id: str | None = None,
     runner: Any = None,
+    weights: str = "auto",
     **config: Any,
 ) -> xr.Dataset:
     """Score a model against a benchmark; return (and optionally write) its ScoreSet.
@@ -575,6 +705,10 @@ def score(
         A benchmark id (``neurofit.scoring.benchmark.list_benchmarks``) or a TOML file.
     checkpoint, arch : optional
         Weights for a zoo/import-path ``model``, or the architecture of a checkpoint ``model``.
+    weights : {"auto", "trained", "random"}
+        Which weights a zoo name gets (:func:`resolve_model`): by default its shipped trained checkpoint when
+        neurofit has one, else random init (seed 0); ``"random"`` scores the same architecture untrained.
+        The ScoreSet's ``weights`` attr says which (``trained: ...`` or ``untrained (random init, seed 0)``).
     layers : sequence of str or mapping, optional
         Score these layers without layer commitment: ``["IT"]`` (every region), ``["V4=conv3", "IT=conv4"]``
         or ``{"IT": "conv4"}``. Latency offsets are still committed on the held-out stimuli.
@@ -621,9 +755,11 @@ def score(
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
                              device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,
                              reduction=reduction, cache=cache, progress=progress, created=created,
-                             model_id=model_id, runner=runner, **config)
+                             model_id=model_id, runner=runner, weights=weights, **config)
     # the model first: a wrong name or checkpoint fails before any data is generated or fetched
-    resolved, default_id, weights_sha = resolve_model(model, checkpoint, arch, **config)
+    resolved, default_id, weights_sha, weights_text = resolve_model(model, checkpoint, arch, weights, **config)
+    if progress is not False:
+        print(f"neurofit: scoring {model_id or default_id} on {bench.id}: weights {weights_text}", file=sys.stderr)
     recording, stimuli = data if data is not None else load_benchmark_data(bench)
     validate(recording, stimuli)
     rec = prepare_recording(recording, bench)
@@ -644,20 +780,25 @@ def score(
     from neurofit.extract.activations import ActivationSet
 
     if isinstance(resolved, ActivationSet):
+        if not (isinstance(reduction, str) and reduction == "default"):
+            raise NeurofitError("reduction applies to a model's activations as they are extracted; these are "
+                                "precomputed features: reduce them before passing them")
         acts = resolved
+        reduction_attr = dict(acts.attrs.get("reduction") or {"method": "none by neurofit (precomputed features)"})
         unroll = max(acts.n_steps(layer) for layer in acts.layers)
         activation_key = acts.attrs.get("cache_key", "") or _activation_hash(acts)
     else:
         feedforward = int(getattr(resolved, "default_steps", 1)) == 1
         unroll = int(steps) if steps is not None else (1 if feedforward else _needed_steps(bench))
         from neurofit.extract.extract import extract_activations
-        from neurofit.extract.reduce import DEFAULT_REDUCTION
+        from neurofit.extract.reduce import DEFAULT_REDUCTION, reduction_spec
 
         red = DEFAULT_REDUCTION if isinstance(reduction, str) and reduction == "default" else reduction
         shown = dataclasses.replace(stimuli.subset(all_ids), degrees=bench.degrees, _sha256=None)
         acts = extract_activations(resolved, shown.place_on_screen(bench.model_degrees), steps=unroll,
                                    reduction=red, device=device, cache=cache, progress=progress)
         activation_key = str(acts.attrs.get("cache_key", ""))
+        reduction_attr = dict(acts.attrs.get("reduction") or reduction_spec(red))
     missing = [sid for sid in all_ids if sid not in set(acts.stimulus_ids)]
     if missing:
         raise NeurofitError(f"the features have no stimulus {missing[0]!r} of the recording")
@@ -702,6 +843,8 @@ def score(
     # -- commitment on the held-out stimuli ----------------------------------------------------------------
     committed: dict[str, tuple[str, float]] = {}
     criteria_attr: dict[str, dict[str, float]] = {}
+    commitment_folds: set[int] = set()
+    commitment_components: set[int] = set()
     commit_features = _Features(acts, np.array([act_pos[s] for s in commit_ids], dtype=np.int64))
     for region in regions:
         cands = [(layer, float(off)) for layer in candidates_by_region[region] for off in offsets]
@@ -723,6 +866,8 @@ def score(
         for layer, off in cands:
             mapping = _mapping(bench, policy, acts, layer, off, model_layers)
             prob = problem_for(commit_ids, sites, mapping.refs, splits, commit_features)
+            commitment_folds.add(int(splits.n_folds))
+            commitment_components |= _components_used(prob)
             units = [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
             preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                                  desc=f"commit {region} {layer}@{off:g}ms")]
@@ -749,12 +894,14 @@ def score(
     ceiling = _ceiling(bench, trials)
     pooled_all = np.full(targets_all.shape, np.nan)
     mappings: dict[str, tmap.BinMapping] = {}
+    components: dict[str, set[int]] = {}
     for region in regions:
         layer, off = committed[region]
         mapping = _mapping(bench, policy, acts, layer, off, model_layers)
         mappings[region] = mapping
         sites = np.flatnonzero(site_region == region)
         prob = problem_for(score_ids, sites, mapping.refs, splits, score_features)
+        components[region] = _components_used(prob)
         units = [WorkUnit("score", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
         preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                              desc=f"score {region} {layer}@{off:g}ms")]
@@ -774,10 +921,14 @@ def score(
     stim_high = np.full_like(medians, np.nan)
     site_low = np.full_like(medians, np.nan)
     site_high = np.full_like(medians, np.nan)
+    r_stim_low, r_stim_high = np.full_like(medians, np.nan), np.full_like(medians, np.nan)
+    r_site_low, r_site_high = np.full_like(medians, np.nan), np.full_like(medians, np.nan)
     stimulus_ci = bench.n_bootstrap > 0 and bench.split_scheme == "kfold" and bench.ceiling == "split_half" \
         and bench.normalisation != "feve"
+    # the median r needs no ceiling: its stimulus bootstrap only needs every stimulus predicted once (K-fold)
+    stimulus_ci_r = bench.n_bootstrap > 0 and bench.split_scheme == "kfold"
     if bench.n_bootstrap > 0:
-        from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
+        from neurofit.stats.bootstrap import bootstrap_stimuli
 
         with warnings.catch_warnings():
             # bins no step maps to are NaN in every draw: their CI is NaN, without a warning per bin
@@ -785,15 +936,18 @@ def score(
             if stimulus_ci:
                 # each stimulus is predicted once (K-fold): r and the split-half ceiling are redrawn together
                 boot = bootstrap_stimuli(pooled_all, targets_all, trials, groups=site_region,
-                                         rule=bench.normalisation, n_draws=bench.n_bootstrap,
+                                         rule=bench.normalisation, n_boot=bench.n_bootstrap,
                                          seed=bench.bootstrap_seed, n_halvings=bench.ceiling_splits,
                                          ceiling_seed=bench.ceiling_seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
-                stim_low, stim_high = boot["low"][order], boot["high"][order]
-            sites_boot = bootstrap_sites(ceiled, groups=site_region, n_draws=bench.n_bootstrap,
-                                         seed=bench.bootstrap_seed)
-        order = [list(sites_boot["groups"]).index(region) for region in regions]
-        site_low, site_high = sites_boot["low"][order], sites_boot["high"][order]
+                stim_low, stim_high = centred_interval(boot["draws"][:, order], medians)
+            if stimulus_ci_r:
+                boot = bootstrap_stimuli(pooled_all, targets_all, None, groups=site_region,
+                                         n_boot=bench.n_bootstrap, seed=bench.bootstrap_seed)
+                order = [list(boot["groups"]).index(region) for region in regions]
+                r_stim_low, r_stim_high = centred_interval(boot["draws"][:, order], median_r)
+        site_low, site_high = _site_interval(ceiled, site_region, regions, medians, bench)
+        r_site_low, r_site_high = _site_interval(r, site_region, regions, median_r, bench)
 
     neuroid_coords = {name: ("neuroid", rec.coords[name].values) for name, coord in rec.coords.items()
                       if coord.dims == ("neuroid",)}
@@ -816,6 +970,10 @@ def score(
         "median_ceiled_sites_low": (("region", "time_bin"), site_low),
         "median_ceiled_sites_high": (("region", "time_bin"), site_high),
         "median_r": (("region", "time_bin"), median_r),
+        "median_r_low": (("region", "time_bin"), r_stim_low),
+        "median_r_high": (("region", "time_bin"), r_stim_high),
+        "median_r_sites_low": (("region", "time_bin"), r_site_low),
+        "median_r_sites_high": (("region", "time_bin"), r_site_high),
         "median_ceiling": (("region", "time_bin"), median_ceiling),
     }
     if bench.aggregate == "brainscore":
@@ -843,11 +1001,17 @@ def score(
         variables["grid_ceiled"] = (("region", "layer", "step", "time_bin"), grid_ceiled)
         variables["grid_r"] = (("region", "layer", "step", "time_bin"), grid_r)
 
+    if bench.metric == "pls":
+        fitted = set().union(*components.values()) if components else set()
+        metric = f"pls{_span(fitted) or bench.n_components}-{bench.algorithm}"
+    else:
+        metric = bench.metric
     attrs = {
         "benchmark": bench.id,
         "benchmark_version": bench.version,
         "benchmark_sha256": bench.sha256(),
         "model_id": model_id,
+        "weights": weights_text,
         "weights_sha256": weights_sha,
         "dataset": bench.dataset if data is None else str(recording.attrs.get("identifier", "user data")),
         "dataset_sha256": dataset_sha,
@@ -856,8 +1020,17 @@ def score(
         "split_scheme": bench.split_scheme,
         "n_splits": int(splits.n_folds),
         "temporal_mode": bench.temporal_mode,
-        "metric": bench.metric if bench.metric == "ridge" else f"pls{bench.n_components}-{bench.algorithm}",
+        "metric": metric,
+        "n_components_requested": int(bench.n_components) if bench.metric == "pls" else 0,
+        "n_components_fitted": {region: _span(used) for region, used in components.items()},
+        "n_components_commitment": _span(commitment_components),
+        "reduction": reduction_attr,
+        "n_features": {layer: int(acts.n_features(layer)) for layer in model_layers},
+        "n_features_raw": {str(k): int(v) for k, v in dict(acts.attrs.get("n_features_raw") or {}).items()},
+        "regression_device": _regression_device(device),
         "ceiling_method": bench.ceiling,
+        "ceiling_halvings": int(bench.ceiling_splits) if bench.ceiling != "none" else 0,
+        "ceiling_seed": int(bench.ceiling_seed),
         "normalisation": bench.normalisation,
         "aggregate": bench.aggregate,
         "mapping_policy": policy,
@@ -866,16 +1039,24 @@ def score(
         "committed_offsets_ms": {region: off for region, (_, off) in committed.items()},
         "commitment_criteria": criteria_attr,
         "commitment": (f"{len(commit_ids)} stimuli held out (fraction {bench.commitment_fraction}, seed "
-                       f"{bench.commitment_seed}); candidates cross-validated ({bench.commitment_splits}-fold) "
-                       "on them only; "
-                       "criterion: mean over bins of the median r over sites"),
+                       f"{bench.commitment_seed}); "
+                       + (f"candidates cross-validated ({_span(commitment_folds)}-fold) on them only; criterion: "
+                          "mean over bins of the median r over sites" if commitment_folds
+                          else "not used: one candidate layer and offset per region")),
+        "commitment_fraction": float(bench.commitment_fraction),
+        "commitment_seed": int(bench.commitment_seed),
+        "commitment_n_splits": int(max(commitment_folds)) if commitment_folds else 0,
+        "offsets_ms_candidates": [float(o) for o in offsets],
+        "bins_not_mapped": {region: _bin_ranges(rec, ~np.asarray(m.mapped)) for region, m in mappings.items()},
         "layers_named": layers is not None,
         "mapping": {region: m.to_attrs() for region, m in mappings.items()},
         "unroll_steps": int(unroll),
         "n_stimuli_scored": len(score_ids),
         "n_stimuli_commitment": len(commit_ids),
-        "bootstrap": (f"{bench.n_bootstrap} draws (seed {bench.bootstrap_seed}); 95% percentile intervals of "
-                      "the median over sites; over stimuli with the ceiling recomputed in each draw"
+        "n_bootstrap": int(bench.n_bootstrap),
+        "bootstrap_seed": int(bench.bootstrap_seed),
+        "bootstrap": (f"{bench.n_bootstrap} draws (seed {bench.bootstrap_seed}); 95% intervals of the median "
+                      f"over sites ({CENTRED_INTERVAL}); over stimuli with the ceiling recomputed in each draw"
                       + ("" if stimulus_ci else " (not computed: needs K-fold splits and the split-half ceiling)")
                       + ", and over sites"),
         "missing_data": MISSING_DATA_RULE,
@@ -884,6 +1065,11 @@ def score(
         "created": created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     scoreset = xr.Dataset(variables, coords=coords, attrs=attrs)
+    from neurofit.scoreset import bin_reliability
+
+    reliability = bin_reliability(scoreset)
+    scoreset.attrs["bins_unreliable"] = reliability.unreliable_text(scoreset)
+    scoreset.attrs["reliability_rule"] = reliability.rule
     if out is not None:
         write_scoreset(scoreset, out)
     if runner.reused:
@@ -891,6 +1077,63 @@ def score(
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return scoreset
+
+
+BASELINES = ("random",)
+
+
+def baseline_path(out: str | os.PathLike[str], baseline: str = "random") -> Path:
+    """Where a baseline's ScoreSet goes beside the model's: ``<stem>-<baseline>.nc``.
+
+    Example
+    -------
+    >>> baseline_path("out/bl-it.nc").as_posix()
+    'out/bl-it-random.nc'
+    """
+    out = Path(out)
+    return out.with_name(f"{out.stem}-{baseline}{out.suffix or '.nc'}")
+
+
+def score_with_baseline(
+    model: Any,
+    benchmark: str | os.PathLike[str] | Benchmark,
+    *,
+    baseline: str = "random",
+    out: str | os.PathLike[str] | None = None,
+    baseline_out: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """Score ``model`` and, beside it, the same architecture with random weights (the ``random`` baseline).
+
+    The two ScoreSets are scored identically (same data, splits, commitment rule, reduction and seeds); only
+    the weights differ, and each ScoreSet's ``weights`` attr says which it has (``trained: ...`` or
+    ``untrained (random init, seed 0)``). The gap between them is what training adds; a trained model's
+    number close to its baseline's says the architecture, not the learned weights, explains the data.
+    ``baseline_out`` defaults to :func:`baseline_path` of ``out``.
+
+    Example
+    -------
+    >>> trained, random = score_with_baseline("cornet_z", "synthetic-ventral-it-temporal")  # doctest: +SKIP
+    >>> trained.attrs["weights"][:8], random.attrs["weights"]  # doctest: +SKIP
+    ('trained:', 'untrained (random init, seed 0)')
+    """
+    if baseline not in BASELINES:
+        raise NeurofitError(f"unknown baseline {baseline!r}; baselines: {', '.join(BASELINES)}")
+    if options.get("weights", "auto") == "random":
+        raise NeurofitError("the random baseline is scored beside a model; weights='random' would score it twice")
+    from neurofit.extract.activations import ActivationSet
+
+    if isinstance(model, ActivationSet):
+        raise NeurofitError("a random baseline needs a model architecture to re-initialise; these are "
+                            "precomputed features")
+    if baseline_out is None and out is not None:
+        baseline_out = baseline_path(out, baseline)
+    scored = score(model, benchmark, out=out, **options)
+    base_options = {k: v for k, v in options.items() if k != "model_id"}
+    if options.get("model_id"):
+        base_options["model_id"] = f"{options['model_id']} (random init)"
+    base = score(model, benchmark, out=baseline_out, weights="random", **base_options)
+    return scored, base
 
 
 # per-session attrs of a pooled ScoreSet: always given per session, even where the sessions agree
@@ -982,14 +1225,7 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     for name, values in (("median_ceiled", ceiled), ("median_r", r)):
         site_low, site_high = nan, nan.copy()
         if bench.n_bootstrap > 0:
-            from neurofit.regression.bootstrap import bootstrap_sites
-
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-                boot = bootstrap_sites(values, groups=site_region, n_draws=bench.n_bootstrap,
-                                       seed=bench.bootstrap_seed)
-            order = [list(boot["groups"]).index(region) for region in regions]
-            site_low, site_high = boot["low"][order], boot["high"][order]
+            site_low, site_high = _site_interval(values, site_region, regions, variables[name][1], bench)
         variables[f"{name}_sites_low"] = (("region", "time_bin"), site_low)
         variables[f"{name}_sites_high"] = (("region", "time_bin"), site_high)
 
@@ -1156,6 +1392,7 @@ def summary_table(scoreset: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["activations_from_arrays", "has_trial_repeats", "load_benchmark_data", "prepare_recording",
-           "read_scoreset", "score", "summary_table", "write_scoreset"]
+__all__ = ["activations_from_arrays", "baseline_path", "has_trial_repeats", "load_benchmark_data",
+           "prepare_recording", "read_scoreset", "resolve_model", "score", "score_with_baseline", "summary_table",
+           "untrained_text", "write_scoreset"]
 

@@ -1,6 +1,8 @@
-"""The regression engine's entry point: features + recording -> per-site, per-bin scores (a ScoreSet core).
+"""Scoring precomputed features: features + recording -> per-site, per-bin scores (a ScoreSet core).
 
-:func:`fit_and_score` repetition-averages the recording, aligns the features to its stimuli, draws splits
+The entry point for features that come from outside a model run (a Brain-Score assembly, a user's own
+array): no benchmark file, no layer commitment, every setting an argument. :func:`score_features`
+repetition-averages the recording, aligns the features to its stimuli, draws splits
 over stimuli, fits PLS or ridge for every (time bin, fold) at once, correlates held-out predictions with
 the averaged responses per site and bin, computes the noise ceiling and the ceiled score, and optionally
 bootstraps the median over sites. The result is a labelled ``xarray.Dataset`` whose attrs say how it was
@@ -17,8 +19,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurofit.errors import NeurofitError
-from neurofit.regression.bootstrap import bootstrap_sites, bootstrap_stimuli
+from neurofit.data.recording import average_repetitions, trial_array
+from neurofit.errors import NeurofitError, quiet_nan
+from neurofit.regression.backend import get_backend
 from neurofit.regression.ceiling import (
     NORMALISATIONS,
     Normalisation,
@@ -30,9 +33,10 @@ from neurofit.regression.ceiling import (
 )
 from neurofit.regression.correlation import ConstantInputWarning, pearson_r
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
-from neurofit.regression.pls import Algorithm, default_device, default_dtype
+from neurofit.regression.pls import Algorithm
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import SplitScheme, make_splits
+from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
 
 Features = xr.DataArray | Mapping[int, xr.DataArray] | Sequence[xr.DataArray]
 TemporalMode = Literal["per_bin", "span_time"]
@@ -95,7 +99,7 @@ def _collect_features(features: Features, recording: xr.DataArray, stimulus_ids:
     return np.stack(mats)
 
 
-def fit_and_score(
+def score_features(
     features: Features,
     recording: xr.DataArray,
     *,
@@ -135,7 +139,8 @@ def fit_and_score(
     n_splits, n_components, alphas : split and model settings.
     pls_algorithm : {"exact", "nipals"}, optional
         Default ``exact`` for ``kfold`` and ``nipals`` for ``brainscore`` (to reproduce its numbers).
-    device, dtype : where and in what precision to fit (default CUDA/float32 if available, else
+    device, dtype : where and in what precision to fit (default: :func:`neurofit.regression.backend.get_backend`,
+        i.e. :func:`~neurofit.regression.backend.set_backend`'s choice, else CUDA/float32 if available, else
         CPU/float64).
     seed : int
         Seed of the K-fold splits and of the bootstrap.
@@ -158,12 +163,10 @@ def fit_and_score(
     ...                      neuroid_id=["n0", "n1", "n2"], region="IT", time_bin_start=[70],
     ...                      time_bin_end=[170], identifier="toy", stimulus_set_identifier="toy")
     >>> X = xr.DataArray(feats, dims=("presentation", "feature"), coords={"stimulus_id": ("presentation", ids)})
-    >>> scores = fit_and_score(X, rec, n_components=2, n_splits=5, device="cpu")
+    >>> scores = score_features(X, rec, n_components=2, n_splits=5, device="cpu")
     >>> scores.r.dims, bool((scores.r > 0.8).all()), scores.attrs["normalisation"]
     (('neuroid', 'time_bin'), True, 'r2_over_ceiling')
     """
-    from neurofit.data.recording import average_repetitions, trial_array
-
     if metric not in ("pls", "ridge"):
         raise NeurofitError(f"unknown metric {metric!r}: use 'pls' or 'ridge'")
     if temporal_mode not in ("per_bin", "span_time"):
@@ -199,8 +202,7 @@ def fit_and_score(
         seed=seed if splits == "kfold" else None,
     )
 
-    device = torch.device(device) if device is not None else default_device()
-    dtype = dtype or default_dtype(device)
+    device, dtype = get_backend(device, dtype)
     algorithm = pls_algorithm or ("exact" if splits == "kfold" else "nipals")
     train = torch.as_tensor(split.train, device=device)
     test = torch.as_tensor(split.test, device=device)
@@ -303,14 +305,13 @@ def fit_and_score(
             trials if use_ceiling else None,
             groups=regions,
             rule=normalisation if use_ceiling else "r2_over_ceiling",
-            n_draws=bootstrap,
+            n_boot=bootstrap,
             seed=seed,
         )
         point_values = ceiled if (use_ceiling or normalisation == "feve") else r
-        sites = bootstrap_sites(point_values, groups=regions, n_draws=bootstrap, seed=seed)
+        sites = bootstrap_sites(point_values, groups=regions, n_boot=bootstrap, seed=seed)
         names = stim["groups"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with quiet_nan():
             median = np.stack([np.nanmedian(point_values[regions == g], axis=0) for g in names])
         dims = ("region", "time_bin")
         ds = ds.assign(

@@ -1,4 +1,4 @@
-"""The regression entry point fit_and_score: oracle checks against sklearn cross-validation, bad inputs."""
+"""The regression entry point score_features: oracle checks against sklearn cross-validation, bad inputs."""
 
 import warnings
 
@@ -10,10 +10,10 @@ from sklearn.linear_model import RidgeCV
 
 from neurofit.data.recording import make_recording
 from neurofit.errors import NeurofitError
-from neurofit.regression import fit_and_score
 from neurofit.regression.ceiling import split_half_ceiling
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import make_splits
+from neurofit.scoring.features import score_features
 
 N_STIM, N_REPS, N_SITES, N_BINS, N_FEAT = 60, 4, 5, 3, 12
 
@@ -76,7 +76,7 @@ def _svd_pls(k):
 
 def test_per_bin_pls_equals_sklearn_kfold_per_site_and_bin():
     rec, blocks, feats, target, ids = _problem()
-    scores = fit_and_score(blocks, rec, n_components=4, device="cpu")
+    scores = score_features(blocks, rec, n_components=4, device="cpu")
     expected = _sklearn_kfold(feats, target, ids, lambda: _svd_pls(4))
     np.testing.assert_allclose(scores.r.values, expected, rtol=1e-9)
     assert scores.r_fold.shape == (10, N_SITES, N_BINS)
@@ -88,7 +88,7 @@ def test_per_bin_pls_equals_sklearn_kfold_per_site_and_bin():
 
 def test_span_time_fits_one_mapping_for_all_bins():
     rec, blocks, feats, target, ids = _problem(1)
-    scores = fit_and_score(blocks, rec, temporal_mode="span_time", n_components=4, device="cpu")
+    scores = score_features(blocks, rec, temporal_mode="span_time", n_components=4, device="cpu")
     expected = _sklearn_kfold(feats, target, ids, lambda: _svd_pls(4), span=True)
     np.testing.assert_allclose(scores.r.values, expected, rtol=1e-9)
     assert scores.attrs["temporal_mode"] == "span_time"
@@ -97,7 +97,7 @@ def test_span_time_fits_one_mapping_for_all_bins():
 def test_ridge_equals_sklearn_ridgecv_per_target():
     rec, blocks, feats, target, ids = _problem(2)
     shared = blocks[0]  # one feature matrix for every bin
-    scores = fit_and_score(shared, rec, metric="ridge", device="cpu")
+    scores = score_features(shared, rec, metric="ridge", device="cpu")
     expected = _sklearn_kfold(np.stack([feats[0]] * N_BINS), target, ids,
                               lambda: RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=True))
     np.testing.assert_allclose(scores.r.values, expected, rtol=1e-9)
@@ -107,19 +107,19 @@ def test_ceiling_and_ceiled_follow_the_rule_returned():
     rec, blocks, *_ = _problem(3)
     from neurofit.data.recording import trial_array
 
-    scores = fit_and_score(blocks, rec, n_components=3, device="cpu")
+    scores = score_features(blocks, rec, n_components=3, device="cpu")
     np.testing.assert_allclose(scores.ceiling.values, split_half_ceiling(trial_array(rec)[0]))
     np.testing.assert_allclose(scores.ceiled.values, scores.r.values**2 / scores.ceiling.values)
-    legacy = fit_and_score(blocks, rec, n_components=3, normalisation="legacy", device="cpu")
+    legacy = score_features(blocks, rec, n_components=3, normalisation="legacy", device="cpu")
     np.testing.assert_allclose(legacy.ceiled.values, (legacy.r.values / legacy.ceiling.values) ** 2)
     assert legacy.attrs["normalisation"] == "legacy"
-    fev = fit_and_score(blocks, rec, n_components=3, normalisation="feve", device="cpu")
+    fev = score_features(blocks, rec, n_components=3, normalisation="feve", device="cpu")
     assert fev.attrs["normalisation"] == "feve" and (fev.ceiled.values <= 1).all()
 
 
 def test_brainscore_mode_averages_r_over_shuffle_splits_with_nipals():
     rec, blocks, feats, target, ids = _problem(4)
-    scores = fit_and_score(blocks[:1] * N_BINS, rec, splits="brainscore", n_components=3, device="cpu")
+    scores = score_features(blocks[:1] * N_BINS, rec, splits="brainscore", n_components=3, device="cpu")
     assert scores.attrs["pls_algorithm"] == "nipals" and scores.sizes["fold"] == 10
     np.testing.assert_allclose(scores.r.values, scores.r_fold.values.mean(0))
     s = make_splits(ids, scheme="brainscore", object_name=[f"obj{i % 6}" for i in range(N_STIM)])
@@ -130,8 +130,8 @@ def test_brainscore_mode_averages_r_over_shuffle_splits_with_nipals():
 
 def test_bootstrap_cis_bracket_the_median_and_are_seeded():
     rec, blocks, *_ = _problem(5)
-    a = fit_and_score(blocks, rec, n_components=3, bootstrap=200, device="cpu")
-    b = fit_and_score(blocks, rec, n_components=3, bootstrap=200, device="cpu")
+    a = score_features(blocks, rec, n_components=3, bootstrap=200, device="cpu")
+    b = score_features(blocks, rec, n_components=3, bootstrap=200, device="cpu")
     assert list(a.region_name.values) == ["IT", "V4"]
     for suffix in ("", "_sites"):
         low, high = a[f"median_ceiled{suffix}_low"].values, a[f"median_ceiled{suffix}_high"].values
@@ -143,7 +143,7 @@ def test_bootstrap_cis_bracket_the_median_and_are_seeded():
 def test_missing_stimulus_is_named():
     rec, blocks, *_ = _problem()
     with pytest.raises(NeurofitError, match=r"stimulus_id 'img\d{3}' is in the recording but not in features"):
-        fit_and_score(blocks[0].isel(presentation=slice(1, None)), rec, device="cpu")
+        score_features(blocks[0].isel(presentation=slice(1, None)), rec, device="cpu")
 
 
 def test_nan_features_name_the_block():
@@ -151,18 +151,18 @@ def test_nan_features_name_the_block():
     blocks[1] = blocks[1].copy()
     blocks[1].values[4, 2] = np.inf
     with pytest.raises(NeurofitError, match=r"features for time bin 1 \(80-90 ms\) contains NaN or Inf"):
-        fit_and_score(blocks, rec, device="cpu")
+        score_features(blocks, rec, device="cpu")
 
 
 def test_fewer_stimuli_than_folds_and_single_repetition_are_errors():
     rec, blocks, *_ = _problem()
     few = rec.isel(presentation=np.isin(rec.stimulus_id.values, [f"img{i:03d}" for i in range(6)]))
     with pytest.raises(NeurofitError, match="6 stimuli cannot be split into 10 folds"):
-        fit_and_score(blocks, few, n_components=2, device="cpu")
+        score_features(blocks, few, n_components=2, device="cpu")
     single, blocks1, *_ = _problem(n_reps=1)
     with pytest.raises(NeurofitError, match="at least 2 repetitions"):
-        fit_and_score(blocks1, single, n_components=2, device="cpu")
-    scores = fit_and_score(blocks1, single, n_components=2, ceiling=False, device="cpu")
+        score_features(blocks1, single, n_components=2, device="cpu")
+    scores = score_features(blocks1, single, n_components=2, ceiling=False, device="cpu")
     assert np.isnan(scores.ceiling.values).all() and scores.attrs["normalisation"] == "none"
 
 
@@ -172,7 +172,7 @@ def test_constant_site_gives_nan_not_a_crash():
     rec.values[:, 0, :] = 2.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scores = fit_and_score(blocks, rec, n_components=3, device="cpu")
+        scores = score_features(blocks, rec, n_components=3, device="cpu")
     assert np.isnan(scores.r.values[0]).all() and np.isfinite(scores.r.values[1:]).all()
 
 
@@ -181,4 +181,4 @@ def test_stimulus_without_any_valid_trial_is_named():
     rec = rec.copy()
     rec.values[rec.stimulus_id.values == "img007", 2, 1] = np.nan
     with pytest.raises(NeurofitError, match="stimulus_id 'img007' has no valid trial for neuroid 'n2' in time bin 1"):
-        fit_and_score(blocks, rec, n_components=3, device="cpu")
+        score_features(blocks, rec, n_components=3, device="cpu")
