@@ -1,4 +1,5 @@
-"""Bad-input corpus, the activation cache: an entry is verified before reuse, and a failed write is harmless.
+"""Bad-input corpus, the activation and synthetic-data caches: an entry is verified before reuse, and a failed
+write is harmless.
 
 A flipped byte or an entry copied under another key is a logged miss that is recomputed (never a different
 number); a cache write that fails (full disk: netCDF raises RuntimeError, not OSError) is logged and the run
@@ -109,3 +110,46 @@ def test_a_failed_cache_write_is_logged_and_the_run_goes_on(tmp_path, monkeypatc
     with caplog.at_level(logging.WARNING, logger="neurofit.extract.cache"):
         acts = cached(TinyBiological(), make_stimuli(), tmp_path)
     assert acts.layers == ["A", "B", "C"] and "could not write activation cache entry" in caplog.text
+
+
+# --- the synthetic-ventral cache (generated datasets) ---------------------------------------------------------
+def test_a_damaged_synthetic_cache_file_is_rebuilt_never_read_as_other_data(tmp_path, monkeypatch, caplog):
+    from neurofit.data import synthetic as syn
+
+    monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path / "home"))
+    args = {"n_v4": 2, "n_it": 2, "repetitions": 3}
+    recording, stimuli = syn.generate_synthetic_ventral("small", **args)
+    [path] = (tmp_path / "home" / "synthetic").glob("synthetic-ventral-*.nc")
+    pristine = path.read_bytes()
+    # a stimulus id (stored uncompressed: netCDF reads a flip there without complaint), then bytes all over
+    marker = str(stimuli.table["stimulus_id"].iloc[7]).encode()
+    positions = [pristine.index(marker) + len(marker) - 1, *np.linspace(0, len(pristine) - 1, 15).astype(int)]
+    for position in positions:
+        flipped = bytearray(pristine)
+        flipped[position] ^= 0x04
+        path.write_bytes(bytes(flipped))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="neurofit.data.synthetic"):
+            again, again_stimuli = syn.generate_synthetic_ventral("small", **args)
+        assert again.identical(recording), f"a flip at byte {position} gave other data"
+        assert again_stimuli.table.equals(stimuli.table) and np.array_equal(again_stimuli.arrays, stimuli.arrays)
+        if position == positions[0]:
+            assert "does not match" in caplog.text and "regenerating it" in caplog.text
+    path.write_bytes(pristine)
+
+
+def test_a_synthetic_cache_file_without_checksum_is_rebuilt(tmp_path, monkeypatch, caplog):
+    from neurofit.data import synthetic as syn
+
+    monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path / "home"))
+    args = {"n_v4": 2, "n_it": 2, "repetitions": 3}
+    recording, _ = syn.generate_synthetic_ventral("small", **args)
+    [path] = (tmp_path / "home" / "synthetic").glob("synthetic-ventral-*.nc")
+    ds = read_dataset(path)
+    ds.attrs.pop("content_sha256")
+    ds["rates"].values[:] = 0  # an older neurofit's file, with other numbers
+    path.unlink()
+    write_netcdf(ds, path)  # no checksum
+    with caplog.at_level(logging.WARNING, logger="neurofit.data.synthetic"):
+        again, _ = syn.generate_synthetic_ventral("small", **args)
+    assert again.identical(recording) and "carries no 'content_sha256' attr" in caplog.text

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +47,12 @@ from scipy import fft as sfft
 from neurofit import __version__
 from neurofit.atomic import atomic_path
 from neurofit.data import synthetic_stimuli as stim
-from neurofit.data.io import encode_attrs, read_dataset
+from neurofit.data.io import CONTENT_SHA256, content_sha256, encode_attrs, read_dataset
 from neurofit.data.recording import make_recording
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError
+
+log = logging.getLogger(__name__)
 
 IDENTIFIER = "synthetic-ventral"
 GENERATOR_VERSION = "1"
@@ -565,14 +568,16 @@ def synthetic_cache_dir() -> Path:
 
 def _write_cache(path: Path, recording: xr.DataArray, stimuli: StimulusSet) -> None:
     table = stimuli.table
-    rates = recording.copy(deep=False)
-    rates.attrs = encode_attrs(dict(rates.attrs))
-    data_vars: dict[str, Any] = {"rates": rates, "images": (("stimulus", "y", "x", "channel"), stimuli.arrays)}
+    data_vars: dict[str, Any] = {"rates": recording.copy(deep=False),
+                                 "images": (("stimulus", "y", "x", "channel"), stimuli.arrays)}
     for column in table.columns:
         data_vars[f"table__{column}"] = ("stimulus", table[column].to_numpy())
-    ds = xr.Dataset(data_vars, attrs=encode_attrs({"stimulus_set_identifier": stimuli.identifier,
-                                                   "degrees": stimuli.degrees,
-                                                   "table_columns": list(table.columns)}))
+    attrs = {"stimulus_set_identifier": stimuli.identifier, "degrees": stimuli.degrees,
+             "table_columns": list(table.columns)}
+    ds = xr.Dataset(data_vars, attrs=attrs)
+    # the content checksum, verified on every read: a damaged cache file is rebuilt, never used
+    ds.attrs = encode_attrs({**attrs, CONTENT_SHA256: content_sha256(ds)})
+    ds["rates"].attrs = encode_attrs(dict(recording.attrs))
     # Spike counts are mostly zeros and ones: light compression shrinks the cache about fivefold.
     encoding = {"rates": {"zlib": True, "complevel": 1}, "images": {"zlib": True, "complevel": 1}}
     with atomic_path(path) as tmp:
@@ -580,7 +585,7 @@ def _write_cache(path: Path, recording: xr.DataArray, stimuli: StimulusSet) -> N
 
 
 def _read_cache(path: Path, spec: SyntheticSpec) -> tuple[xr.DataArray, StimulusSet]:
-    ds = read_dataset(path)
+    ds = read_dataset(path, verify=True)
     recording = ds["rates"]
     recording = recording.drop_vars([c for c in recording.coords if "stimulus" in recording[c].dims])
     if recording.attrs.get("cache_key") != spec.key():
@@ -645,7 +650,8 @@ def generate_synthetic_ventral(
     if path.exists():
         try:
             return _read_cache(path, spec)
-        except Exception:  # any unreadable cache file is rebuilt, never trusted
+        except Exception as err:  # any unreadable or unverified cache file is rebuilt, never trusted
+            log.warning("synthetic-ventral cache %s is unusable (%s); regenerating it", path, err)
             path.unlink(missing_ok=True)
     recording, stimuli = _build(spec)
     _write_cache(path, recording, stimuli)
