@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from test_scoring_score import TOY_BENCHMARK, toy
 
+from conftest import TOY_BENCHMARK, toy
 from neurofit.errors import NeurofitError
 from neurofit.scoring.dask_runner import DaskRunner, externalize, internalize
 from neurofit.scoring.runner import UnitStore, WorkUnit

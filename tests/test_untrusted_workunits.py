@@ -12,8 +12,8 @@ import shutil
 
 import numpy as np
 import pytest
-from test_scoring_score import TOY_BENCHMARK, toy
 
+from conftest import TOY_BENCHMARK, toy
 from neurofit.scoring.runner import LocalRunner, UnitStore, WorkUnit, result_sha256
 from neurofit.scoring.score import score
 
