@@ -427,7 +427,7 @@ class Summary:
 
     @property
     def contains_estimate(self) -> bool:
-        """Whether the interval contains the estimate (a percentile bootstrap of a biased statistic may not)."""
+        """Whether the interval contains the estimate (always, for a finite one: :func:`centred_interval`)."""
         return bool(self.low <= self.value <= self.high)
 
 
@@ -580,7 +580,8 @@ def summary_table(scoreset: xr.Dataset, *, reliability: Reliability | None = Non
         s = summarise(scoreset, region, bins, variable)
         what = "median ceiled score" if ceiled else "median r"
         which = ranges(start, end, bins) or "none"
-        lines.append(f"{region}: mean over the {int(bins.sum())} reliable driven bins ({which}) of the {what}: "
+        kind = "reliable driven" if reliability.assessed else "driven"
+        lines.append(f"{region}: mean over the {int(bins.sum())} {kind} bins ({which}) of the {what}: "
                      f"{fmt(s.value)} [{fmt(s.low)}, {fmt(s.high)}] (95% CI, {s.how})")
         unreliable = reliability.unreliable_text(scoreset)[region]
         if unreliable:

@@ -257,11 +257,8 @@ def test_stimulus_and_site_bootstraps_are_unchanged():
 
 def test_estimator_predictions_are_unchanged():
     from neurofit.regression.pls import PLS
+    from neurofit.regression.ridge import RidgeCV
 
-    try:
-        from neurofit.regression.ridge import RidgeCV
-    except ImportError:
-        from neurofit.regression.ridge import Ridge as RidgeCV
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 8))
     Y = X[:, :3] @ rng.normal(size=(3, 4)) + 0.2 * rng.normal(size=(60, 4))

@@ -16,7 +16,7 @@ from sklearn.cross_decomposition import PLSRegression
 from neurofit.errors import NeurofitError
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 from neurofit.regression.pls import PLS, SAFE_MAGNITUDE, unit_scale
-from neurofit.regression.ridge import DEFAULT_ALPHAS, Ridge
+from neurofit.regression.ridge import DEFAULT_ALPHAS, RidgeCV
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(60, 8))
@@ -29,7 +29,7 @@ def test_pls_needs_a_whole_positive_number_of_components(n_components):
         PLS(n_components, device="cpu").fit(X, Y)
 
 
-@pytest.mark.parametrize("estimator", [lambda: PLS(2, device="cpu"), lambda: Ridge(device="cpu")])
+@pytest.mark.parametrize("estimator", [lambda: PLS(2, device="cpu"), lambda: RidgeCV(device="cpu")])
 @pytest.mark.parametrize(("x", "y", "message"), [
     (X[:0], Y[:0], "at least 2 samples, got 0"),
     (X[:1], Y[:1], "at least 2 samples, got 1"),
@@ -78,7 +78,7 @@ def ols(x, y):
 @pytest.mark.parametrize(("scale", "dtype", "rtol"), [(1e160, torch.float64, 1e-9), (1e30, torch.float32, 1e-3)])
 def test_ridge_on_huge_data_is_the_least_squares_limit_its_penalties_amount_to(scale, dtype, rtol):
     # penalties of at most 1e7 against squared singular values of ~1e320 (1e60) shrink nothing: least squares
-    model = Ridge(device="cpu", dtype=dtype).fit(X * scale, Y * scale)
+    model = RidgeCV(device="cpu", dtype=dtype).fit(X * scale, Y * scale)
     np.testing.assert_allclose(model.predict(X * scale) / scale, ols(X, Y), rtol=rtol, atol=rtol)
     chosen = np.asarray(model.alpha_)
     assert np.isin(chosen, DEFAULT_ALPHAS.astype(chosen.dtype)).all()  # reported in the caller's units
@@ -86,7 +86,7 @@ def test_ridge_on_huge_data_is_the_least_squares_limit_its_penalties_amount_to(s
 
 def test_ridge_on_tiny_data_shrinks_to_the_mean_its_penalties_amount_to():
     scale = 1e-160
-    model = Ridge(device="cpu").fit(X * scale, Y * scale)
+    model = RidgeCV(device="cpu").fit(X * scale, Y * scale)
     np.testing.assert_allclose(model.predict(X * scale) / scale, np.broadcast_to(Y.mean(0), Y.shape), rtol=1e-9)
 
 

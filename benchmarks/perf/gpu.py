@@ -65,7 +65,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def one_fits(device: str, scale: int) -> list[dict]:
     from neurofit.regression.pls import PLS
-    from neurofit.regression.ridge import Ridge
+    from neurofit.regression.ridge import RidgeCV
 
     n, p, q = 2880 // scale, 1000 // scale, 296 // scale
     rng = np.random.default_rng(0)
@@ -73,7 +73,7 @@ def one_fits(device: str, scale: int) -> list[dict]:
     Y = X @ rng.normal(size=(p, q)) / 30 + rng.normal(size=(n, q))
     X_new = rng.normal(size=(200, p))
     out = []
-    for name, make in (("pls_fit", lambda **kw: PLS(25, **kw)), ("ridge_fit", lambda **kw: Ridge(**kw))):
+    for name, make in (("pls_fit", lambda **kw: PLS(25, **kw)), ("ridge_fit", lambda **kw: RidgeCV(**kw))):
         Xd, Yd = (torch.as_tensor(a, dtype=torch.float32, device=device) for a in (X, Y))
         seconds, model = _timed(lambda make=make, Xd=Xd, Yd=Yd: make(device=device, dtype=torch.float32).fit(Xd, Yd),
                                 device)

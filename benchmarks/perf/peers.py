@@ -20,7 +20,7 @@ Tasks (same data for every library, written once to a temporary folder and read 
   neurofit's ``banded_ridge_fit_predict`` (exact leave-one-out) against himalaya's
   ``solve_group_ridge_random_search`` on the same weightings and penalties (5-fold, numpy backend).
 * ``ridge``: ridge with the 26-penalty grid of ``neurofit.regression.ridge.DEFAULT_ALPHAS``, a penalty per
-  target: neurofit's ``Ridge`` (exact leave-one-out) against himalaya's ``RidgeCV`` (5-fold, numpy and torch
+  target: neurofit's ``RidgeCV`` (exact leave-one-out) against himalaya's ``RidgeCV`` (5-fold, numpy and torch
   backends) and sklearn's ``RidgeCV(alpha_per_target=True)`` (exact leave-one-out).
 
 Each (library, task) runs in a fresh process with ``--threads`` threads (torch, BLAS via environment and
@@ -156,10 +156,10 @@ def _sklearn_pls(X_new):
 def _neurofit_ridge(X_new, dtype):
     import torch
 
-    from neurofit.regression.ridge import Ridge
+    from neurofit.regression.ridge import RidgeCV
 
     def run(X, Y):
-        return Ridge(device="cpu", dtype=dtype).fit(torch.as_tensor(X), torch.as_tensor(Y))
+        return RidgeCV(device="cpu", dtype=dtype).fit(torch.as_tensor(X), torch.as_tensor(Y))
 
     def answer(model):
         pred = model.predict(torch.as_tensor(X_new, dtype=dtype)).double().numpy()

@@ -12,7 +12,7 @@ Problems (full size):
   (i) ``X ~ N(0, 1)``, ``Y = X W / 30 + noise`` with dense ``W`` (sklearn's NIPALS runs to max_iter) and
   (ii) a rank-50 latent structure plus noise (sklearn converges). Reference:
   ``PLSRegression(25, scale=False)`` with its defaults.
-* Ridge, one fit, same shapes as (i): ``Ridge`` vs ``RidgeCV(alphas, alpha_per_target=True)``.
+* Ridge, one fit, same shapes as (i): neurofit's ``RidgeCV`` vs sklearn's ``RidgeCV(alphas, alpha_per_target=True)``.
 * The full temporal problem, engine only: 5760 stimuli, 1000 features per bin (one feature matrix per
   bin), 296 sites x 25 bins, 10 folds, exact PLS with 25 components, all folds and bins at once.
 
@@ -121,17 +121,17 @@ def bench_pls(n: int, p: int, q: int, dtype: torch.dtype, repeats: int) -> None:
 
 
 def bench_ridge(n: int, p: int, q: int, dtype: torch.dtype, repeats: int) -> None:
-    from sklearn.linear_model import RidgeCV
+    from sklearn.linear_model import RidgeCV as SkRidgeCV
 
-    from neurofit.regression.ridge import DEFAULT_ALPHAS, Ridge
+    from neurofit.regression.ridge import DEFAULT_ALPHAS, RidgeCV
 
     rng = np.random.default_rng(1)
     X, Y = _regimes(rng, n, p, q)["(i) dense W / 30"]
     X_new = rng.normal(size=(200, p))
     Xt, Yt = torch.as_tensor(X, dtype=dtype), torch.as_tensor(Y, dtype=dtype)
-    Ridge(device="cpu", dtype=dtype).fit(Xt[:300], Yt[:300])
-    t_ours, ours = _time(lambda: Ridge(device="cpu", dtype=dtype).fit(Xt, Yt), repeats)
-    t_sk, ref = _time(lambda: RidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=True).fit(X, Y))
+    RidgeCV(device="cpu", dtype=dtype).fit(Xt[:300], Yt[:300])
+    t_ours, ours = _time(lambda: RidgeCV(device="cpu", dtype=dtype).fit(Xt, Yt), repeats)
+    t_sk, ref = _time(lambda: SkRidgeCV(alphas=DEFAULT_ALPHAS, alpha_per_target=True).fit(X, Y))
     same = float(np.mean(np.asarray(ours.alpha_) == ref.alpha_))
     print(
         f"Ridge ({len(DEFAULT_ALPHAS)} alphas, per target): sklearn {t_sk:6.2f} s | engine {t_ours * 1e3:7.1f} ms "
@@ -168,7 +168,7 @@ def _contention_task(task: str, dtype: torch.dtype, scale: int) -> float:
     """Wall seconds of one engine fit of ``task`` (after a warm-up on a slice), in this process."""
     from neurofit.regression.crossval import pls_cross_validated
     from neurofit.regression.pls import PLS
-    from neurofit.regression.ridge import Ridge
+    from neurofit.regression.ridge import RidgeCV
     from neurofit.regression.splits import make_splits
 
     n, p, q = 2880 // scale, 1000 // scale, 296 // scale
@@ -177,7 +177,7 @@ def _contention_task(task: str, dtype: torch.dtype, scale: int) -> float:
         X = torch.randn(n, p, generator=g, dtype=dtype)
         Y = X @ torch.randn(p, q, generator=g, dtype=dtype) / 30 + torch.randn(n, q, generator=g, dtype=dtype)
         def est():
-            return PLS(25, device="cpu", dtype=dtype) if task == "pls" else Ridge(device="cpu", dtype=dtype)
+            return PLS(25, device="cpu", dtype=dtype) if task == "pls" else RidgeCV(device="cpu", dtype=dtype)
 
         est().fit(X[: n // 8], Y[: n // 8])
         t0 = time.perf_counter()

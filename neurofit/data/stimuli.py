@@ -445,10 +445,19 @@ def read_stimulus_set(
         raise NeurofitError(f"stimulus table not found: {csv_path}")
     sidecar_path = csv_path.with_suffix(".json")
     sidecar = _read_sidecar(sidecar_path) if sidecar_path.exists() else {}
+    with open(csv_path, "rb") as handle:
+        head = handle.read(65536)
+    if not head.strip():
+        raise ValidationError(f"{csv_path} is not a readable CSV table: the file is empty (a stimulus table needs a "
+                              "header row and one row per stimulus)")
     try:
         table = pd.read_csv(csv_path, dtype={"stimulus_id": str, "filename": str}, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ValidationError(f"{csv_path} is not a readable CSV table: {str(err).strip().splitlines()[0]}") from err
+    if "stimulus_id" not in table.columns:
+        raise ValidationError(f"{csv_path} has no 'stimulus_id' column")
+    if table.empty:
+        raise ValidationError(f"{csv_path} has a header but no stimulus rows")
     if images is None:
         candidates = [csv_path.parent / sidecar["images"]] if "images" in sidecar else []
         candidates += [csv_path.with_suffix(".zip"), csv_path.with_suffix("")]

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
+from neurofit.regression.estimator import TorchRegressor
 from neurofit.regression.parallel import map_chunks, split_range, torch_threads, workers
 
 Algorithm = Literal["exact", "nipals"]
@@ -61,16 +62,6 @@ DataStep = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 class PLSConvergenceWarning(UserWarning):
     """NIPALS reached ``max_iter`` for some component (as sklearn's ConvergenceWarning)."""
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    """float64 on CPU (reference precision), float32 on accelerators (speed)."""
-    return torch.float64 if device.type == "cpu" else torch.float32
 
 
 @dataclass
@@ -460,23 +451,6 @@ def pls_kernel(
     return PLSComponents(W, R, P, Cl, Yw, n_iter)
 
 
-def _as_batch(a: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
-    t = torch.as_tensor(a, device=device)
-    if dtype is not None:
-        t = t.to(dtype)
-    elif not t.is_floating_point():
-        t = t.to(torch.float64)
-    return t
-
-
-def _check_finite(name: str, t: torch.Tensor) -> None:
-    # A sum is non-finite whenever an element is (or on overflow, which the exact test below rules out).
-    if bool(torch.isfinite(t.sum())):
-        return
-    if not bool(torch.isfinite(t).all()):
-        raise NeurofitError(f"{name} contains NaN or Inf values: remove or impute them before fitting")
-
-
 def check_n_components(n_components: object) -> int:
     """``n_components`` as an int >= 1, or a one-line error (0 components would silently predict the mean).
 
@@ -518,44 +492,6 @@ def unit_scale(t: torch.Tensor) -> float:
     if peak == 0.0 or 1.0 / bound <= peak <= bound:
         return 1.0
     return math.ldexp(1.0, math.frexp(peak)[1])
-
-
-def prepare_fit_inputs(
-    X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor, device: str | torch.device | None,
-    dtype: torch.dtype | None,
-) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
-    """The estimators' shared input handling: ``(X [B, n, p], Y [B, n, q], batched, y_was_1d)``.
-
-    Accepts ``X [n, p]`` or ``[B, n, p]`` and ``Y [n]``, ``[n, q]`` or the batched forms, as numpy or torch;
-    checks the shapes (at least 2 samples, 1 feature and 1 target), that samples agree and that nothing is
-    NaN or Inf.
-    """
-    device = torch.device(device) if device is not None else default_device()
-    dtype = dtype or default_dtype(device)
-    Xt = _as_batch(X, device, dtype)
-    Yt = _as_batch(Y, device, dtype)
-    if Xt.ndim not in (2, 3):
-        raise NeurofitError(f"X must be (n_samples, n_features) or batched (B, n_samples, n_features), got shape "
-                            f"{tuple(Xt.shape)}")
-    batched = Xt.ndim == 3
-    y_1d = Yt.ndim == Xt.ndim - 1
-    if y_1d:
-        Yt = Yt[..., None]
-    if Yt.ndim != Xt.ndim:
-        raise NeurofitError(f"Y {tuple(Yt.shape)} does not match X {tuple(Xt.shape)}: give (n_samples,), "
-                            "(n_samples, n_targets) or their batched forms")
-    if not batched:
-        Xt, Yt = Xt[None], Yt[None]
-    if Xt.shape[:2] != Yt.shape[:2]:
-        raise NeurofitError(f"X {tuple(Xt.shape)} and Y {tuple(Yt.shape)} disagree in samples")
-    n, p, q = Xt.shape[1], Xt.shape[2], Yt.shape[2]
-    if n < 2:
-        raise NeurofitError(f"fitting needs at least 2 samples, got {n} (centring leaves nothing of one sample)")
-    if p < 1 or q < 1:
-        raise NeurofitError(f"fitting needs at least 1 feature and 1 target, got {p} feature(s) and {q} target(s)")
-    _check_finite("X", Xt)
-    _check_finite("Y", Yt)
-    return Xt, Yt, batched, y_1d
 
 
 @dataclass
@@ -637,8 +573,8 @@ def pls_fit(
     return PLSFit(comps, x_mean[:, 0].to(f64), y_mean[:, 0].to(f64), coef)
 
 
-class PLS:
-    """PLS2 regression, centred and not scaled, sklearn-style (``fit``/``predict``, learned ``*_`` tensors).
+class PLS(TorchRegressor):
+    """PLS2 regression, centred and not scaled: a scikit-learn estimator with learned ``*_`` tensors.
 
     Parameters
     ----------
@@ -646,14 +582,15 @@ class PLS:
     algorithm : {"exact", "nipals"}
         ``exact``: exact top singular vectors (equals sklearn where it converges); ``nipals``:
         sklearn's NIPALS iteration step for step (Brain-Score compatibility).
-    device : str or torch.device, optional
-        Default CUDA when available, else CPU.
-    dtype : torch.dtype, optional
-        Default float64 on CPU, float32 on GPU (inputs are cast).
+    device, dtype : optional
+        Where and in what precision to fit; ``None``: :func:`neurofit.regression.backend.get_backend` at fit
+        time (CUDA/float32 when available, else CPU/float64, or what :func:`~neurofit.regression.backend.
+        set_backend` chose). Inputs are cast.
     tol, max_iter : NIPALS settings (sklearn's defaults).
 
     ``X`` may be ``(n, p)`` or batched ``(B, n, p)`` (with ``Y`` ``(B, n, q)``); attributes then carry
-    the batch dimension first. ``coef_`` is ``(q, p)`` as in sklearn.
+    the batch dimension first. ``coef_`` is ``(q, p)`` as in sklearn. ``predict`` returns float64, as numpy
+    for numpy input and as a tensor for a tensor.
 
     Example
     -------
@@ -682,12 +619,11 @@ class PLS:
 
     def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> PLS:
         n_components = check_n_components(self.n_components)
-        self._numpy = not isinstance(X, torch.Tensor)
-        Xt, Yt, self._batched, self._y_1d = prepare_fit_inputs(X, Y, self.device, self.dtype)
+        Xt, Yt = self._fit_inputs(X, Y)
         sx, sy = unit_scale(Xt), unit_scale(Yt)
         fit = pls_fit(Xt / sx if sx != 1.0 else Xt, Yt / sy if sy != 1.0 else Yt, n_components,
                       algorithm=self.algorithm, tol=self.tol, max_iter=self.max_iter)
-        sq = (lambda t: t) if self._batched else (lambda t: t[0])
+        sq = self._unbatch
         c = fit.components
         # weights, rotations and x-loadings do not change with the scale of X and Y; the rest scales back
         self.x_weights_ = sq(c.x_weights)
@@ -702,10 +638,5 @@ class PLS:
         self.intercept_ = self.y_mean_
         return self
 
-    def predict(self, X: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        Xt = _as_batch(X, self.coef_.device, torch.float64)
-        _check_finite("X", Xt)
-        out = (Xt - self.x_mean_.unsqueeze(-2)) @ self.coef_.mT + self.y_mean_.unsqueeze(-2)
-        if self._y_1d:
-            out = out[..., 0]
-        return out.cpu().numpy() if not isinstance(X, torch.Tensor) else out
+    def _predict(self, Xt: torch.Tensor) -> torch.Tensor:
+        return (Xt - self.x_mean_.unsqueeze(-2)) @ self.coef_.mT + self.y_mean_.unsqueeze(-2)

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neurofit.errors import NeurofitError
+from neurofit.errors import NeurofitError, ValidationError
+from neurofit.regression.estimator import TorchRegressor
 from neurofit.regression.parallel import torch_threads
-from neurofit.regression.pls import _as_batch, _check_finite, prepare_fit_inputs, unit_scale
+from neurofit.regression.pls import unit_scale
 
 #: The default penalty grid: 26 values, 2.5 per decade from 1e-3 to 1e7.
 DEFAULT_ALPHAS = np.logspace(-3, 7, 26)
@@ -159,32 +160,47 @@ def scaled_alphas(alphas: np.ndarray | torch.Tensor, x_scale: float, dtype: torc
         return np.clip(values / x_scale / x_scale, info.tiny, info.max)
 
 
-class Ridge:
-    """Ridge regression with a leave-one-out-chosen penalty per target, sklearn-style.
+def _fit_scaled(Xt: torch.Tensor, Yt: torch.Tensor, alphas: np.ndarray | torch.Tensor) -> tuple[RidgeFit, float, float]:
+    """:func:`ridge_gcv_fit` on exactly rescaled data (see :func:`~neurofit.regression.pls.unit_scale`), the
+    chosen penalties mapped back to the caller's grid values; returns the fit and the scales ``(sx, sy)``."""
+    sx, sy = unit_scale(Xt), unit_scale(Yt)
+    grid = scaled_alphas(alphas, sx, Xt.dtype)
+    fit = ridge_gcv_fit(Xt / sx if sx != 1.0 else Xt, Yt / sy if sy != 1.0 else Yt, grid)
+    if sx != 1.0:
+        # the chosen penalty in the caller's units: the first grid value whose scaled value was chosen
+        alpha = fit.alpha
+        scaled = torch.as_tensor(grid, dtype=alpha.dtype, device=alpha.device)
+        original = torch.as_tensor(np.asarray(alphas, dtype=np.float64), dtype=alpha.dtype, device=alpha.device)
+        fit.alpha = original[(alpha[..., None] == scaled).to(torch.int8).argmax(-1)]
+    return fit, sx, sy
+
+
+class RidgeCV(TorchRegressor):
+    """Ridge regression with a leave-one-out-chosen penalty per target: a scikit-learn estimator.
 
     Equals ``sklearn.linear_model.RidgeCV(alphas, alpha_per_target=True)`` (chosen ``alpha_`` and
-    predictions). ``X`` may be ``(n, p)`` or batched ``(B, n, p)``.
+    predictions). ``X`` may be ``(n, p)`` or batched ``(B, n, p)``. For one fixed penalty use :class:`Ridge`.
 
     Parameters
     ----------
-    alphas : array, default :data:`DEFAULT_ALPHAS`
-    device : str or torch.device, optional
-        Default CUDA when available, else CPU.
-    dtype : torch.dtype, optional
-        Default float64 on CPU, float32 on GPU.
+    alphas : array, optional
+        The penalties to choose from; ``None``: :data:`DEFAULT_ALPHAS`.
+    device, dtype : optional
+        Where and in what precision to fit; ``None``: :func:`neurofit.regression.backend.get_backend` at fit
+        time (CUDA/float32 when available, else CPU/float64).
 
     Example
     -------
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(80, 5)); Y = X @ rng.normal(size=(5, 3)) + 0.1 * rng.normal(size=(80, 3))
-    >>> model = Ridge(device="cpu").fit(X, Y)
+    >>> model = RidgeCV(device="cpu").fit(X, Y)
     >>> model.alpha_.shape, model.predict(X).shape
     ((3,), (80, 3))
     """
 
     def __init__(
         self,
-        alphas: np.ndarray = DEFAULT_ALPHAS,
+        alphas: np.ndarray | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -192,31 +208,62 @@ class Ridge:
         self.device = device
         self.dtype = dtype
 
-    def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> Ridge:
-        Xt, Yt, self._batched, self._y_1d = prepare_fit_inputs(X, Y, self.device, self.dtype)
-        sx, sy = unit_scale(Xt), unit_scale(Yt)
-        grid = scaled_alphas(self.alphas, sx, Xt.dtype)
-        fit = ridge_gcv_fit(Xt / sx if sx != 1.0 else Xt, Yt / sy if sy != 1.0 else Yt, grid)
-        alpha = fit.alpha
-        if sx != 1.0:
-            # the chosen penalty in the caller's units: the first grid value whose scaled value was chosen
-            scaled = torch.as_tensor(grid, dtype=alpha.dtype, device=alpha.device)
-            original = torch.as_tensor(np.asarray(self.alphas, dtype=np.float64), dtype=alpha.dtype,
-                                       device=alpha.device)
-            alpha = original[(alpha[..., None] == scaled).to(torch.int8).argmax(-1)]
-        sq = (lambda t: t) if self._batched else (lambda t: t[0])
+    def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> RidgeCV:
+        Xt, Yt = self._fit_inputs(X, Y)
+        fit, sx, sy = _fit_scaled(Xt, Yt, DEFAULT_ALPHAS if self.alphas is None else self.alphas)
+        sq = self._unbatch
         self.coef_ = sq(fit.coef.mT * (sy / sx))
         self.intercept_ = sq(fit.intercept * sy)
-        self.alpha_ = sq(alpha)
+        self.alpha_ = sq(fit.alpha)
         self.best_score_ = sq(fit.best_score * sy * sy)
         if not isinstance(X, torch.Tensor):
             self.alpha_ = self.alpha_.cpu().numpy()
         return self
 
-    def predict(self, X: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        Xt = _as_batch(X, self.coef_.device, self.coef_.dtype)
-        _check_finite("X", Xt)
-        out = Xt @ self.coef_.mT + self.intercept_.unsqueeze(-2)
-        if self._y_1d:
-            out = out[..., 0]
-        return out.cpu().numpy() if not isinstance(X, torch.Tensor) else out
+    def _predict(self, Xt: torch.Tensor) -> torch.Tensor:
+        return Xt @ self.coef_.to(Xt.dtype).mT + self.intercept_.to(Xt.dtype).unsqueeze(-2)
+
+
+class Ridge(TorchRegressor):
+    """Ridge regression with one fixed penalty: a scikit-learn estimator, equal to ``sklearn.linear_model.Ridge``.
+
+    The intercept is not penalised. ``X`` may be ``(n, p)`` or batched ``(B, n, p)``.
+
+    Parameters
+    ----------
+    alpha : float
+        The penalty (>= 0).
+    device, dtype : optional
+        As :class:`RidgeCV`.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(80, 5)); Y = X @ rng.normal(size=(5, 3))
+    >>> model = Ridge(alpha=1e-8, device="cpu").fit(X, Y)
+    >>> float(np.abs(model.predict(X) - Y).max()) < 1e-6
+    True
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.alpha = alpha
+        self.device = device
+        self.dtype = dtype
+
+    def fit(self, X: np.ndarray | torch.Tensor, Y: np.ndarray | torch.Tensor) -> Ridge:
+        alpha = float(self.alpha)
+        if not np.isfinite(alpha) or alpha < 0:
+            raise ValidationError(f"alpha must be a finite penalty >= 0, got {self.alpha!r}")
+        Xt, Yt = self._fit_inputs(X, Y)
+        fit, sx, sy = _fit_scaled(Xt, Yt, np.array([alpha]))
+        self.coef_ = self._unbatch(fit.coef.mT * (sy / sx))
+        self.intercept_ = self._unbatch(fit.intercept * sy)
+        return self
+
+    def _predict(self, Xt: torch.Tensor) -> torch.Tensor:
+        return Xt @ self.coef_.to(Xt.dtype).mT + self.intercept_.to(Xt.dtype).unsqueeze(-2)

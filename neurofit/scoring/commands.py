@@ -179,7 +179,8 @@ def _baseline_lines(scores: Any, base: Any) -> str:
     for region in regions(scores):
         bins = common_bins([scores, base], region, variable, reliability)
         a, b = summarise(scores, region, bins, variable), summarise(base, region, bins, variable)
-        lines.append(f"{region}: mean over {int(bins.sum())} shared reliable driven bins of the {what}: "
+        kind = "reliable driven" if reliability.assessed else "driven"
+        lines.append(f"{region}: mean over {int(bins.sum())} shared {kind} bins of the {what}: "
                      f"{scores.attrs['model_id']} {a.value:.3f} [{a.low:.3f}, {a.high:.3f}] vs random init "
                      f"{b.value:.3f} [{b.low:.3f}, {b.high:.3f}]")
     return "\n".join(lines)

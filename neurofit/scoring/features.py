@@ -21,6 +21,7 @@ import xarray as xr
 
 from neurofit.data.recording import average_repetitions, trial_array
 from neurofit.errors import NeurofitError, quiet_nan
+from neurofit.regression.backend import get_backend
 from neurofit.regression.ceiling import (
     NORMALISATIONS,
     Normalisation,
@@ -32,7 +33,7 @@ from neurofit.regression.ceiling import (
 )
 from neurofit.regression.correlation import ConstantInputWarning, pearson_r
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
-from neurofit.regression.pls import Algorithm, default_device, default_dtype
+from neurofit.regression.pls import Algorithm
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import SplitScheme, make_splits
 from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
@@ -138,7 +139,8 @@ def score_features(
     n_splits, n_components, alphas : split and model settings.
     pls_algorithm : {"exact", "nipals"}, optional
         Default ``exact`` for ``kfold`` and ``nipals`` for ``brainscore`` (to reproduce its numbers).
-    device, dtype : where and in what precision to fit (default CUDA/float32 if available, else
+    device, dtype : where and in what precision to fit (default: :func:`neurofit.regression.backend.get_backend`,
+        i.e. :func:`~neurofit.regression.backend.set_backend`'s choice, else CUDA/float32 if available, else
         CPU/float64).
     seed : int
         Seed of the K-fold splits and of the bootstrap.
@@ -200,8 +202,7 @@ def score_features(
         seed=seed if splits == "kfold" else None,
     )
 
-    device = torch.device(device) if device is not None else default_device()
-    dtype = dtype or default_dtype(device)
+    device, dtype = get_backend(device, dtype)
     algorithm = pls_algorithm or ("exact" if splits == "kfold" else "nipals")
     train = torch.as_tensor(split.train, device=device)
     test = torch.as_tensor(split.test, device=device)

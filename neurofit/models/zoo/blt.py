@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurofit.errors import NeurofitError
-from neurofit.models.base import TemporalModel
+from neurofit.models.zoo._blocks import RecurrentStack, check_odd, check_steps, check_widths
 from neurofit.models.zoo._cells import check_movie
 
 _NORMS = ("batchnorm", "lrn", "none")
@@ -69,7 +69,7 @@ _INTERACTIONS = ("additive", "multiplicative")
 _MODULATIONS = ("linear", "tanh")
 
 
-class BLTNet(TemporalModel):
+class BLTNet(RecurrentStack):
     """A B/BL/BT/BLT network (Spoerer 2017/2020) with additive or multiplicative recurrence (Thorat 2023).
 
     Parameters
@@ -122,21 +122,17 @@ class BLTNet(TemporalModel):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        channels = tuple(int(c) for c in channels)
+        channels = check_widths("BLTNet", channels)
         if not 0.0 <= dropout < 1.0:
             raise NeurofitError(f"BLTNet dropout must be in [0, 1), got {dropout}")
-        if not channels or min(channels) < 1:
-            raise NeurofitError(f"BLTNet channels must be a non-empty list of positive ints, got {channels}")
-        if kernel_size % 2 != 1:
-            raise NeurofitError(f"BLTNet kernel_size must be odd (same padding), got {kernel_size}")
+        check_odd("BLTNet", "kernel_size", kernel_size)
         if interaction not in _INTERACTIONS:
             raise NeurofitError(f"BLTNet interaction must be one of {_INTERACTIONS}, got {interaction!r}")
         if modulation not in _MODULATIONS:
             raise NeurofitError(f"BLTNet modulation must be one of {_MODULATIONS}, got {modulation!r}")
         if norm not in _NORMS:
             raise NeurofitError(f"BLTNet norm must be one of {_NORMS}, got {norm!r}")
-        if steps < 1:
-            raise NeurofitError(f"BLTNet steps must be >= 1, got {steps}")
+        check_steps("BLTNet", steps)
         factor = 2 ** (len(channels) - 1)
         if topdown and input_size % factor:
             raise NeurofitError(
@@ -144,16 +140,13 @@ class BLTNet(TemporalModel):
                 "the top-down transposed convolutions restore each layer's size; pick e.g. "
                 f"{input_size - input_size % factor or factor}"
             )
-        self.config: dict[str, Any] = {
+        self._record({
             "channels": list(channels), "kernel_size": kernel_size, "lateral": lateral, "topdown": topdown,
             "interaction": interaction, "modulation": modulation, "norm": norm, "steps": steps,
             "num_classes": num_classes, "input_size": input_size, "in_channels": in_channels,
             "dropout": float(dropout),
-        }
-        self.layers = tuple(f"conv{i + 1}" for i in range(len(channels)))
-        self.default_steps = steps
-        self.input_size = input_size
-        self.in_channels = in_channels
+        }, [f"conv{i + 1}" for i in range(len(channels))], steps=steps, input_size=input_size,
+            in_channels=in_channels)
         self.interaction = interaction
         self.modulation = modulation
         self.norm = norm
@@ -211,7 +204,7 @@ class BLTNet(TemporalModel):
                 f"BLTNet with top-down connections needs frames whose height and width are divisible by "
                 f"{factor}, got {tuple(movie.shape[-2:])}; resize the images to its input_size {self.input_size}"
             )
-        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in (*self.layers, "logits")}
+        outputs = self._new_outputs()
         previous: list[torch.Tensor] | None = None
         for t in range(movie.shape[0]):
             current: list[torch.Tensor] = []
@@ -230,9 +223,9 @@ class BLTNet(TemporalModel):
                     h = self.dropout(h)
                 current.append(h)
                 outputs[name].append(h)
-            outputs["logits"].append(self.readout(current[-1].mean(dim=(2, 3))))
+            outputs["logits"].append(self._logits(current[-1]))
             previous = current
-        return {name: torch.stack(values) for name, values in outputs.items()}
+        return self._stacked(outputs)
 
 
 def _build(fixed: dict[str, Any], kwargs: dict[str, Any]) -> BLTNet:

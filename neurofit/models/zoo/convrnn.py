@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurofit.errors import NeurofitError
-from neurofit.models.base import TemporalModel
+from neurofit.models.zoo._blocks import RecurrentStack, check_steps, check_widths
 from neurofit.models.zoo._cells import CELLS, check_movie, make_cell
 
 _DEFAULT_CHANNELS = (16, 32, 32, 32, 32, 32)
@@ -52,7 +52,7 @@ def _default_cell_layers(n: int) -> tuple[int, ...]:
     return tuple(range(n // 2 + 1, n + 1))
 
 
-class ConvRNN(TemporalModel):
+class ConvRNN(RecurrentStack):
     """A Nayebi-2018 shallow ConvRNN unrolled with the biological convention.
 
     Parameters
@@ -99,10 +99,8 @@ class ConvRNN(TemporalModel):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        channels = tuple(int(c) for c in channels)
+        channels = check_widths("ConvRNN", channels)
         n = len(channels)
-        if not channels or min(channels) < 1:
-            raise NeurofitError(f"ConvRNN channels must be a non-empty list of positive ints, got {channels}")
         if cell not in CELLS:
             raise NeurofitError(f"ConvRNN cell must be one of {sorted(CELLS)}, got {cell!r}")
         pool_after = tuple(sorted(int(k) for k in (_default_pools(n) if pool_after is None else pool_after)))
@@ -118,19 +116,14 @@ class ConvRNN(TemporalModel):
                     f"ConvRNN feedback edge ({src}, {dst}) must go from a higher to a lower layer: "
                     f"1 <= dst < src <= {n}"
                 )
-        if steps < 1:
-            raise NeurofitError(f"ConvRNN steps must be >= 1, got {steps}")
+        check_steps("ConvRNN", steps)
         if input_size < 2 ** len(pool_after):
             raise NeurofitError(f"ConvRNN input_size {input_size} is too small for {len(pool_after)} poolings")
-        self.config: dict[str, Any] = {
+        self._record({
             "channels": list(channels), "kernel_size": kernel_size, "pool_after": list(pool_after),
             "cell": cell, "cell_layers": list(cell_layers), "feedback": [list(e) for e in feedback],
             "steps": steps, "num_classes": num_classes, "input_size": input_size, "in_channels": in_channels,
-        }
-        self.layers = tuple(f"conv{k + 1}" for k in range(n))
-        self.default_steps = steps
-        self.input_size = input_size
-        self.in_channels = in_channels
+        }, [f"conv{k + 1}" for k in range(n)], steps=steps, input_size=input_size, in_channels=in_channels)
         self.channels = channels
         self.pool_after = pool_after
         self.cell_layers = cell_layers
@@ -169,7 +162,7 @@ class ConvRNN(TemporalModel):
         # outputs at t - 1: zero before the first step, so layer k is first driven at step k
         previous = [movie.new_zeros(batch, c, *s) for c, s in zip(self.channels, sizes)]
         states: dict[str, tuple[torch.Tensor, ...]] = {}
-        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in (*self.layers, "logits")}
+        outputs = self._new_outputs()
         for t in range(steps):
             current = []
             for k, name in enumerate(self.layers):
@@ -188,9 +181,9 @@ class ConvRNN(TemporalModel):
                     y = F.max_pool2d(y, 2)
                 current.append(y)
                 outputs[name].append(y)
-            outputs["logits"].append(self.readout(current[-1].mean(dim=(2, 3))))
+            outputs["logits"].append(self._logits(current[-1]))
             previous = current
-        return {name: torch.stack(values) for name, values in outputs.items()}
+        return self._stacked(outputs)
 
 
 def _build(cell: str, kwargs: dict[str, Any]) -> ConvRNN:

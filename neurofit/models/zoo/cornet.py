@@ -34,24 +34,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurofit.models.base import TemporalModel
-from neurofit.models.zoo.feedforward import AREAS, _decoder, _group_norm, _v1_stride
+from neurofit.models.zoo._blocks import CORnetArea
+from neurofit.models.zoo.feedforward import AREAS, _decoder, _v1_stride
 
 
-class CORblockRT(nn.Module):
+class CORblockRT(CORnetArea):
     """One CORnet-RT area: ``output = ReLU(GN(conv1(ReLU(GN(conv_input(input))) + state)))``."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  norm_groups: int = 32) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, kernel_size, stride, norm_groups)
         self.out_channels = out_channels
-        self.conv_input = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride,
-                                    padding=kernel_size // 2)
-        self.norm_input = _group_norm(out_channels, norm_groups)
-        self.nonlin_input = nn.ReLU(inplace=True)
-        self.conv1 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
-        self.norm1 = _group_norm(out_channels, norm_groups)
-        self.nonlin1 = nn.ReLU(inplace=True)
-        self.output = nn.Identity()
 
     def out_size(self, in_size: int) -> int:
         """Spatial size of this area's map given its input's."""
@@ -66,10 +59,10 @@ class CORblockRT(nn.Module):
                 raise ValueError("an area without input needs empty_shape")
             x = self.conv1.weight.new_zeros(tuple(empty_shape))
         else:
-            x = self.nonlin_input(self.norm_input(self.conv_input(inp)))
+            x = self.drive(inp)
         if state is not None:
             x = x + state
-        return self.output(self.nonlin1(self.norm1(self.conv1(x))))
+        return self.respond(x)
 
 
 class CORnetRT(TemporalModel):

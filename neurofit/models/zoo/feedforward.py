@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from neurofit.models.base import TemporalModel
+from neurofit.models.zoo._blocks import CORnetArea
 
 AREAS = ("V1", "V2", "V4", "IT")
 
@@ -114,29 +115,8 @@ class CORnetZ(_FeedforwardAreas):
                     nn.init.zeros_(m.bias)
 
 
-def _group_norm(channels: int, groups: int) -> nn.GroupNorm:
-    # CORnet uses 32 groups; narrow CPU-sized areas cannot have more groups than channels
-    return nn.GroupNorm(min(groups, channels), channels)
-
-
-class DeepFFBlock(nn.Module):
+class DeepFFBlock(CORnetArea):
     """A CORnet-RT area run once, feedforward: input conv -> GN -> ReLU -> 3x3 conv -> GN -> ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 norm_groups: int = 32) -> None:
-        super().__init__()
-        self.conv_input = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride,
-                                    padding=kernel_size // 2)
-        self.norm_input = _group_norm(out_channels, norm_groups)
-        self.nonlin_input = nn.ReLU(inplace=True)
-        self.conv1 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
-        self.norm1 = _group_norm(out_channels, norm_groups)
-        self.nonlin1 = nn.ReLU(inplace=True)
-        self.output = nn.Identity()
-
-    def forward(self, inp: torch.Tensor) -> torch.Tensor:
-        x = self.nonlin_input(self.norm_input(self.conv_input(inp)))
-        return self.output(self.nonlin1(self.norm1(self.conv1(x))))
 
 
 class DeepFF(_FeedforwardAreas):

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurofit.errors import NeurofitError
-from neurofit.models.base import TemporalModel
+from neurofit.models.zoo._blocks import RecurrentStack, check_odd, check_steps, check_widths
 from neurofit.models.zoo._cells import ConvGRUCell, check_movie
 
 
@@ -154,7 +154,7 @@ def act_output_per_cutoff(values: torch.Tensor, halt_prob: torch.Tensor, epsilon
 _READOUT_POOLS = ("mean", "max")
 
 
-class ConvGRUNet(TemporalModel):
+class ConvGRUNet(RecurrentStack):
     """A ConvGRU stack run for as many steps as the movie has: the fixed-step baseline of the halting model.
 
     Parameters
@@ -201,25 +201,20 @@ class ConvGRUNet(TemporalModel):
         readout_pool: str = "mean",
     ) -> None:
         super().__init__()
-        channels = tuple(int(c) for c in channels)
         name = type(self).__name__
-        if not channels or min(channels) < 1 or stem_channels < 1:
-            raise NeurofitError(f"{name} widths must be positive, got stem {stem_channels}, {channels}")
-        if steps < 1:
-            raise NeurofitError(f"{name} steps must be >= 1, got {steps}")
-        if stem_kernel % 2 != 1:
-            raise NeurofitError(f"{name} stem_kernel must be odd (same padding), got {stem_kernel}")
+        channels = check_widths(name, channels)
+        if stem_channels < 1:
+            raise NeurofitError(f"{name} stem_channels must be positive, got {stem_channels}")
+        check_steps(name, steps)
+        check_odd(name, "stem_kernel", stem_kernel)
         if readout_pool not in _READOUT_POOLS:
             raise NeurofitError(f"{name} readout_pool must be one of {_READOUT_POOLS}, got {readout_pool!r}")
-        self.config: dict[str, Any] = {
+        self._record({
             "stem_channels": stem_channels, "channels": list(channels), "kernel_size": kernel_size,
             "steps": steps, "num_classes": num_classes, "input_size": input_size, "in_channels": in_channels,
             "stem_kernel": stem_kernel, "stem_pool": bool(stem_pool), "readout_pool": readout_pool,
-        }
-        self.layers = ("conv_in", *(f"gru{i + 1}" for i in range(len(channels))))
-        self.default_steps = steps
-        self.input_size = input_size
-        self.in_channels = in_channels
+        }, ("conv_in", *(f"gru{i + 1}" for i in range(len(channels)))), steps=steps, input_size=input_size,
+            in_channels=in_channels)
         self.stem_pool = bool(stem_pool)
         self.readout_pool = readout_pool
         self.conv_in = nn.Conv2d(in_channels, stem_channels, stem_kernel, padding=stem_kernel // 2)
@@ -257,9 +252,9 @@ class ConvGRUNet(TemporalModel):
 
     def forward_sequence(self, movie: torch.Tensor) -> dict[str, torch.Tensor]:
         """Unroll over ``movie`` ``[T, B, C, H, W]``: ``conv_in``, ``gru1`` .. ``gruN`` and ``logits``."""
-        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in (*self.layers, "logits")}
+        outputs = self._new_outputs()
         self._unroll(movie, outputs)
-        return {name: torch.stack(values) for name, values in outputs.items()}
+        return self._stacked(outputs)
 
 
 class HaltingConvGRU(ConvGRUNet):
@@ -296,9 +291,9 @@ class HaltingConvGRU(ConvGRUNet):
 
     def forward_sequence(self, movie: torch.Tensor) -> dict[str, torch.Tensor]:
         """Unroll over ``movie`` ``[T, B, C, H, W]``; see the module docstring for the outputs."""
-        outputs: dict[str, list[torch.Tensor]] = {name: [] for name in (*self.layers, "logits")}
+        outputs = self._new_outputs()
         pooled = self._unroll(movie, outputs)
-        result = {name: torch.stack(values) for name, values in outputs.items()}
+        result = self._stacked(outputs)
         result["halt_prob"] = torch.sigmoid(self.halting_unit(torch.stack(pooled))).squeeze(-1)
         result["act_logits"] = act_output_per_cutoff(result["logits"], result["halt_prob"], self.epsilon)
         return result
