@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="bins the decoder must stay above threshold for the crossing to count (default 1)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress lines or bars on stderr")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--formats", nargs="+", choices=("pdf", "svg", "png"), default=["pdf", "svg", "png"],
@@ -82,7 +83,7 @@ def _dynamics(args: argparse.Namespace) -> int:
         neural_decoder=args.decoder,
         threshold=args.threshold, sustain=args.sustain, n_boot=args.n_boot, seed=args.seed,
         batch_size=args.batch_size, out=args.out,
-        figures=not args.no_figures, figure_formats=args.formats,
+        figures=not args.no_figures, figure_formats=args.formats, progress=False if args.quiet else None,
     )
     print(f"{ds.attrs['model_id']} on {ds.attrs['stimulus_set']}: {ds.sizes['presentation']} images, "
           f"{ds.sizes['step']} steps")

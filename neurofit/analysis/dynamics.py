@@ -29,6 +29,8 @@ The run's provenance (model, weights sha256, stimulus set sha256, steps, seeds, 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -249,6 +251,7 @@ def analyze_dynamics(
     out: str | os.PathLike[str] | None = None,
     figures: bool = True,
     figure_formats: Sequence[str] = ("pdf", "svg", "png"),
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Readout dynamics, readout-zone geometry, adaptive computation and neural solution times of a model.
 
@@ -292,6 +295,9 @@ def analyze_dynamics(
     out : path, optional
         Folder to write ``dynamics.nc`` and (with ``figures``) the figures into.
     figures, figure_formats : whether to draw the figures, and in which formats.
+    progress : bool, optional
+        Say on stderr what is being done (one line per stage, with the elapsed time) and show progress bars
+        over the images (default: when stderr is a terminal).
 
     Returns
     -------
@@ -309,6 +315,15 @@ def analyze_dynamics(
     flush_denormals()
     from neurofit.data.tasks import native_size
 
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    started = time.monotonic()
+
+    def stage(text: str) -> None:
+        if show:
+            print(f"neurofit: analyze dynamics: {text} ({time.monotonic() - started:.0f} s)", file=sys.stderr,
+                  flush=True)
+
+    stage(f"loading {model if isinstance(model, (str, os.PathLike)) else type(model).__name__} and the stimuli")
     net, meta = resolve_model(model, arch, num_classes=None)
     stimulus_set, synthetic_recording = resolve_stimuli(stimuli, meta, per_level=task_per_level, seed=seed)
     native = native_size(stimulus_set)
@@ -329,8 +344,10 @@ def analyze_dynamics(
         raise NeurofitError(f"steps must be >= 1, got {steps}")
     # task images are drawn one pixel per square: shown at their own size, never resampled
     images = stimulus_set.load_images(native or net.input_size)
+    stage(f"running the model's readout over {len(images)} images x {steps} steps")
     run = readout.run_readout(net, images, steps, probe_layer=probe_layer, probe_dim=probe_dim, batch_size=batch_size,
-                              seed=seed)
+                              seed=seed, progress=show)
+    stage("readout-zone geometry, norms and bootstrap intervals")
 
     correct = readout.correct_per_step(run.logits, labels)
     time_map = net.time_map(steps=steps)
@@ -374,6 +391,7 @@ def analyze_dynamics(
     ds["corrected"] = ("step", corrected)
     ds["misclassified"] = ("step", misclassified)
     if probe_layer is not None:
+        stage(f"cross-validated probe on {probe_layer} at every step")
         probe = readout.probe_correct(run.features, labels, n_splits=min(n_splits, 5), seed=seed)
         _with_ci(ds, "probe_accuracy", probe.astype(np.float64), ("step",), n_boot, seed)
 
@@ -390,8 +408,11 @@ def analyze_dynamics(
         _add_halting_vs_difficulty(ds, table, halting_steps, n_boot, seed)
     if extrapolation and native is not None and "difficulty" in table.columns:
         factors = tuple(TASK_FACTORS if extrapolation_factors is None else extrapolation_factors)
+        stage(f"extrapolation: accuracy per difficulty level at {', '.join(f'{f}x' for f in factors)} the training "
+              "steps")
         extra = zero_shot_extrapolation(net, images, labels, table["difficulty"].to_numpy(), train_steps=train_steps,
-                                        factors=factors, batch_size=batch_size, n_boot=n_boot, seed=seed)
+                                        factors=factors, batch_size=batch_size, n_boot=n_boot, seed=seed,
+                                        progress=show)
         extra = extra.rename({"level": "extrapolation_level", "image": "presentation"}).drop_vars("image_level")
         for name in list(extra.data_vars):
             ds[f"extrap_{name}"] = extra[name]
@@ -412,11 +433,12 @@ def analyze_dynamics(
             series = difficulty_stimuli(levels, views=extrapolation_views, seed=EXTRAPOLATION_VIEW_SEED + seed,
                                         catalogue_seed=catalogue)
             series_labels, _ = _labels(series.table, label_column, classes, n_out)
+            stage(f"zero-shot extrapolation on {len(series.table)} new images of graded difficulty")
             extra = zero_shot_extrapolation(
                 net, series.load_images(net.input_size), series_labels, series.table["variation"].to_numpy(),
                 train_steps=train_steps,
                 factors=(1, extrapolation_factor) if extrapolation_factors is None else tuple(extrapolation_factors),
-                batch_size=batch_size, n_boot=n_boot, seed=seed)
+                batch_size=batch_size, n_boot=n_boot, seed=seed, progress=show)
             extra = extra.rename({"level": "extrapolation_level", "image": "extrapolation_image"})
             for name in list(extra.data_vars):
                 ds[f"extrap_{name}"] = extra[name]
@@ -428,6 +450,7 @@ def analyze_dynamics(
     if recording is None and synthetic_recording is not None:
         recording = synthetic_recording
     if recording is not None:
+        stage(f"neural solution times ({neural_decoder} decoder of {neural_label}) and their relation to the model's")
         _add_neural(ds, recording, first, halting_steps, table["stimulus_id"].astype(str).to_numpy(),
                     label=neural_label, region=neural_region, measure=neural_measure, decoder=neural_decoder,
                     threshold=threshold, sustain=sustain, n_splits=n_splits, n_boot=n_boot, seed=seed)
@@ -454,7 +477,9 @@ def analyze_dynamics(
         if figures:
             from neurofit.analysis.figures import dynamics_figures
 
+            stage(f"drawing the figures into {folder}")
             dynamics_figures(ds, folder, formats=figure_formats)
+    stage("done")
     return ds
 
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 import xarray as xr
+from tqdm.auto import tqdm
 
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError
@@ -173,6 +174,7 @@ def zero_shot_extrapolation(
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
+    progress: bool = False,
 ) -> xr.Dataset:
     """Accuracy (and, for ACT models, halting) per difficulty level with ``max_steps = factor * train_steps``.
 
@@ -192,6 +194,8 @@ def zero_shot_extrapolation(
         Movie length in training (default ``model.default_steps``).
     factors : sequence of int
         Multiples of ``train_steps`` to test (default 1 and 2).
+    progress : bool
+        Show a progress bar over the images of every step budget (on stderr).
 
     Returns
     -------
@@ -229,9 +233,11 @@ def zero_shot_extrapolation(
     try:
         for j, steps in enumerate(max_steps):
             act_right, last_right, halt_prob = [], [], []
-            with torch.no_grad():
+            with torch.no_grad(), tqdm(total=len(images), desc=f"extrapolation {steps} steps", unit="img",
+                                       disable=not progress) as bar:
                 for start in range(0, len(images), batch_size):
                     out = model.forward_sequence(present(model.normalize(images[start:start + batch_size]), steps))
+                    bar.update(out["logits"].shape[1])
                     is_act = "halt_prob" in out and "act_logits" in out
                     y = labels[start:start + batch_size]
                     last_right.append(out["logits"][-1].argmax(-1).numpy() == y)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from neurofit.errors import NeurofitError
 from neurofit.models.base import TemporalModel, present
@@ -93,6 +94,7 @@ def run_readout(
     probe_dim: int = 1000,
     batch_size: int = 64,
     seed: int = 0,
+    progress: bool = False,
 ) -> ReadoutRun:
     """Unroll ``model`` over images held on for ``steps`` steps; keep logits and penultimate representations.
 
@@ -110,6 +112,8 @@ def run_readout(
         neurofit's seeded random projection (:class:`neurofit.extract.reduce.RandomProjection`).
     batch_size, seed : int
         Images per forward pass; seed of the probe's random projection.
+    progress : bool
+        Show a progress bar over the images (on stderr).
 
     Returns
     -------
@@ -139,7 +143,8 @@ def run_readout(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), tqdm(total=len(images), desc=f"readout {steps} steps", unit="img",
+                                   disable=not progress) as bar:
             for start in range(0, len(images), batch_size):
                 captured.clear()
                 batch = model.normalize(images[start:start + batch_size])
@@ -160,6 +165,7 @@ def run_readout(
                 if "halt_prob" in out:
                     parts["halt_prob"].append(out["halt_prob"].double().numpy())
                     parts["act_logits"].append(out["act_logits"].double().numpy())
+                bar.update(logits.shape[1])
     finally:
         hook.remove()
         model.train(was_training)
