@@ -129,6 +129,18 @@ def test_unknown_layer_lists_valid_submodule_names():
         wrap(Looping(), ["blok"], steps=3)
 
 
+def test_wrap_options_are_one_dataclass_and_unknown_options_are_named():
+    from neurofit.models.hooks import HookedModel, HookOptions
+
+    with pytest.raises(NeurofitError, match=r"unknown wrap\(\) option\(s\) 'defualt_steps'; valid options: feed, "):
+        wrap(Looping(), ["block"], steps=3, defualt_steps=2)
+    options = HookOptions(feed="frames", default_steps=4, input_size=8)
+    direct = HookedModel(Looping(), ["block"], 3, options)
+    through_wrap = wrap(Looping(), ["block"], steps=3, feed="frames", default_steps=4, input_size=8)
+    assert direct.default_steps == through_wrap.default_steps == 4 and direct.input_size == 8
+    assert direct.hook_spec == through_wrap.hook_spec
+
+
 def test_tuple_outputs_take_element_zero_unless_select_says_otherwise():
     images = torch.rand(2, 3, 4, 4)
     default = wrap_static(Pair(), {"out": ""}).forward_sequence(present(images, 1))

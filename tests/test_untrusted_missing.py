@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import pearsonr
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import StratifiedKFold
@@ -244,3 +246,32 @@ def test_fit_on_valid_stimuli_groups_sites_by_their_valid_stimuli():
     keep[2] = False
     assert out[0, :, 1].tolist() == [y[0, keep & ~test, 1].mean()] * 2
     assert out[0, 0, 3] == y[0, :8, 3].mean() and np.isnan(out[0, 1, 3])
+
+
+def _coupled_fit(x, y, train, test):
+    """A joint fit whose every prediction depends on all targets: each site's training mean plus the mean over
+    sites of the training means, times the test samples' feature."""
+    means = y[:, train].mean(axis=1)  # (bins, q)
+    return (means + means.mean(axis=1, keepdims=True))[:, None, :] * x[0, test][None, :, :1]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 6), st.integers(0, 5))
+def test_fit_on_valid_stimuli_equals_a_per_site_reference(seed, n_bins, q, tenths_missing):
+    rng = np.random.default_rng(seed)
+    n = 12
+    x = rng.normal(size=(1, n, 2))
+    y = rng.normal(size=(n_bins, n, q))
+    y[:, rng.random((n, q)) < tenths_missing / 10] = np.nan  # a site lacks a stimulus in every bin
+    test = np.zeros(n, bool)
+    test[rng.choice(n, 4, replace=False)] = True
+    got = fit_on_valid_stimuli(_coupled_fit, x, y, ~test, test)
+    valid = np.isfinite(y).all(axis=0)
+    for j in range(q):
+        rows = valid[:, j]
+        members = [k for k in range(q) if valid[rows, k].all()]
+        expected = np.full(test.sum(), np.nan)
+        if (~test & rows).sum() >= 2 and (test & rows).any():
+            pred = _coupled_fit(x[:, rows], y[:, rows][:, :, members], (~test)[rows], test[rows])
+            expected[(test & rows)[test]] = pred[0, :, members.index(j)]
+        np.testing.assert_array_equal(got[0, :, j], expected)

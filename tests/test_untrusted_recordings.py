@@ -93,3 +93,42 @@ def test_a_truncated_netcdf_is_one_line(tmp_path):
     path.write_bytes(path.read_bytes()[:2000])
     with pytest.raises(NeurofitError, match=r"cannot read .*rec\.nc as NetCDF"):
         read_recording(path)
+
+
+def _declared_only(path, shape, zlib=True):
+    """A NetCDF file that declares ``rates`` of ``shape`` but stores no data: reading it yields fill values."""
+    import netCDF4
+
+    ds = netCDF4.Dataset(path, "w", format="NETCDF4")
+    for name, n in zip(("presentation", "neuroid", "time_bin"), shape):
+        ds.createDimension(name, n)
+    ds.createVariable("rates", "f8", ("presentation", "neuroid", "time_bin"), zlib=zlib, fill_value=1.0)
+    ds.close()
+    return path
+
+
+def test_a_small_netcdf_declaring_40_gb_is_refused_before_anything_is_allocated(tmp_path, capsys):
+    import resource
+
+    from neurofit.data.io import MAX_EXPANSION
+
+    path = _declared_only(tmp_path / "bomb.nc", (200_000, 1000, 25))  # 8 KB on disk, 40 GB of fill values
+    assert path.stat().st_size < 100_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValidationError, match=rf"bomb\.nc: its variables would take 38147 MiB in memory, more than "
+                                              rf"{MAX_EXPANSION}x the file's .* MiB .*refusing to allocate it"):
+        read_recording(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing like 40 GB
+    assert main(["data", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refusing to allocate it" in err
+
+
+def test_a_compressed_file_within_the_bound_reads(tmp_path):
+    from neurofit.data.io import MIN_READ_LIMIT
+
+    path = _declared_only(tmp_path / "ok.nc", (1000, 100, 25))  # 20 MB of fill values: under the floor
+    assert 1000 * 100 * 25 * 8 < MIN_READ_LIMIT
+    from neurofit.data.io import read_dataset
+
+    assert read_dataset(path)["rates"].shape == (1000, 100, 25)  # fill values (read as NaN)

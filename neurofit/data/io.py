@@ -23,6 +23,10 @@ from neurofit.errors import ChecksumError, NeurofitError, ValidationError
 _JSON_ATTRS = "_neurofit_json_attrs"
 #: the attr holding :func:`content_sha256` of a file written with ``checksum=True``
 CONTENT_SHA256 = "content_sha256"
+#: a file is read into memory only when its variables take at most this many times the file's size ...
+MAX_EXPANSION = 1000
+#: ... or at most this many bytes, whichever is larger (an 8 KB file can declare a 40 GB array of fill values)
+MIN_READ_LIMIT = 256 * 2**20
 
 
 def encode_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -152,16 +156,22 @@ def read_dataset(path: str | os.PathLike[str], *, verify: bool = False) -> xr.Da
 
     ``verify=True`` requires the ``content_sha256`` attr of ``write_netcdf(..., checksum=True)`` and raises
     :class:`~neurofit.errors.ChecksumError` when the content read differs from it (the attr is removed).
+    Before anything is loaded, the memory the variables will take is checked against the file's size: at most
+    ``MAX_EXPANSION`` times it, or ``MIN_READ_LIMIT`` bytes, whichever is larger (compressed fill values let a
+    few kilobytes declare gigabytes).
     """
     path = Path(path)
     if not path.exists():
         raise NeurofitError(f"file not found: {path}")
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
+            _check_expansion(ds, path)
             ds = ds.load()
         ds.attrs = decode_attrs(dict(ds.attrs))
         for name in ds.data_vars:
             ds[name].attrs = decode_attrs(dict(ds[name].attrs))
+    except ValidationError:
+        raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
         # netCDF/HDF5 report damaged files as any of these; json errors are ValueErrors
         raise NeurofitError(f"cannot read {path} as NetCDF: {err}") from err
@@ -173,6 +183,18 @@ def read_dataset(path: str | os.PathLike[str], *, verify: bool = False) -> xr.Da
         if actual != stored:
             raise ChecksumError(f"{path}: content sha256 {actual} does not match the {stored} it was written with")
     return ds
+
+
+def _check_expansion(ds: xr.Dataset, path: Path) -> None:
+    """Refuse a file whose variables would take far more memory than the file holds (before any is read)."""
+    needed = sum(int(var.size) * max(int(var.dtype.itemsize), 1) for var in ds.variables.values())
+    size = path.stat().st_size
+    limit = max(MIN_READ_LIMIT, MAX_EXPANSION * size)
+    if needed > limit:
+        raise ValidationError(
+            f"{path}: its variables would take {needed / 2**20:.6g} MiB in memory, more than {MAX_EXPANSION}x the "
+            f"file's {size / 2**20:.3g} MiB (neurofit.data.io.MAX_EXPANSION); refusing to allocate it"
+        )
 
 
 def write_recording(recording: xr.DataArray, path: str | os.PathLike[str]) -> Path:

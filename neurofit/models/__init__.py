@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 # public name -> module; resolved on first access, so that `neurofit models --help` imports no torch
 _PUBLIC = {
+    "HookOptions": "neurofit.models.hooks",
     "HookedModel": "neurofit.models.hooks",
     "TemporalModel": "neurofit.models.base",
     "TimeMap": "neurofit.models.base",

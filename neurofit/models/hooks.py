@@ -22,7 +22,9 @@ How the wrapped module sees the movie ``[T, B, C, H, W]`` is chosen by ``feed``:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -62,6 +64,60 @@ def _resolve_layers(module: nn.Module, layers: Sequence[str] | Mapping[str, str]
     return mapping
 
 
+@dataclass(frozen=True)
+class HookOptions:
+    """How :func:`wrap` feeds the module, reads its hooks and describes the result (all optional).
+
+    Attributes
+    ----------
+    feed : {"unroll", "frames"}
+        ``"unroll"``: the module is called once on the (held-on) image and runs its own unroll.
+        ``"frames"``: it is called once per movie frame, keeping its own state; ``reset`` is called on it
+        before each movie.
+    select : callable or mapping str -> callable, optional
+        Picks the tensor to store from a hooked submodule's output (default: the output, or element 0
+        of a tuple such as ``(output, state)``).
+    input_fn : callable, optional
+        Applied to each image/frame before the module is called (``module(input_fn(frame))``).
+    reset : callable, optional
+        ``reset(module)`` before each movie (``feed="frames"``).
+    convention, first_driven, default_steps
+        The declared time structure (checked by :func:`neurofit.models.probe.check_arrival`).
+    detach : bool
+        Store ``output.detach().clone()`` (default) or ``output.clone()`` (keeps the graph).
+    input_size, mean, std, config
+        Model metadata (input resolution, normalisation, constructor arguments for provenance).
+
+    Example
+    -------
+    >>> HookOptions(feed="frames").detach
+    True
+    """
+
+    feed: Feed = "unroll"
+    select: Select | Mapping[str, Select] | None = None
+    input_fn: Callable[[torch.Tensor], Any] | None = None
+    reset: Callable[[nn.Module], None] | None = None
+    convention: Convention = "sweep"
+    first_driven: Mapping[str, int] | None = None
+    default_steps: int | None = None
+    detach: bool = True
+    input_size: int | None = None
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+    config: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_keywords(cls, options: Mapping[str, Any]) -> HookOptions:
+        """Options from keyword arguments; an unknown name is a one-line error listing the valid ones."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = [name for name in options if name not in valid]
+        if unknown:
+            raise NeurofitError(f"unknown wrap() option(s) {', '.join(map(repr, unknown))}; valid options: "
+                                f"{', '.join(valid)}")
+        return cls(**options)
+
+
 class HookedModel(TemporalModel):
     """A user ``nn.Module`` read out through forward hooks; build it with :func:`wrap` or :func:`wrap_static`.
 
@@ -76,20 +132,10 @@ class HookedModel(TemporalModel):
         module: nn.Module,
         layers: Sequence[str] | Mapping[str, str],
         steps: int | Mapping[str, int] = 1,
-        *,
-        feed: Feed = "unroll",
-        select: Select | Mapping[str, Select] | None = None,
-        input_fn: Callable[[torch.Tensor], Any] | None = None,
-        reset: Callable[[nn.Module], None] | None = None,
-        convention: Convention = "sweep",
-        first_driven: Mapping[str, int] | None = None,
-        default_steps: int | None = None,
-        detach: bool = True,
-        input_size: int | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        config: Mapping[str, Any] | None = None,
+        options: HookOptions | None = None,
     ) -> None:
+        options = options or HookOptions()
+        feed, select, default_steps = options.feed, options.select, options.default_steps
         super().__init__()
         if feed not in ("unroll", "frames"):
             raise NeurofitError(f"feed must be 'unroll' or 'frames', got {feed!r}")
@@ -117,22 +163,22 @@ class HookedModel(TemporalModel):
                    else (select or _default_select))
             for name in recorded
         }
-        self.input_fn = input_fn
-        self.reset = reset
-        self.convention = convention
-        self._first_driven = dict(first_driven) if first_driven is not None else None
+        self.input_fn = options.input_fn
+        self.reset = options.reset
+        self.convention = options.convention
+        self._first_driven = dict(options.first_driven) if options.first_driven is not None else None
         if default_steps is None:
             default_steps = max(self.calls.values()) if feed == "unroll" else 1
         self.default_steps = int(default_steps)
-        self.detach = detach
-        if input_size is not None:
-            self.input_size = int(input_size)
-        if mean is not None:
-            self.mean = tuple(float(m) for m in mean)
-        if std is not None:
-            self.std = tuple(float(s) for s in std)
+        self.detach = options.detach
+        if options.input_size is not None:
+            self.input_size = int(options.input_size)
+        if options.mean is not None:
+            self.mean = tuple(float(m) for m in options.mean)
+        if options.std is not None:
+            self.std = tuple(float(s) for s in options.std)
         # config holds the factory's arguments (none known for a user's module); what is hooked is separate
-        self.config = dict(config) if config is not None else {}
+        self.config = dict(options.config) if options.config is not None else {}
         self.hook_spec = {
             "wrapped": f"{type(module).__module__}.{type(module).__qualname__}",
             "layers": dict(self.layer_paths),
@@ -241,17 +287,7 @@ def wrap(
     steps: int | Mapping[str, int],
     select: Select | Mapping[str, Select] | None = None,
     input_fn: Callable[[torch.Tensor], Any] | None = None,
-    *,
-    feed: Feed = "unroll",
-    reset: Callable[[nn.Module], None] | None = None,
-    convention: Convention = "sweep",
-    first_driven: Mapping[str, int] | None = None,
-    default_steps: int | None = None,
-    detach: bool = True,
-    input_size: int | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    config: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> HookedModel:
     """Turn ``module`` into a TemporalModel that records ``layers`` through forward hooks.
 
@@ -267,22 +303,10 @@ def wrap(
         How many times each layer's submodule is called per call of ``module``: one count for all
         layers, or one per layer (CORnet-S: ``{"V1": 1, "V2": 2, "V4": 4, "IT": 2}``). Any other count
         at run time raises NeurofitError naming the layer, the expected and the actual count.
-    select : callable or mapping str -> callable, optional
-        Picks the tensor to store from a hooked submodule's output (default: the output, or element 0
-        of a tuple such as ``(output, state)``).
-    input_fn : callable, optional
-        Applied to each image/frame before ``module`` is called (e.g. resizing, or a tuple of
-        arguments your module expects: ``module(input_fn(frame))``).
-    feed : {"unroll", "frames"}
-        ``"unroll"``: ``module`` is called once on the (held-on) image and runs its own unroll.
-        ``"frames"``: ``module`` is called once per movie frame, keeping its own state; ``reset`` is
-        called on it before each movie.
-    convention, first_driven, default_steps
-        The declared time structure (checked by :func:`neurofit.models.probe.check_arrival`).
-    detach : bool
-        Store ``output.detach().clone()`` (default) or ``output.clone()`` (keeps the graph).
-    input_size, mean, std, config
-        Model metadata (input resolution, normalisation, constructor arguments for provenance).
+    select, input_fn, **options
+        The :class:`HookOptions`: ``select``, ``input_fn``, ``feed`` (``"unroll"`` or ``"frames"``),
+        ``reset``, ``convention``, ``first_driven``, ``default_steps``, ``detach``, ``input_size``, ``mean``,
+        ``std``, ``config``; an unknown name raises NeurofitError listing the valid ones.
 
     Returns
     -------
@@ -303,11 +327,8 @@ def wrap(
     >>> model.forward_sequence(torch.rand(1, 2, 3, 8, 8))["conv"].shape
     torch.Size([4, 2, 3, 8, 8])
     """
-    return HookedModel(
-        module, layers, steps, feed=feed, select=select, input_fn=input_fn, reset=reset,
-        convention=convention, first_driven=first_driven, default_steps=default_steps, detach=detach,
-        input_size=input_size, mean=mean, std=std, config=config,
-    )
+    return HookedModel(module, layers, steps,
+                       HookOptions.from_keywords({"select": select, "input_fn": input_fn, **options}))
 
 
 def wrap_static(

@@ -57,8 +57,11 @@ UNTRAINED_SEED = 0
 
 
 # ------------------------------------------------------------------------------------------------ data
-def load_benchmark_data(benchmark: Benchmark) -> tuple[xr.DataArray, StimulusSet]:
+def load_benchmark_data(benchmark: Benchmark, *, images: bool = True) -> tuple[xr.DataArray, StimulusSet | None]:
     """The benchmark's recording and stimulus set: generated for ``synthetic-ventral``, else loaded.
+
+    ``images=False`` (precomputed features: nothing is shown) also accepts a dataset without stimulus images; its
+    stimulus set is then ``None``.
 
     Example
     -------
@@ -81,7 +84,7 @@ def load_benchmark_data(benchmark: Benchmark) -> tuple[xr.DataArray, StimulusSet
             "pass your own copy with --recording FILE --stimuli CSV (Python: data=(recording, stimulus_set))"
         ) from err
     recording, stimuli = loaded[0], loaded[1]
-    if stimuli is None:
+    if stimuli is None and images:
         raise NeurofitError(f"dataset {benchmark.dataset!r} has no stimulus images, so no model can be scored on it")
     return recording, stimuli
 
@@ -715,7 +718,8 @@ def score(
     grid : bool
         Also score every layer x every driven step against every bin (``grid_ceiled``, ``grid_r``).
     data : (recording, StimulusSet), optional
-        Use this recording instead of the benchmark's dataset.
+        Use this recording instead of the benchmark's dataset. Precomputed features need no images:
+        ``(recording, None)``.
     device : str, optional
         Torch device for extraction and regression (default CUDA when available). CPU runs are bit-for-bit
         reproducible.
@@ -760,7 +764,13 @@ def score(
     resolved, default_id, weights_sha, weights_text = resolve_model(model, checkpoint, arch, weights, **config)
     if progress is not False:
         print(f"neurofit: scoring {model_id or default_id} on {bench.id}: weights {weights_text}", file=sys.stderr)
-    recording, stimuli = data if data is not None else load_benchmark_data(bench)
+    from neurofit.extract.activations import ActivationSet
+
+    precomputed = isinstance(resolved, ActivationSet)  # features given: no image is shown, no stimulus set needed
+    recording, stimuli = data if data is not None else load_benchmark_data(bench, images=not precomputed)
+    if stimuli is None and not precomputed:
+        raise NeurofitError("a model must be shown the stimuli: give data=(recording, stimulus_set); only "
+                            "precomputed features (an ActivationSet) are scored without a stimulus set")
     validate(recording, stimuli)
     rec = prepare_recording(recording, bench)
     # trial slots follow the repetition index (Brain-Score halves repetition indices, not arrival order)
@@ -777,9 +787,7 @@ def score(
     trial_pos = {str(sid): i for i, sid in enumerate(trial_ids)}
 
     model_id = model_id or default_id
-    from neurofit.extract.activations import ActivationSet
-
-    if isinstance(resolved, ActivationSet):
+    if precomputed:
         if not (isinstance(reduction, str) and reduction == "default"):
             raise NeurofitError("reduction applies to a model's activations as they are extracted; these are "
                                 "precomputed features: reduce them before passing them")
@@ -801,7 +809,10 @@ def score(
         reduction_attr = dict(acts.attrs.get("reduction") or reduction_spec(red))
     missing = [sid for sid in all_ids if sid not in set(acts.stimulus_ids)]
     if missing:
-        raise NeurofitError(f"the features have no stimulus {missing[0]!r} of the recording")
+        source = str(acts.attrs.get("source", "")) if precomputed else ""
+        raise NeurofitError(f"stimulus_id {missing[0]!r} of the recording is not in the features"
+                            f"{f' {source}' if source else ''} ({len(missing)} of {len(all_ids)} recorded stimuli "
+                            "missing): give features for every stimulus of the benchmark")
     act_pos = {sid: i for i, sid in enumerate(acts.stimulus_ids)}
 
     policy = bench.mapping_policy
@@ -815,7 +826,7 @@ def score(
             raise NeurofitError(f"layer {layer!r} never receives image-driven input within the {unroll} steps "
                                 "unrolled; unroll more steps (--steps) or choose other layers")
 
-    dataset_sha = hashlib.sha256((rec_sha + stimuli.sha256()).encode()).hexdigest()
+    dataset_sha = hashlib.sha256((rec_sha + (stimuli.sha256() if stimuli is not None else "")).encode()).hexdigest()
     run_key = hashlib.sha256(json.dumps({
         "benchmark": bench.sha256(), "activations": activation_key, "weights": weights_sha, "dataset": dataset_sha,
         "layers": {k: v for k, v in candidates_by_region.items()}, "grid": grid, "policy": policy,
