@@ -21,6 +21,11 @@ def test_score_names_the_weights_and_the_baseline_random_scores_beside_it(toy_fi
     trained, random = read_scoreset(out), read_scoreset(tmp_path / "cz-random.nc")
     assert trained.attrs["weights"].startswith("trained: ") and random.attrs["weights"].startswith("untrained")
     assert not np.allclose(trained.r.values, random.r.values, equal_nan=True)
+    # compare names the weights of both, right under the metric line
+    assert main(["compare", str(out), str(tmp_path / "cz-random.nc"), "--n-boot", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("compared: ") and lines[1].startswith("weights: cornet_z: trained: shipped checkpoint")
+    assert "; cornet_z (random init): untrained (random init, seed 0)" in lines[1]
 
 
 def test_weights_random_scores_the_architecture_untrained(toy_files, tmp_path, capsys):  # noqa: F811

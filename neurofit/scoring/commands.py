@@ -1,6 +1,7 @@
 """``neurofit score``, ``compare``, ``demo`` and ``benchmarks list``: argument parsing over the Python twins.
 
-* ``score`` -> :func:`neurofit.scoring.score.score`
+* ``score`` -> :func:`neurofit.scoring.score.score`; ``score --features`` ->
+  :func:`neurofit.scoring.precomputed.score_precomputed`
 * ``benchmarks list`` -> :func:`neurofit.scoring.catalog.benchmark_catalog`
 * ``export table`` -> :func:`neurofit.scoreset.export_scores` (:func:`neurofit.scoreset.to_dataframe`)
 * ``compare`` -> :func:`neurofit.stats.compare.compare` (or :func:`neurofit.scoring.compare.compare_models`)
@@ -16,6 +17,7 @@ from typing import Any
 
 from neurofit.errors import NeurofitError
 from neurofit.scoring.dask_runner import add_runner_arguments
+from neurofit.scoring.precomputed import add_feature_arguments, score_features_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="a zoo name (neurofit models list), package.module:factory, or a checkpoint file")
     which.add_argument("--models", nargs="+", metavar="MODEL",
                        help="score several models in one run: one ScoreSet each, <model>-<benchmark>.nc in --out-dir")
+    which.add_argument("--features", metavar="FILE",
+                       help="score precomputed features (ActivationSet or labelled-array NetCDF, .npz, .npy, .pt, "
+                            ".safetensors, .h5/.hdf5, .txt, .mat) instead of a model; no stimulus set needed")
     sc.add_argument("--arch", metavar="NAME|module:factory",
                     help="architecture of a checkpoint that does not name its own")
     sc.add_argument("--checkpoint", metavar="FILE", help="weights for a zoo name given with --model")
@@ -63,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--quiet", action="store_true", help="no progress bars")
     sc.add_argument("--out-dir", metavar="DIR", help="folder for the ScoreSets (default: the current folder)")
     add_runner_arguments(sc)
+    add_feature_arguments(sc)
     sc.set_defaults(func=_score)
 
     cmp = subparsers.add_parser(
@@ -118,6 +124,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.features is not None:
+        return score_features_command(args)  # neurofit.scoring.precomputed
     from neurofit.scoring.dask_runner import runner_from_args, score_models
     from neurofit.scoring.score import score
 

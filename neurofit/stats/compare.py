@@ -560,6 +560,10 @@ def comparison_table(result: xr.Dataset) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(0, comparison_metric_line(result))
+    weights = [str(w) for w in result.attrs.get("weights", []) or []]
+    if any(weights):
+        names = [str(n) for n in result.attrs.get("scoresets", [])]
+        lines.insert(1, "weights: " + "; ".join(f"{n}: {w or 'not recorded'}" for n, w in zip(names, weights)))
     lines.append(f"B - A: {result.attrs.get('estimate', 'median of paired differences')}; "
                  f"uncertainty: {result.attrs.get('uncertainty', '')}")
     lines.append(f"* significant after {method} across {result.attrs.get('n_tests', '?')} tests (alpha "
