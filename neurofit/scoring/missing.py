@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
+from neurofit.errors import quiet_nan
+
 MIN_VALID_STIMULI = 3
 MIN_VALID_FRACTION = 0.5
 MISSING_DATA_RULE = (
@@ -126,8 +128,7 @@ def pearson_on_valid(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
 
     prediction = np.asarray(prediction, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant sites are NaN by contract
+    with quiet_nan():  # constant sites are NaN by contract
         r = np.asarray(pearson_r(prediction, target, dim=0), dtype=np.float64)
         ok = np.isfinite(prediction) & np.isfinite(target)
         incomplete = ~ok.all(axis=0)
