@@ -200,7 +200,7 @@ def test_toy_brainscore_mode_scoreset_is_unchanged(tmp_path):
 
 
 def test_dask_run_scoreset_is_unchanged(toy_problem, tmp_path):
-    from neurofit.scoring.dask_runner import DaskRunner
+    from neurofit.runners.dask_runner import DaskRunner
     from neurofit.scoring.score import score
 
     rec, stimuli, acts = toy_problem
