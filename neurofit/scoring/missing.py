@@ -74,9 +74,11 @@ def apply_missing_data_rule(recording: xr.DataArray) -> tuple[xr.DataArray, dict
     >>> rec = make_recording(values, stimulus_id=[f"s{i}" for i in range(8)], repetition=[0] * 8,
     ...                      neuroid_id=["n0", "n1"], region="IT", time_bin_start=[0, 10], time_bin_end=[10, 20],
     ...                      identifier="t", stimulus_set_identifier="t")
-    >>> out, missing, dropped = apply_missing_data_rule(rec)
-    >>> missing, dropped, out.values[0, 1].tolist()
-    ({'n1': 1}, [], [nan, nan])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     out, missing, dropped = apply_missing_data_rule(rec)
+    >>> missing, dropped, out.values[0, 1].tolist(), caught[0].category.__name__
+    ({'n1': 1}, [], [nan, nan], 'MissingDataWarning')
     """
     values = np.asarray(recording.values, dtype=np.float64)
     finite = np.isfinite(values)
