@@ -40,8 +40,8 @@ _PUBLIC: dict[str, str] = {
     "load_benchmark": "neurofit.scoring.benchmark:load_benchmark",
     "score": "neurofit.scoring.score:score",
     "compare": "neurofit.stats.compare:compare",
-    "DaskRunner": "neurofit.scoring.dask_runner:DaskRunner",
-    "score_models": "neurofit.scoring.dask_runner:score_models",
+    "DaskRunner": "neurofit.runners.dask_runner:DaskRunner",
+    "score_models": "neurofit.runners.multi:score_models",
     "analyze_dynamics": "neurofit.analysis.dynamics:analyze_dynamics",
 }
 

@@ -5,8 +5,9 @@ unknown name). The CLI prints its message as one line and exits non-zero, withou
 users catch it like any other exception. Programming errors stay ordinary exceptions.
 
 :func:`quiet_nan` is the single helper that silences numpy's all-NaN / empty-slice / invalid-value warnings
-where a NaN cell is the documented result (a site without a ceiling, a bin no step maps to); nothing else
-in neurofit calls ``warnings.simplefilter("ignore")`` for them.
+and :class:`ConstantInputWarning` where a NaN cell is the documented result (a site without a ceiling, a bin
+no step maps to, a constant site's correlation); nothing else in neurofit calls
+``warnings.simplefilter("ignore")`` for them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class DiskFullError(NeurofitError, OSError):
     """A write failed because the disk (or the user's quota) is full; finished files are kept."""
 
 
+class ConstantInputWarning(UserWarning):
+    """A column was constant, so its correlation is undefined (returned as NaN)."""
+
+
 def did_you_mean(name: str, valid: list[str] | tuple[str, ...] | set[str] | dict) -> str:
     """``" (did you mean 'x'?)"`` for the valid name closest to a misspelt ``name``, else ``""``.
 
@@ -59,7 +64,8 @@ def did_you_mean(name: str, valid: list[str] | tuple[str, ...] | set[str] | dict
 
 @contextmanager
 def quiet_nan() -> Iterator[None]:
-    """Silence numpy's all-NaN, empty-slice and invalid-value warnings: a cell without data is NaN by contract.
+    """Silence numpy's all-NaN, empty-slice and invalid-value warnings and :class:`ConstantInputWarning`: a cell
+    without data, or a constant site's correlation, is NaN by contract.
 
     Example
     -------
@@ -72,5 +78,6 @@ def quiet_nan() -> Iterator[None]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", ConstantInputWarning)
         with np.errstate(all="ignore"):
             yield

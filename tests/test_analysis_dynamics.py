@@ -17,11 +17,6 @@ from neurofit.models.zoo.halting import halting_convgru
 CLASSES = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _denormals():
-    torch.set_flush_denormal(True)
-
-
 @pytest.fixture(scope="module")
 def stimuli():
     images, table = render_stimuli({0: 1}, image_size=32, supersample=1)

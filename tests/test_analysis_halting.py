@@ -1,7 +1,6 @@
 """Adaptive-computation analyses against halting probabilities and models with known halting steps."""
 
 import numpy as np
-import pytest
 import torch
 from scipy import stats
 
@@ -12,11 +11,6 @@ from neurofit.analysis.halting import (
     zero_shot_extrapolation,
 )
 from neurofit.models.zoo.halting import halting_convgru
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _denormals():
-    torch.set_flush_denormal(True)
 
 
 def test_halting_step_and_ponder_cost_of_known_halting_probabilities():

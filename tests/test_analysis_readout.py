@@ -32,12 +32,6 @@ from neurofit.errors import NeurofitError
 from neurofit.models.zoo import get_factory
 from neurofit.stats.bootstrap import mean_ci, spearman_ci
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _denormals():
-    torch.set_flush_denormal(True)
-
-
 # ------------------------------------------------------------------------------ hand-built trajectories
 # Three images, four steps, 2-d penultimate representations, readout W = I, b = 0 (two classes).
 # image 0 (label 0): wrong at step 0, right from step 1 on, moving further out along x.

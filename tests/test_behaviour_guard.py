@@ -23,7 +23,8 @@ import os
 import numpy as np
 import pytest
 import xarray as xr
-from test_scoring_score import TOY_BENCHMARK, _brainscore_assembly, toy
+
+from conftest import TOY_BENCHMARK, brainscore_assembly, toy
 
 CREATED = "2026-01-01T00:00:00Z"
 
@@ -191,7 +192,7 @@ def test_toy_brainscore_mode_scoreset_is_unchanged(tmp_path):
     from neurofit.scoring.benchmark import load_benchmark
     from neurofit.scoring.score import activations_from_arrays, score
 
-    rec, stimuli, feats, ids, _, _ = _brainscore_assembly()
+    rec, stimuli, feats, ids, _, _ = brainscore_assembly()
     acts = activations_from_arrays({"IT": feats[None]}, ids, model_id="toy")
     bench = dataclasses.replace(load_benchmark("majajhong2015-it-brainscore"), n_bootstrap=20)
     check("toy/brainscore", score(acts, bench, data=(rec, stimuli), progress=False, created=CREATED,
@@ -199,7 +200,7 @@ def test_toy_brainscore_mode_scoreset_is_unchanged(tmp_path):
 
 
 def test_dask_run_scoreset_is_unchanged(toy_problem, tmp_path):
-    from neurofit.scoring.dask_runner import DaskRunner
+    from neurofit.runners.dask_runner import DaskRunner
     from neurofit.scoring.score import score
 
     rec, stimuli, acts = toy_problem

@@ -20,15 +20,6 @@ from neurofit.extract.reduce import fit_pca
 from neurofit.models.base import TemporalModel, present
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny convolutions on a shared 2-core machine run ~20x slower with competing OpenMP threads
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class TinyBiological(TemporalModel):
     """Three conv areas unrolled biologically: area k reads area k-1 at t-1, so it arrives at step k."""
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import Ridge
 
@@ -17,14 +16,6 @@ from neurofit.extract.reduce import gram_compress, reduction_spec
 from tests.test_extract_activations import TinyBiological, make_stimuli, run
 
 MIRROR = Path(os.environ.get("NEUROFIT_DATA_PATH", "").split(os.pathsep)[0] or "/nonexistent")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_gram_compression_keeps_every_inner_product_and_the_numerical_rank():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from test_scoring_score import TOY_BENCHMARK, toy
 
+from conftest import TOY_BENCHMARK, toy
 from neurofit.cli import main
 from neurofit.data.io import read_recording, write_recording
 from neurofit.errors import NeurofitError

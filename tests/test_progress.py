@@ -28,8 +28,7 @@ def test_analyze_dynamics_is_silent_without_progress(stimuli, capsys):  # noqa: 
 
 
 def test_scoring_shows_extraction_and_fit_progress(capsys, tmp_path):
-    from test_scoring_score import TOY_BENCHMARK, toy
-
+    from conftest import TOY_BENCHMARK, toy
     from neurofit.scoring.score import score
 
     rec, images, _ = toy(n_obj=4, per_obj=8, n_bins=2)

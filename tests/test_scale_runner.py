@@ -10,11 +10,12 @@ import time
 
 import numpy as np
 import pytest
-from test_scoring_score import TOY_BENCHMARK, toy
 
+from conftest import TOY_BENCHMARK, toy
 from neurofit.errors import NeurofitError
-from neurofit.scoring.dask_runner import DaskRunner, externalize, internalize
-from neurofit.scoring.runner import UnitStore, WorkUnit
+from neurofit.runners.arrays import externalize, internalize
+from neurofit.runners.dask_runner import DaskRunner
+from neurofit.runners.local import UnitStore, WorkUnit
 from neurofit.scoring.score import score
 
 
@@ -103,7 +104,7 @@ def test_a_closure_that_would_pickle_its_data_into_every_task_is_refused(runner,
 
 
 def test_externalize_stores_each_array_once_and_round_trips(tmp_path):
-    from neurofit.scoring.dask_runner import ArrayStore
+    from neurofit.runners.arrays import ArrayStore
 
     store = ArrayStore(tmp_path)
     x = np.random.default_rng(0).normal(size=(300, 40))
@@ -140,7 +141,7 @@ def test_a_scheduler_without_workers_is_a_clear_error_not_a_hang(tmp_path):
 
 
 def test_the_files_a_run_wrote_are_removed_when_it_closes(tmp_path):
-    from neurofit.scoring.dask_runner import ArrayStore
+    from neurofit.runners.arrays import ArrayStore
 
     store = ArrayStore(tmp_path)
     store.put(np.ones(10))

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from test_scoring_score import TOY_BENCHMARK, toy
 
+from conftest import TOY_BENCHMARK, toy
 from neurofit.cli import main
 from neurofit.data.io import write_recording
 from neurofit.data.stimuli import write_stimulus_set

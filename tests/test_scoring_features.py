@@ -8,6 +8,7 @@ import xarray as xr
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import RidgeCV
 
+from conftest import pearson_columns
 from neurofit.data.recording import make_recording
 from neurofit.errors import NeurofitError
 from neurofit.regression.ceiling import split_half_ceiling
@@ -47,11 +48,6 @@ def _problem(seed=0, n_reps=N_REPS, objects=True):
     return rec, blocks, feats, trials.mean(0), ids
 
 
-def _pearson(a, b):
-    a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
-
-
 def _sklearn_kfold(feats, target, ids, make_model, span=False):
     s = make_splits(ids, object_name=[f"obj{i % 6}" for i in range(N_STIM)])
     pred = np.zeros_like(target)
@@ -65,7 +61,7 @@ def _sklearn_kfold(feats, target, ids, make_model, span=False):
         else:
             for b in range(N_BINS):
                 pred[te, :, b] = make_model().fit(feats[b][tr], target[tr, :, b]).predict(feats[b][te])
-    return np.stack([_pearson(pred[:, :, b], target[:, :, b]) for b in range(N_BINS)], axis=-1)
+    return np.stack([pearson_columns(pred[:, :, b], target[:, :, b]) for b in range(N_BINS)], axis=-1)
 
 
 def _svd_pls(k):
@@ -125,7 +121,7 @@ def test_brainscore_mode_averages_r_over_shuffle_splits_with_nipals():
     s = make_splits(ids, scheme="brainscore", object_name=[f"obj{i % 6}" for i in range(N_STIM)])
     tr, te = s.train[0], s.test[0]
     ref = PLSRegression(3, scale=False).fit(feats[0][tr], target[tr, :, 1]).predict(feats[0][te])
-    np.testing.assert_allclose(scores.r_fold.values[0, :, 1], _pearson(ref, target[te, :, 1]), rtol=1e-9)
+    np.testing.assert_allclose(scores.r_fold.values[0, :, 1], pearson_columns(ref, target[te, :, 1]), rtol=1e-9)
 
 
 def test_bootstrap_cis_bracket_the_median_and_are_seeded():

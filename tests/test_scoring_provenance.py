@@ -7,8 +7,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from test_scoring_score import TOY_BENCHMARK, toy
 
+from conftest import TOY_BENCHMARK, toy
 from neurofit.errors import NeurofitError
 from neurofit.scoreset import summary_table
 from neurofit.scoring.benchmark import load_benchmark

@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.stats import pearsonr
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
-from neurofit.data.recording import make_recording
-from neurofit.data.stimuli import StimulusSet
+from conftest import TOY_BENCHMARK, brainscore_assembly, toy
 from neurofit.errors import NeurofitError, ValidationError
 from neurofit.scoring.benchmark import load_benchmark
 from neurofit.scoring.score import (
@@ -23,55 +21,6 @@ from neurofit.scoring.score import (
     summary_table,
     write_scoreset,
 )
-
-TOY_BENCHMARK = """
-id = "toy"
-version = "1"
-[dataset]
-id = "toy"
-[neural]
-regions = ["V4", "IT"]
-time_bins = {{ start = 0, end = 50, width = 10 }}
-[stimuli]
-degrees = 8.0
-[regression]
-n_components = 5
-n_splits = 5
-temporal_mode = "{mode}"
-[mapping]
-offsets_ms = [0, 10]
-[commitment]
-fraction = 0.2
-[aggregate]
-n_bootstrap = 200
-"""
-
-
-def toy(n_obj=12, per_obj=10, reps=8, n_v4=6, n_it=8, n_bins=5, d=30, seed=0, noise=1.5):
-    """A recording whose V4 sites read latent A and IT sites latent B, per bin; layer 'a' carries A, 'b' B."""
-    rng = np.random.default_rng(seed)
-    n = n_obj * per_obj
-    ids = [f"s{i:03d}" for i in range(n)]
-    objs = [f"o{i // per_obj}" for i in range(n)]
-    lat_v4 = rng.normal(size=(n, n_bins, 5))
-    lat_it = rng.normal(size=(n, n_bins, 5))
-    w4, wi = rng.normal(size=(5, n_v4)), rng.normal(size=(5, n_it))
-    signal = np.concatenate([np.einsum("ntk,ks->nst", lat_v4, w4), np.einsum("ntk,ks->nst", lat_it, wi)], axis=1)
-    trials = signal[:, None] + noise * rng.normal(size=(n, reps, *signal.shape[1:]))
-    rec = make_recording(
-        trials.reshape(n * reps, *signal.shape[1:]), stimulus_id=np.repeat(ids, reps),
-        repetition=np.tile(np.arange(reps), n),
-        neuroid_id=[f"v{i}" for i in range(n_v4)] + [f"i{i}" for i in range(n_it)],
-        region=["V4"] * n_v4 + ["IT"] * n_it, time_bin_start=10.0 * np.arange(n_bins),
-        time_bin_end=10.0 * np.arange(1, n_bins + 1), identifier="toy", stimulus_set_identifier="toy",
-        units="spikes/s", presentation_coords={"object_name": np.repeat(objs, reps)})
-    imgs = rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8)
-    stimuli = StimulusSet.from_arrays(imgs, pd.DataFrame({"stimulus_id": ids, "object_name": objs}), degrees=8,
-                                      identifier="toy")
-    mix = rng.normal(size=(5, d))
-    feats = {"a": np.einsum("ntk,kd->tnd", lat_v4, mix) + 0.3 * rng.normal(size=(n_bins, n, d)),
-             "b": np.einsum("ntk,kd->tnd", lat_it, mix) + 0.3 * rng.normal(size=(n_bins, n, d))}
-    return rec, stimuli, activations_from_arrays(feats, ids, model_id="toy-features")
 
 
 @pytest.fixture(scope="module")
@@ -228,32 +177,8 @@ def test_unknown_layer_and_zoo_names_list_the_valid_ones(toy_data, toy_benchmark
         score("no_such_net", toy_benchmark, data=(rec, stimuli), progress=False, work_dir=tmp_path)
 
 
-def _brainscore_assembly(n_obj=10, per_obj=10, reps=6, n_sites=12, d=40, seed=5):
-    rng = np.random.default_rng(seed)
-    n = n_obj * per_obj
-    # ids deliberately not in sorted order of appearance: Brain-Score sorts by stimulus_id
-    ids = [f"img{int(k):04d}" for k in rng.permutation(n) * 7]
-    objs = [f"obj{i % n_obj}" for i in range(n)]
-    latent = rng.normal(size=(n, 6))
-    signal = latent @ rng.normal(size=(6, n_sites))
-    trials = signal[:, None] + 1.2 * rng.normal(size=(n, reps, n_sites))
-    trials[3, 2, 5] = np.nan  # a missing trial is ignored, never imputed
-    order = rng.permutation(n * reps)  # presentations in a scrambled order
-    stim_idx, rep_idx = np.divmod(np.arange(n * reps), reps)
-    rec = make_recording(trials.reshape(n * reps, n_sites, 1)[order],
-                         stimulus_id=np.array(ids)[stim_idx][order], repetition=rep_idx[order],
-                         neuroid_id=[f"n{i}" for i in range(n_sites)], region="IT", time_bin_start=[70.0],
-                         time_bin_end=[170.0], identifier="toy-majajhong", stimulus_set_identifier="toy",
-                         units="spikes/s",  # Gaussian responses: not counts
-                         presentation_coords={"object_name": np.array(objs)[stim_idx][order]})
-    feats = latent @ rng.normal(size=(6, d)) + 0.8 * rng.normal(size=(n, d))
-    stimuli = StimulusSet.from_arrays(np.zeros((n, 4, 4, 3), np.uint8),
-                                      pd.DataFrame({"stimulus_id": ids, "object_name": objs}), 8.0, "toy")
-    return rec, stimuli, feats, ids, objs, trials
-
-
 def test_brainscore_benchmark_reproduces_brainscore_aggregation_exactly():
-    rec, stimuli, feats, ids, objs, trials = _brainscore_assembly()
+    rec, stimuli, feats, ids, objs, trials = brainscore_assembly()
     acts = activations_from_arrays({"IT": feats[None]}, ids, model_id="toy")
     bench = dataclasses.replace(load_benchmark("majajhong2015-it-brainscore"), n_bootstrap=0)
     got = score(acts, bench, data=(rec, stimuli), progress=False)

@@ -2,13 +2,9 @@
 
 import numpy as np
 
+from conftest import pearson_columns
 from neurofit.regression.ceiling import half_means, halving_masks, spearman_brown
 from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
-
-
-def _pearson(a, b):
-    a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
 
 
 def test_stimulus_bootstrap_equals_explicit_resampling_with_ceiling_recomputed():
@@ -26,8 +22,8 @@ def test_stimulus_bootstrap_equals_explicit_resampling_with_ceiling_recomputed()
     halves = list(half_means(trials, *halving_masks(trials, 10, 0)))
     for d in range(7):
         i = idx[d]
-        r = _pearson(prediction[i], target[i])
-        ceiling = np.mean([spearman_brown(_pearson(a[i], b[i])) for a, b in halves], axis=0)
+        r = pearson_columns(prediction[i], target[i])
+        ceiling = np.mean([spearman_brown(pearson_columns(a[i], b[i])) for a, b in halves], axis=0)
         ceiled = r**2 / ceiling
         expected = [np.median(ceiled[groups == g], axis=0) for g in ("IT", "V4")]
         np.testing.assert_allclose(out["draws"][d], expected, rtol=1e-9)

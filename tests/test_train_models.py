@@ -32,15 +32,6 @@ from neurofit.models.train_commands import parse_model_args
 SHIPPED_RECURRENT = ("bl", "convrnn_rgc")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small convolutions on a shared 2-core machine run far slower with competing OpenMP threads
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def two_class_set(n_per_class: int = 12, size: int = 16) -> StimulusSet:
     """Dark images with a bright top half (class 'top') or bottom half ('bottom'); flips keep the label."""
     rng = np.random.default_rng(0)

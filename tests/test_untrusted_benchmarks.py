@@ -144,8 +144,7 @@ def test_the_cli_exits_2_in_one_line_with_no_output(tmp_path, capsys, edit, key)
 
 def test_at_score_time_the_bins_and_so_the_offsets_must_lie_in_the_recording(tmp_path):
     # offsets are bounded by the benchmark's bins on load; the bins must tile the recording's when it is scored
-    from test_scoring_score import TOY_BENCHMARK, toy
-
+    from conftest import TOY_BENCHMARK, toy
     from neurofit.scoring.score import score
 
     rec, stimuli, acts = toy(n_obj=4, per_obj=4, n_bins=2)  # bins 0-10, 10-20 ms

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from scipy.stats import pearsonr
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.model_selection import StratifiedKFold
-from test_scoring_score import toy
 
+from conftest import toy
 from neurofit.cli import main
 from neurofit.data.io import write_recording
 from neurofit.data.stimuli import write_stimulus_set

@@ -60,8 +60,8 @@ def test_values_of_absurd_magnitude_are_refused(magnitude):
 
 def test_a_recording_of_magnitude_1e300_fails_score_in_one_line(tmp_path, capsys):
     from test_scoring_cli import _score_args
-    from test_scoring_score import TOY_BENCHMARK, toy
 
+    from conftest import TOY_BENCHMARK, toy
     from neurofit.data.stimuli import write_stimulus_set
 
     rec, stimuli, _ = toy(n_obj=4, per_obj=4)

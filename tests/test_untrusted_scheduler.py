@@ -17,7 +17,7 @@ import time
 import pytest
 
 from neurofit.errors import NeurofitError
-from neurofit.scoring.dask_runner import DaskRunner, check_scheduler
+from neurofit.runners.dask_runner import DaskRunner, check_scheduler
 
 
 def serve(handler_class) -> tuple[socket.socket, str]:

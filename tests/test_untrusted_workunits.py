@@ -12,13 +12,13 @@ import shutil
 
 import numpy as np
 import pytest
-from test_scoring_score import TOY_BENCHMARK, toy
 
-from neurofit.scoring.runner import LocalRunner, UnitStore, WorkUnit, result_sha256
+from conftest import TOY_BENCHMARK, toy
+from neurofit.runners.local import LocalRunner, UnitStore, WorkUnit, result_sha256
 from neurofit.scoring.score import score
 
 CREATED = "2026-01-01T00:00:00Z"
-LOGGER = "neurofit.scoring.runner"
+LOGGER = "neurofit.runners.local"
 
 
 @pytest.fixture(scope="module")

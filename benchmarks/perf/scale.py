@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurofit.runners.dask_runner import DaskRunner
+from neurofit.runners.local import UnitStore, WorkUnit
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.dask_runner import DaskRunner
-from neurofit.scoring.runner import UnitStore, WorkUnit
 from neurofit.scoring.score import activations_from_arrays, score
 
 

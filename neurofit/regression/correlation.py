@@ -13,11 +13,7 @@ import warnings
 import numpy as np
 import torch
 
-from neurofit.errors import quiet_nan
-
-
-class ConstantInputWarning(UserWarning):
-    """A column was constant, so its correlation is undefined (returned as NaN)."""
+from neurofit.errors import ConstantInputWarning, quiet_nan
 
 
 def pearson_r(

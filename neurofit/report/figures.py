@@ -10,7 +10,6 @@ variable it needs when a ScoreSet lacks it. Write a figure with :func:`neurofit.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import matplotlib
@@ -23,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from neurofit.errors import NeurofitError
+from neurofit.errors import NeurofitError, quiet_nan
 from neurofit.report.style import (
     CEILING_COLOUR,
     DOUBLE_COLUMN_IN,
@@ -672,18 +671,15 @@ def _cmap_with_absent():
 
 
 def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with quiet_nan():
         return np.nanmedian(x, axis=axis)
 
 
 def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with quiet_nan():
         return np.nanmean(x, axis=axis)
 
 
 def _nanpercentile(x: np.ndarray, q: Sequence[float]) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with quiet_nan():
         return np.nanpercentile(x, q, axis=0)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from neurofit.errors import NeurofitError
-from neurofit.scoring.dask_runner import add_runner_arguments
+from neurofit.runners.commands import add_runner_arguments
 from neurofit.scoring.precomputed import add_feature_arguments, score_features_command
 
 
@@ -126,7 +126,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _score(args: argparse.Namespace) -> int:
     if args.features is not None:
         return score_features_command(args)  # neurofit.scoring.precomputed
-    from neurofit.scoring.dask_runner import runner_from_args, score_models
+    from neurofit.runners.commands import runner_from_args
+    from neurofit.runners.multi import score_models
     from neurofit.scoring.score import score
 
     data = None

@@ -12,14 +12,13 @@ an unmapped bin (no driven step covers it) counts as r = 0. Raw r is used rather
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from neurofit.errors import NeurofitError
+from neurofit.errors import NeurofitError, quiet_nan
 
 
 def commitment_split(
@@ -96,8 +95,7 @@ def commitment_criterion(r: np.ndarray, mapped: Sequence[bool]) -> float:
     0.15
     """
     r = np.asarray(r, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins
+    with quiet_nan():  # all-NaN bins
         medians = np.nanmedian(r, axis=0) if r.shape[0] else np.full(r.shape[1], np.nan)
     medians = np.where(np.asarray(mapped, dtype=bool) & np.isfinite(medians), medians, 0.0)
     return float(np.mean(medians))

@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
+from neurofit.errors import quiet_nan
+
 MIN_VALID_STIMULI = 3
 MIN_VALID_FRACTION = 0.5
 MISSING_DATA_RULE = (
@@ -72,9 +74,11 @@ def apply_missing_data_rule(recording: xr.DataArray) -> tuple[xr.DataArray, dict
     >>> rec = make_recording(values, stimulus_id=[f"s{i}" for i in range(8)], repetition=[0] * 8,
     ...                      neuroid_id=["n0", "n1"], region="IT", time_bin_start=[0, 10], time_bin_end=[10, 20],
     ...                      identifier="t", stimulus_set_identifier="t")
-    >>> out, missing, dropped = apply_missing_data_rule(rec)
-    >>> missing, dropped, out.values[0, 1].tolist()
-    ({'n1': 1}, [], [nan, nan])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     out, missing, dropped = apply_missing_data_rule(rec)
+    >>> missing, dropped, out.values[0, 1].tolist(), caught[0].category.__name__
+    ({'n1': 1}, [], [nan, nan], 'MissingDataWarning')
     """
     values = np.asarray(recording.values, dtype=np.float64)
     finite = np.isfinite(values)
@@ -126,8 +130,7 @@ def pearson_on_valid(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
 
     prediction = np.asarray(prediction, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant sites are NaN by contract
+    with quiet_nan():  # constant sites are NaN by contract
         r = np.asarray(pearson_r(prediction, target, dim=0), dtype=np.float64)
         ok = np.isfinite(prediction) & np.isfinite(target)
         incomplete = ~ok.all(axis=0)

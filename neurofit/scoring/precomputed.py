@@ -133,8 +133,8 @@ MODEL_ONLY_FLAGS = (("--checkpoint", "checkpoint"), ("--arch", "arch"), ("--step
 def score_features_command(args: argparse.Namespace) -> int:
     """``neurofit score --features FILE --benchmark ID``: score, print the summary, write the ScoreSet."""
     from neurofit.extract.precomputed import read_features, read_stimulus_order
+    from neurofit.runners.commands import runner_from_args
     from neurofit.scoring.commands import _print_scores
-    from neurofit.scoring.dask_runner import runner_from_args
 
     used = [flag for flag, name in MODEL_ONLY_FLAGS if getattr(args, name, None) is not None]
     if getattr(args, "weights", "auto") != "auto":

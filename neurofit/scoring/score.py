@@ -12,7 +12,7 @@ The run, step by step:
    region every candidate layer (x latency offset) is cross-validated on the commitment set; the best is
    kept. ``layers=`` skips the layer choice.
 4. The committed mapping is cross-validated on the scored set: one work unit per fold, saved as it
-   finishes (:mod:`neurofit.scoring.runner`). Per site and bin: Pearson r of held-out predictions with the
+   finishes (:mod:`neurofit.runners.local`). Per site and bin: Pearson r of held-out predictions with the
    repetition-averaged response, the noise ceiling of the scored stimuli, and the ceiled score under the
    benchmark's rule. Per region and bin: the median over sites with bootstrap CIs over stimuli (the ceiling
    recomputed in every draw) and over sites.
@@ -45,12 +45,12 @@ from neurofit.data.recording import average_repetitions, trial_array, validate
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError, ValidationError
 from neurofit.models.base import TemporalModel, TimeMap
+from neurofit.runners.local import LocalRunner, Result, UnitStore, WorkUnit
 from neurofit.scoreset import CENTRED_INTERVAL, centred_interval
 from neurofit.scoring import timemap as tmap
 from neurofit.scoring.benchmark import SYNTHETIC, Benchmark, load_benchmark
 from neurofit.scoring.commit import choose, commitment_criterion, commitment_split
 from neurofit.scoring.missing import MISSING_DATA_RULE, apply_missing_data_rule, fit_on_valid_stimuli, pearson_on_valid
-from neurofit.scoring.runner import LocalRunner, Result, UnitStore, WorkUnit
 
 OFFSET_POLICIES = ("one_to_one", "portion", "graded")
 UNTRAINED_SEED = 0
@@ -737,7 +737,7 @@ def score(
     created : str, optional
         The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
     runner : DaskRunner, optional
-        Where the work units run (:class:`neurofit.scoring.dask_runner.DaskRunner`); default: in this process.
+        Where the work units run (:class:`neurofit.runners.dask_runner.DaskRunner`); default: in this process.
     **config
         Architecture arguments for zoo models (``width=...``).
 
@@ -834,7 +834,7 @@ def score(
     }, sort_keys=True).encode()).hexdigest()[:24]
     work = Path(work_dir if work_dir is not None else _default_work_root()) / run_key
     store = UnitStore(work)
-    # a DaskRunner (neurofit.scoring.dask_runner) sends the units to a cluster; they are saved here all the same
+    # a DaskRunner (neurofit.runners.dask_runner) sends the units to a cluster; they are saved here all the same
     runner = LocalRunner(store, progress=progress) if runner is None else runner.bind(store, progress=progress)
     site_region = rec.coords["region"].values.astype(str)
     regions = list(bench.regions)

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from neurofit.errors import NeurofitError
+from neurofit.errors import NeurofitError, quiet_nan
 
 WILCOXON = ("two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon, zero_method='wilcox'; exact null "
             "distribution up to 50 sites without ties or zero differences, normal approximation otherwise)")
@@ -80,9 +80,8 @@ def paired_tests(a: xr.DataArray, b: xr.DataArray, dim: str = "neuroid") -> xr.D
         if diff.size < 2 or not np.any(diff != 0):
             continue
         out["wilcoxon_statistic"][i], out["wilcoxon_p"][i] = _wilcoxon(diff)
-        with warnings.catch_warnings():
+        with quiet_nan():
             # Identical nonzero differences have zero variance: the t-test is undefined there (NaN).
-            warnings.simplefilter("ignore", RuntimeWarning)
             res = stats.ttest_rel(va, vb)
         out["t_statistic"][i], out["t_p"][i] = float(res.statistic), float(res.pvalue)
     coords = {name: coord for name, coord in a.coords.items() if dim not in coord.dims}

@@ -1,47 +1,38 @@
 """The dask runner: work units on a ``dask.distributed`` cluster, finished units saved as they finish.
 
-:class:`DaskRunner` has the :class:`~neurofit.scoring.runner.LocalRunner` ``map`` interface. It either starts
+:class:`DaskRunner` has the :class:`~neurofit.runners.local.LocalRunner` ``map`` interface. It either starts
 a ``LocalCluster`` on this machine (``workers=N``: N single-threaded worker processes) or connects to a
 running scheduler (``scheduler="tcp://HOST:PORT"``, with ``dask worker`` processes on other nodes).
 
-What travels to the workers: a work function is a callable object (scoring's fold problem) whose large arrays
-(feature matrices, responses) are written once, content-addressed, as ``.npy`` files under ``cache_dir``, a
-directory every worker can read; the task itself carries only their paths and is a few kB, whatever the size
-of the benchmark. Workers memory-map the files. A function that would still carry more than
-``max_task_bytes`` after that is refused rather than pickled into every task.
+What travels to the workers: a work function's large arrays are written once under ``cache_dir``, a
+directory every worker can read (:mod:`neurofit.runners.arrays`); the task itself carries only their paths
+and is a few kB, whatever the size of the benchmark. Workers memory-map the files. A function that would
+still carry more than ``max_task_bytes`` after that is refused rather than pickled into every task.
 
-Fault tolerance: the client writes each unit's result to the :class:`~neurofit.scoring.runner.UnitStore`
+Fault tolerance: the client writes each unit's result to the :class:`~neurofit.runners.local.UnitStore`
 (atomically) the moment it arrives, so finished units survive anything that happens later; a task lost with
 a killed worker is rerun elsewhere (``retries``); a killed client is resumed by rerunning the same command,
 which reads the saved units and submits only the missing ones.
 """
-
 from __future__ import annotations
 
-import argparse
 import asyncio
 import copy
-import dataclasses
-import hashlib
 import logging
 import os
-import socket
 import sys
-import types
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurofit.atomic import atomic_path
 from neurofit.errors import NeurofitError
-from neurofit.scoring.runner import LocalRunner, Result, UnitStore, WorkUnit
+from neurofit.runners.arrays import ArrayStore, externalize, internalize
+from neurofit.runners.local import Result, UnitStore, WorkUnit
 
-# Arrays at least this large go to the shared cache directory; smaller ones ride in the task.
-MIN_STORED_BYTES = 4096
 # A task that still weighs more than this after externalisation is refused: it would be pickled N times.
 MAX_TASK_BYTES = 1_000_000
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
@@ -98,146 +89,6 @@ def check_scheduler(address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT_S) ->
         raise NeurofitError(f"{address!r} answered, but it is a {kind!r}, not a dask scheduler; give the "
                             "scheduler's address (`dask scheduler` prints it)")
     return identity
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredArray:
-    """A reference to an array saved as ``.npy`` on shared storage (what a task carries instead of the data)."""
-
-    path: str
-    shape: tuple[int, ...]
-    dtype: str
-
-    def load(self) -> np.ndarray:
-        try:
-            # copy-on-write: pages come from (and are shared through) the page cache, and the array is writable,
-            # which torch.as_tensor expects of what it wraps
-            return np.load(self.path, mmap_mode="c", allow_pickle=False)
-        except FileNotFoundError:
-            raise NeurofitError(
-                f"worker on host {socket.gethostname()!r} cannot read {self.path}: the --cache-dir must be a "
-                "directory that every dask worker sees at the same path (a shared filesystem)") from None
-
-
-class ArrayStore:
-    """Content-addressed ``.npy`` files under ``<root>/arrays[/<run>]``, each written once, atomically.
-
-    A runner uses its own ``run`` folder, so that removing its files when it ends can never pull a file from
-    under another run that shares the cache directory.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> store = ArrayStore(tempfile.mkdtemp())
-    >>> ref = store.put(np.arange(5.0))
-    >>> ref == store.put(np.arange(5.0)), ref.load().tolist()
-    (True, [0.0, 1.0, 2.0, 3.0, 4.0])
-    """
-
-    def __init__(self, root: str | os.PathLike[str], run: str = "") -> None:
-        self.root = Path(root) / "arrays" / run if run else Path(root) / "arrays"
-        self.written: list[Path] = []
-
-    def put(self, array: np.ndarray) -> StoredArray:
-        array = np.ascontiguousarray(array)
-        h = hashlib.sha256()
-        h.update(f"{array.dtype.str}|{array.shape}".encode())
-        h.update(memoryview(array.reshape(-1)).cast("B"))
-        digest = h.hexdigest()
-        path = self.root / digest[:2] / f"{digest}.npy"
-        if not path.exists():
-            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.save(handle, array, allow_pickle=False)
-            self.written.append(path)
-        return StoredArray(str(path), tuple(array.shape), array.dtype.str)
-
-    def remove_written(self) -> None:
-        """Delete the files this store wrote (a run's intermediates), leaving other runs' files alone."""
-        for path in self.written:
-            path.unlink(missing_ok=True)
-            for folder in (path.parent, self.root):
-                try:
-                    folder.rmdir()  # only when empty
-                except OSError:
-                    pass
-        self.written.clear()
-
-
-def _is_plain_object(obj: Any) -> bool:
-    # functions, classes and modules are pickled by cloudpickle as they are (and then weighed)
-    return hasattr(obj, "__dict__") and not isinstance(
-        obj, (type, types.FunctionType, types.MethodType, types.ModuleType, types.BuiltinFunctionType))
-
-
-def externalize(obj: Any, store: ArrayStore, min_bytes: int = MIN_STORED_BYTES, _memo: dict | None = None,
-                _depth: int = 0) -> Any:
-    """A copy of ``obj`` whose numpy arrays of ``min_bytes`` or more are :class:`StoredArray` references.
-
-    Descends into lists, tuples, dicts and the attributes of plain objects (including frozen dataclasses);
-    an array that appears several times is stored once. ``obj`` itself is not modified.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> light = externalize({"x": np.zeros(10_000), "n": 3}, ArrayStore(tempfile.mkdtemp()))
-    >>> type(light["x"]).__name__, light["n"]
-    ('StoredArray', 3)
-    """
-    memo = {} if _memo is None else _memo
-    if isinstance(obj, np.ndarray):
-        if obj.nbytes < min_bytes or obj.dtype.hasobject:
-            return obj
-        if id(obj) not in memo:
-            memo[id(obj)] = store.put(obj)
-        return memo[id(obj)]
-    if _depth > 4:
-        return obj
-    if isinstance(obj, (list, tuple)):
-        items = [externalize(v, store, min_bytes, memo, _depth + 1) for v in obj]
-        return type(obj)(items) if not hasattr(obj, "_fields") else type(obj)(*items)
-    if isinstance(obj, dict):
-        return {k: externalize(v, store, min_bytes, memo, _depth + 1) for k, v in obj.items()}
-    if _is_plain_object(obj):
-        state = vars(obj)
-        new = {k: externalize(v, store, min_bytes, memo, _depth + 1) for k, v in state.items()}
-        if all(new[k] is state[k] for k in state):
-            return obj
-        clone = copy.copy(obj)
-        for k, v in new.items():
-            object.__setattr__(clone, k, v)
-        return clone
-    return obj
-
-
-def internalize(obj: Any, _depth: int = 0) -> Any:
-    """The inverse of :func:`externalize`: :class:`StoredArray` references become memory-mapped arrays.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> store = ArrayStore(tempfile.mkdtemp())
-    >>> float(internalize([externalize(np.ones(4096), store)])[0].sum())
-    4096.0
-    """
-    if isinstance(obj, StoredArray):
-        return obj.load()
-    if _depth > 4:
-        return obj
-    if isinstance(obj, (list, tuple)):
-        items = [internalize(v, _depth + 1) for v in obj]
-        return type(obj)(items) if not hasattr(obj, "_fields") else type(obj)(*items)
-    if isinstance(obj, dict):
-        return {k: internalize(v, _depth + 1) for k, v in obj.items()}
-    if _is_plain_object(obj):
-        state = vars(obj)
-        new = {k: internalize(v, _depth + 1) for k, v in state.items()}
-        if all(new[k] is state[k] for k in state):
-            return obj
-        clone = copy.copy(obj)
-        for k, v in new.items():
-            object.__setattr__(clone, k, v)
-        return clone
-    return obj
 
 
 def run_unit(payload: Any, unit: WorkUnit, torch_threads: int | None) -> Result:
@@ -460,126 +311,3 @@ class DaskRunner:
             bar.close()
             for future in futures:
                 future.cancel()
-
-
-# ------------------------------------------------------------------------------------------------ wiring
-def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--runner``, ``--scheduler``, ``--workers`` and ``--cache-dir`` to a sub-command.
-
-    Example
-    -------
-    >>> p = argparse.ArgumentParser()
-    >>> add_runner_arguments(p)
-    >>> p.parse_args(["--runner", "dask", "--workers", "2"]).workers
-    2
-    """
-    group = parser.add_argument_group("where the fits run")
-    group.add_argument("--runner", choices=("local", "dask"), default="local",
-                       help="local: in this process (default); dask: on a dask.distributed cluster")
-    group.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="a running dask scheduler (--runner dask)")
-    group.add_argument("--workers", type=int, metavar="N",
-                       help="start a LocalCluster of N worker processes (--runner dask; default: CPU cores)")
-    group.add_argument("--cache-dir", metavar="DIR",
-                       help="directory all dask workers see, for the features they read (required with --scheduler)")
-    group.add_argument("--concurrent-models", type=int, default=1, metavar="N",
-                       help="with --models and --runner dask: score N models at once, each in its own client "
-                            "process (default 1)")
-
-
-def runner_from_args(args: argparse.Namespace) -> DaskRunner | None:
-    """The runner the command-line options ask for (``None``: the local runner)."""
-    if args.runner == "local":
-        if args.scheduler or args.workers is not None or args.concurrent_models != 1:
-            raise NeurofitError("--scheduler, --workers and --concurrent-models need --runner dask")
-        return None
-    return DaskRunner(args.scheduler, workers=args.workers, cache_dir=args.cache_dir,
-                      concurrent_runs=args.concurrent_models, progress=False if getattr(args, "quiet", False) else None)
-
-
-def output_names(models: Sequence[str], benchmark: str) -> list[str]:
-    """One ScoreSet file name per model: ``<model stem>-<benchmark stem>.nc``; clashing stems are an error.
-
-    Example
-    -------
-    >>> output_names(["runs/a.pt", "runs/b.pt"], "synthetic-ventral-it-temporal")
-    ['a-synthetic-ventral-it-temporal.nc', 'b-synthetic-ventral-it-temporal.nc']
-    """
-    names = [f"{Path(m).stem}-{Path(benchmark).stem}.nc" for m in models]
-    seen: dict[str, str] = {}
-    for model, name in zip(models, names):
-        if name in seen:
-            raise NeurofitError(f"models {seen[name]!r} and {model!r} would both be written to {name}: give "
-                                "checkpoints distinct file names")
-        seen[name] = model
-    return names
-
-
-def score_models(models: Sequence[Any], benchmark: str | os.PathLike[str], *, out_dir: str | os.PathLike[str],
-                 runner: DaskRunner | None = None, **options: Any) -> dict[Path, Any]:
-    """Score several models (zoo names or checkpoints) on one benchmark; write one ScoreSet per model.
-
-    All models share ``runner`` (one cluster for the whole run); with ``runner.concurrent_runs`` > 1 that many
-    models are scored at once, each by its own client process connected to the runner's scheduler. Each
-    model's run is resumable on its own: rerunning after an interruption reuses every unit already saved.
-
-    Parameters
-    ----------
-    models : sequence of str
-        Zoo names or checkpoint files (with ``arch=`` in ``options`` when they do not name it).
-    benchmark : str or path
-    out_dir : path
-        Where ``<model stem>-<benchmark stem>.nc`` is written for each model.
-    runner : DaskRunner, optional
-        ``None``: the local runner.
-    **options
-        Passed to :func:`neurofit.scoring.score.score` (``work_dir``, ``arch``, ``layers``, ``data``, ...).
-
-    Returns
-    -------
-    dict
-        Path written -> ScoreSet, in the order of ``models``.
-
-    Example
-    -------
-    >>> score_models(["a.pt", "b.pt"], "synthetic-ventral-it-temporal", out_dir="scores",
-    ...              arch="cornet_rt")  # doctest: +SKIP
-    """
-    from neurofit.scoring.score import score
-
-    out = Path(out_dir)
-    names = output_names([str(m) for m in models], str(benchmark))
-    paths = [out / name for name in names]
-    concurrent = min(getattr(runner, "concurrent_runs", 1), len(paths))
-    if concurrent <= 1:
-        return {path: score(model, benchmark, out=path, runner=runner, **options) for model, path in zip(models, paths)}
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # Separate client processes, not threads: each run seeds torch's global RNG for untrained zoo models and
-    # sets torch's thread count, which threads would share.
-    import torch
-
-    address = runner.client.scheduler.address
-    # the children get this process's torch thread count (their environment may say otherwise: dask's nannies
-    # set OMP_NUM_THREADS=1 for their workers), so that client-side sums reduce as in a one-model run
-    threads = torch.get_num_threads()
-    with ProcessPoolExecutor(max_workers=concurrent, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(_score_on_cluster, address, str(runner.cache_dir), model, benchmark, path, options,
-                            threads) for model, path in zip(models, paths)]
-        return {path: job.result() for path, job in zip(paths, jobs)}
-
-
-def _score_on_cluster(address: str, cache_dir: str, model: Any, benchmark: Any, out: Path,
-                      options: dict[str, Any], threads: int) -> Any:
-    import torch
-
-    from neurofit.scoring.score import score
-
-    torch.set_num_threads(threads)
-
-    with DaskRunner(address, cache_dir=cache_dir, progress=False) as runner:
-        return score(model, benchmark, out=out, runner=runner, **{**options, "progress": False})
-
-
-__all__ = ["ArrayStore", "DaskRunner", "LocalRunner", "StoredArray", "add_runner_arguments", "externalize",
-           "internalize", "output_names", "run_unit", "runner_from_args", "score_models"]
