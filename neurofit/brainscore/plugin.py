@@ -67,8 +67,9 @@ def vendored_modules(module: str) -> list[str]:
 
     Example
     -------
-    >>> vendored_modules("neurofit.models.zoo.blt")
-    ['neurofit.errors', 'neurofit.models.base', 'neurofit.models.zoo._cells', 'neurofit.models.zoo.blt']
+    >>> vendored_modules("neurofit.models.zoo.blt")  # doctest: +NORMALIZE_WHITESPACE
+    ['neurofit.errors', 'neurofit.models.base', 'neurofit.models.zoo._blocks',
+     'neurofit.models.zoo._cells', 'neurofit.models.zoo.blt']
     """
     seen: set[str] = set()
     todo = [module]
