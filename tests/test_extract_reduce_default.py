@@ -82,8 +82,8 @@ def test_reduction_layers_survive_the_netcdf_round_trip(tmp_path):
 
 def test_default_score_equals_the_full_feature_score(tmp_path):
     """score(): the default reduction gives the full features' per-site r (toy recording, a tiny ConvRNN)."""
+    from conftest import TOY_BENCHMARK, toy
     from neurofit.scoring.score import score
-    from tests.test_scoring_score import TOY_BENCHMARK, toy
 
     bench = tmp_path / "toy.toml"
     bench.write_text(TOY_BENCHMARK.format(mode="per_bin"))
