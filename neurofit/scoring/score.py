@@ -45,12 +45,13 @@ from neurofit.data.recording import average_repetitions, trial_array, validate
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError, ValidationError
 from neurofit.models.base import TemporalModel, TimeMap
+from neurofit.regression.correlation import pearson_on_valid
 from neurofit.runners.local import LocalRunner, Result, UnitStore, WorkUnit
 from neurofit.scoreset import CENTRED_INTERVAL, centred_interval
 from neurofit.scoring import timemap as tmap
 from neurofit.scoring.benchmark import SYNTHETIC, Benchmark, load_benchmark
 from neurofit.scoring.commit import choose, commitment_criterion, commitment_split
-from neurofit.scoring.missing import MISSING_DATA_RULE, apply_missing_data_rule, fit_on_valid_stimuli, pearson_on_valid
+from neurofit.scoring.missing import MISSING_DATA_RULE, apply_missing_data_rule, fit_on_valid_stimuli
 
 OFFSET_POLICIES = ("one_to_one", "portion", "graded")
 UNTRAINED_SEED = 0
