@@ -123,9 +123,9 @@ def test_default_reduction_scores_cowley_210325_within_0_01_median_r_of_the_full
 @pytest.mark.parametrize("metric", ["pls", "ridge"])
 def test_wide_designs_are_fitted_through_their_exact_gram_compression(tmp_path, monkeypatch, metric):
     """score(): a design wider than tall is compressed exactly before the fits; per-site r is unchanged."""
+    from conftest import TOY_BENCHMARK, toy
     from neurofit.extract import reduce
     from neurofit.scoring.score import score
-    from tests.test_scoring_score import TOY_BENCHMARK, toy
 
     bench = tmp_path / "toy.toml"
     text = TOY_BENCHMARK.format(mode="per_bin")
