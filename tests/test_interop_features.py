@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -191,3 +194,168 @@ def test_a_thingsvision_matrix_is_scored_with_its_image_order(files, tmp_path, c
     twin = score_precomputed(formats["features.npy"][1], root / "toy.toml", stimulus_ids=ids,
                              recording=read_recording(root / "rec.nc"), progress=False, work_dir=tmp_path / "work")
     _same_numbers(scores, twin)
+
+
+# ------------------------------------------------------------------------------------------------ an extracted model
+def test_an_extracted_activation_set_scores_as_the_model_itself(toy_data, files, tmp_path, capsys):
+    """``score --features acts.nc`` == ``score --model cornet_z`` on the same benchmark and layers, bit for bit."""
+    from neurofit.extract.extract import extract_activations
+    from neurofit.extract.reduce import DEFAULT_REDUCTION
+    from neurofit.scoring.benchmark import load_benchmark
+    from neurofit.scoring.score import resolve_model
+
+    root, _, ids = files
+    _, stimuli, _ = toy_data
+    bench = load_benchmark(root / "toy.toml")
+    model = resolve_model("cornet_z")[0]
+    # what score() shows the model: the benchmark's stimuli, at its degrees, on the model's screen
+    shown = dataclasses.replace(stimuli.subset(sorted(ids)), degrees=bench.degrees, _sha256=None)
+    acts = extract_activations(model, shown.place_on_screen(bench.model_degrees), steps=1, reduction=DEFAULT_REDUCTION,
+                               cache=False, progress=False)
+    acts.to_netcdf(tmp_path / "cornet_z-acts.nc")
+    from neurofit.data.stimuli import write_stimulus_set
+
+    write_stimulus_set(stimuli, tmp_path / "stimuli.csv")
+    common = ["--benchmark", str(root / "toy.toml"), "--recording", str(root / "rec.nc"), "--layers", "V4=V2",
+              "IT=IT", "--work-dir", str(tmp_path / "work"), "--quiet"]
+    assert main(["score", "--model", "cornet_z", "--stimuli", str(tmp_path / "stimuli.csv"), "--no-cache",
+                 "--out", str(tmp_path / "model.nc"), *common]) == 0
+    assert main(["score", "--features", str(tmp_path / "cornet_z-acts.nc"), "--out", str(tmp_path / "feats.nc"),
+                 *common]) == 0
+    capsys.readouterr()
+    by_model, by_features = read_scoreset(tmp_path / "model.nc"), read_scoreset(tmp_path / "feats.nc")
+    _same_numbers(by_model, by_features)
+    for key in ("committed_layers", "committed_offsets_ms", "mapping_policy", "mapping", "n_features", "reduction"):
+        assert by_model.attrs[key] == by_features.attrs[key], key
+    assert by_features.attrs["model_id"] == "cornet_z"
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _fails(args, capsys, *fragments):
+    """The CLI refuses in one line (exit 2) that contains every fragment."""
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("neurofit: error: "), err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def _cli(root, path, *extra):
+    return ["score", "--features", str(path), "--benchmark", str(root / "toy.toml"), "--recording",
+            str(root / "rec.nc"), "--quiet", "--work-dir", str(root / "work"), "--out", str(root / "bad.nc"), *extra]
+
+
+def test_ids_missing_from_the_benchmark_name_the_first_missing_stimulus(files, tmp_path, capsys):
+    root, formats, ids = files
+    arrays = formats["with_ids.npz"][1]
+    renamed = ["img_" + sid if sid in ("s003", "s010") else sid for sid in ids]
+    np.savez(tmp_path / "renamed.npz", stimulus_id=np.array(renamed), **arrays)
+    _fails(_cli(root, tmp_path / "renamed.npz"), capsys, "stimulus_id 's003' of the recording is not in the features",
+           str(tmp_path / "renamed.npz"), "(2 of 64 recorded stimuli missing)")
+    assert not (root / "bad.nc").exists()
+
+
+def test_nan_in_a_feature_array_is_refused_naming_file_and_key(files, tmp_path, capsys):
+    root, formats, ids = files
+    arrays = dict(formats["with_ids.npz"][1])
+    arrays["b:2"] = arrays["b:2"].copy()
+    arrays["b:2"][[4, 9], 1] = np.nan
+    np.savez(tmp_path / "nan.npz", stimulus_id=np.array(ids), **arrays)
+    _fails(_cli(root, tmp_path / "nan.npz"), capsys, f"{tmp_path / 'nan.npz'}: array 'b:2' holds NaN or Inf values "
+                                                     "(2 of 64 stimuli affected)")
+    h5 = tmp_path / "nan.h5"
+    import h5py
+
+    with h5py.File(h5, "w") as handle:
+        handle.create_dataset("IT", data=np.full((64, 3), np.inf))
+    _fails(_cli(root, h5, "--stimulus-order", str(root / "order.txt")), capsys, "array 'IT' holds NaN or Inf")
+
+
+def test_wrong_row_counts_and_orders_are_refused(files, tmp_path, capsys):
+    root, formats, ids = files
+    arrays = formats["with_ids.npz"][1]
+    np.savez(tmp_path / "short.npz", stimulus_id=np.array(ids), **{**arrays, "a:3": arrays["a:3"][:-1]})
+    _fails(_cli(root, tmp_path / "short.npz"), capsys, "array 'a:3' has 63 rows", "for 64 stimulus ids")
+    (tmp_path / "short.txt").write_text("\n".join(ids[:-2]))
+    _fails(_cli(root, root / "features.npy", "--stimulus-order", str(tmp_path / "short.txt")), capsys,
+           "array 'features' has 64 rows", "for 62 stimulus ids")
+    (tmp_path / "twice.txt").write_text("\n".join(ids[:-1] + ids[:1]))
+    _fails(_cli(root, root / "features.npy", "--stimulus-order", str(tmp_path / "twice.txt")), capsys,
+           "stimulus id 's000' appears twice")
+    _fails(_cli(root, root / "features.npy"), capsys, "carries no stimulus ids", "file_names.txt")
+    (tmp_path / "reversed.txt").write_text("\n".join(ids[::-1]))
+    _fails(_cli(root, root / "with_ids.npz", "--stimulus-order", str(tmp_path / "reversed.txt")), capsys,
+           "carries its own stimulus ids")
+    np.savez(tmp_path / "gap.npz", stimulus_id=np.array(ids), **{"a:1": arrays["a:1"], "a:3": arrays["a:3"]})
+    _fails(_cli(root, tmp_path / "gap.npz"), capsys, "layer 'a' has passes [1, 3]")
+
+
+class _Trap:
+    """Unpickling this would create a file: the proof that nothing was unpickled is that the file is absent."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickle_bearing_files_are_refused_without_unpickling(files, tmp_path, capsys):
+    root, formats, ids = files
+    marker = tmp_path / "pwned"
+    trap = np.empty(1, dtype=object)
+    trap[0] = _Trap(marker)
+    np.savez(tmp_path / "pickled.npz", stimulus_id=np.array(ids), IT=formats["with_ids.npz"][1]["a:1"], trap=trap)
+    _fails(_cli(root, tmp_path / "pickled.npz"), capsys, "array 'trap' holds Python objects", "allow_pickle=False")
+    np.savez(tmp_path / "object_ids.npz", stimulus_id=np.array(ids, dtype=object), IT=formats["with_ids.npz"][1]["a:1"])
+    _fails(_cli(root, tmp_path / "object_ids.npz"), capsys, "array 'stimulus_id' holds Python objects")
+    torch.save({"IT": torch.zeros(64, 3), "trap": _Trap(marker)}, tmp_path / "pickled.pt")
+    _fails(_cli(root, tmp_path / "pickled.pt", "--stimulus-order", str(root / "order.txt")), capsys,
+           "refusing to load pickled Python objects", "weights_only=True")
+    assert not marker.exists()
+
+
+def test_sizes_are_checked_before_anything_is_allocated(files, tmp_path, capsys):
+    import zipfile
+
+    root, _, ids = files
+    # an .npy header that claims 8 TB (10^12 x 1000 float64) in front of a few bytes
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 1000)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as zf:
+        zf.writestr("IT.npy", header.getvalue() + b"\0" * 64)
+    _fails(_cli(root, tmp_path / "huge.npz", "--stimulus-order", str(root / "order.txt")), capsys,
+           "array 'IT' (1000000000000, 1000) (float64) needs", "MAX_FEATURE_BYTES")
+    # a header within the limit that claims more than the file holds (8 MB in front of 1.5 kB)
+    small = io.BytesIO()
+    np.lib.format.write_array_header_1_0(small, {"descr": "<f8", "fortran_order": False, "shape": (1000, 1000)})
+    (tmp_path / "liar.npy").write_bytes(small.getvalue() + np.zeros((64, 3)).tobytes())
+    _fails(_cli(root, tmp_path / "liar.npy", "--stimulus-order", str(root / "order.txt")), capsys,
+           "array 'liar' claims shape (1000, 1000) (float64) but the file holds fewer bytes")
+
+
+def test_model_options_and_unknown_formats_are_refused(files, tmp_path, capsys):
+    root, _, _ = files
+    _fails(_cli(root, root / "with_ids.npz", "--checkpoint", "w.pt"), capsys, "--checkpoint applies to a model")
+    _fails(_cli(root, root / "with_ids.npz", "--weights", "random"), capsys, "--weights applies to a model")
+    (tmp_path / "feats.csv").write_text("a,b\n1,2\n")
+    _fails(_cli(root, tmp_path / "feats.csv"), capsys, "unknown features format '.csv'")
+    _fails(_cli(root, tmp_path / "absent.npz"), capsys, "features file not found")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    _fails(_cli(root, tmp_path / "junk.npz"), capsys, "not an .npz archive")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    _fails(_cli(root, tmp_path / "junk.h5", "--stimulus-order", str(root / "order.txt")), capsys,
+           "cannot read as HDF5")
+
+
+def test_hdf5_external_links_are_refused(files, tmp_path, capsys):
+    import h5py
+
+    root, _, _ = files
+    with h5py.File(tmp_path / "other.h5", "w") as handle:
+        handle.create_dataset("secret", data=np.zeros((64, 2)))
+    with h5py.File(tmp_path / "linked.h5", "w") as handle:
+        handle["IT"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "secret")
+    _fails(_cli(root, tmp_path / "linked.h5", "--stimulus-order", str(root / "order.txt")), capsys,
+           "'IT' is an external link")

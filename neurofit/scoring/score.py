@@ -45,12 +45,13 @@ from neurofit.data.recording import average_repetitions, trial_array, validate
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError, ValidationError
 from neurofit.models.base import TemporalModel, TimeMap
+from neurofit.regression.correlation import pearson_on_valid
 from neurofit.runners.local import LocalRunner, Result, UnitStore, WorkUnit
 from neurofit.scoreset import CENTRED_INTERVAL, centred_interval
 from neurofit.scoring import timemap as tmap
 from neurofit.scoring.benchmark import SYNTHETIC, Benchmark, load_benchmark
 from neurofit.scoring.commit import choose, commitment_criterion, commitment_split
-from neurofit.scoring.missing import MISSING_DATA_RULE, apply_missing_data_rule, fit_on_valid_stimuli, pearson_on_valid
+from neurofit.scoring.missing import MISSING_DATA_RULE, apply_missing_data_rule, fit_on_valid_stimuli
 
 OFFSET_POLICIES = ("one_to_one", "portion", "graded")
 UNTRAINED_SEED = 0
@@ -557,12 +558,20 @@ def _ceil(bench: Benchmark, r: np.ndarray, ceiling: np.ndarray, pooled: np.ndarr
 
 # ------------------------------------------------------------------------------------------------ the run
 class _Features:
-    """Feature matrices of (layer, step) in the run's stimulus order, float64, read once each."""
+    """Feature matrices of (layer, step) in the run's stimulus order, float64, read once each.
 
-    def __init__(self, acts: Any, order: np.ndarray) -> None:
+    With ``narrow`` (every mode but ``span_time``, which stacks bins as samples of one feature space) a
+    combined design wider than it is tall is replaced by its exact Gram compression
+    (:func:`neurofit.extract.reduce.gram_compress`, all ``n`` columns kept): the same inner products, so the
+    same PLS and ridge predictions, at a fraction of the cost (the kernel form, issue 14).
+    """
+
+    def __init__(self, acts: Any, order: np.ndarray, narrow: bool = False) -> None:
         self.acts = acts
         self.order = order
+        self.narrow = narrow
         self._cache: dict[tuple[str, int], np.ndarray] = {}
+        self._narrowed: dict[tuple[tuple[str, int, float], ...], np.ndarray] = {}
 
     def get(self, layer: str, step: int) -> np.ndarray:
         key = (layer, step)
@@ -574,13 +583,21 @@ class _Features:
     def combine(self, refs: Sequence[tmap.FeatureRef]) -> np.ndarray | None:
         if not refs:
             return None
+        key = tuple((ref.layer, int(ref.step), float(ref.weight)) for ref in refs)
+        if key in self._narrowed:
+            return self._narrowed[key]  # one object per design: bins that share it are recognised as one
         if len(refs) == 1 and refs[0].weight == 1.0:
             # the cached matrix itself: bins that share it are recognised as one design
-            return self.get(refs[0].layer, refs[0].step)
-        out = None
-        for ref in refs:
-            term = self.get(ref.layer, ref.step) * ref.weight
-            out = term if out is None else out + term
+            out = self.get(refs[0].layer, refs[0].step)
+        else:
+            out = None
+            for ref in refs:
+                term = self.get(ref.layer, ref.step) * ref.weight
+                out = term if out is None else out + term
+        if self.narrow and out.shape[1] > out.shape[0]:
+            from neurofit.extract.reduce import gram_compress
+
+            out = self._narrowed[key] = gram_compress(out, keep_all=True, dtype=np.float64)
         return out
 
 
@@ -856,7 +873,8 @@ def score(
     criteria_attr: dict[str, dict[str, float]] = {}
     commitment_folds: set[int] = set()
     commitment_components: set[int] = set()
-    commit_features = _Features(acts, np.array([act_pos[s] for s in commit_ids], dtype=np.int64))
+    narrow = bench.temporal_mode != "span_time"  # exact Gram compression of wide designs (see _Features)
+    commit_features = _Features(acts, np.array([act_pos[s] for s in commit_ids], dtype=np.int64), narrow=narrow)
     for region in regions:
         cands = [(layer, float(off)) for layer in candidates_by_region[region] for off in offsets]
         if policy == "graded":
@@ -895,7 +913,7 @@ def score(
         warnings.simplefilter("ignore", UserWarning)
         splits = make_splits(score_ids, scheme=bench.split_scheme, object_name=object_labels(score_ids),
                              n_splits=bench.n_splits, seed=bench.split_seed)
-    score_features = _Features(acts, np.array([act_pos[s] for s in score_ids], dtype=np.int64))
+    score_features = _Features(acts, np.array([act_pos[s] for s in score_ids], dtype=np.int64), narrow=narrow)
     trials = trials_all[[trial_pos[s] for s in score_ids]]
     targets_all = np.asarray(averaged.values, dtype=np.float64)[[position[s] for s in score_ids]]
     n_sites, n_bins = targets_all.shape[1], targets_all.shape[2]
