@@ -190,7 +190,8 @@ def test_toy_benchmark_scoresets_are_unchanged(case, toy_problem, tmp_path):
 
 def test_toy_brainscore_mode_scoreset_is_unchanged(tmp_path):
     from neurofit.scoring.benchmark import load_benchmark
-    from neurofit.scoring.score import activations_from_arrays, score
+    from neurofit.scoring.resolve import activations_from_arrays
+    from neurofit.scoring.score import score
 
     rec, stimuli, feats, ids, _, _ = brainscore_assembly()
     acts = activations_from_arrays({"IT": feats[None]}, ids, model_id="toy")

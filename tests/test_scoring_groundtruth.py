@@ -7,8 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from neurofit.scoreset import region_aggregate
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.score import activations_from_arrays, region_values, score
+from neurofit.scoring.resolve import activations_from_arrays
+from neurofit.scoring.score import score
 from neurofit.stats.compare import compare
 
 SIZE = "small"
@@ -74,7 +76,7 @@ def perfect_scores(synthetic, benchmark):
 
 @pytest.mark.slow
 def test_generator_rates_score_near_the_noise_ceiling(perfect_scores):
-    window = region_values(perfect_scores, "median_ceiled", "IT")[_window(perfect_scores)]
+    window = region_aggregate(perfect_scores, "median_ceiled", "IT")[_window(perfect_scores)]
     # measured 0.70-0.84 on the small set (192 stimuli): the cross-validated ridge fit costs the rest
     assert np.all((window > 0.65) & (window < 1.15)), window
 
@@ -85,8 +87,8 @@ def test_generator_features_score_far_above_random_features(synthetic, benchmark
     noise = np.random.default_rng(0).normal(size=(25, len(ids), 256))
     random_scores = score(activations_from_arrays({"IT": noise}, ids, model_id="random"), benchmark, data=synthetic,
                           progress=False)
-    hidden = region_values(full_scores, "median_ceiled", "IT")[_window(full_scores)]
-    random = region_values(random_scores, "median_ceiled", "IT")[_window(random_scores)]
+    hidden = region_aggregate(full_scores, "median_ceiled", "IT")[_window(full_scores)]
+    random = region_aggregate(random_scores, "median_ceiled", "IT")[_window(random_scores)]
     assert np.all(random < 0.05), random
     assert np.all(hidden > 5 * np.maximum(random, 0.01)), (hidden, random)
 
@@ -126,13 +128,13 @@ def large_scores(large, benchmark):
 @pytest.mark.slow
 def test_generator_hidden_features_score_above_0_8_in_the_response_window(large, benchmark, large_scores):
     full = large_scores[False]
-    hidden = region_values(full, "median_ceiled", "IT")[_window(full)]
+    hidden = region_aggregate(full, "median_ceiled", "IT")[_window(full)]
     assert np.all(hidden > 0.8), hidden
     ids = large[1].stimulus_ids
     noise = np.random.default_rng(0).normal(size=(25, len(ids), 256))
     random_scores = score(activations_from_arrays({"IT": noise}, ids, model_id="random"),
                           dataclasses.replace(benchmark, metric="ridge"), data=large, progress=False)
-    random = region_values(random_scores, "median_ceiled", "IT")[_window(random_scores)]
+    random = region_aggregate(random_scores, "median_ceiled", "IT")[_window(random_scores)]
     assert np.all(random < 0.1), random
 
 

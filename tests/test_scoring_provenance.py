@@ -12,7 +12,8 @@ from conftest import TOY_BENCHMARK, toy
 from neurofit.errors import NeurofitError
 from neurofit.scoreset import summary_table
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.score import activations_from_arrays, resolve_model, score, score_with_baseline
+from neurofit.scoring.resolve import activations_from_arrays, resolve_model
+from neurofit.scoring.score import score, score_with_baseline
 
 CREATED = "2026-01-01T00:00:00Z"
 

@@ -91,7 +91,8 @@ def demo(
 
     from neurofit.scoreset import metric_line, summary_table, write_scoreset
     from neurofit.scoring.benchmark import load_benchmark
-    from neurofit.scoring.score import load_benchmark_data, score
+    from neurofit.scoring.data import load_benchmark_data
+    from neurofit.scoring.score import score
     from neurofit.stats.compare import (
         compare_many,
         comparison_table,
