@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError, quiet_nan
-from neurofit.extract.reduce import gram_compress
+from neurofit.extract import reduce
 from neurofit.models.base import TimeMap
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 from neurofit.regression.splits import StimulusSplits, make_splits
@@ -206,7 +206,7 @@ class _Features:
                 term = self.get(ref.layer, ref.step) * ref.weight
                 out = term if out is None else out + term
         if self.narrow and out.shape[1] > out.shape[0]:
-            out = self._narrowed[key] = gram_compress(out, keep_all=True, dtype=np.float64)
+            out = self._narrowed[key] = reduce.gram_compress(out, keep_all=True, dtype=np.float64)
         return out
 
 
