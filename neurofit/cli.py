@@ -3,12 +3,16 @@
 Each package that offers commands has a ``commands`` module with ``register(subparsers)``; every
 command's work is done by a public function that notebooks can call directly. User mistakes
 (:class:`neurofit.errors.NeurofitError`, missing files) are printed as one line with exit status 2.
+
+The library speaks Python (``layers=``, ``cache_dir=``); :func:`in_cli_terms` translates the parameters a
+message names into the command's flags (``--layers``, ``--cache-dir``), so no library module names a flag.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +68,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every ``--flag`` of ``parser`` and of all its sub-commands.
+
+    Example
+    -------
+    >>> "--layers" in option_strings(build_parser())
+    True
+    """
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(s for s in action.option_strings if s.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= option_strings(sub)
+    return found
+
+
+# a parameter named in a library message: ``name=`` at the end of a phrase, or ``name='value'``
+_PARAMETER = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(?:'([^']*)'|(?=[\s,;:)]|$))")
+
+
+def in_cli_terms(message: str, flags: set[str]) -> str:
+    """``message`` with every parameter that is also a command-line flag written as that flag.
+
+    Example
+    -------
+    >>> in_cli_terms("name the layer of each region with layers= (region=layer)", {"--layers"})
+    'name the layer of each region with --layers (region=layer)'
+    >>> in_cli_terms("stimuli='holdout' needs a checkpoint; cache_dir= is missing", {"--stimuli", "--cache-dir"})
+    '--stimuli holdout needs a checkpoint; --cache-dir is missing'
+    """
+    def flag(match: re.Match[str]) -> str:
+        name = "--" + match.group(1).replace("_", "-")
+        if name not in flags:
+            return match.group(0)
+        return name if match.group(2) is None else f"{name} {match.group(2)}"
+
+    return _PARAMETER.sub(flag, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status.
 
@@ -79,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except NeurofitError as err:
-        print(f"neurofit: error: {err}", file=sys.stderr)
+        print(f"neurofit: error: {in_cli_terms(str(err), option_strings(parser))}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
         missing = err.filename if err.filename else str(err)

@@ -150,7 +150,7 @@ def test_the_files_a_run_wrote_are_removed_when_it_closes(tmp_path):
 
 
 def test_a_cluster_run_without_a_shared_cache_dir_or_with_both_targets_is_refused():
-    with pytest.raises(NeurofitError, match="--cache-dir"):
+    with pytest.raises(NeurofitError, match="cache_dir="):
         DaskRunner("tcp://127.0.0.1:8786")
     with pytest.raises(NeurofitError, match="not both"):
         DaskRunner("tcp://127.0.0.1:8786", workers=2, cache_dir=".")

@@ -130,7 +130,7 @@ def holdout_stimuli(meta: dict[str, Any]) -> StimulusSet:
     data = str(meta.get("data", ""))
     prefix = "synthetic-ventral-train-seed"
     if not data.startswith(prefix) or "holdout" not in meta or "seed" not in meta:
-        raise NeurofitError(f"--stimuli holdout needs a checkpoint trained by `neurofit train` on the synthetic "
+        raise NeurofitError(f"stimuli='holdout' needs a checkpoint trained by `neurofit train` on the synthetic "
                             f"training set; this one's training data is {data or 'unrecorded'!r}")
     if not data[len(prefix):].isdigit():
         raise NeurofitError(f"the checkpoint's training data {data!r} does not name a synthetic training seed")

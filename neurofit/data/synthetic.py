@@ -842,7 +842,7 @@ def write_synthetic_ventral(
 
     out = Path(out)
     if out.suffix != ".nc":
-        raise NeurofitError(f"--out must name a NetCDF file ending in .nc, got {out}")
+        raise NeurofitError(f"out= must name a NetCDF file ending in .nc, got {out}")
     recording, stimuli = generate_synthetic_ventral(size, seed=seed, repetitions=repetitions, averaged=averaged,
                                                     cache=cache)
     write_recording(recording, out)

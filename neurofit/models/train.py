@@ -162,7 +162,7 @@ def holdout_split(labels: Sequence[str], fraction: float, seed: int) -> tuple[np
         k = 0 if fraction == 0 else max(1, round(fraction * len(members)))
         if k >= len(members):
             raise NeurofitError(f"class {label!r} has {len(members)} images: too few for a held-out split of "
-                                f"{fraction}; add images or lower --holdout")
+                                f"{fraction}; add images or lower holdout=")
         held.extend(rng.permutation(members)[:k].tolist())
     holdout = np.sort(np.asarray(held, dtype=int))
     train = np.setdiff1d(np.arange(len(labels)), holdout)
@@ -196,7 +196,7 @@ def _readout_start(model: TemporalModel, steps: int) -> int:
     start = int(first.get(top, 0)) if top is not None else 0
     if start >= steps:
         raise NeurofitError(f"{type(model).__name__}'s readout is first driven at step {start}, but the movie has "
-                            f"{steps} steps; train with more steps (--steps)")
+                            f"{steps} steps; train with more steps (steps=)")
     return start
 
 

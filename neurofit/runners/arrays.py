@@ -41,7 +41,7 @@ class StoredArray:
             return np.load(self.path, mmap_mode="c", allow_pickle=False)
         except FileNotFoundError:
             raise NeurofitError(
-                f"worker on host {socket.gethostname()!r} cannot read {self.path}: the --cache-dir must be a "
+                f"worker on host {socket.gethostname()!r} cannot read {self.path}: cache_dir= must be a "
                 "directory that every dask worker sees at the same path (a shared filesystem)") from None
 
 

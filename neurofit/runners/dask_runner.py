@@ -162,11 +162,11 @@ class DaskRunner:
         from distributed import Client, LocalCluster
 
         if scheduler is not None and workers is not None:
-            raise NeurofitError("give either a scheduler address (--scheduler) or a number of local workers "
-                                "(--workers), not both")
+            raise NeurofitError("give either scheduler= (the address of a running scheduler) or workers= (a "
+                                "number of local worker processes), not both")
         if scheduler is not None and cache_dir is None:
-            raise NeurofitError("a cluster run needs --cache-dir: a directory that every dask worker sees at the "
-                                "same path (a shared filesystem), where the features are written for them")
+            raise NeurofitError("a cluster run needs cache_dir= (a directory that every dask worker sees at the "
+                                "same path on a shared filesystem, where the features are written for them)")
         stream = sys.stderr if stream is None else stream
         self.store = store
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
@@ -205,7 +205,7 @@ class DaskRunner:
         else:
             n = int(workers) if workers is not None else (os.cpu_count() or 1)
             if n < 1:
-                raise NeurofitError(f"--workers must be at least 1, got {n}")
+                raise NeurofitError(f"workers= must be at least 1, got {n}")
             self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                         dashboard_address=dashboard_address, silence_logs=logging.ERROR)
             self.client = Client(self.cluster, set_as_default=False)
@@ -274,7 +274,7 @@ class DaskRunner:
             if size > self.max_task_bytes:
                 raise NeurofitError(
                     f"each task of {desc or 'this run'} would carry {size / 1e6:.1f} MB: give the runner a callable "
-                    "object that holds its data as numpy arrays (they go to the shared --cache-dir), not a closure")
+                    "object that holds its data as numpy arrays (they go to the shared cache_dir=), not a closure")
             self.stats["task_bytes"] = max(self.stats["task_bytes"], size)
             self.stats["submitted"] += len(todo)
             run = uuid.uuid4().hex[:8]
