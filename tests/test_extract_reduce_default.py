@@ -82,8 +82,8 @@ def test_reduction_layers_survive_the_netcdf_round_trip(tmp_path):
 
 def test_default_score_equals_the_full_feature_score(tmp_path):
     """score(): the default reduction gives the full features' per-site r (toy recording, a tiny ConvRNN)."""
+    from conftest import TOY_BENCHMARK, toy
     from neurofit.scoring.score import score
-    from tests.test_scoring_score import TOY_BENCHMARK, toy
 
     bench = tmp_path / "toy.toml"
     bench.write_text(TOY_BENCHMARK.format(mode="per_bin"))
@@ -118,3 +118,26 @@ def test_default_reduction_scores_cowley_210325_within_0_01_median_r_of_the_full
     assert 0.45 < median["full"] < 0.55  # layer2 of the trained ResNet-20 (0.497 measured)
     assert abs(median["default"] - median["full"]) < 0.01
     assert median["full"] - median["old"] > 0.01  # the old default's loss that this default removes (0.03)
+
+
+@pytest.mark.parametrize("metric", ["pls", "ridge"])
+def test_wide_designs_are_fitted_through_their_exact_gram_compression(tmp_path, monkeypatch, metric):
+    """score(): a design wider than tall is compressed exactly before the fits; per-site r is unchanged."""
+    from conftest import TOY_BENCHMARK, toy
+    from neurofit.extract import reduce
+    from neurofit.scoring.score import score
+
+    bench = tmp_path / "toy.toml"
+    text = TOY_BENCHMARK.format(mode="per_bin")
+    bench.write_text(text if metric == "pls" else text.replace("n_components = 5", 'metric = "ridge"'))
+    rec, stimuli, acts = toy(d=300)  # 120 stimuli, 300 features: every design is wide
+    shapes = []
+    real = reduce.gram_compress
+    monkeypatch.setattr(reduce, "gram_compress", lambda x, **kw: shapes.append(x.shape) or real(x, **kw))
+    kwargs = dict(data=(rec, stimuli), progress=False, created="2026-01-01T00:00:00Z")
+    narrowed = score(acts, bench, work_dir=tmp_path / "a", **kwargs)
+    assert shapes and all(p == 300 and n < 300 for n, p in shapes)
+    monkeypatch.setattr(reduce, "gram_compress", lambda x, **kw: x)  # the full designs, as before
+    full = score(acts, bench, work_dir=tmp_path / "b", **kwargs)
+    assert narrowed.attrs["committed_layers"] == full.attrs["committed_layers"]
+    np.testing.assert_allclose(narrowed["r"].values, full["r"].values, rtol=0, atol=1e-9)

@@ -131,6 +131,18 @@ def test_train_cli_writes_a_checkpoint_from_a_stimulus_csv(tmp_path, capsys):
     assert meta["loss"] == "last_step" and meta["seed"] == 2 and meta["image_size"] == 16
 
 
+def test_ponder_weight_reaches_the_loss_and_the_checkpoint(tmp_path):
+    csv = write_stimulus_set(two_class_set(4), tmp_path / "halves.csv")
+    out = tmp_path / "act.safetensors"
+    assert main(["train", "--model", "halting_convgru", "--stimuli", str(csv), "--epochs", "1", "--size", "16",
+                 "--arg", "stem_channels=4", "--arg", "channels=[4]", "--arg", "steps=2", "--loss", "last",
+                 "--ponder-weight", "0.003", "--out", str(out), "--no-progress"]) == 0
+    assert checkpoint_metadata(out)["ponder_weight"] == 0.003
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(NeurofitError, match="ponder_weight must be a finite number >= 0"):
+            train_model("halting_convgru", two_class_set(4), epochs=1, size=16, ponder_weight=bad, progress=False)
+
+
 def test_parse_model_args_rejects_a_missing_value():
     assert parse_model_args(["channels=[4, 8]", "cell=gru"]) == {"channels": [4, 8], "cell": "gru"}
     with pytest.raises(NeurofitError, match="KEY=VALUE"):

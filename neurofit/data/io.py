@@ -218,6 +218,16 @@ def read_recording(path: str | os.PathLike[str], variable: str | None = None) ->
     """Read a recording from NetCDF: neurofit's own files or BrainIO/Brain-Score assemblies.
 
     The result has the contract's dims and names (run :func:`neurofit.data.validate` to check the rest).
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> from neurofit.data.recording import make_recording
+    >>> rec = make_recording(np.ones((2, 1, 1)), stimulus_id=["a", "b"], repetition=[0, 0], neuroid_id=["n0"],
+    ...                      region="IT", time_bin_start=[70], time_bin_end=[170], identifier="toy",
+    ...                      stimulus_set_identifier="toy")
+    >>> read_recording(write_recording(rec, pathlib.Path(tempfile.mkdtemp()) / "rec.nc")).dims
+    ('presentation', 'neuroid', 'time_bin')
     """
     path = Path(path)
     ds = read_dataset(path)

@@ -204,7 +204,8 @@ DEFAULT_REDUCTION = Auto()
 Reduction = RandomProjection | PCA | Auto
 
 
-def gram_compress(x: np.ndarray | torch.Tensor, chunk: int = 4096) -> np.ndarray:
+def gram_compress(x: np.ndarray | torch.Tensor, chunk: int = 4096, *, keep_all: bool = False,
+                  dtype: Any = np.float32) -> np.ndarray:
     """Exact compression of ``x`` ``[N, p]`` to ``[N, r]`` (``r <= min(N, p)``) keeping every inner product.
 
     With the Gram matrix ``K = x x^T = U diag(lam) U^T`` (float64, accumulated over column chunks), the result
@@ -213,6 +214,8 @@ def gram_compress(x: np.ndarray | torch.Tensor, chunk: int = 4096) -> np.ndarray
     magnitude positive. It equals ``x @ V`` for an orthonormal basis ``V`` of the rows' span (the right
     singular vectors), so every inner product between rows, and with them every centred inner product, is
     kept: a PLS or ridge fit on any subset of the rows predicts any other row exactly as on ``x``.
+    ``keep_all=True`` keeps all ``min(N, p)`` columns (those past the rank near zero), so a fit's component
+    limit ``min(k, n_train - 1, features)`` is the same as on ``x``; ``dtype`` is the result's.
 
     Example
     -------
@@ -228,16 +231,19 @@ def gram_compress(x: np.ndarray | torch.Tensor, chunk: int = 4096) -> np.ndarray
         part = xt[:, start:start + chunk].double()
         gram += part @ part.T
     lam, vecs = torch.linalg.eigh(gram)
-    lam, vecs = lam.flip(0), vecs.flip(1)
+    lam, vecs = lam.flip(0).clamp(min=0.0), vecs.flip(1)
     top = float(lam[0]) if n else 0.0
-    if top <= 0.0:
-        return np.zeros((n, 1), dtype=np.float32)
-    rank = max(1, int((lam > top * n * torch.finfo(torch.float64).eps).sum()))
+    if keep_all:
+        rank = min(n, p)
+    elif top <= 0.0:
+        return np.zeros((n, 1), dtype=dtype)
+    else:
+        rank = max(1, int((lam > top * n * torch.finfo(torch.float64).eps).sum()))
     vecs = vecs[:, :rank]
     signs = torch.sign(vecs.gather(0, vecs.abs().argmax(dim=0, keepdim=True)))
     signs[signs == 0] = 1.0
     z = vecs * signs * lam[:rank].sqrt()
-    return z.float().numpy()
+    return z.numpy().astype(dtype, copy=False)
 
 
 class LayerReducer:

@@ -49,6 +49,11 @@ def list_models() -> pandas.DataFrame:
     """Every zoo model with parameter count, convention, default steps and layers.
 
     Lazy twin of :func:`neurofit.models.commands.list_models` (importing it imports pandas).
+
+    Example
+    -------
+    >>> "cornet_rt" in set(list_models()["name"])
+    True
     """
     from neurofit.models.commands import list_models as _list_models
 

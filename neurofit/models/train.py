@@ -328,6 +328,8 @@ def train_model(
         raise NeurofitError(f"loss must be 'all_steps' or 'last_step', got {loss!r}")
     if epochs < 0 or batch_size < 1 or lr <= 0:
         raise NeurofitError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
+    if not (math.isfinite(ponder_weight) and ponder_weight >= 0):
+        raise NeurofitError(f"ponder_weight must be a finite number >= 0, got {ponder_weight}")
     if out is not None and Path(out).suffix.lower() != ".safetensors":
         raise NeurofitError(f"the checkpoint is written as safetensors; name it *.safetensors, not {Path(out).name}")
     if isinstance(model, str):

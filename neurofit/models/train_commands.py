@@ -46,7 +46,7 @@ def _train_command(args: argparse.Namespace) -> int:
         args.model, args.stimuli, epochs=args.epochs, loss="all_steps" if args.loss == "all" else "last_step",
         lr=args.lr, batch_size=args.batch_size, seed=args.seed, label_column=args.label_column,
         holdout=args.holdout, out=args.out, size=args.size, steps=args.steps, augment=not args.no_augment,
-        difficulty=args.difficulty, data_seed=args.data_seed,
+        difficulty=args.difficulty, data_seed=args.data_seed, ponder_weight=args.ponder_weight,
         **({} if args.per_level is None else {"per_level": args.per_level}),
         model_kwargs=parse_model_args(args.arg), progress=None if not args.no_progress else False,
         command=command,
@@ -83,6 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--holdout", type=float, default=0.2, help="held-out fraction per class (default 0.2)")
     p.add_argument("--label-column", default="category_name")
+    p.add_argument("--ponder-weight", type=float, default=0.01,
+                   help="weight of the ACT ponder cost (adaptive-halting models; default 0.01)")
     p.add_argument("--arg", action="append", metavar="KEY=VALUE",
                    help="factory argument of the model, value as JSON (repeatable), e.g. --arg width=8")
     p.add_argument("--no-augment", action="store_true", help="no random flips/crops")

@@ -1,7 +1,9 @@
 """Pearson correlation, the one home of it: per column (site x time bin), vectorised and NaN-safe.
 
 * :func:`pearson_r`: batched over every index but the sample axis (numpy or torch), NaN for constant columns.
-* :func:`pearson_r_valid`: the same over the rows where both inputs are finite (NaN-padded trials).
+* :func:`pearson_on_valid`: :func:`pearson_r` per column over the rows where both inputs are finite (scores of
+  sites that lack some stimuli).
+* :func:`pearson_r_valid`: the same rule as one masked numpy formula (the ceiling's NaN-padded trial halves).
 * :func:`pearson_sums` / :func:`pearson_from_sums`: per-sample sufficient statistics and r from their
   (weighted) sums, so that a bootstrap over samples costs a matrix product per draw.
 """
@@ -124,4 +126,30 @@ def pearson_from_sums(sums: np.ndarray) -> np.ndarray:
         vb = sbb - sb**2 / n
         r = cov / np.sqrt(va * vb)
     r[(n < 3) | ~(va > 0) | ~(vb > 0)] = np.nan
+    return r
+
+
+def pearson_on_valid(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Pearson r along axis 0 per column, each column over the rows where both inputs are finite.
+
+    Columns without a non-finite value go through :func:`pearson_r` as
+    one batch (so complete data give exactly its numbers); a column with fewer than 3 valid rows is NaN.
+
+    Example
+    -------
+    >>> p = np.array([[1.0, 1.0], [2.0, np.nan], [3.0, 3.0], [4.0, 5.0]])
+    >>> pearson_on_valid(p, 2 * np.nan_to_num(p)).round(6).tolist()
+    [1.0, 1.0]
+    """
+    prediction = np.asarray(prediction, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    with quiet_nan():  # constant sites are NaN by contract
+        r = np.asarray(pearson_r(prediction, target, dim=0), dtype=np.float64)
+        ok = np.isfinite(prediction) & np.isfinite(target)
+        incomplete = ~ok.all(axis=0)
+        for index in zip(*np.nonzero(incomplete)):
+            rows = ok[(slice(None), *index)]
+            column = (slice(None), *index)
+            r[index] = np.nan if rows.sum() < 3 else float(
+                pearson_r(prediction[column][rows], target[column][rows], dim=0))
     return r

@@ -14,7 +14,8 @@ ScoreSet (``attrs['missing_data']``):
    mapping fitted on the stimuli valid for it, with every site of the region that has data on all of them
    (:func:`fit_on_valid_stimuli`); the folds are the run's folds restricted to those stimuli. A recording
    without missing data takes the usual path unchanged, bit for bit.
-4. **Correlations** are over the stimuli valid for the site (:func:`pearson_on_valid`). The split-half
+4. **Correlations** are over the stimuli valid for the site
+   (:func:`~neurofit.regression.correlation.pearson_on_valid`). The split-half
    ceiling already pairs half-means per site over the stimuli where both are defined
    (:mod:`neurofit.regression.ceiling`), and the stimulus bootstrap counts only a site's valid stimuli.
 
@@ -29,8 +30,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import xarray as xr
-
-from neurofit.errors import quiet_nan
 
 MIN_VALID_STIMULI = 3
 MIN_VALID_FRACTION = 0.5
@@ -112,34 +111,6 @@ def apply_missing_data_rule(recording: xr.DataArray) -> tuple[xr.DataArray, dict
                      f"keep fewer than {need} stimuli and are dropped (r, ceiling NaN)")
     warnings.warn(f"recording {label!r}: " + "; ".join(parts), MissingDataWarning, stacklevel=2)
     return recording.copy(data=masked.astype(values.dtype, copy=False)), missing, dropped
-
-
-def pearson_on_valid(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Pearson r along axis 0 per column, each column over the rows where both inputs are finite.
-
-    Columns without a non-finite value go through :func:`neurofit.regression.correlation.pearson_r` as
-    one batch (so complete data give exactly its numbers); a column with fewer than 3 valid rows is NaN.
-
-    Example
-    -------
-    >>> p = np.array([[1.0, 1.0], [2.0, np.nan], [3.0, 3.0], [4.0, 5.0]])
-    >>> pearson_on_valid(p, 2 * np.nan_to_num(p)).round(6).tolist()
-    [1.0, 1.0]
-    """
-    from neurofit.regression.correlation import pearson_r
-
-    prediction = np.asarray(prediction, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    with quiet_nan():  # constant sites are NaN by contract
-        r = np.asarray(pearson_r(prediction, target, dim=0), dtype=np.float64)
-        ok = np.isfinite(prediction) & np.isfinite(target)
-        incomplete = ~ok.all(axis=0)
-        for index in zip(*np.nonzero(incomplete)):
-            rows = ok[(slice(None), *index)]
-            column = (slice(None), *index)
-            r[index] = np.nan if rows.sum() < 3 else float(
-                pearson_r(prediction[column][rows], target[column][rows], dim=0))
-    return r
 
 
 Fit = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
