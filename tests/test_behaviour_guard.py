@@ -15,7 +15,6 @@ estimators' fitted predictions. To re-record after an *intended* change of behav
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -134,8 +133,8 @@ def demo_scores(tmp_path_factory):
     bins = tuple((float(a), float(a + 10)) for a in range(40, 70, 10))
     out = {}
     for bench_id in BENCHMARKS:
-        bench = dataclasses.replace(load_benchmark(bench_id), time_bins=bins, n_components=5, n_splits=3,
-                                    n_bootstrap=20, offsets_ms=(0.0, 20.0))
+        bench = load_benchmark(bench_id).replace(time_bins=bins, regression={"n_components": 5, "n_splits": 3},
+                                                 aggregate={"n_bootstrap": 20}, mapping={"offsets_ms": (0.0, 20.0)})
         for role, name, ckpt in demo_models():
             assert ckpt is not None, "the demo's shipped checkpoints are part of the package"
             out[(bench_id, role)] = score(ckpt, bench, data=(rec, stimuli), progress=False, cache=False,
@@ -170,7 +169,7 @@ def _bench(tmp_path, mode="per_bin", **changes):
 
     path = tmp_path / "toy.toml"
     path.write_text(TOY_BENCHMARK.format(mode=mode))
-    return dataclasses.replace(load_benchmark(path), **changes) if changes else path
+    return load_benchmark(path).replace(**changes) if changes else path
 
 
 @pytest.mark.parametrize("case", ["per_bin", "span_time", "ridge", "grid", "layers"])
@@ -182,7 +181,7 @@ def test_toy_benchmark_scoresets_are_unchanged(case, toy_problem, tmp_path):
     if case == "span_time":
         bench = _bench(tmp_path, "span_time")
     elif case == "ridge":
-        bench = _bench(tmp_path, metric="ridge")
+        bench = _bench(tmp_path, regression={"metric": "ridge"})
     else:
         bench = _bench(tmp_path)
     if case == "grid":
@@ -199,7 +198,7 @@ def test_toy_brainscore_mode_scoreset_is_unchanged(tmp_path):
 
     rec, stimuli, feats, ids, _, _ = brainscore_assembly()
     acts = activations_from_arrays({"IT": feats[None]}, ids, model_id="toy")
-    bench = dataclasses.replace(load_benchmark("majajhong2015-it-brainscore"), n_bootstrap=20)
+    bench = load_benchmark("majajhong2015-it-brainscore").replace(aggregate={"n_bootstrap": 20})
     check("toy/brainscore", score(acts, bench, data=(rec, stimuli), progress=False, created=CREATED,
                                   work_dir=tmp_path))
 

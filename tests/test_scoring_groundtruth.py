@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -32,8 +30,8 @@ def synthetic():
 def benchmark():
     # every stimulus scored, the generator's own time axis (offset 0): this checks the regression and the
     # ceiling, not the commitment
-    return dataclasses.replace(load_benchmark("synthetic-ventral-it-temporal"), commitment_fraction=0.0,
-                               offsets_ms=(0.0,), n_bootstrap=200)
+    return load_benchmark("synthetic-ventral-it-temporal").replace(
+        commitment={"fraction": 0.0}, mapping={"offsets_ms": (0.0,)}, aggregate={"n_bootstrap": 200})
 
 
 def _hidden(ablate: bool, size=SIZE):
@@ -71,7 +69,7 @@ def perfect_scores(synthetic, benchmark):
     recording, stimuli = synthetic
     perfect = activations_from_arrays({"IT": _rates(stimuli, recording, False)}, stimuli.stimulus_ids,
                                       model_id="generator rates")
-    return score(perfect, dataclasses.replace(benchmark, metric="ridge"), data=synthetic, progress=False)
+    return score(perfect, benchmark.replace(regression={"metric": "ridge"}), data=synthetic, progress=False)
 
 
 @pytest.mark.slow
@@ -99,7 +97,7 @@ def test_ablating_recurrence_lowers_late_it_scores_but_not_early_ones(synthetic,
     recording, stimuli = synthetic
     sweep = activations_from_arrays({"IT": _rates(stimuli, recording, True)}, stimuli.stimulus_ids,
                                     model_id="generator rates, recurrence ablated")
-    ablated = score(sweep, dataclasses.replace(benchmark, metric="ridge"), data=synthetic, progress=False)
+    ablated = score(sweep, benchmark.replace(regression={"metric": "ridge"}), data=synthetic, progress=False)
     result = compare(ablated, perfect_scores, n_boot=200).isel(comparison=0, region=0)  # full minus ablated
     start = result["time_bin_start"].values
     early = start < 90.0  # the recurrent loop adds its 20 ms after the first IT input at 70 ms
@@ -120,7 +118,7 @@ def large():
 
 @pytest.fixture(scope="module")
 def large_scores(large, benchmark):
-    ridge = dataclasses.replace(benchmark, metric="ridge")
+    ridge = benchmark.replace(regression={"metric": "ridge"})
     return {ablate: score(_hidden(ablate, LARGE["size"]), ridge, data=large, progress=False)
             for ablate in (False, True)}
 
@@ -133,7 +131,7 @@ def test_generator_hidden_features_score_above_0_8_in_the_response_window(large,
     ids = large[1].stimulus_ids
     noise = np.random.default_rng(0).normal(size=(25, len(ids), 256))
     random_scores = score(activations_from_arrays({"IT": noise}, ids, model_id="random"),
-                          dataclasses.replace(benchmark, metric="ridge"), data=large, progress=False)
+                          benchmark.replace(regression={"metric": "ridge"}), data=large, progress=False)
     random = region_aggregate(random_scores, "median_ceiled", "IT")[_window(random_scores)]
     assert np.all(random < 0.1), random
 

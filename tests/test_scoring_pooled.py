@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -43,8 +42,9 @@ def _toy(n=60, reps=4, sites=5, d=12, seed=0):
 
 def test_ceiling_none_keeps_r_and_reports_no_ceiling(tmp_path):
     rec, stimuli, acts = _toy()
-    with_ceiling = dataclasses.replace(load_benchmark("cowley2023-v4-210325"), n_components=3, n_bootstrap=50)
-    without = dataclasses.replace(with_ceiling, ceiling="none")
+    with_ceiling = load_benchmark("cowley2023-v4-210325").replace(regression={"n_components": 3},
+                                                                  aggregate={"n_bootstrap": 50})
+    without = with_ceiling.replace(ceiling={"method": "none"})
     a = score(acts, with_ceiling, data=(rec, stimuli), progress=False, work_dir=tmp_path)
     b = score(acts, without, data=(rec, stimuli), progress=False, work_dir=tmp_path)
     np.testing.assert_array_equal(a["r"].values, b["r"].values)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 from scipy.stats import pearsonr
@@ -175,7 +173,7 @@ def test_unknown_layer_and_zoo_names_list_the_valid_ones(toy_data, toy_benchmark
 def test_brainscore_benchmark_reproduces_brainscore_aggregation_exactly():
     rec, stimuli, feats, ids, objs, trials = brainscore_assembly()
     acts = activations_from_arrays({"IT": feats[None]}, ids, model_id="toy")
-    bench = dataclasses.replace(load_benchmark("majajhong2015-it-brainscore"), n_bootstrap=0)
+    bench = load_benchmark("majajhong2015-it-brainscore").replace(aggregate={"n_bootstrap": 0})
     got = score(acts, bench, data=(rec, stimuli), progress=False)
 
     # Independent reference: repetition-average, sort by stimulus_id, StratifiedShuffleSplit(10, 0.9, seed 1)

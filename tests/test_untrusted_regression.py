@@ -137,5 +137,5 @@ def test_a_benchmark_ceiling_of_single_repetitions_names_the_benchmark_key():
     trials, _ = trial_array(single_repetition_recording())
     with pytest.raises(SingleRepetitionError, match=r"only one .*ceiling\.method = 'split_half'.*ceiling\.method = "
                                                     r"'none' to score r alone"):
-        site_ceiling(trials, bench.ceiling, bench.ceiling_splits, bench.ceiling_seed, bench.id)
-    assert np.isnan(site_ceiling(trials, "none", bench.ceiling_splits, bench.ceiling_seed, bench.id)).all()
+        site_ceiling(trials, bench.ceiling.method, bench.ceiling.n_splits, bench.ceiling.seed, bench.id)
+    assert np.isnan(site_ceiling(trials, "none", bench.ceiling.n_splits, bench.ceiling.seed, bench.id)).all()

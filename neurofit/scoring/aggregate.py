@@ -24,7 +24,7 @@ def site_interval(values: np.ndarray, site_region: np.ndarray, regions: Sequence
                    bench: Benchmark) -> tuple[np.ndarray, np.ndarray]:
     """95% site-bootstrap interval of each region's median over sites, centred on ``estimate`` [region, bin].
 
-    Sites are resampled with replacement (``bench.n_bootstrap`` draws; region ``k`` seeded
+    Sites are resampled with replacement (``bench.aggregate.n_bootstrap`` draws; region ``k`` seeded
     ``bootstrap_seed + k``); the interval is :func:`neurofit.scoreset.centred_interval` of the draws.
     """
     low = np.full((len(regions), values.shape[1]), np.nan)
@@ -32,7 +32,7 @@ def site_interval(values: np.ndarray, site_region: np.ndarray, regions: Sequence
     for k, region in enumerate(regions):
         sel = values[site_region == region]
         if len(sel):
-            draws = hierarchical_median(sel, n_boot=bench.n_bootstrap, seed=bench.bootstrap_seed + k)
+            draws = hierarchical_median(sel, n_boot=bench.aggregate.n_bootstrap, seed=bench.aggregate.seed + k)
             low[k], high[k] = centred_interval(draws, estimate[k])
     return low, high
 
@@ -51,24 +51,24 @@ def aggregate(bench: Benchmark, scores: RegionScores, site_region: np.ndarray, r
     site_high = np.full_like(medians, np.nan)
     r_stim_low, r_stim_high = np.full_like(medians, np.nan), np.full_like(medians, np.nan)
     r_site_low, r_site_high = np.full_like(medians, np.nan), np.full_like(medians, np.nan)
-    stimulus_ci = bench.n_bootstrap > 0 and bench.split_scheme == "kfold" and bench.ceiling == "split_half" \
-        and bench.normalisation != "feve"
+    stimulus_ci = (bench.aggregate.n_bootstrap > 0 and bench.regression.split_scheme == "kfold"
+                   and bench.ceiling.method == "split_half" and bench.ceiling.normalisation != "feve")
     # the median r needs no ceiling: its stimulus bootstrap only needs every stimulus predicted once (K-fold)
-    stimulus_ci_r = bench.n_bootstrap > 0 and bench.split_scheme == "kfold"
-    if bench.n_bootstrap > 0:
+    stimulus_ci_r = bench.aggregate.n_bootstrap > 0 and bench.regression.split_scheme == "kfold"
+    if bench.aggregate.n_bootstrap > 0:
         # bins no step maps to are NaN in every draw: their CI is NaN, without a warning per bin
         with quiet_nan():
             if stimulus_ci:
                 # each stimulus is predicted once (K-fold): r and the split-half ceiling are redrawn together
                 boot = bootstrap_stimuli(scores.pooled, scores.targets, scores.trials, groups=site_region,
-                                         rule=bench.normalisation, n_boot=bench.n_bootstrap,
-                                         seed=bench.bootstrap_seed, n_halvings=bench.ceiling_splits,
-                                         ceiling_seed=bench.ceiling_seed)
+                                         rule=bench.ceiling.normalisation, n_boot=bench.aggregate.n_bootstrap,
+                                         seed=bench.aggregate.seed, n_halvings=bench.ceiling.n_splits,
+                                         ceiling_seed=bench.ceiling.seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
                 stim_low, stim_high = centred_interval(boot["draws"][:, order], medians)
             if stimulus_ci_r:
                 boot = bootstrap_stimuli(scores.pooled, scores.targets, None, groups=site_region,
-                                         n_boot=bench.n_bootstrap, seed=bench.bootstrap_seed)
+                                         n_boot=bench.aggregate.n_bootstrap, seed=bench.aggregate.seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
                 r_stim_low, r_stim_high = centred_interval(boot["draws"][:, order], median_r)
         site_low, site_high = site_interval(ceiled, site_region, regions, medians, bench)
@@ -87,7 +87,7 @@ def aggregate(bench: Benchmark, scores: RegionScores, site_region: np.ndarray, r
         "median_r_sites_high": (dims, r_site_high),
         "median_ceiling": (dims, median_ceiling),
     }
-    if bench.aggregate == "brainscore":
+    if bench.aggregate.method == "brainscore":
         variables.update(brainscore_aggregate(bench, scores.r_fold, scores.trials, site_region, regions))
     return variables, stimulus_ci
 
@@ -99,9 +99,9 @@ def brainscore_aggregate(bench: Benchmark, r_fold: np.ndarray, trials: np.ndarra
     dims = ("region", "time_bin")
     bs_r = np.stack([np.nanmean(np.nanmedian(r_fold[:, site_region == region], axis=1), axis=0)
                      for region in regions])
-    bs_ceiling = np.stack([brainscore_ceiling(trials[:, :, site_region == region], bench.ceiling_splits,
-                                              bench.ceiling_seed)[1] for region in regions])
-    rule = bench.normalisation if bench.normalisation != "feve" else "r2_over_ceiling"
+    bs_ceiling = np.stack([brainscore_ceiling(trials[:, :, site_region == region], bench.ceiling.n_splits,
+                                              bench.ceiling.seed)[1] for region in regions])
+    rule = bench.ceiling.normalisation if bench.ceiling.normalisation != "feve" else "r2_over_ceiling"
     per_split = np.stack([np.nanmedian(r_fold[:, site_region == region], axis=1) for region in regions])
     return {
         "benchmark_r": (dims, bs_r),

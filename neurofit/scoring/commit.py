@@ -14,7 +14,6 @@ an unmapped bin (no driven step covers it) counts as r = 0. Raw r is used rather
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -176,7 +175,7 @@ def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candi
                                 f"= 0): name the layer of each region with layers=")
         sites = np.flatnonzero(site_region == region)
         splits = stimulus_splits(commit_ids, "kfold", data.object_labels(commit_ids),
-                                 min(bench.commitment_splits, len(commit_ids)), bench.commitment_seed)
+                                 min(bench.commitment.n_splits, len(commit_ids)), bench.commitment.seed)
         criteria: dict[tuple[str, float], float] = {}
         for layer, off in cands:
             mapping = _mapping(bench, policy, ext.acts, layer, off, model_layers)
@@ -186,7 +185,7 @@ def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candi
             units = [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
             preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                                  desc=f"commit {region} {layer}@{off:g}ms")]
-            r, _, _ = _r_from_folds(dataclasses.replace(bench, split_scheme="kfold"), preds, prob.targets,
+            r, _, _ = _r_from_folds(bench.replace(regression={"split_scheme": "kfold"}), preds, prob.targets,
                                     splits.test)
             criteria[(layer, off)] = commitment_criterion(r, mapping.mapped)
         committed[region] = choose(criteria)

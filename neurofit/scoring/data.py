@@ -214,7 +214,7 @@ def prepare_data(bench: Benchmark, data: tuple[xr.DataArray, StimulusSet | None]
     averaged = average_repetitions(rec)
     all_ids = [str(s) for s in averaged.coords["stimulus_id"].values]
     object_names = averaged.coords["object_name"].values.astype(str) if "object_name" in averaged.coords else None
-    commit_ids, score_ids = commitment_split(all_ids, bench.commitment_fraction, bench.commitment_seed, object_names)
+    commit_ids, score_ids = commitment_split(all_ids, bench.commitment.fraction, bench.commitment.seed, object_names)
     trials, trial_ids = trial_array(rec)
     return PreparedData(recording, stimuli, rec, rec_sha, sites_missing, sites_dropped, averaged, all_ids,
                         object_names, sorted(commit_ids), sorted(score_ids), trials, [str(s) for s in trial_ids])

@@ -35,17 +35,17 @@ OFFSET_POLICIES = ("one_to_one", "portion", "graded")
 
 
 def _pls_components(bench: Benchmark, n_train: int, n_features: int) -> int:
-    return int(min(bench.n_components, n_train - 1, n_features))
+    return int(min(bench.regression.n_components, n_train - 1, n_features))
 
 
 def _components_used(prob: _Problem) -> set[int]:
     """The PLS components a problem's fits use: ``min(requested, training rows - 1, features)`` per fit."""
-    if prob.bench.metric != "pls":
+    if prob.bench.regression.metric != "pls":
         return set()
     mapped = [x for x in prob.features if x is not None]
     if not mapped:
         return set()
-    rows = len(mapped) if prob.bench.temporal_mode == "span_time" else 1  # span_time stacks bins as samples
+    rows = len(mapped) if prob.bench.regression.temporal_mode == "span_time" else 1  # span_time stacks bins as samples
     return {_pls_components(prob.bench, int(train.sum()) * rows, x.shape[1]) for train in prob.train
             for x in {id(x): x for x in mapped}.values()}
 
@@ -89,9 +89,9 @@ def _fold_fit(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray,
     if dev.type == "cpu":
         torch.set_num_threads(1)
     try:
-        if bench.metric == "pls":
+        if bench.regression.metric == "pls":
             n_components = _pls_components(bench, int(train.sum()), x.shape[2])
-            pred = pls_cross_validated(xt, yt, tr, te, n_components, algorithm=bench.algorithm)[0]
+            pred = pls_cross_validated(xt, yt, tr, te, n_components, algorithm=bench.regression.algorithm)[0]
         else:
             pred = ridge_cross_validated(xt, yt, tr, te)[0]
     finally:
@@ -125,7 +125,7 @@ class _Problem:
         if not mapped:
             return {"prediction": out}
         dims = {self.features[b].shape[1] for b in mapped}
-        if self.bench.temporal_mode == "span_time":
+        if self.bench.regression.temporal_mode == "span_time":
             if len(dims) > 1:
                 raise NeurofitError("the span_time mode needs one feature space for all bins, but the mapping "
                                     "uses layers of different sizes; use temporal_mode = 'per_bin'")
@@ -159,7 +159,7 @@ def _r_from_folds(bench: Benchmark, preds: list[np.ndarray], targets: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(r [q, B], r_fold [F, q, B], pooled predictions [n, q, B] or None for overlapping test sets)."""
     r_fold = np.stack([site_r(p, targets[test[f]]) for f, p in enumerate(preds)])
-    if bench.split_scheme == "kfold":
+    if bench.regression.split_scheme == "kfold":
         pooled = np.full(targets.shape, np.nan)
         for f, p in enumerate(preds):
             pooled[test[f]] = p
@@ -234,10 +234,10 @@ def _mapping(bench: Benchmark, policy: str, acts: Any, layer: str, offset: float
                              n_steps=n_steps)
     tm, n_steps = _layer_time_map(acts, layer)
     if policy == "table":
-        table = bench.tables.get(layer)
+        table = bench.mapping.tables.get(layer)
         if table is None:
             raise NeurofitError(f"benchmark {bench.id!r} has no time table for layer {layer!r} "
-                                f"(tables for: {', '.join(bench.tables)})")
+                                f"(tables for: {', '.join(bench.mapping.tables)})")
         return tmap.map_time("table", bench.time_bins, layer, tm, step_table=table, n_steps=n_steps)
     if policy == "constant":
         return tmap.map_time("constant", bench.time_bins, layer, tm, n_steps=n_steps)
@@ -246,7 +246,7 @@ def _mapping(bench: Benchmark, policy: str, acts: Any, layer: str, offset: float
 
 def narrow_designs(bench: Benchmark) -> bool:
     """Whether wide designs are fitted through their exact Gram compression (every mode but ``span_time``)."""
-    return bench.temporal_mode != "span_time"
+    return bench.regression.temporal_mode != "span_time"
 
 
 def stimulus_splits(ids: Sequence[str], scheme: str, object_name: np.ndarray | None, n_splits: int,
@@ -291,8 +291,9 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
                   data: PreparedData, runner: Any, device: str | None) -> RegionScores:
     """Cross-validate each region's committed mapping on the scored stimuli, one work unit per fold."""
     score_ids = data.score_ids
-    splits = stimulus_splits(score_ids, bench.split_scheme, data.object_labels(score_ids), bench.n_splits,
-                             bench.split_seed)
+    splits = stimulus_splits(score_ids, bench.regression.split_scheme, data.object_labels(score_ids),
+                             bench.regression.n_splits,
+                             bench.regression.seed)
     position = ext.position
     features = _Features(ext.acts, np.array([position[s] for s in score_ids], dtype=np.int64),
                          narrow=narrow_designs(bench))
@@ -304,7 +305,7 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
     r = np.full((n_sites, n_bins), np.nan)
     r_fold = np.full((splits.n_folds, n_sites, n_bins), np.nan)
     ceiled = np.full((n_sites, n_bins), np.nan)
-    ceiling = site_ceiling(trials, bench.ceiling, bench.ceiling_splits, bench.ceiling_seed, bench.id)
+    ceiling = site_ceiling(trials, bench.ceiling.method, bench.ceiling.n_splits, bench.ceiling.seed, bench.id)
     pooled_all = np.full(targets.shape, np.nan)
     mappings: dict[str, tmap.BinMapping] = {}
     components: dict[str, set[int]] = {}
@@ -320,8 +321,8 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
                                                              desc=f"score {region} {layer}@{off:g}ms")]
         r_region, r_fold_region, pooled = _r_from_folds(bench, preds, prob.targets, splits.test)
         r[sites], r_fold[:, sites] = r_region, r_fold_region
-        ceiled[sites] = site_ceiled(r_region, ceiling[sites], pooled, trials[:, :, sites], bench.ceiling,
-                                    bench.normalisation)
+        ceiled[sites] = site_ceiled(r_region, ceiling[sites], pooled, trials[:, :, sites], bench.ceiling.method,
+                                    bench.ceiling.normalisation)
         if pooled is not None:
             pooled_all[:, sites] = pooled
     return RegionScores(r, r_fold, ceiling, ceiled, pooled_all, mappings, components, splits, targets, trials)

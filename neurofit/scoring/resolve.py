@@ -240,5 +240,5 @@ def _parse_layers(layers: Sequence[str] | Mapping[str, str] | None, regions: Seq
 
 
 def _needed_steps(bench: Benchmark, step_ms: float = 10.0) -> int:
-    span = max(end for _, end in bench.time_bins) - min(bench.offsets_ms)
+    span = max(end for _, end in bench.time_bins) - min(bench.mapping.offsets_ms)
     return max(1, int(np.ceil(span / step_ms - 1e-9)))

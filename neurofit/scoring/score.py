@@ -252,10 +252,10 @@ def score(
 def _plan(bench: Benchmark, ext: Extracted, layers: Sequence[str] | Mapping[str, str] | None
           ) -> tuple[str, tuple[float, ...], dict[str, list[str]]]:
     """The time-mapping policy actually used, the latency offsets to try and the candidate layers per region."""
-    policy = bench.mapping_policy
+    policy = bench.mapping.policy
     if ext.unroll == 1 and policy in ("one_to_one", "portion"):
         policy = "constant"  # a feedforward response stands for every bin, declared in the attrs
-    offsets = bench.offsets_ms if policy in OFFSET_POLICIES else (0.0,)
+    offsets = bench.mapping.offsets_ms if policy in OFFSET_POLICIES else (0.0,)
     candidates = _parse_layers(layers, bench.regions, list(ext.acts.layers))
     for layer in {name for names in candidates.values() for name in names}:
         if not ext.acts.driven_steps(layer):
@@ -282,11 +282,11 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
     components, splits, acts = scores.components, scores.splits, ext.acts
     committed, commitment_folds = commitment.committed, commitment.folds
     commit_ids, score_ids = prepared.commit_ids, prepared.score_ids
-    if bench.metric == "pls":
+    if bench.regression.metric == "pls":
         fitted = set().union(*components.values()) if components else set()
-        metric = f"pls{_span(fitted) or bench.n_components}-{bench.algorithm}"
+        metric = f"pls{_span(fitted) or bench.regression.n_components}-{bench.regression.algorithm}"
     else:
-        metric = bench.metric
+        metric = bench.regression.metric
     attrs = {
         "benchmark": bench.id,
         "benchmark_version": bench.version,
@@ -297,12 +297,12 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
         "dataset": bench.dataset if not user_data else str(prepared.recording.attrs.get("identifier", "user data")),
         "dataset_sha256": prepared.dataset_sha256(),
         "neurofit_version": __version__,
-        "seed": int(bench.split_seed),
-        "split_scheme": bench.split_scheme,
+        "seed": int(bench.regression.seed),
+        "split_scheme": bench.regression.split_scheme,
         "n_splits": int(splits.n_folds),
-        "temporal_mode": bench.temporal_mode,
+        "temporal_mode": bench.regression.temporal_mode,
         "metric": metric,
-        "n_components_requested": int(bench.n_components) if bench.metric == "pls" else 0,
+        "n_components_requested": int(bench.regression.n_components) if bench.regression.metric == "pls" else 0,
         "n_components_fitted": {region: _span(used) for region, used in components.items()},
         "n_components_commitment": _span(commitment.components),
         "reduction": ext.reduction,
@@ -311,23 +311,23 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
         "n_features": {layer: int(acts.n_features(layer)) for layer in acts.layers},
         "n_features_raw": {str(k): int(v) for k, v in dict(acts.attrs.get("n_features_raw") or {}).items()},
         "regression_device": _regression_device(device),
-        "ceiling_method": bench.ceiling,
-        "ceiling_halvings": int(bench.ceiling_splits) if bench.ceiling != "none" else 0,
-        "ceiling_seed": int(bench.ceiling_seed),
-        "normalisation": bench.normalisation,
-        "aggregate": bench.aggregate,
+        "ceiling_method": bench.ceiling.method,
+        "ceiling_halvings": int(bench.ceiling.n_splits) if bench.ceiling.method != "none" else 0,
+        "ceiling_seed": int(bench.ceiling.seed),
+        "normalisation": bench.ceiling.normalisation,
+        "aggregate": bench.aggregate.method,
         "mapping_policy": policy,
-        "mapping_policy_benchmark": bench.mapping_policy,
+        "mapping_policy_benchmark": bench.mapping.policy,
         "committed_layers": {region: layer for region, (layer, _) in committed.items()},
         "committed_offsets_ms": {region: off for region, (_, off) in committed.items()},
         "commitment_criteria": commitment.criteria,
-        "commitment": (f"{len(commit_ids)} stimuli held out (fraction {bench.commitment_fraction}, seed "
-                       f"{bench.commitment_seed}); "
+        "commitment": (f"{len(commit_ids)} stimuli held out (fraction {bench.commitment.fraction}, seed "
+                       f"{bench.commitment.seed}); "
                        + (f"candidates cross-validated ({_span(commitment_folds)}-fold) on them only; criterion: "
                           "mean over bins of the median r over sites" if commitment_folds
                           else "not used: one candidate layer and offset per region")),
-        "commitment_fraction": float(bench.commitment_fraction),
-        "commitment_seed": int(bench.commitment_seed),
+        "commitment_fraction": float(bench.commitment.fraction),
+        "commitment_seed": int(bench.commitment.seed),
         "commitment_n_splits": int(max(commitment_folds)) if commitment_folds else 0,
         "offsets_ms_candidates": [float(o) for o in offsets],
         "bins_not_mapped": {region: _bin_ranges(prepared.rec, ~np.asarray(m.mapped))
@@ -337,9 +337,9 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
         "unroll_steps": int(ext.unroll),
         "n_stimuli_scored": len(score_ids),
         "n_stimuli_commitment": len(commit_ids),
-        "n_bootstrap": int(bench.n_bootstrap),
-        "bootstrap_seed": int(bench.bootstrap_seed),
-        "bootstrap": (f"{bench.n_bootstrap} draws (seed {bench.bootstrap_seed}); 95% intervals of the median "
+        "n_bootstrap": int(bench.aggregate.n_bootstrap),
+        "bootstrap_seed": int(bench.aggregate.seed),
+        "bootstrap": (f"{bench.aggregate.n_bootstrap} draws (seed {bench.aggregate.seed}); 95% intervals of the median "
                       f"over sites ({CENTRED_INTERVAL}); over stimuli with the ceiling recomputed in each draw"
                       + ("" if stimulus_ci else " (not computed: needs K-fold splits and the split-half ceiling)")
                       + ", and over sites"),
@@ -433,12 +433,12 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     for dataset in bench.datasets:
         sub = dataclasses.replace(bench, id=f"{bench.id}/{dataset}", dataset=dataset, datasets=())
         recording, stimuli = load_benchmark_data(sub)
-        if has_trial_repeats(recording) and bench.ceiling != "none":
+        if has_trial_repeats(recording) and bench.ceiling.method != "none":
             with_ceiling.append(dataset)
         else:
             # repetition-averaged responses only: a ceiling cannot be measured, so none is reported
-            sub = dataclasses.replace(sub, ceiling="none", normalisation="r2_over_ceiling",
-                                      aggregate="median")
+            sub = sub.replace(ceiling={"method": "none", "normalisation": "r2_over_ceiling"},
+                              aggregate={"method": "median"})
         part = score(model, sub, data=(recording, stimuli), created=created, **kwargs)
         parts.append(part.assign_coords(session=("neuroid", np.full(part.sizes["neuroid"], dataset))))
 
@@ -479,7 +479,7 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     variables["median_ceiled_high"] = (("region", "time_bin"), high)
     for name, values in (("median_ceiled", ceiled), ("median_r", r)):
         site_low, site_high = nan, nan.copy()
-        if bench.n_bootstrap > 0:
+        if bench.aggregate.n_bootstrap > 0:
             site_low, site_high = site_interval(values, site_region, regions, variables[name][1], bench)
         variables[f"{name}_sites_low"] = (("region", "time_bin"), site_low)
         variables[f"{name}_sites_high"] = (("region", "time_bin"), site_high)
@@ -533,7 +533,7 @@ def _grid(bench: Benchmark, acts: Any, model_layers: list[str], score_ids: list[
             preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                                  desc=f"grid {layer}@{step}")]
             r, _, pooled = _r_from_folds(bench, preds, targets, splits.test)
-            ceiled = site_ceiled(r, ceiling, pooled, trials, bench.ceiling, bench.normalisation)
+            ceiled = site_ceiled(r, ceiling, pooled, trials, bench.ceiling.method, bench.ceiling.normalisation)
             grid_ceiled[:, li, step] = region_medians(ceiled, site_region, regions)
             grid_r[:, li, step] = region_medians(r, site_region, regions)
         features._cache.clear()
