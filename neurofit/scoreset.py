@@ -1,4 +1,4 @@
-"""The ScoreSet: its schema, accessors, reliability rule, file IO, summary table and per-site export.
+"""The ScoreSet: its schema, per-site rules, accessors, reliability rule, file IO, summary table and export.
 
 A ScoreSet (DESIGN.md, "Scoring and benchmarks") is an ``xarray.Dataset``:
 
@@ -18,6 +18,9 @@ A time bin of a region is **reliable** when the lower bound of the 95% CI of its
 above :data:`RELIABILITY_THRESHOLD` (0.1): the responses then repeat well enough for a ratio to the ceiling to
 mean something. Unreliable bins are flagged in tables, shaded in figures and left out of summaries and
 comparisons by default (:func:`bin_reliability`).
+
+The per-site rules (:func:`site_r`, :func:`site_ceiling`, :func:`site_ceiled`, :func:`region_medians`) are how
+every ScoreSet's numbers are made, by :func:`neurofit.scoring.score.score`, its grid and pooled benchmarks.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from neurofit.errors import NeurofitError
+from neurofit.errors import NeurofitError, quiet_nan
+from neurofit.regression.ceiling import SingleRepetitionError, brainscore_ceiling, ceil_scores, feve, split_half_ceiling
+from neurofit.regression.correlation import pearson_on_valid
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -664,3 +669,77 @@ def export_scores(scoreset: xr.Dataset | str | os.PathLike[str], out: str | os.P
         else:
             table.to_parquet(tmp, index=False)
     return path
+
+
+# ------------------------------------------------------------------------------------------------ per-site rules
+# How a ScoreSet's per-site numbers are made, defined once for score(), the grid and pooled benchmarks.
+def site_r(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Pearson r per site (and bin) over the stimuli valid for it, along axis 0; constant sites are NaN.
+
+    Example
+    -------
+    >>> x = np.arange(6.0)[:, None]
+    >>> site_r(np.hstack([x, x]), np.hstack([x, -x])).tolist()
+    [1.0, -1.0]
+    """
+    return pearson_on_valid(prediction, target)
+
+
+def site_ceiling(trials: np.ndarray, method: str, n_halvings: int, seed: int, source: str = "benchmark"
+                 ) -> np.ndarray:
+    """Noise ceiling per site and bin: ``split_half`` (Spearman-Brown), ``brainscore`` or ``none`` (NaN).
+
+    ``trials``: NaN-padded ``[stimuli, repetitions, sites, bins]``; ``source`` names the benchmark in errors.
+
+    Example
+    -------
+    >>> trials = np.random.default_rng(0).normal(size=(40, 4, 2, 1)) + np.arange(40.0)[:, None, None, None]
+    >>> bool((site_ceiling(trials, "split_half", 10, 0) > 0.9).all())
+    True
+    """
+    if method == "none":
+        return np.full(trials.shape[2:], np.nan)
+    try:
+        with quiet_nan():
+            if method == "split_half":
+                return split_half_ceiling(trials, n_halvings, seed)
+            return brainscore_ceiling(trials, n_halvings, seed)[0]
+    except SingleRepetitionError as err:
+        raise SingleRepetitionError(f"{err}: benchmark {source!r} asks for one (ceiling.method = "
+                                    f"{method!r}); use a benchmark with ceiling.method = 'none' to score r "
+                                    "alone") from None
+
+
+def site_ceiled(r: np.ndarray, ceiling: np.ndarray, pooled: np.ndarray | None, trials: np.ndarray,
+                method: str, normalisation: str) -> np.ndarray:
+    """The ceiled score per site and bin under the benchmark's rule (NaN without a ceiling).
+
+    ``pooled``: every stimulus's held-out prediction (K-fold; FEVe needs it), else None.
+
+    Example
+    -------
+    >>> site_ceiled(np.array([0.5]), np.array([0.5]), None, np.zeros((2, 2, 1)), "split_half",
+    ...             "r2_over_ceiling").tolist()
+    [0.5]
+    """
+    if method == "none":
+        return np.full(r.shape, np.nan)  # no ceiling, no ceiled score: r stands alone
+    if normalisation == "feve":
+        if pooled is None:
+            raise NeurofitError("FEVe needs every stimulus predicted once: use split_scheme = 'kfold'")
+        with quiet_nan():
+            return feve(pooled, trials)
+    with quiet_nan():
+        return ceil_scores(r, ceiling, normalisation)
+
+
+def region_medians(values: np.ndarray, site_region: np.ndarray, regions: Sequence[str]) -> np.ndarray:
+    """``[region, bin]``: the median over each region's sites (NaN sites left out; all-NaN gives NaN).
+
+    Example
+    -------
+    >>> region_medians(np.array([[1.0], [3.0], [np.nan]]), np.array(["IT", "IT", "V4"]), ["IT", "V4"]).tolist()
+    [[2.0], [nan]]
+    """
+    with quiet_nan():
+        return np.stack([np.nanmedian(values[site_region == region], axis=0) for region in regions])

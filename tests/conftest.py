@@ -8,7 +8,7 @@ import pandas as pd
 
 from neurofit.data.recording import make_recording
 from neurofit.data.stimuli import StimulusSet
-from neurofit.scoring.score import activations_from_arrays
+from neurofit.scoring.resolve import activations_from_arrays
 
 # scripts run inside the Brain-Score virtualenv (they import brainscore_core), not modules of this suite: the
 # doctest collector (--doctest-modules) would import them

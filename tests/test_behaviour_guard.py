@@ -15,7 +15,6 @@ estimators' fitted predictions. To re-record after an *intended* change of behav
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -38,19 +37,20 @@ DIGESTS = {
     # demo/*, toy/* attrs, dask/toy attrs: re-recorded by trust-b after 46fb858 (wide designs are fitted through
     # their exact Gram compression: the same predictions to ~1e-12, so the demo's numbers and the toy commitment
     # criteria differ in the last bits; the toy ScoreSets' values are unchanged)
-    "demo/it/feedforward": "91566523bd7765aa46469596+6701031507b5c7cdf8939569",
-    "demo/it/recurrent": "86b54151ee69b0ff70c9fd52+d592040d8710750373188995",
-    "demo/v4/feedforward": "baa604dbcff12c8b32417eb9+322b0882757f412fec92db83",
-    "demo/v4/recurrent": "94ef278accca0fb0109ce616+bf6a09fbdb715bf806ba9c36",
+    # then (trust-b) every ScoreSet's attrs: the new reduction_layers attr (what each layer's reduction was)
+    "demo/it/feedforward": "91566523bd7765aa46469596+3648f4b3efb0cf7c015bcbe3",
+    "demo/it/recurrent": "86b54151ee69b0ff70c9fd52+d79ffe93ec36bdfe1db739d0",
+    "demo/v4/feedforward": "baa604dbcff12c8b32417eb9+ccb092ced907114bc43ef220",
+    "demo/v4/recurrent": "94ef278accca0fb0109ce616+045fe7c6b93104f160f67bf1",
     "demo/compare/v4": "83ba3ed284d296d52eeacd77+e790ddf8bbd3ae90edd8383b",
     "demo/compare/it": "28fd8ba93ab07cfa0a852b0d+9fb177453c500cc141378239",
-    "toy/per_bin": "d82bdb9499ca85db675afb39+80a1e4d5722f6ebba5073310",
-    "toy/span_time": "f4381d9db2e33d5e33ffd6fa+6e4f2fb28254016b43326a52",
-    "toy/ridge": "7815c79b21167b4f94e6b5ba+a38015dcb4edf5550e33bf6d",
-    "toy/grid": "de8d350a94f45a557f2eb978+d97217c658737ddb84647281",
-    "toy/layers": "d82bdb9499ca85db675afb39+f4c6583575414cce4313ee87",
-    "toy/brainscore": "59f908887bec40079639ed04+15472ebceb61a1f720a95cdd",
-    "dask/toy": "d82bdb9499ca85db675afb39+f4c6583575414cce4313ee87",
+    "toy/per_bin": "d82bdb9499ca85db675afb39+116fc19f5cbeb7f68e28dd59",
+    "toy/span_time": "f4381d9db2e33d5e33ffd6fa+1a3fa5c3ae399144762c5264",
+    "toy/ridge": "7815c79b21167b4f94e6b5ba+1ca5792995d97f8e0292649e",
+    "toy/grid": "de8d350a94f45a557f2eb978+f665ee746e323f6d02d6d56d",
+    "toy/layers": "d82bdb9499ca85db675afb39+ffb013cb185a8fafd5075b8c",
+    "toy/brainscore": "59f908887bec40079639ed04+0263e0925413de238f33e39f",
+    "dask/toy": "d82bdb9499ca85db675afb39+ffb013cb185a8fafd5075b8c",
     "features/pls": "0d245b658551451c8bc2f495+27462449b207b5238940cd34",
     "features/ridge": "27635054e902c3f84cf96042+f48367fd1cbfc00dfe005b26",
     "features/span_time": "476571aa237eb9384790bea3+3f49bdd2b1e365414933514f",
@@ -133,8 +133,8 @@ def demo_scores(tmp_path_factory):
     bins = tuple((float(a), float(a + 10)) for a in range(40, 70, 10))
     out = {}
     for bench_id in BENCHMARKS:
-        bench = dataclasses.replace(load_benchmark(bench_id), time_bins=bins, n_components=5, n_splits=3,
-                                    n_bootstrap=20, offsets_ms=(0.0, 20.0))
+        bench = load_benchmark(bench_id).replace(time_bins=bins, regression={"n_components": 5, "n_splits": 3},
+                                                 aggregate={"n_bootstrap": 20}, mapping={"offsets_ms": (0.0, 20.0)})
         for role, name, ckpt in demo_models():
             assert ckpt is not None, "the demo's shipped checkpoints are part of the package"
             out[(bench_id, role)] = score(ckpt, bench, data=(rec, stimuli), progress=False, cache=False,
@@ -169,7 +169,7 @@ def _bench(tmp_path, mode="per_bin", **changes):
 
     path = tmp_path / "toy.toml"
     path.write_text(TOY_BENCHMARK.format(mode=mode))
-    return dataclasses.replace(load_benchmark(path), **changes) if changes else path
+    return load_benchmark(path).replace(**changes) if changes else path
 
 
 @pytest.mark.parametrize("case", ["per_bin", "span_time", "ridge", "grid", "layers"])
@@ -181,7 +181,7 @@ def test_toy_benchmark_scoresets_are_unchanged(case, toy_problem, tmp_path):
     if case == "span_time":
         bench = _bench(tmp_path, "span_time")
     elif case == "ridge":
-        bench = _bench(tmp_path, metric="ridge")
+        bench = _bench(tmp_path, regression={"metric": "ridge"})
     else:
         bench = _bench(tmp_path)
     if case == "grid":
@@ -193,11 +193,12 @@ def test_toy_benchmark_scoresets_are_unchanged(case, toy_problem, tmp_path):
 
 def test_toy_brainscore_mode_scoreset_is_unchanged(tmp_path):
     from neurofit.scoring.benchmark import load_benchmark
-    from neurofit.scoring.score import activations_from_arrays, score
+    from neurofit.scoring.resolve import activations_from_arrays
+    from neurofit.scoring.score import score
 
     rec, stimuli, feats, ids, _, _ = brainscore_assembly()
     acts = activations_from_arrays({"IT": feats[None]}, ids, model_id="toy")
-    bench = dataclasses.replace(load_benchmark("majajhong2015-it-brainscore"), n_bootstrap=20)
+    bench = load_benchmark("majajhong2015-it-brainscore").replace(aggregate={"n_bootstrap": 20})
     check("toy/brainscore", score(acts, bench, data=(rec, stimuli), progress=False, created=CREATED,
                                   work_dir=tmp_path))
 

@@ -22,7 +22,7 @@ def test_cowley_benchmark_names_a_manifest_dataset():
     manifest = get_manifest(benchmark.dataset)
     assert manifest.loader == "cowley2023"
     assert benchmark.regions == ("V4",)
-    assert benchmark.ceiling == "split_half" and benchmark.metric == "pls"
+    assert benchmark.ceiling.method == "split_half" and benchmark.regression.metric == "pls"
 
 
 @pytest.mark.realdata
@@ -37,5 +37,5 @@ def test_cowley_benchmark_bins_regions_and_degrees_match_the_loaded_recording(mo
     assert selected.sizes["neuroid"] == 50 and selected.sizes["time_bin"] == 1
     assert stimuli.degrees == benchmark.degrees
     trials, _ = trial_array(selected)
-    ceiling = split_half_ceiling(trials, n_splits=benchmark.ceiling_splits, seed=benchmark.ceiling_seed)
+    ceiling = split_half_ceiling(trials, n_splits=benchmark.ceiling.n_splits, seed=benchmark.ceiling.seed)
     assert np.isfinite(ceiling).all() and 0.72 < np.median(ceiling) < 0.82

@@ -15,8 +15,9 @@ from neurofit.cli import main
 from neurofit.data.io import read_recording, write_recording
 from neurofit.errors import NeurofitError
 from neurofit.extract.precomputed import features_from_arrays, read_features, read_stimulus_order
+from neurofit.scoreset import read_scoreset
 from neurofit.scoring.precomputed import score_precomputed
-from neurofit.scoring.score import read_scoreset, score
+from neurofit.scoring.score import score
 
 CREATED = "2026-01-01T00:00:00Z"
 
@@ -60,7 +61,7 @@ def test_a_model_still_needs_the_stimulus_set(toy_data, bench, tmp_path):
 
 
 def test_features_lacking_a_recorded_stimulus_name_it_and_the_count(toy_data, bench, tmp_path):
-    from neurofit.scoring.score import activations_from_arrays
+    from neurofit.scoring.resolve import activations_from_arrays
 
     rec, _, acts = toy_data
     ids = acts.stimulus_ids[3:]
@@ -202,7 +203,7 @@ def test_an_extracted_activation_set_scores_as_the_model_itself(toy_data, files,
     from neurofit.extract.extract import extract_activations
     from neurofit.extract.reduce import DEFAULT_REDUCTION
     from neurofit.scoring.benchmark import load_benchmark
-    from neurofit.scoring.score import resolve_model
+    from neurofit.scoring.resolve import resolve_model
 
     root, _, ids = files
     _, stimuli, _ = toy_data
@@ -359,3 +360,24 @@ def test_hdf5_external_links_are_refused(files, tmp_path, capsys):
         handle["IT"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "secret")
     _fails(_cli(root, tmp_path / "linked.h5", "--stimulus-order", str(root / "order.txt")), capsys,
            "'IT' is an external link")
+
+
+def test_a_thingsvision_mat_with_one_variable_per_image_names_its_stimuli(files, tmp_path):
+    import scipy.io
+
+    root, formats, ids = files
+    matrix = formats["features.npy"][1]["features"]
+    scipy.io.savemat(tmp_path / "features.mat", {sid: row for sid, row in zip(ids, matrix)})
+    from_file = read_features(tmp_path / "features.mat")
+    xr.testing.assert_identical(from_file.dataset.drop_attrs(),
+                                features_from_arrays({"features": matrix}, ids).dataset.drop_attrs())
+
+
+def test_tensors_that_are_not_numbers_are_refused(files, tmp_path, capsys):
+    root, _, _ = files
+    torch.save({"IT": torch.zeros(64, 3, dtype=torch.bool)}, tmp_path / "bool.pt")
+    _fails(_cli(root, tmp_path / "bool.pt", "--stimulus-order", str(root / "order.txt")), capsys,
+           "array 'IT' has dtype torch.bool; features must be numbers")
+    torch.save({"IT": torch.zeros(64, 3), "note": "text"}, tmp_path / "note.pt")
+    _fails(_cli(root, tmp_path / "note.pt", "--stimulus-order", str(root / "order.txt")), capsys,
+           "key 'note' holds a str, not a tensor")

@@ -44,20 +44,23 @@ def test_synthetic_temporal_benchmarks_have_10ms_bins_from_0_to_250():
         bench = load_benchmark(f"synthetic-ventral-{region.lower()}-temporal")
         assert bench.regions == (region,)
         assert bench.time_bins == tuple((float(s), float(s + 10)) for s in range(0, 250, 10))
-        assert bench.dataset == "synthetic-ventral" and bench.commitment_fraction > 0
+        assert bench.dataset == "synthetic-ventral" and bench.commitment.fraction > 0
 
 
 def test_brainscore_benchmarks_follow_brainscore_procedure():
     bench = load_benchmark("majajhong2015-it-brainscore")
-    assert (bench.split_scheme, bench.split_seed, bench.temporal_mode) == ("brainscore", 1, "span_time")
-    assert (bench.metric, bench.n_components, bench.algorithm) == ("pls", 25, "nipals")
-    assert (bench.ceiling, bench.ceiling_seed, bench.normalisation) == ("brainscore", 1, "r2_over_ceiling")
+    assert (bench.regression.split_scheme, bench.regression.seed, bench.regression.temporal_mode) == ("brainscore",
+                                                                                                      1, "span_time")
+    assert (bench.regression.metric, bench.regression.n_components, bench.regression.algorithm) == ("pls", 25, "nipals")
+    assert (bench.ceiling.method, bench.ceiling.seed, bench.ceiling.normalisation) == ("brainscore", 1,
+                                                                                       "r2_over_ceiling")
     assert bench.time_bins == ((70.0, 170.0),)
 
 
 def test_defaults_fill_in_and_the_hash_follows_the_settings(tmp_path):
     a = load_benchmark(_write(tmp_path, GOOD.format(id="toy")))
-    assert (a.metric, a.split_scheme, a.temporal_mode, a.mapping_policy) == ("pls", "kfold", "per_bin", "one_to_one")
+    assert (a.regression.metric, a.regression.split_scheme, a.regression.temporal_mode, a.mapping.policy) == (
+        "pls", "kfold", "per_bin", "one_to_one")
     (tmp_path / "v3").mkdir()
     b = load_benchmark(_write(tmp_path / "v3", GOOD.format(id="toy").replace('version = "2"', 'version = "3"')))
     assert a.sha256() != b.sha256()
@@ -120,10 +123,10 @@ def test_pooled_benchmark_lists_its_sessions_and_hashes_them():
     bench = load_benchmark("cowley2023-v4")
     assert bench.datasets == ("cowley2023-v4-210325", "cowley2023-v4-210322", "cowley2023-v4-190923",
                               "cowley2023-v4-210224")
-    assert bench.ceiling == "split_half" and bench.regions == ("V4",)
+    assert bench.ceiling.method == "split_half" and bench.regions == ("V4",)
     single = load_benchmark("cowley2023-v4-210325")
-    assert (bench.time_bins, bench.n_components, bench.n_splits, bench.offsets_ms) == (
-        single.time_bins, single.n_components, single.n_splits, single.offsets_ms)
+    assert (bench.time_bins, bench.regression.n_components, bench.regression.n_splits, bench.mapping.offsets_ms) == (
+        single.time_bins, single.regression.n_components, single.regression.n_splits, single.mapping.offsets_ms)
     assert bench.sha256() != single.sha256()
 
 
@@ -151,7 +154,7 @@ def test_pooled_datasets_must_be_a_list_of_distinct_ids(tmp_path, datasets):
 def test_repetition_averaged_sessions_have_r_only_benchmarks():
     for session in ("210322", "190923", "210224"):
         bench = load_benchmark(f"cowley2023-v4-{session}")
-        assert bench.ceiling == "none" and bench.dataset == f"cowley2023-v4-{session}"
+        assert bench.ceiling.method == "none" and bench.dataset == f"cowley2023-v4-{session}"
 
 
 @pytest.mark.parametrize(("extra", "key"), [('normalisation = "feve"', "ceiling.normalisation"),

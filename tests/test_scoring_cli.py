@@ -15,7 +15,7 @@ from conftest import TOY_BENCHMARK, toy
 from neurofit.cli import main
 from neurofit.data.io import write_recording
 from neurofit.data.stimuli import write_stimulus_set
-from neurofit.scoring.score import read_scoreset
+from neurofit.scoreset import read_scoreset
 
 
 @pytest.fixture(scope="module")

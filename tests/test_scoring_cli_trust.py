@@ -7,7 +7,7 @@ import pytest
 from test_scoring_cli import _score_args, toy_files  # noqa: F401  (fixture)
 
 from neurofit.cli import main
-from neurofit.scoring.score import read_scoreset
+from neurofit.scoreset import read_scoreset
 
 
 def test_score_names_the_weights_and_the_baseline_random_scores_beside_it(toy_files, tmp_path, capsys):  # noqa: F811

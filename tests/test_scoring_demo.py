@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from neurofit.cli import main
+from neurofit.scoreset import read_scoreset
 from neurofit.scoring.demo import BENCHMARKS, demo_models
-from neurofit.scoring.score import read_scoreset
 
 
 @pytest.mark.slow

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
+from neurofit.scoreset import region_aggregate
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.score import activations_from_arrays, region_values, score
+from neurofit.scoring.resolve import activations_from_arrays
+from neurofit.scoring.score import score
 from neurofit.stats.compare import compare
 
 SIZE = "small"
@@ -30,8 +30,8 @@ def synthetic():
 def benchmark():
     # every stimulus scored, the generator's own time axis (offset 0): this checks the regression and the
     # ceiling, not the commitment
-    return dataclasses.replace(load_benchmark("synthetic-ventral-it-temporal"), commitment_fraction=0.0,
-                               offsets_ms=(0.0,), n_bootstrap=200)
+    return load_benchmark("synthetic-ventral-it-temporal").replace(
+        commitment={"fraction": 0.0}, mapping={"offsets_ms": (0.0,)}, aggregate={"n_bootstrap": 200})
 
 
 def _hidden(ablate: bool, size=SIZE):
@@ -69,12 +69,12 @@ def perfect_scores(synthetic, benchmark):
     recording, stimuli = synthetic
     perfect = activations_from_arrays({"IT": _rates(stimuli, recording, False)}, stimuli.stimulus_ids,
                                       model_id="generator rates")
-    return score(perfect, dataclasses.replace(benchmark, metric="ridge"), data=synthetic, progress=False)
+    return score(perfect, benchmark.replace(regression={"metric": "ridge"}), data=synthetic, progress=False)
 
 
 @pytest.mark.slow
 def test_generator_rates_score_near_the_noise_ceiling(perfect_scores):
-    window = region_values(perfect_scores, "median_ceiled", "IT")[_window(perfect_scores)]
+    window = region_aggregate(perfect_scores, "median_ceiled", "IT")[_window(perfect_scores)]
     # measured 0.70-0.84 on the small set (192 stimuli): the cross-validated ridge fit costs the rest
     assert np.all((window > 0.65) & (window < 1.15)), window
 
@@ -85,8 +85,8 @@ def test_generator_features_score_far_above_random_features(synthetic, benchmark
     noise = np.random.default_rng(0).normal(size=(25, len(ids), 256))
     random_scores = score(activations_from_arrays({"IT": noise}, ids, model_id="random"), benchmark, data=synthetic,
                           progress=False)
-    hidden = region_values(full_scores, "median_ceiled", "IT")[_window(full_scores)]
-    random = region_values(random_scores, "median_ceiled", "IT")[_window(random_scores)]
+    hidden = region_aggregate(full_scores, "median_ceiled", "IT")[_window(full_scores)]
+    random = region_aggregate(random_scores, "median_ceiled", "IT")[_window(random_scores)]
     assert np.all(random < 0.05), random
     assert np.all(hidden > 5 * np.maximum(random, 0.01)), (hidden, random)
 
@@ -97,7 +97,7 @@ def test_ablating_recurrence_lowers_late_it_scores_but_not_early_ones(synthetic,
     recording, stimuli = synthetic
     sweep = activations_from_arrays({"IT": _rates(stimuli, recording, True)}, stimuli.stimulus_ids,
                                     model_id="generator rates, recurrence ablated")
-    ablated = score(sweep, dataclasses.replace(benchmark, metric="ridge"), data=synthetic, progress=False)
+    ablated = score(sweep, benchmark.replace(regression={"metric": "ridge"}), data=synthetic, progress=False)
     result = compare(ablated, perfect_scores, n_boot=200).isel(comparison=0, region=0)  # full minus ablated
     start = result["time_bin_start"].values
     early = start < 90.0  # the recurrent loop adds its 20 ms after the first IT input at 70 ms
@@ -118,7 +118,7 @@ def large():
 
 @pytest.fixture(scope="module")
 def large_scores(large, benchmark):
-    ridge = dataclasses.replace(benchmark, metric="ridge")
+    ridge = benchmark.replace(regression={"metric": "ridge"})
     return {ablate: score(_hidden(ablate, LARGE["size"]), ridge, data=large, progress=False)
             for ablate in (False, True)}
 
@@ -126,13 +126,13 @@ def large_scores(large, benchmark):
 @pytest.mark.slow
 def test_generator_hidden_features_score_above_0_8_in_the_response_window(large, benchmark, large_scores):
     full = large_scores[False]
-    hidden = region_values(full, "median_ceiled", "IT")[_window(full)]
+    hidden = region_aggregate(full, "median_ceiled", "IT")[_window(full)]
     assert np.all(hidden > 0.8), hidden
     ids = large[1].stimulus_ids
     noise = np.random.default_rng(0).normal(size=(25, len(ids), 256))
     random_scores = score(activations_from_arrays({"IT": noise}, ids, model_id="random"),
-                          dataclasses.replace(benchmark, metric="ridge"), data=large, progress=False)
-    random = region_values(random_scores, "median_ceiled", "IT")[_window(random_scores)]
+                          benchmark.replace(regression={"metric": "ridge"}), data=large, progress=False)
+    random = region_aggregate(random_scores, "median_ceiled", "IT")[_window(random_scores)]
     assert np.all(random < 0.1), random
 
 

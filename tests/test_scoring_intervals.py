@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -47,8 +45,8 @@ def demo_style(tmp_path_factory):
     bins = tuple((float(a), float(a + 10)) for a in range(0, 140, 20))
     out = []
     for bench_id in ("synthetic-ventral-v4-temporal", "synthetic-ventral-it-temporal"):
-        bench = dataclasses.replace(load_benchmark(bench_id), time_bins=bins, n_components=5, n_splits=3,
-                                    n_bootstrap=200, offsets_ms=(0.0,))
+        bench = load_benchmark(bench_id).replace(time_bins=bins, regression={"n_components": 5, "n_splits": 3},
+                                                 aggregate={"n_bootstrap": 200}, mapping={"offsets_ms": (0.0,)})
         out.append(score(str(shipped_checkpoint("cornet_z")), bench, data=(rec, stimuli), progress=False,
                          cache=False, work_dir=tmp_path_factory.mktemp("work")))
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -13,8 +12,11 @@ import pytest
 from neurofit.data.recording import average_repetitions, make_recording
 from neurofit.data.stimuli import StimulusSet
 from neurofit.errors import NeurofitError
+from neurofit.scoreset import region_aggregate
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.score import activations_from_arrays, has_trial_repeats, region_values, score
+from neurofit.scoring.data import has_trial_repeats
+from neurofit.scoring.resolve import activations_from_arrays
+from neurofit.scoring.score import score
 
 MIRROR = Path(os.environ.get("NEUROFIT_DATA_PATH", "").split(os.pathsep)[0] or "/nonexistent")
 COWLEY = ("210325", "210322", "190923", "210224")
@@ -40,15 +42,16 @@ def _toy(n=60, reps=4, sites=5, d=12, seed=0):
 
 def test_ceiling_none_keeps_r_and_reports_no_ceiling(tmp_path):
     rec, stimuli, acts = _toy()
-    with_ceiling = dataclasses.replace(load_benchmark("cowley2023-v4-210325"), n_components=3, n_bootstrap=50)
-    without = dataclasses.replace(with_ceiling, ceiling="none")
+    with_ceiling = load_benchmark("cowley2023-v4-210325").replace(regression={"n_components": 3},
+                                                                  aggregate={"n_bootstrap": 50})
+    without = with_ceiling.replace(ceiling={"method": "none"})
     a = score(acts, with_ceiling, data=(rec, stimuli), progress=False, work_dir=tmp_path)
     b = score(acts, without, data=(rec, stimuli), progress=False, work_dir=tmp_path)
     np.testing.assert_array_equal(a["r"].values, b["r"].values)
     assert np.isfinite(a["ceiling"].values).all() and np.isfinite(a["ceiled"].values).all()
     assert np.isnan(b["ceiling"].values).all() and np.isnan(b["ceiled"].values).all()
-    assert np.isnan(region_values(b, "median_ceiled", "V4")).all()
-    assert region_values(b, "median_r", "V4")[0] == pytest.approx(np.median(b["r"].values))
+    assert np.isnan(region_aggregate(b, "median_ceiled", "V4")).all()
+    assert region_aggregate(b, "median_r", "V4")[0] == pytest.approx(np.median(b["r"].values))
     assert b.attrs["ceiling_method"] == "none"
 
 
@@ -97,7 +100,7 @@ def test_pooled_cowley_scoreset_has_209_sites_with_ceilings_only_for_210325(pool
     assert np.isfinite(scores["r"].values).all()
     assert len(set(scores["neuroid_id"].values.tolist())) == 209
     r = scores["r"].values[:, 0]
-    assert region_values(scores, "median_r", "V4")[0] == pytest.approx(np.median(r))
+    assert region_aggregate(scores, "median_r", "V4")[0] == pytest.approx(np.median(r))
     for k, name in enumerate(sessions):
         assert scores["session_median_r"].values[k, 0, 0] == pytest.approx(np.median(r[session == name]))
     assert set(scores.attrs["committed_layers"]) == set(sessions)
@@ -111,8 +114,8 @@ def test_pooled_cowley_scores_session_210325_exactly_as_its_own_benchmark(pooled
     own = scores["session"].values.astype(str) == "cowley2023-v4-210325"
     np.testing.assert_array_equal(scores["r"].values[own], single["r"].values)
     np.testing.assert_array_equal(scores["ceiled"].values[own], single["ceiled"].values)
-    median = region_values(scores, "median_ceiled", "V4")[0]
-    assert median == region_values(single, "median_ceiled", "V4")[0] and 0.0 < median < 1.0
+    median = region_aggregate(scores, "median_ceiled", "V4")[0]
+    assert median == region_aggregate(single, "median_ceiled", "V4")[0] and 0.0 < median < 1.0
     assert scores.attrs["committed_layers"]["cowley2023-v4-210325"] == single.attrs["committed_layers"]
 
 

@@ -3,8 +3,6 @@ ScoreSet's attrs with the value actually used; the weights are named; r-only dat
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -12,7 +10,8 @@ from conftest import TOY_BENCHMARK, toy
 from neurofit.errors import NeurofitError
 from neurofit.scoreset import summary_table
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.score import activations_from_arrays, resolve_model, score, score_with_baseline
+from neurofit.scoring.resolve import activations_from_arrays, resolve_model
+from neurofit.scoring.score import score, score_with_baseline
 
 CREATED = "2026-01-01T00:00:00Z"
 
@@ -26,7 +25,7 @@ def toy_data():
 def bench(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "toy.toml"
     path.write_text(TOY_BENCHMARK.format(mode="per_bin"))
-    return dataclasses.replace(load_benchmark(path), n_bootstrap=50)
+    return load_benchmark(path).replace(aggregate={"n_bootstrap": 50})
 
 
 def _score(acts, bench, data, tmp_path, **kwargs):
@@ -64,28 +63,28 @@ def test_base_attrs_record_the_values_used(base):
 
 @pytest.mark.parametrize(("change", "key", "expected"), [
     # more components than the training stimuli and features allow: the number fitted (30 features) is recorded
-    ({"n_components": 5000}, "n_components_fitted", {"V4": "30", "IT": "30"}),
+    ({"regression": {"n_components": 5000}}, "n_components_fitted", {"V4": "30", "IT": "30"}),
     # more commitment folds than held-out stimuli: one fold per held-out stimulus (24), not 100000
-    ({"commitment_splits": 100000}, "commitment_n_splits", 24),
-    ({"ceiling_splits": 3}, "ceiling_halvings", 3),
-    ({"ceiling_seed": 7}, "ceiling_seed", 7),
-    ({"n_bootstrap": 40}, "n_bootstrap", 40),
-    ({"bootstrap_seed": 3}, "bootstrap_seed", 3),
-    ({"split_seed": 2}, "seed", 2),
-    ({"n_splits": 4}, "n_splits", 4),
-    ({"commitment_seed": 5}, "commitment_seed", 5),
-    ({"commitment_fraction": 0.3}, "commitment_fraction", 0.3),
-    ({"offsets_ms": (0.0,)}, "offsets_ms_candidates", [0.0]),
+    ({"commitment": {"n_splits": 100000}}, "commitment_n_splits", 24),
+    ({"ceiling": {"n_splits": 3}}, "ceiling_halvings", 3),
+    ({"ceiling": {"seed": 7}}, "ceiling_seed", 7),
+    ({"aggregate": {"n_bootstrap": 40}}, "n_bootstrap", 40),
+    ({"aggregate": {"seed": 3}}, "bootstrap_seed", 3),
+    ({"regression": {"seed": 2}}, "seed", 2),
+    ({"regression": {"n_splits": 4}}, "n_splits", 4),
+    ({"commitment": {"seed": 5}}, "commitment_seed", 5),
+    ({"commitment": {"fraction": 0.3}}, "commitment_fraction", 0.3),
+    ({"mapping": {"offsets_ms": (0.0,)}}, "offsets_ms_candidates", [0.0]),
 ])
 def test_each_setting_changes_the_attrs_and_records_the_used_value(toy_data, bench, base, tmp_path, change, key,
                                                                     expected):
     rec, stimuli, acts = toy_data
-    other = _score(acts, dataclasses.replace(bench, **change), (rec, stimuli), tmp_path)
+    other = _score(acts, bench.replace(**change), (rec, stimuli), tmp_path)
     assert other.attrs[key] == expected
     assert key in _changed(base, other)
-    if "n_components" in change:
+    if "n_components" in change.get("regression", {}):
         assert other.attrs["metric"] == "pls30-exact" and other.attrs["n_components_requested"] == 5000
-    if "commitment_splits" in change:
+    if "n_splits" in change.get("commitment", {}):
         assert "(24-fold)" in other.attrs["commitment"] and "100000" not in other.attrs["commitment"]
 
 
@@ -93,7 +92,7 @@ def test_unmapped_bins_are_recorded(toy_data, bench, tmp_path):
     rec, stimuli, acts = toy_data
     late = activations_from_arrays({layer: acts.dataset[layer].values for layer in acts.layers},
                                    acts.stimulus_ids, first_driven={"a": 2, "b": 2})
-    s = _score(late, dataclasses.replace(bench, offsets_ms=(0.0,)), (rec, stimuli), tmp_path)
+    s = _score(late, bench.replace(mapping={"offsets_ms": (0.0,)}), (rec, stimuli), tmp_path)
     assert s.attrs["bins_not_mapped"] == {"V4": "0-20 ms", "IT": "0-20 ms"}
 
 
@@ -134,7 +133,7 @@ def test_random_baseline_differs_from_the_trained_model_and_attrs_say_which(smal
     rec, stimuli = small_images
     path = tmp_path / "toy.toml"
     path.write_text(TOY_BENCHMARK.format(mode="per_bin").replace("end = 50", "end = 20"))
-    b = dataclasses.replace(load_benchmark(path), n_bootstrap=20)
+    b = load_benchmark(path).replace(aggregate={"n_bootstrap": 20})
     trained, random = score_with_baseline("cornet_z", b, data=(rec, stimuli), progress=False, cache=False,
                                           work_dir=tmp_path, out=tmp_path / "cz.nc")
     assert trained.attrs["weights"].startswith("trained: shipped checkpoint cornet_z.safetensors (sha256 ")
@@ -156,7 +155,7 @@ def test_reduction_dimension_and_seed_are_recorded(small_images, tmp_path):
     rec, stimuli = small_images
     path = tmp_path / "toy.toml"
     path.write_text(TOY_BENCHMARK.format(mode="per_bin").replace("end = 50", "end = 20"))
-    b = dataclasses.replace(load_benchmark(path), n_bootstrap=0)
+    b = load_benchmark(path).replace(aggregate={"n_bootstrap": 0})
     runs = [score("cornet_z", b, data=(rec, stimuli), progress=False, cache=False, work_dir=tmp_path,
                   reduction=red, created=CREATED) for red in (RandomProjection(dim=16, seed=1),
                                                               RandomProjection(dim=16, seed=2), None)]
@@ -169,7 +168,7 @@ def test_reduction_dimension_and_seed_are_recorded(small_images, tmp_path):
 # ------------------------------------------------------------------------------------------------ r-only
 def test_r_only_benchmarks_print_median_r_with_cis(toy_data, bench, tmp_path):
     rec, stimuli, acts = toy_data
-    s = _score(acts, dataclasses.replace(bench, ceiling="none"), (rec, stimuli), tmp_path)
+    s = _score(acts, bench.replace(ceiling={"method": "none"}), (rec, stimuli), tmp_path)
     assert s.attrs["ceiling_halvings"] == 0
     for name in ("median_r_low", "median_r_high", "median_r_sites_low", "median_r_sites_high"):
         assert np.isfinite(s[name].values).all()

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurofit.scoring.score import region_values, score
+from neurofit.scoreset import region_aggregate
+from neurofit.scoring.score import score
 
 MIRROR = Path(os.environ.get("NEUROFIT_DATA_PATH", "").split(os.pathsep)[0] or "/nonexistent")
 
@@ -29,7 +30,7 @@ def test_shipped_feedforward_model_scores_cowley_v4_with_finite_ceiled_scores(mo
         "V1", "V2", "V4", "IT")
     ceiling = np.nanmedian(scores["ceiling"].values)
     assert 0.65 < ceiling < 0.85  # the session's split-half reliability (about 0.77 on all 640 images)
-    median = region_values(scores, "median_ceiled", "V4")[0]
-    low, high = (region_values(scores, name, "V4")[0] for name in ("median_ceiled_low", "median_ceiled_high"))
+    median = region_aggregate(scores, "median_ceiled", "V4")[0]
+    low, high = (region_aggregate(scores, name, "V4")[0] for name in ("median_ceiled_low", "median_ceiled_high"))
     assert np.isfinite(median) and 0.0 < median < 1.0 and low <= median <= high
     assert (tmp_path / "cowley.nc").exists()

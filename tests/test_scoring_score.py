@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 from scipy.stats import pearsonr
@@ -12,15 +10,10 @@ from sklearn.model_selection import ShuffleSplit, StratifiedKFold, StratifiedShu
 
 from conftest import TOY_BENCHMARK, brainscore_assembly, toy
 from neurofit.errors import NeurofitError, ValidationError
+from neurofit.scoreset import read_scoreset, region_aggregate, summary_table, write_scoreset
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.score import (
-    activations_from_arrays,
-    read_scoreset,
-    region_values,
-    score,
-    summary_table,
-    write_scoreset,
-)
+from neurofit.scoring.resolve import activations_from_arrays
+from neurofit.scoring.score import score
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +58,8 @@ def test_commitment_never_sees_the_scored_stimuli(toy_data, toy_benchmark, tmp_p
     second = score(acts, toy_benchmark, data=(scrambled, stimuli), progress=False, work_dir=tmp_path)
     assert second.attrs["commitment_criteria"] == first.attrs["commitment_criteria"]
     assert second.attrs["n_stimuli_scored"] == len(score_ids) and not set(commit_ids) & set(score_ids)
-    it_second = region_values(second, "median_ceiled", "IT").mean()
-    assert it_second < 0.2 < region_values(first, "median_ceiled", "IT").mean()
+    it_second = region_aggregate(second, "median_ceiled", "IT").mean()
+    assert it_second < 0.2 < region_aggregate(first, "median_ceiled", "IT").mean()
 
 
 def test_per_site_r_matches_sklearn_pls_with_the_same_folds(toy_data, toy_scores):
@@ -108,7 +101,7 @@ def test_scoreset_carries_the_contract_variables_and_provenance(toy_scores):
     assert s.attrs["mapping_policy"] == "one_to_one" and s.attrs["normalisation"] == "r2_over_ceiling"
     np.testing.assert_allclose(s.ceiled, s.r**2 / s.ceiling)
     expected_median = np.nanmedian(s.ceiled.values[s.region.values == "IT"], axis=0)
-    np.testing.assert_array_equal(region_values(s, "median_ceiled", "IT"), expected_median)
+    np.testing.assert_array_equal(region_aggregate(s, "median_ceiled", "IT"), expected_median)
     assert s.region.dims == ("neuroid",) and list(s.region_name.values) == ["V4", "IT"]
     low, high = s.median_ceiled_low.values, s.median_ceiled_high.values
     assert np.all(low <= s.median_ceiled.values + 1e-12) and np.all(s.median_ceiled.values <= high + 1e-12)
@@ -180,7 +173,7 @@ def test_unknown_layer_and_zoo_names_list_the_valid_ones(toy_data, toy_benchmark
 def test_brainscore_benchmark_reproduces_brainscore_aggregation_exactly():
     rec, stimuli, feats, ids, objs, trials = brainscore_assembly()
     acts = activations_from_arrays({"IT": feats[None]}, ids, model_id="toy")
-    bench = dataclasses.replace(load_benchmark("majajhong2015-it-brainscore"), n_bootstrap=0)
+    bench = load_benchmark("majajhong2015-it-brainscore").replace(aggregate={"n_bootstrap": 0})
     got = score(acts, bench, data=(rec, stimuli), progress=False)
 
     # Independent reference: repetition-average, sort by stimulus_id, StratifiedShuffleSplit(10, 0.9, seed 1)

@@ -117,15 +117,15 @@ def test_values_at_the_limits_are_accepted(tmp_path):
                     + f"\n[mapping]\noffsets_ms = [-10000, 0, 10000]\n[regression]\nseed = {MAX_SEED}\n"
                     + "[ceiling]\nn_splits = 1\n[dataset.options]\nsize = \"small\"\nseed = 3\n")
     bench = load_benchmark(path)
-    assert len(bench.time_bins) == MAX_BINS and bench.offsets_ms == (-10000.0, 0.0, 10000.0)
-    assert bench.split_seed == MAX_SEED and bench.ceiling_splits == 1
+    assert len(bench.time_bins) == MAX_BINS and bench.mapping.offsets_ms == (-10000.0, 0.0, 10000.0)
+    assert bench.regression.seed == MAX_SEED and bench.ceiling.n_splits == 1
     assert bench.dataset_options == {"size": "small", "seed": 3}
 
 
 def test_a_table_benchmark_with_valid_tables_loads(tmp_path):
     path = tmp_path / "toy.toml"
     path.write_text(GOOD + '\n[mapping]\npolicy = "table"\ntables = { conv = { 0 = [70, 170], 1 = 170 } }\n')
-    assert load_benchmark(path).tables == {"conv": {"0": [70, 170], "1": 170}}
+    assert load_benchmark(path).mapping.tables == {"conv": {"0": [70, 170], "1": 170}}
 
 
 @pytest.mark.parametrize(("edit", "key"), [("[mapping]\noffsets_ms = [-100000]", "mapping.offsets_ms[0]"),

@@ -21,6 +21,7 @@ from neurofit.data.io import write_recording
 from neurofit.data.stimuli import write_stimulus_set
 from neurofit.regression.ceiling import halving_masks, spearman_brown
 from neurofit.regression.correlation import pearson_on_valid
+from neurofit.scoreset import read_scoreset
 from neurofit.scoring.commit import commitment_split
 from neurofit.scoring.missing import (
     MISSING_DATA_RULE,
@@ -28,7 +29,7 @@ from neurofit.scoring.missing import (
     apply_missing_data_rule,
     fit_on_valid_stimuli,
 )
-from neurofit.scoring.score import read_scoreset, score
+from neurofit.scoring.score import score
 
 BENCHMARK = """
 id = "toy"

@@ -170,7 +170,7 @@ def test_the_valid_benchmark_parses():
     assert parse_benchmark(VALID_BENCHMARK, "toy.toml").regions == ("V4", "IT")
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "toy.toml").write_text(VALID_BENCHMARK_TOML)
-        assert load_benchmark(Path(folder) / "toy.toml").n_bootstrap == 100
+        assert load_benchmark(Path(folder) / "toy.toml").aggregate.n_bootstrap == 100
 
 
 @SETTINGS

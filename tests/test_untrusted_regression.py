@@ -127,16 +127,15 @@ def test_a_ceiling_of_single_repetitions_names_an_option_that_exists():
 
 
 def test_a_benchmark_ceiling_of_single_repetitions_names_the_benchmark_key():
-    import dataclasses
 
     from neurofit.data.recording import trial_array
     from neurofit.regression.ceiling import SingleRepetitionError
+    from neurofit.scoreset import site_ceiling
     from neurofit.scoring.benchmark import load_benchmark
-    from neurofit.scoring.score import _ceiling
 
     bench = load_benchmark("synthetic-ventral-it-temporal")
     trials, _ = trial_array(single_repetition_recording())
     with pytest.raises(SingleRepetitionError, match=r"only one .*ceiling\.method = 'split_half'.*ceiling\.method = "
                                                     r"'none' to score r alone"):
-        _ceiling(bench, trials)
-    assert np.isnan(_ceiling(dataclasses.replace(bench, ceiling="none"), trials)).all()
+        site_ceiling(trials, bench.ceiling.method, bench.ceiling.n_splits, bench.ceiling.seed, bench.id)
+    assert np.isnan(site_ceiling(trials, "none", bench.ceiling.n_splits, bench.ceiling.seed, bench.id)).all()

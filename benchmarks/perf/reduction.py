@@ -60,7 +60,7 @@ def main() -> None:
 
     import neurofit
     from neurofit.scoring.benchmark import load_benchmark
-    from neurofit.scoring.score import load_benchmark_data
+    from neurofit.scoring.data import load_benchmark_data
 
     root = os.environ.get("NEUROFIT_DATA_PATH", "").split(":")[0]
     weights = Path(root) / "cifar10_resnet" / "resnet20-12fca82f.th"

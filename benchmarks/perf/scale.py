@@ -33,7 +33,8 @@ import torch
 from neurofit.runners.dask_runner import DaskRunner
 from neurofit.runners.local import UnitStore, WorkUnit
 from neurofit.scoring.benchmark import load_benchmark
-from neurofit.scoring.score import activations_from_arrays, score
+from neurofit.scoring.resolve import activations_from_arrays
+from neurofit.scoring.score import score
 
 
 class Noop:

@@ -376,7 +376,7 @@ def activations_from_brain_model(
     >>> acts.layers, acts.n_steps("IT")  # doctest: +SKIP
     (['IT'], 1)
     """
-    from neurofit.scoring.score import activations_from_arrays
+    from neurofit.scoring.resolve import activations_from_arrays
 
     if not is_brain_model(model):
         raise NeurofitError(f"a {type(model).__name__} is not a Brain-Score model: it needs start_recording(region, "
@@ -424,7 +424,7 @@ def activations_from_assembly(
     >>> acts.layers, acts.n_steps("IT"), acts.step_window("IT", 1)
     (['IT'], 2, (80.0, 90.0))
     """
-    from neurofit.scoring.score import activations_from_arrays
+    from neurofit.scoring.resolve import activations_from_arrays
 
     source = "assembly"
     if isinstance(assembly, (str, os.PathLike)):

@@ -140,7 +140,7 @@ def _resolve(model: Any, arch: str | None) -> tuple[Any, str, str, str]:
     if shipped is not None:
         network = load_model(shipped)
         return network, text, f"neurofit's shipped checkpoint {shipped.name}", file_sha256(shipped)
-    from neurofit.scoring.score import UNTRAINED_SEED
+    from neurofit.scoring.resolve import UNTRAINED_SEED
 
     warnings.warn(f"{text!r} has no trained checkpoint: the plugin carries untrained weights (seed "
                   f"{UNTRAINED_SEED}), and says so in its metadata", UntrainedWeightsWarning, stacklevel=3)

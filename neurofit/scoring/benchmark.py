@@ -70,13 +70,15 @@ Benchmarks are found in ``$NEUROFIT_BENCHMARKS`` (a ``:``-separated list of fold
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,14 +122,89 @@ _TOP = {"id", "version", "description", "citation", "datasets", *_SECTIONS}
 
 
 @dataclass(frozen=True)
+class RegressionSection:
+    """``[regression]``: the mapping from features to responses and its cross-validation over stimuli."""
+
+    metric: str = "pls"
+    n_components: int = 25
+    algorithm: str = "exact"
+    split_scheme: str = "kfold"
+    n_splits: int = 10
+    seed: int = 0
+    temporal_mode: str = "per_bin"
+
+
+@dataclass(frozen=True)
+class CeilingSection:
+    """``[ceiling]``: the noise ceiling and the normalisation rule of the ceiled score."""
+
+    method: str = "split_half"
+    n_splits: int = 10
+    seed: int = 0
+    normalisation: str = "r2_over_ceiling"
+
+
+@dataclass(frozen=True)
+class MappingSection:
+    """``[mapping]``: the default time-mapping policy, the latency offsets tried and the step tables."""
+
+    policy: str = "one_to_one"
+    offsets_ms: tuple[float, ...] = (0.0,)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommitmentSection:
+    """``[commitment]``: the share of stimuli held out to choose layers, its seed and its folds."""
+
+    fraction: float = 0.2
+    seed: int = 0
+    n_splits: int = 3
+
+
+@dataclass(frozen=True)
+class AggregateSection:
+    """``[aggregate]``: how sites are summarised per region and bin, and the bootstrap of that summary."""
+
+    method: str = "median"
+    n_bootstrap: int = 1000
+    seed: int = 0
+
+
+SECTIONS = {"regression": RegressionSection, "ceiling": CeilingSection, "mapping": MappingSection,
+            "commitment": CommitmentSection, "aggregate": AggregateSection}
+
+# the flat names every setting had before the sections (the content hash of a benchmark is over them, so
+# work directories and ScoreSet attrs stay valid)
+_FLAT_NAMES = {
+    ("regression", "metric"): "metric", ("regression", "n_components"): "n_components",
+    ("regression", "algorithm"): "algorithm", ("regression", "split_scheme"): "split_scheme",
+    ("regression", "n_splits"): "n_splits", ("regression", "seed"): "split_seed",
+    ("regression", "temporal_mode"): "temporal_mode",
+    ("ceiling", "method"): "ceiling", ("ceiling", "n_splits"): "ceiling_splits", ("ceiling", "seed"): "ceiling_seed",
+    ("ceiling", "normalisation"): "normalisation",
+    ("mapping", "policy"): "mapping_policy", ("mapping", "offsets_ms"): "offsets_ms", ("mapping", "tables"): "tables",
+    ("commitment", "fraction"): "commitment_fraction", ("commitment", "seed"): "commitment_seed",
+    ("commitment", "n_splits"): "commitment_splits",
+    ("aggregate", "method"): "aggregate", ("aggregate", "n_bootstrap"): "n_bootstrap",
+    ("aggregate", "seed"): "bootstrap_seed",
+}
+
+
+@dataclass(frozen=True)
 class Benchmark:
     """A validated benchmark definition (see the module docstring for the file format).
+
+    The TOML file's sections are frozen dataclasses of their own (``regression``, ``ceiling``, ``mapping``,
+    ``commitment``, ``aggregate``), so a helper receives only the section it needs.
 
     Example
     -------
     >>> b = load_benchmark("synthetic-ventral-it-temporal")
-    >>> b.regions, len(b.time_bins), b.time_bins[0]
-    (('IT',), 25, (0.0, 10.0))
+    >>> b.regions, len(b.time_bins), b.time_bins[0], b.regression.n_components
+    (('IT',), 25, (0.0, 10.0), 25)
+    >>> b.replace(aggregate={"n_bootstrap": 0}).aggregate.n_bootstrap
+    0
     """
 
     id: str
@@ -140,34 +217,35 @@ class Benchmark:
     citation: str = ""
     dataset_options: dict[str, Any] = field(default_factory=dict)
     model_degrees: float = 8.0
-    metric: str = "pls"
-    n_components: int = 25
-    algorithm: str = "exact"
-    split_scheme: str = "kfold"
-    n_splits: int = 10
-    split_seed: int = 0
-    temporal_mode: str = "per_bin"
-    ceiling: str = "split_half"
-    ceiling_splits: int = 10
-    ceiling_seed: int = 0
-    normalisation: str = "r2_over_ceiling"
-    mapping_policy: str = "one_to_one"
-    offsets_ms: tuple[float, ...] = (0.0,)
-    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
-    commitment_fraction: float = 0.2
-    commitment_seed: int = 0
-    commitment_splits: int = 3
-    aggregate: str = "median"
-    n_bootstrap: int = 1000
-    bootstrap_seed: int = 0
+    regression: RegressionSection = field(default_factory=RegressionSection)
+    ceiling: CeilingSection = field(default_factory=CeilingSection)
+    mapping: MappingSection = field(default_factory=MappingSection)
+    commitment: CommitmentSection = field(default_factory=CommitmentSection)
+    aggregate: AggregateSection = field(default_factory=AggregateSection)
     datasets: tuple[str, ...] = ()
     path: str = ""
 
+    def replace(self, **changes: Any) -> Benchmark:
+        """A copy with ``changes``: top-level fields by value, sections by a dict of their fields.
+
+        Example
+        -------
+        >>> b = load_benchmark("synthetic-ventral-it-temporal").replace(regression={"n_splits": 5}, regions=("IT",))
+        >>> b.regression.n_splits, b.regression.n_components
+        (5, 25)
+        """
+        for name, value in list(changes.items()):
+            if name in SECTIONS and isinstance(value, Mapping):
+                changes[name] = dataclasses.replace(getattr(self, name), **value)
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict[str, Any]:
-        """Every setting as a plain dict (without the file path)."""
-        out = asdict(self)
-        out.pop("path")
-        return out
+        """Every setting as a plain flat dict (without the file path), under the names the hash is over."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in SECTIONS and f.name != "path"}
+        for (section, name), flat in _FLAT_NAMES.items():
+            out[flat] = getattr(getattr(self, section), name)
+        return copy.deepcopy(out)
 
     def sha256(self) -> str:
         """Content hash of the settings (the file path and description do not count)."""
@@ -223,7 +301,7 @@ def load_benchmark(id_or_path: str | os.PathLike[str]) -> Benchmark:
 
     Example
     -------
-    >>> load_benchmark("synthetic-ventral-v4-temporal").metric
+    >>> load_benchmark("synthetic-ventral-v4-temporal").regression.metric
     'pls'
     """
     if isinstance(id_or_path, Benchmark):
@@ -491,14 +569,16 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     return Benchmark(
         id=bid, version=str(version), description=str(raw.get("description", "")),
         citation=str(raw.get("citation", "")), dataset=dataset, dataset_options=options,
-        regions=tuple(regions), time_bins=bins, degrees=degrees, model_degrees=model_degrees, metric=metric,
-        n_components=int(n_components), algorithm=algorithm, split_scheme=scheme, n_splits=int(n_splits),
-        split_seed=int(split_seed), temporal_mode=mode, ceiling=method, ceiling_splits=int(ceiling_splits),
-        ceiling_seed=int(ceiling_seed), normalisation=normalisation, mapping_policy=policy,
-        offsets_ms=tuple(float(o) for o in offsets), tables=tables, commitment_fraction=fraction,
-        commitment_seed=int(commitment_seed), commitment_splits=int(commitment_splits), aggregate=aggregate,
-        n_bootstrap=int(n_bootstrap),
-        bootstrap_seed=int(bootstrap_seed), datasets=pooled,
+        regions=tuple(regions), time_bins=bins, degrees=degrees, model_degrees=model_degrees,
+        regression=RegressionSection(metric=metric, n_components=int(n_components), algorithm=algorithm,
+                                     split_scheme=scheme, n_splits=int(n_splits), seed=int(split_seed),
+                                     temporal_mode=mode),
+        ceiling=CeilingSection(method=method, n_splits=int(ceiling_splits), seed=int(ceiling_seed),
+                               normalisation=normalisation),
+        mapping=MappingSection(policy=policy, offsets_ms=tuple(float(o) for o in offsets), tables=tables),
+        commitment=CommitmentSection(fraction=fraction, seed=int(commitment_seed), n_splits=int(commitment_splits)),
+        aggregate=AggregateSection(method=aggregate, n_bootstrap=int(n_bootstrap), seed=int(bootstrap_seed)),
+        datasets=pooled,
         path=str(Path(source).resolve()) if Path(source).exists() else source,
     )
 

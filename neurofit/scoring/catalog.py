@@ -31,7 +31,7 @@ def benchmark_catalog() -> list[dict[str, str]]:
         starts = [lo for lo, _ in bench.time_bins]
         ends = [hi for _, hi in bench.time_bins]
         span = f"{min(starts):g}-{max(ends):g} ms"
-        metric = f"pls{bench.n_components}" if bench.metric == "pls" else bench.metric
+        metric = f"pls{bench.regression.n_components}" if bench.regression.metric == "pls" else bench.regression.metric
         rows.append({
             "id": bench_id,
             "version": str(bench.version),
@@ -39,7 +39,7 @@ def benchmark_catalog() -> list[dict[str, str]]:
             "regions": ", ".join(bench.regions),
             "bins": f"{len(bench.time_bins)} bin{'s' if len(bench.time_bins) > 1 else ''}, {span}",
             "metric": metric,
-            "ceiling": "none: r only" if bench.ceiling == "none" else bench.ceiling,
+            "ceiling": "none: r only" if bench.ceiling.method == "none" else bench.ceiling.method,
             "file": str(path),
             "note": "",
         })

@@ -8,17 +8,35 @@ scored stimuli, and therefore the test folds, never influence the choice.
 The criterion is the mean over the benchmark's bins of the median raw Pearson r over the region's sites;
 an unmapped bin (no driven step covers it) counts as r = 0. Raw r is used rather than ceiled scores because
 ``r^2 / ceiling`` explodes in bins whose ceiling is near zero (before the response starts).
+
+:func:`commit_layers` is step 4 of a score.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from neurofit.errors import NeurofitError, quiet_nan
+from neurofit.runners.local import WorkUnit
+from neurofit.scoring.benchmark import Benchmark
+from neurofit.scoring.fit import (
+    _components_used,
+    _Features,
+    _mapping,
+    _r_from_folds,
+    narrow_designs,
+    region_problem,
+    stimulus_splits,
+)
+
+if TYPE_CHECKING:
+    from neurofit.scoring.data import PreparedData
+    from neurofit.scoring.extraction import Extracted
 
 
 def commitment_split(
@@ -116,3 +134,60 @@ def choose(criteria: Mapping[Any, float]) -> Any:
         if value > best_value:
             best_key, best_value = key, value
     return best_key if best_key is not None else next(iter(criteria))
+
+
+@dataclass
+class Commitment:
+    """Each region's committed ``(layer, offset_ms)``, the criteria of every candidate, and what the fits used."""
+
+    committed: dict[str, tuple[str, float]]
+    criteria: dict[str, dict[str, float]]
+    folds: set[int]
+    components: set[int]
+
+
+def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candidates: Mapping[str, Sequence[str]],
+                  ext: Extracted, data: PreparedData, runner: Any, device: str | None) -> Commitment:
+    """Cross-validate every candidate layer x offset of each region on the held-out commitment stimuli only.
+
+    A region with one candidate keeps it without a fit. The criterion is :func:`commitment_criterion` (mean
+    over the mapped bins of the median r over sites); :func:`choose` breaks ties by the earliest layer/offset.
+    """
+    commit_ids = data.commit_ids
+    model_layers = list(ext.acts.layers)
+    site_region = data.site_region
+    position = ext.position
+    committed: dict[str, tuple[str, float]] = {}
+    criteria_attr: dict[str, dict[str, float]] = {}
+    folds: set[int] = set()
+    components: set[int] = set()
+    features = _Features(ext.acts, np.array([position[s] for s in commit_ids], dtype=np.int64),
+                         narrow=narrow_designs(bench))
+    for region in bench.regions:
+        cands = [(layer, float(off)) for layer in candidates[region] for off in offsets]
+        if policy == "graded":
+            cands = [(model_layers[0], float(off)) for off in offsets]
+        if len(cands) == 1:
+            committed[region] = cands[0]
+            continue
+        if not commit_ids:
+            raise NeurofitError(f"benchmark {bench.id!r} holds no stimuli out for commitment (commitment.fraction "
+                                f"= 0): name the layer of each region with layers=")
+        sites = np.flatnonzero(site_region == region)
+        splits = stimulus_splits(commit_ids, "kfold", data.object_labels(commit_ids),
+                                 min(bench.commitment.n_splits, len(commit_ids)), bench.commitment.seed)
+        criteria: dict[tuple[str, float], float] = {}
+        for layer, off in cands:
+            mapping = _mapping(bench, policy, ext.acts, layer, off, model_layers)
+            prob = region_problem(bench, data, commit_ids, sites, mapping.refs, splits, features, device)
+            folds.add(int(splits.n_folds))
+            components |= _components_used(prob)
+            units = [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
+            preds = [res["prediction"] for _, res in runner.map(prob, units,
+                                                                 desc=f"commit {region} {layer}@{off:g}ms")]
+            r, _, _ = _r_from_folds(bench.replace(regression={"split_scheme": "kfold"}), preds, prob.targets,
+                                    splits.test)
+            criteria[(layer, off)] = commitment_criterion(r, mapping.mapped)
+        committed[region] = choose(criteria)
+        criteria_attr[region] = {f"{layer}@{off:g}ms": value for (layer, off), value in criteria.items()}
+    return Commitment(committed, criteria_attr, folds, components)

@@ -87,11 +87,11 @@ def demo(
     >>> result = demo("demo-out")  # doctest: +SKIP
     >>> result["verdict"]["synthetic-ventral-it-temporal"]["IT"]["better"]  # doctest: +SKIP
     """
-    import dataclasses
 
     from neurofit.scoreset import metric_line, summary_table, write_scoreset
     from neurofit.scoring.benchmark import load_benchmark
-    from neurofit.scoring.score import load_benchmark_data, score
+    from neurofit.scoring.data import load_benchmark_data
+    from neurofit.scoring.score import score
     from neurofit.stats.compare import (
         compare_many,
         comparison_table,
@@ -116,7 +116,7 @@ def demo(
     for bench_id in BENCHMARKS:
         bench = load_benchmark(bench_id)
         if n_bootstrap is not None:
-            bench = dataclasses.replace(bench, n_bootstrap=int(n_bootstrap))
+            bench = bench.replace(aggregate={"n_bootstrap": int(n_bootstrap)})
         key = repr(sorted(bench.dataset_options.items()))
         if key not in data_cache:
             data_cache[key] = load_benchmark_data(bench)

@@ -1,0 +1,112 @@
+"""Step 6 of a score: per-region aggregates of the per-site scores, with their bootstrap intervals.
+
+The median over each region's sites (:func:`neurofit.scoreset.region_medians`) of ``ceiled``, ``r`` and
+``ceiling``; 95% intervals over stimuli (:func:`neurofit.stats.bootstrap.bootstrap_stimuli`, the ceiling
+recomputed in every draw) and over sites (:func:`site_interval`), centred on their estimates
+(:func:`neurofit.scoreset.centred_interval`); and Brain-Score's aggregate (mean over splits of the median r).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from neurofit.errors import quiet_nan
+from neurofit.regression.ceiling import brainscore_ceiling, ceil_scores
+from neurofit.scoreset import centred_interval, region_medians
+from neurofit.scoring.benchmark import Benchmark
+from neurofit.scoring.fit import RegionScores
+from neurofit.stats.bootstrap import bootstrap_stimuli, hierarchical_median
+
+
+def site_interval(values: np.ndarray, site_region: np.ndarray, regions: Sequence[str], estimate: np.ndarray,
+                   bench: Benchmark) -> tuple[np.ndarray, np.ndarray]:
+    """95% site-bootstrap interval of each region's median over sites, centred on ``estimate`` [region, bin].
+
+    Sites are resampled with replacement (``bench.aggregate.n_bootstrap`` draws; region ``k`` seeded
+    ``bootstrap_seed + k``); the interval is :func:`neurofit.scoreset.centred_interval` of the draws.
+    """
+    low = np.full((len(regions), values.shape[1]), np.nan)
+    high = low.copy()
+    for k, region in enumerate(regions):
+        sel = values[site_region == region]
+        if len(sel):
+            draws = hierarchical_median(sel, n_boot=bench.aggregate.n_bootstrap, seed=bench.aggregate.seed + k)
+            low[k], high[k] = centred_interval(draws, estimate[k])
+    return low, high
+
+
+def aggregate(bench: Benchmark, scores: RegionScores, site_region: np.ndarray, regions: Sequence[str]
+              ) -> tuple[dict[str, tuple[tuple[str, ...], np.ndarray]], bool]:
+    """The per-region variables of a ScoreSet (dims ``(region, time_bin)``) and whether the stimulus CI of the
+    ceiled score was computed (it needs K-fold splits and the split-half ceiling)."""
+    r, ceiled, ceiling = scores.r, scores.ceiled, scores.ceiling
+    medians = region_medians(ceiled, site_region, regions)
+    median_r = region_medians(r, site_region, regions)
+    median_ceiling = region_medians(ceiling, site_region, regions)
+    stim_low = np.full_like(medians, np.nan)
+    stim_high = np.full_like(medians, np.nan)
+    site_low = np.full_like(medians, np.nan)
+    site_high = np.full_like(medians, np.nan)
+    r_stim_low, r_stim_high = np.full_like(medians, np.nan), np.full_like(medians, np.nan)
+    r_site_low, r_site_high = np.full_like(medians, np.nan), np.full_like(medians, np.nan)
+    stimulus_ci = (bench.aggregate.n_bootstrap > 0 and bench.regression.split_scheme == "kfold"
+                   and bench.ceiling.method == "split_half" and bench.ceiling.normalisation != "feve")
+    # the median r needs no ceiling: its stimulus bootstrap only needs every stimulus predicted once (K-fold)
+    stimulus_ci_r = bench.aggregate.n_bootstrap > 0 and bench.regression.split_scheme == "kfold"
+    if bench.aggregate.n_bootstrap > 0:
+        # bins no step maps to are NaN in every draw: their CI is NaN, without a warning per bin
+        with quiet_nan():
+            if stimulus_ci:
+                # each stimulus is predicted once (K-fold): r and the split-half ceiling are redrawn together
+                boot = bootstrap_stimuli(scores.pooled, scores.targets, scores.trials, groups=site_region,
+                                         rule=bench.ceiling.normalisation, n_boot=bench.aggregate.n_bootstrap,
+                                         seed=bench.aggregate.seed, n_halvings=bench.ceiling.n_splits,
+                                         ceiling_seed=bench.ceiling.seed)
+                order = [list(boot["groups"]).index(region) for region in regions]
+                stim_low, stim_high = centred_interval(boot["draws"][:, order], medians)
+            if stimulus_ci_r:
+                boot = bootstrap_stimuli(scores.pooled, scores.targets, None, groups=site_region,
+                                         n_boot=bench.aggregate.n_bootstrap, seed=bench.aggregate.seed)
+                order = [list(boot["groups"]).index(region) for region in regions]
+                r_stim_low, r_stim_high = centred_interval(boot["draws"][:, order], median_r)
+        site_low, site_high = site_interval(ceiled, site_region, regions, medians, bench)
+        r_site_low, r_site_high = site_interval(r, site_region, regions, median_r, bench)
+    dims = ("region", "time_bin")
+    variables = {
+        "median_ceiled": (dims, medians),
+        "median_ceiled_low": (dims, stim_low),
+        "median_ceiled_high": (dims, stim_high),
+        "median_ceiled_sites_low": (dims, site_low),
+        "median_ceiled_sites_high": (dims, site_high),
+        "median_r": (dims, median_r),
+        "median_r_low": (dims, r_stim_low),
+        "median_r_high": (dims, r_stim_high),
+        "median_r_sites_low": (dims, r_site_low),
+        "median_r_sites_high": (dims, r_site_high),
+        "median_ceiling": (dims, median_ceiling),
+    }
+    if bench.aggregate.method == "brainscore":
+        variables.update(brainscore_aggregate(bench, scores.r_fold, scores.trials, site_region, regions))
+    return variables, stimulus_ci
+
+
+def brainscore_aggregate(bench: Benchmark, r_fold: np.ndarray, trials: np.ndarray, site_region: np.ndarray,
+                         regions: Sequence[str]) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Brain-Score's numbers per region and bin: the mean over splits of the median r over sites, its error
+    (population std over splits / sqrt(n_splits)), its ceiling and the ceiled score."""
+    dims = ("region", "time_bin")
+    bs_r = np.stack([np.nanmean(np.nanmedian(r_fold[:, site_region == region], axis=1), axis=0)
+                     for region in regions])
+    bs_ceiling = np.stack([brainscore_ceiling(trials[:, :, site_region == region], bench.ceiling.n_splits,
+                                              bench.ceiling.seed)[1] for region in regions])
+    rule = bench.ceiling.normalisation if bench.ceiling.normalisation != "feve" else "r2_over_ceiling"
+    per_split = np.stack([np.nanmedian(r_fold[:, site_region == region], axis=1) for region in regions])
+    return {
+        "benchmark_r": (dims, bs_r),
+        # Brain-Score's error: population std over splits / sqrt(n_splits)
+        "benchmark_r_error": (dims, np.nanstd(per_split, axis=1) / np.sqrt(per_split.shape[1])),
+        "benchmark_ceiling": (dims, bs_ceiling),
+        "benchmark_score": (dims, ceil_scores(bs_r, bs_ceiling, rule)),
+    }
