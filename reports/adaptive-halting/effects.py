@@ -218,11 +218,16 @@ def path_length_table(halting: xr.Dataset, fixed: xr.Dataset) -> list[str]:
 
 
 def per_step_table(halting: xr.Dataset, fixed: xr.Dataset) -> list[str]:
-    """Each step's own readout accuracy (all 1200 images) over the training steps."""
+    """Each step's own readout accuracy (all images) over the training steps, and how far the readout's input
+    still moves from step to step."""
     steps = halting["step"].values
     rows = ["| model | " + " | ".join(str(t) for t in steps) + " |", "|---|" + "---|" * len(steps)]
     for name, ds in (("ACT (per-step readout)", halting), ("fixed-step", fixed)):
         rows.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in ds["accuracy"].values) + " |")
+    for name, ds in (("ACT: median movement", halting), ("fixed-step: median movement", fixed)):
+        # L2 distance of the readout's input from the previous step (undefined at step 0), median over images
+        move = ds["movement"].values[1:]
+        rows.append(f"| {name} | n/a | " + " | ".join(f"{np.median(v[np.isfinite(v)]):.3f}" for v in move) + " |")
     return rows
 
 
@@ -282,7 +287,7 @@ def main(argv: list[str]) -> None:
                         ("Answers given, and the ACT halting step by answer", answer_table(halting, fixed)),
                         ("Local cues: accuracy at the training budget by kind of maze", shortcut_table(halting, fixed)),
                         ("Reachable mazes by path length (training budget)", path_length_table(halting, fixed)),
-                        ("Readout accuracy per step (step 0 = first)", per_step_table(halting, fixed))):
+                        ("Readout accuracy and movement per step (step 0 = first)", per_step_table(halting, fixed))):
         print(f"### {title}\n")
         print("\n".join(rows) + "\n")
     if "--figure" in argv:
