@@ -95,6 +95,12 @@ def test_default_score_equals_the_full_feature_score(tmp_path):
     old = score(TinyBiological(width=4), bench, reduction=RandomProjection(dim=64, seed=0), **kwargs)
     assert np.isfinite(full["r"].values).sum() >= 30  # the bins after arrival
     np.testing.assert_allclose(default["r"].values, full["r"].values, atol=1e-5)
+    # the ScoreSet says what each layer got
+    assert default.attrs["reduction"]["method"] == "auto" and full.attrs["reduction"] == {"method": "none"}
+    assert default.attrs["reduction_layers"]["B"]["method"] == "gram"
+    assert full.attrs["reduction_layers"]["B"] == {"method": "none", "dim": 1024}
+    assert old.attrs["reduction_layers"]["C"] == {"method": "random_projection", "dim": 64, "seed": 0,
+                                                  "kind": "gaussian"}
     assert np.nanmax(np.abs(old["r"].values - full["r"].values)) > 1e-3  # the comparison can fail
 
 

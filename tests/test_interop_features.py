@@ -360,3 +360,24 @@ def test_hdf5_external_links_are_refused(files, tmp_path, capsys):
         handle["IT"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "secret")
     _fails(_cli(root, tmp_path / "linked.h5", "--stimulus-order", str(root / "order.txt")), capsys,
            "'IT' is an external link")
+
+
+def test_a_thingsvision_mat_with_one_variable_per_image_names_its_stimuli(files, tmp_path):
+    import scipy.io
+
+    root, formats, ids = files
+    matrix = formats["features.npy"][1]["features"]
+    scipy.io.savemat(tmp_path / "features.mat", {sid: row for sid, row in zip(ids, matrix)})
+    from_file = read_features(tmp_path / "features.mat")
+    xr.testing.assert_identical(from_file.dataset.drop_attrs(),
+                                features_from_arrays({"features": matrix}, ids).dataset.drop_attrs())
+
+
+def test_tensors_that_are_not_numbers_are_refused(files, tmp_path, capsys):
+    root, _, _ = files
+    torch.save({"IT": torch.zeros(64, 3, dtype=torch.bool)}, tmp_path / "bool.pt")
+    _fails(_cli(root, tmp_path / "bool.pt", "--stimulus-order", str(root / "order.txt")), capsys,
+           "array 'IT' has dtype torch.bool; features must be numbers")
+    torch.save({"IT": torch.zeros(64, 3), "note": "text"}, tmp_path / "note.pt")
+    _fails(_cli(root, tmp_path / "note.pt", "--stimulus-order", str(root / "order.txt")), capsys,
+           "key 'note' holds a str, not a tensor")

@@ -187,6 +187,43 @@ def test_trained_recurrent_checkpoint_beats_chance_at_its_last_step_on_held_out_
         assert acc["accuracy_per_step"][step] == pytest.approx(chance)
 
 
+#: ACT ConvGRU and its fixed-step twin, trained on mazes of sizes 5, 7 and 9 (reports/adaptive-halting/)
+SHIPPED_MAZES = ("mazes_halting_convgru", "mazes_convgru")
+
+
+@pytest.fixture(scope="module")
+def new_easy_mazes():
+    """64 new size-9 mazes (seed 2000; training drew seed 1, the report seed 1000), classes balanced."""
+    from neurofit.data.tasks import task_stimuli
+
+    return task_stimuli("mazes", [9], per_level=64, seed=2000)
+
+
+@pytest.mark.parametrize("name", SHIPPED_MAZES)
+def test_shipped_maze_checkpoints_beat_chance_on_new_easy_mazes(name, new_easy_mazes):
+    path = shipped_checkpoint(name)
+    assert path.stat().st_size < 200_000
+    meta = checkpoint_metadata(path)
+    assert meta["architecture"] == name.removeprefix("mazes_") and meta["command"].startswith("neurofit train")
+    assert meta["task"] == "mazes" and meta["difficulty"] == [5, 7, 9] and meta["seed"] == 0
+    assert f"`{name}`" in (path.parent / "README.md").read_text()
+    model = load_model(path)
+    classes = meta["classes"]
+    targets = torch.tensor([classes.index(c) for c in new_easy_mazes.table["category_name"]])
+    acc = evaluate(model, new_easy_mazes.load_images(17), targets, model.default_steps)
+    answer = acc.get("accuracy_act", acc["accuracy_last"])  # the ACT output is the halting model's answer
+    # 64 balanced two-class images: a chance-level classifier gets >= 46 right (0.72) with p < 3e-4
+    assert answer >= 0.72, acc
+
+
+def test_shipped_maze_models_have_the_same_architecture():
+    halting, fixed = (load_model(shipped_checkpoint(name)) for name in SHIPPED_MAZES)
+    extra = {"epsilon", "halting_bias"}
+    assert {k: v for k, v in halting.config.items() if k not in extra} == fixed.config
+    n_halt, n_fixed = (sum(p.numel() for p in m.parameters()) for m in (halting, fixed))
+    assert n_halt - n_fixed == halting.config["channels"][-1] + 1  # the halting unit only
+
+
 def test_unknown_shipped_checkpoint_lists_the_shipped_ones():
     with pytest.raises(NeurofitError, match="shipped: .*cornet_z"):
         shipped_checkpoint("alexnet")

@@ -432,13 +432,13 @@ def _read_torch(path: Path, budget: _Budget) -> tuple[dict[str, Any], list[str] 
                 raise
             obj = torch.load(path, map_location="cpu", weights_only=True)  # the legacy (pre-zip) format
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()
+        reason = str(err).strip().splitlines() or [type(err).__name__]
         detail = next((line for line in reason if "GLOBAL" in line or "Unsupported" in line), reason[0])
         raise NeurofitError(f"{source}: refusing to load pickled Python objects ({detail.strip()}); neurofit reads "
                             "torch files with torch.load(weights_only=True): save a tensor, or a dict of layer name -> "
                             "tensor (and 'stimulus_id' -> list of str)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise NeurofitError(f"{source}: cannot read as a torch file ({str(err).splitlines()[0]})") from None
+        raise NeurofitError(f"{source}: cannot read as a torch file ({_first_line(err)})") from None
     if isinstance(obj, torch.Tensor):
         obj = {path.stem: obj}
     if not isinstance(obj, Mapping):
@@ -457,9 +457,13 @@ def _read_torch(path: Path, budget: _Budget) -> tuple[dict[str, Any], list[str] 
             raise NeurofitError(f"{source}: key {key!r} holds a {type(value).__name__}, not a tensor")
         if value.dtype == torch.bfloat16:
             value = value.float()
-        if value.is_complex() or value.dtype == torch.bool:
+        try:
+            dtype = np.dtype(str(value.dtype).replace("torch.", ""))
+        except TypeError:
+            dtype = np.dtype(object)  # a torch dtype numpy has no name for (float8, quantized): refused below
+        if dtype.kind not in "fiu":
             raise NeurofitError(f"{source}: array {key!r} has dtype {value.dtype}; features must be numbers")
-        budget.charge(key, tuple(value.shape), np.dtype(str(value.dtype).replace("torch.", "")))
+        budget.charge(key, tuple(value.shape), dtype)
         arrays[key] = value.detach().numpy()
     return arrays, ids
 
@@ -531,6 +535,10 @@ def _read_hdf5(path: Path, budget: _Budget) -> tuple[dict[str, Any], list[str] |
     return arrays, ids
 
 
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def _read_text(path: Path, budget: _Budget) -> tuple[dict[str, Any], list[str] | None]:
     source = str(path)
     size = path.stat().st_size
@@ -539,7 +547,7 @@ def _read_text(path: Path, budget: _Budget) -> tuple[dict[str, Any], list[str] |
     try:
         values = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except (ValueError, UnicodeDecodeError) as err:
-        raise NeurofitError(f"{source}: not a table of numbers ({str(err).splitlines()[0]})") from None
+        raise NeurofitError(f"{source}: not a table of numbers ({_first_line(err)})") from None
     return {path.stem: values}, None
 
 

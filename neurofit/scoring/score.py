@@ -306,6 +306,8 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
         "n_components_fitted": {region: _span(used) for region, used in components.items()},
         "n_components_commitment": _span(commitment.components),
         "reduction": ext.reduction,
+        # what each layer got (method none/gram/random_projection/pca, dim, seed, fitting set): issue 14
+        "reduction_layers": {str(k): dict(v) for k, v in dict(acts.attrs.get("reduction_layers") or {}).items()},
         "n_features": {layer: int(acts.n_features(layer)) for layer in acts.layers},
         "n_features_raw": {str(k): int(v) for k, v in dict(acts.attrs.get("n_features_raw") or {}).items()},
         "regression_device": _regression_device(device),
