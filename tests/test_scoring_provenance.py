@@ -118,9 +118,14 @@ def test_zoo_names_use_the_shipped_checkpoint_and_say_so():
     assert how == "untrained (random init, seed 0)" and sha_random != sha and model_id == "cornet_z (random init)"
     # architecture arguments ask for another network than the shipped one: random init, and it says so
     assert resolve_model("cornet_z", width=4)[3] == "untrained (random init, seed 0)"
+    from neurofit.models.commands import list_models
+
+    table = list_models()
+    untrained = table[table["available"] & (table["weights"] == "random init")]["name"].tolist()
+    assert untrained, "every zoo model ships weights: pick another name for this check"
     with pytest.raises(NeurofitError, match="no shipped trained checkpoint"):
-        resolve_model("cornet_rt", weights="trained")
-    assert resolve_model("cornet_rt")[3] == "untrained (random init, seed 0)"
+        resolve_model(untrained[0], weights="trained")
+    assert resolve_model(untrained[0])[3] == "untrained (random init, seed 0)"
 
 
 @pytest.fixture(scope="module")

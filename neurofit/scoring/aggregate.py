@@ -15,24 +15,24 @@ import numpy as np
 from neurofit.errors import quiet_nan
 from neurofit.regression.ceiling import brainscore_ceiling, ceil_scores
 from neurofit.scoreset import centred_interval, region_medians
-from neurofit.scoring.benchmark import Benchmark
+from neurofit.scoring.benchmark import AggregateSection, Benchmark
 from neurofit.scoring.fit import RegionScores
 from neurofit.stats.bootstrap import bootstrap_stimuli, hierarchical_median
 
 
 def site_interval(values: np.ndarray, site_region: np.ndarray, regions: Sequence[str], estimate: np.ndarray,
-                   bench: Benchmark) -> tuple[np.ndarray, np.ndarray]:
+                   settings: AggregateSection) -> tuple[np.ndarray, np.ndarray]:
     """95% site-bootstrap interval of each region's median over sites, centred on ``estimate`` [region, bin].
 
-    Sites are resampled with replacement (``bench.aggregate.n_bootstrap`` draws; region ``k`` seeded
-    ``bootstrap_seed + k``); the interval is :func:`neurofit.scoreset.centred_interval` of the draws.
+    Sites are resampled with replacement (``settings.n_bootstrap`` draws; region ``k`` seeded
+    ``settings.seed + k``); the interval is :func:`neurofit.scoreset.centred_interval` of the draws.
     """
     low = np.full((len(regions), values.shape[1]), np.nan)
     high = low.copy()
     for k, region in enumerate(regions):
         sel = values[site_region == region]
         if len(sel):
-            draws = hierarchical_median(sel, n_boot=bench.aggregate.n_bootstrap, seed=bench.aggregate.seed + k)
+            draws = hierarchical_median(sel, n_boot=settings.n_bootstrap, seed=settings.seed + k)
             low[k], high[k] = centred_interval(draws, estimate[k])
     return low, high
 
@@ -71,8 +71,8 @@ def aggregate(bench: Benchmark, scores: RegionScores, site_region: np.ndarray, r
                                          n_boot=bench.aggregate.n_bootstrap, seed=bench.aggregate.seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
                 r_stim_low, r_stim_high = centred_interval(boot["draws"][:, order], median_r)
-        site_low, site_high = site_interval(ceiled, site_region, regions, medians, bench)
-        r_site_low, r_site_high = site_interval(r, site_region, regions, median_r, bench)
+        site_low, site_high = site_interval(ceiled, site_region, regions, medians, bench.aggregate)
+        r_site_low, r_site_high = site_interval(r, site_region, regions, median_r, bench.aggregate)
     dims = ("region", "time_bin")
     variables = {
         "median_ceiled": (dims, medians),

@@ -14,6 +14,7 @@ an unmapped bin (no driven step covers it) counts as r = 0. Raw r is used rather
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -162,7 +163,7 @@ def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candi
     folds: set[int] = set()
     components: set[int] = set()
     features = _Features(ext.acts, np.array([position[s] for s in commit_ids], dtype=np.int64),
-                         narrow=narrow_designs(bench))
+                         narrow=narrow_designs(bench.regression))
     for region in bench.regions:
         cands = [(layer, float(off)) for layer in candidates[region] for off in offsets]
         if policy == "graded":
@@ -185,7 +186,7 @@ def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candi
             units = [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
             preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                                  desc=f"commit {region} {layer}@{off:g}ms")]
-            r, _, _ = _r_from_folds(bench.replace(regression={"split_scheme": "kfold"}), preds, prob.targets,
+            r, _, _ = _r_from_folds(dataclasses.replace(bench.regression, split_scheme="kfold"), preds, prob.targets,
                                     splits.test)
             criteria[(layer, off)] = commitment_criterion(r, mapping.mapped)
         committed[region] = choose(criteria)

@@ -24,7 +24,7 @@ from neurofit.regression.splits import StimulusSplits, make_splits
 from neurofit.runners.local import Result, WorkUnit
 from neurofit.scoreset import site_ceiled, site_ceiling, site_r
 from neurofit.scoring import timemap as tmap
-from neurofit.scoring.benchmark import Benchmark
+from neurofit.scoring.benchmark import Benchmark, RegressionSection
 from neurofit.scoring.missing import fit_on_valid_stimuli
 
 if TYPE_CHECKING:
@@ -34,19 +34,19 @@ if TYPE_CHECKING:
 OFFSET_POLICIES = ("one_to_one", "portion", "graded")
 
 
-def _pls_components(bench: Benchmark, n_train: int, n_features: int) -> int:
-    return int(min(bench.regression.n_components, n_train - 1, n_features))
+def _pls_components(regression: RegressionSection, n_train: int, n_features: int) -> int:
+    return int(min(regression.n_components, n_train - 1, n_features))
 
 
 def _components_used(prob: _Problem) -> set[int]:
     """The PLS components a problem's fits use: ``min(requested, training rows - 1, features)`` per fit."""
-    if prob.bench.regression.metric != "pls":
+    if prob.regression.metric != "pls":
         return set()
     mapped = [x for x in prob.features if x is not None]
     if not mapped:
         return set()
-    rows = len(mapped) if prob.bench.regression.temporal_mode == "span_time" else 1  # span_time stacks bins as samples
-    return {_pls_components(prob.bench, int(train.sum()) * rows, x.shape[1]) for train in prob.train
+    rows = len(mapped) if prob.regression.temporal_mode == "span_time" else 1  # span_time stacks bins as samples
+    return {_pls_components(prob.regression, int(train.sum()) * rows, x.shape[1]) for train in prob.train
             for x in {id(x): x for x in mapped}.values()}
 
 
@@ -61,7 +61,7 @@ def _regression_device(device: str | None) -> str:
     return f"{dev.type} ({'float64' if dev.type == 'cpu' else 'float32'})"
 
 
-def _cross_validated(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+def _cross_validated(regression: RegressionSection, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
                      device: str | None) -> np.ndarray:
     """One fold of the benchmark's regression through the engine's cross-validated solvers.
 
@@ -69,10 +69,10 @@ def _cross_validated(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.n
     ``train``/``test``: bool ``[n]``. Returns the test predictions ``[n_bins, n_test, q]``. Sites lacking some
     stimuli (NaN in ``y``) are fitted on their valid stimuli (:mod:`neurofit.scoring.missing`).
     """
-    return fit_on_valid_stimuli(lambda *args: _fold_fit(bench, *args, device), x, y, train, test)
+    return fit_on_valid_stimuli(lambda *args: _fold_fit(regression, *args, device), x, y, train, test)
 
 
-def _fold_fit(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+def _fold_fit(regression: RegressionSection, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
               device: str | None) -> np.ndarray:
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float64 if dev.type == "cpu" else torch.float32
@@ -89,9 +89,9 @@ def _fold_fit(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray,
     if dev.type == "cpu":
         torch.set_num_threads(1)
     try:
-        if bench.regression.metric == "pls":
-            n_components = _pls_components(bench, int(train.sum()), x.shape[2])
-            pred = pls_cross_validated(xt, yt, tr, te, n_components, algorithm=bench.regression.algorithm)[0]
+        if regression.metric == "pls":
+            n_components = _pls_components(regression, int(train.sum()), x.shape[2])
+            pred = pls_cross_validated(xt, yt, tr, te, n_components, algorithm=regression.algorithm)[0]
         else:
             pred = ridge_cross_validated(xt, yt, tr, te)[0]
     finally:
@@ -100,11 +100,11 @@ def _fold_fit(bench: Benchmark, x: np.ndarray, y: np.ndarray, train: np.ndarray,
 
 
 class _Problem:
-    """Everything a fold fit needs: features per bin, responses, folds and settings (kept in memory)."""
+    """Everything a fold fit needs: features per bin, responses, folds and the ``[regression]`` settings."""
 
-    def __init__(self, bench: Benchmark, features: list[np.ndarray | None], targets: np.ndarray,
+    def __init__(self, regression: RegressionSection, features: list[np.ndarray | None], targets: np.ndarray,
                  train: np.ndarray, test: np.ndarray, device: str | None) -> None:
-        self.bench = bench
+        self.regression = regression
         self.features = features  # per bin: [n, D] or None (unmapped)
         self.targets = targets  # [n, q, B]
         self.train = train
@@ -125,14 +125,14 @@ class _Problem:
         if not mapped:
             return {"prediction": out}
         dims = {self.features[b].shape[1] for b in mapped}
-        if self.bench.regression.temporal_mode == "span_time":
+        if self.regression.temporal_mode == "span_time":
             if len(dims) > 1:
                 raise NeurofitError("the span_time mode needs one feature space for all bins, but the mapping "
                                     "uses layers of different sizes; use temporal_mode = 'per_bin'")
             # bins stacked as samples: one mapping shared by all bins, predictions per bin
             x = np.concatenate([self.features[b] for b in mapped])[None]
             y = np.concatenate([self.targets[:, :, b] for b in mapped])[None]
-            pred = _cross_validated(self.bench, x, y, np.tile(train, len(mapped)), np.tile(test, len(mapped)),
+            pred = _cross_validated(self.regression, x, y, np.tile(train, len(mapped)), np.tile(test, len(mapped)),
                                     self.device)[0]
             pred = pred.reshape(len(mapped), int(test.sum()), n_sites)
         else:
@@ -146,20 +146,20 @@ class _Problem:
                     x = np.stack([self.features[b] for b in mapped])
             y = np.stack([self.targets[:, :, b] for b in mapped])
             if x is None:  # layers of different widths (graded): one fit per bin
-                pred = np.stack([_cross_validated(self.bench, self.features[b][None], y[i:i + 1], train, test,
+                pred = np.stack([_cross_validated(self.regression, self.features[b][None], y[i:i + 1], train, test,
                                                   self.device)[0] for i, b in enumerate(mapped)])
             else:
-                pred = _cross_validated(self.bench, x, y, train, test, self.device)
+                pred = _cross_validated(self.regression, x, y, train, test, self.device)
         for i, b in enumerate(mapped):
             out[:, :, b] = pred[i]
         return {"prediction": out}
 
 
-def _r_from_folds(bench: Benchmark, preds: list[np.ndarray], targets: np.ndarray, test: np.ndarray
+def _r_from_folds(regression: RegressionSection, preds: list[np.ndarray], targets: np.ndarray, test: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(r [q, B], r_fold [F, q, B], pooled predictions [n, q, B] or None for overlapping test sets)."""
     r_fold = np.stack([site_r(p, targets[test[f]]) for f, p in enumerate(preds)])
-    if bench.regression.split_scheme == "kfold":
+    if regression.split_scheme == "kfold":
         pooled = np.full(targets.shape, np.nan)
         for f, p in enumerate(preds):
             pooled[test[f]] = p
@@ -244,9 +244,9 @@ def _mapping(bench: Benchmark, policy: str, acts: Any, layer: str, offset: float
     return tmap.map_time(policy, bench.time_bins, layer, tm, offset_ms=offset, n_steps=n_steps)
 
 
-def narrow_designs(bench: Benchmark) -> bool:
+def narrow_designs(regression: RegressionSection) -> bool:
     """Whether wide designs are fitted through their exact Gram compression (every mode but ``span_time``)."""
-    return bench.regression.temporal_mode != "span_time"
+    return regression.temporal_mode != "span_time"
 
 
 def stimulus_splits(ids: Sequence[str], scheme: str, object_name: np.ndarray | None, n_splits: int,
@@ -267,7 +267,7 @@ def region_problem(bench: Benchmark, data: PreparedData, ids: Sequence[str], reg
     """The fold problem of one region's sites on ``ids`` with the mapped features of every bin."""
     targets = data.targets(ids)[:, region_sites]
     feats = [features.combine(refs) for refs in refs_per_bin]
-    return _Problem(bench, feats, targets, splits.train, splits.test, device)
+    return _Problem(bench.regression, feats, targets, splits.train, splits.test, device)
 
 
 @dataclass
@@ -292,11 +292,10 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
     """Cross-validate each region's committed mapping on the scored stimuli, one work unit per fold."""
     score_ids = data.score_ids
     splits = stimulus_splits(score_ids, bench.regression.split_scheme, data.object_labels(score_ids),
-                             bench.regression.n_splits,
-                             bench.regression.seed)
+                             bench.regression.n_splits, bench.regression.seed)
     position = ext.position
     features = _Features(ext.acts, np.array([position[s] for s in score_ids], dtype=np.int64),
-                         narrow=narrow_designs(bench))
+                         narrow=narrow_designs(bench.regression))
     trials = data.trials_of(score_ids)
     targets = data.targets(score_ids)
     n_sites, n_bins = targets.shape[1], targets.shape[2]
@@ -319,7 +318,7 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
         units = [WorkUnit("score", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
         preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                              desc=f"score {region} {layer}@{off:g}ms")]
-        r_region, r_fold_region, pooled = _r_from_folds(bench, preds, prob.targets, splits.test)
+        r_region, r_fold_region, pooled = _r_from_folds(bench.regression, preds, prob.targets, splits.test)
         r[sites], r_fold[:, sites] = r_region, r_fold_region
         ceiled[sites] = site_ceiled(r_region, ceiling[sites], pooled, trials[:, :, sites], bench.ceiling.method,
                                     bench.ceiling.normalisation)

@@ -480,7 +480,7 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     for name, values in (("median_ceiled", ceiled), ("median_r", r)):
         site_low, site_high = nan, nan.copy()
         if bench.aggregate.n_bootstrap > 0:
-            site_low, site_high = site_interval(values, site_region, regions, variables[name][1], bench)
+            site_low, site_high = site_interval(values, site_region, regions, variables[name][1], bench.aggregate)
         variables[f"{name}_sites_low"] = (("region", "time_bin"), site_low)
         variables[f"{name}_sites_high"] = (("region", "time_bin"), site_high)
 
@@ -528,11 +528,11 @@ def _grid(bench: Benchmark, acts: Any, model_layers: list[str], score_ids: list[
     for li, layer in enumerate(model_layers):
         for step in acts.driven_steps(layer):
             x = features.get(layer, step)
-            prob = _Problem(bench, [x] * n_bins, targets, splits.train, splits.test, device)
+            prob = _Problem(bench.regression, [x] * n_bins, targets, splits.train, splits.test, device)
             units = [WorkUnit("grid", "all", {"layer": layer, "step": int(step)}, f) for f in range(splits.n_folds)]
             preds = [res["prediction"] for _, res in runner.map(prob, units,
                                                                  desc=f"grid {layer}@{step}")]
-            r, _, pooled = _r_from_folds(bench, preds, targets, splits.test)
+            r, _, pooled = _r_from_folds(bench.regression, preds, targets, splits.test)
             ceiled = site_ceiled(r, ceiling, pooled, trials, bench.ceiling.method, bench.ceiling.normalisation)
             grid_ceiled[:, li, step] = region_medians(ceiled, site_region, regions)
             grid_r[:, li, step] = region_medians(r, site_region, regions)
