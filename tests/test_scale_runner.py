@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from dask_tasks import SlowWeightedSum
 
 from conftest import TOY_BENCHMARK, toy
 from neurofit.errors import NeurofitError
@@ -17,19 +18,6 @@ from neurofit.runners.arrays import externalize, internalize
 from neurofit.runners.dask_runner import DaskRunner
 from neurofit.runners.local import UnitStore, WorkUnit
 from neurofit.scoring.score import score
-
-
-class SlowWeightedSum:
-    """A work function holding a large array: unit f returns weights[f] @ data after a pause."""
-
-    def __init__(self, data: np.ndarray, weights: np.ndarray, pause: float) -> None:
-        self.data = data
-        self.weights = weights
-        self.pause = pause
-
-    def __call__(self, unit: WorkUnit) -> dict[str, np.ndarray]:
-        time.sleep(self.pause)
-        return {"value": self.weights[unit.fold] @ self.data, "pid": np.array(os.getpid())}
 
 
 @pytest.fixture(scope="module")
