@@ -81,9 +81,15 @@ def score_models(models: Sequence[Any], benchmark: str | os.PathLike[str], *, ou
     import torch
 
     address = runner.client.scheduler.address
-    # the children get this process's torch thread count (their environment may say otherwise: dask's nannies
-    # set OMP_NUM_THREADS=1 for their workers), so that client-side sums reduce as in a one-model run
-    threads = torch.get_num_threads()
+    # the children get this process's torch and BLAS thread counts (their environment says otherwise: starting
+    # a LocalCluster sets OMP_NUM_THREADS=1 in this process's environment, which spawned children inherit), so
+    # that client-side sums (the bootstrap's matrix products) reduce as in a one-model run: OpenBLAS splits a
+    # product's columns among its threads and the edge tiles take another kernel, so the thread count can move
+    # the last bit of a sum
+    from threadpoolctl import threadpool_info
+
+    threads = (torch.get_num_threads(),
+               max([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"], default=1))
     with ProcessPoolExecutor(max_workers=concurrent, mp_context=multiprocessing.get_context("spawn")) as pool:
         jobs = [pool.submit(_score_on_cluster, address, str(runner.cache_dir), model, benchmark, path, options,
                             threads) for model, path in zip(models, paths)]
@@ -91,14 +97,15 @@ def score_models(models: Sequence[Any], benchmark: str | os.PathLike[str], *, ou
 
 
 def _score_on_cluster(address: str, cache_dir: str, model: Any, benchmark: Any, out: Path,
-                      options: dict[str, Any], threads: int) -> Any:
+                      options: dict[str, Any], threads: tuple[int, int]) -> Any:
     import torch
-
-    from neurofit.scoring.score import score
-
-    torch.set_num_threads(threads)
+    from threadpoolctl import threadpool_limits
 
     from neurofit.runners.dask_runner import DaskRunner
+    from neurofit.scoring.score import score
 
-    with DaskRunner(address, cache_dir=cache_dir, progress=False) as runner:
+    torch_threads, blas_threads = threads
+    torch.set_num_threads(torch_threads)
+    with threadpool_limits(limits=blas_threads, user_api="blas"), \
+            DaskRunner(address, cache_dir=cache_dir, progress=False) as runner:
         return score(model, benchmark, out=out, runner=runner, **{**options, "progress": False})
