@@ -161,7 +161,7 @@ def score_features_command(args: argparse.Namespace) -> int:
     try:
         scores = score_precomputed(acts, args.benchmark, layers=args.layers, recording=recording, stimuli=stimuli,
                                    grid=args.grid, device=args.device, out=out, work_dir=args.work_dir,
-                                   progress=False if args.quiet else None, runner=runner)
+                                   progress=False if args.quiet else None, runner=runner, metric=args.metric)
     finally:
         if runner is not None:
             runner.close()
