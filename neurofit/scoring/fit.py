@@ -26,7 +26,7 @@ from neurofit.regression.splits import StimulusSplits, make_splits
 from neurofit.runners.local import Result, WorkUnit
 from neurofit.scoreset import site_ceiled, site_ceiling, site_r
 from neurofit.scoring import timemap as tmap
-from neurofit.scoring.benchmark import Benchmark, RegressionSection
+from neurofit.scoring.benchmark import Benchmark, MappingSection, RegressionSection
 from neurofit.scoring.missing import fit_on_valid_stimuli
 
 if TYPE_CHECKING:
@@ -229,9 +229,12 @@ def _layer_time_map(acts: Any, layer: str) -> tuple[TimeMap, int]:
     return tm, n_steps
 
 
-def _mapping(bench: Benchmark, policy: str, acts: Any, layer: str, offset: float,
-             layers_in_order: Sequence[str]) -> tmap.BinMapping:
-    """The benchmark's bins mapped onto ``layer``'s steps (all layers for ``graded``) by :func:`tmap.map_time`."""
+def _mapping(mapping: MappingSection, time_bins: Sequence[tuple[float, float]], policy: str, acts: Any, layer: str,
+             offset: float, layers_in_order: Sequence[str]) -> tmap.BinMapping:
+    """The benchmark's bins mapped onto ``layer``'s steps (all layers for ``graded``) by :func:`tmap.map_time`.
+
+    ``mapping``: the benchmark's ``[mapping]`` section (its step tables); ``time_bins``: its bins.
+    """
     if policy == "graded":
         first_layer_tm, n_steps = _layer_time_map(acts, layers_in_order[0])
         merged = {}
@@ -239,18 +242,17 @@ def _mapping(bench: Benchmark, policy: str, acts: Any, layer: str, offset: float
             tm, _ = _layer_time_map(acts, name)
             merged.update(tm.first_driven)
         tm = dataclasses.replace(first_layer_tm, first_driven=merged)
-        return tmap.map_time("graded", bench.time_bins, list(layers_in_order), tm, offset_ms=offset,
-                             n_steps=n_steps)
+        return tmap.map_time("graded", time_bins, list(layers_in_order), tm, offset_ms=offset, n_steps=n_steps)
     tm, n_steps = _layer_time_map(acts, layer)
     if policy == "table":
-        table = bench.mapping.tables.get(layer)
+        table = mapping.tables.get(layer)
         if table is None:
-            raise NeurofitError(f"benchmark {bench.id!r} has no time table for layer {layer!r} "
-                                f"(tables for: {', '.join(bench.mapping.tables)})")
-        return tmap.map_time("table", bench.time_bins, layer, tm, step_table=table, n_steps=n_steps)
+            raise NeurofitError(f"the benchmark's [mapping] has no time table for layer {layer!r} "
+                                f"(tables for: {', '.join(mapping.tables)})")
+        return tmap.map_time("table", time_bins, layer, tm, step_table=table, n_steps=n_steps)
     if policy == "constant":
-        return tmap.map_time("constant", bench.time_bins, layer, tm, n_steps=n_steps)
-    return tmap.map_time(policy, bench.time_bins, layer, tm, offset_ms=offset, n_steps=n_steps)
+        return tmap.map_time("constant", time_bins, layer, tm, n_steps=n_steps)
+    return tmap.map_time(policy, time_bins, layer, tm, offset_ms=offset, n_steps=n_steps)
 
 
 def narrow_designs(regression: RegressionSection) -> bool:
@@ -270,13 +272,13 @@ def stimulus_splits(ids: Sequence[str], scheme: str, object_name: np.ndarray | N
         return make_splits(ids, scheme=scheme, object_name=object_name, n_splits=n_splits, seed=seed)
 
 
-def region_problem(bench: Benchmark, data: PreparedData, ids: Sequence[str], region_sites: np.ndarray,
+def region_problem(regression: RegressionSection, data: PreparedData, ids: Sequence[str], region_sites: np.ndarray,
                    refs_per_bin: Sequence[Sequence[tmap.FeatureRef]], splits: StimulusSplits,
                    features: _Features, device: str | None) -> _Problem:
     """The fold problem of one region's sites on ``ids`` with the mapped features of every bin."""
     targets = data.targets(ids)[:, region_sites]
     feats = [features.combine(refs) for refs in refs_per_bin]
-    return _Problem(bench.regression, feats, targets, splits.train, splits.test, device)
+    return _Problem(regression, feats, targets, splits.train, splits.test, device)
 
 
 @dataclass
@@ -319,10 +321,10 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
     components: dict[str, set[int]] = {}
     for region in bench.regions:
         layer, off = committed[region]
-        mapping = _mapping(bench, policy, ext.acts, layer, off, model_layers)
+        mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
         mappings[region] = mapping
         sites = np.flatnonzero(site_region == region)
-        prob = region_problem(bench, data, score_ids, sites, mapping.refs, splits, features, device)
+        prob = region_problem(bench.regression, data, score_ids, sites, mapping.refs, splits, features, device)
         components[region] = _components_used(prob)
         units = [WorkUnit("score", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
         preds = [res["prediction"] for _, res in runner.map(prob, units,

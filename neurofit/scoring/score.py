@@ -227,7 +227,8 @@ def score(
     commitment = commit_layers(bench, policy, offsets, candidates, ext, prepared, runner, device)
     scores = score_regions(bench, policy, commitment.committed, ext, prepared, runner, device)
     site_region, regions = prepared.site_region, list(bench.regions)
-    aggregates, stimulus_ci = aggregate(bench, scores, site_region, regions)
+    aggregates, stimulus_ci = aggregate(bench.aggregate, bench.ceiling, bench.regression.split_scheme, scores,
+                                        site_region, regions)
     rec = prepared.rec
     neuroid_coords = {name: ("neuroid", rec.coords[name].values) for name, coord in rec.coords.items()
                       if coord.dims == ("neuroid",)}
