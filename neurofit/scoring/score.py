@@ -454,7 +454,7 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     """
     if grid:
         raise NeurofitError(f"benchmark {bench.id!r} pools sessions with different stimuli: a layer x step grid is "
-                            "per session; score one session's benchmark with --grid instead")
+                            "per session; score one session's benchmark with grid=True instead")
     if data is not None:
         raise NeurofitError(f"benchmark {bench.id!r} pools the sessions {', '.join(bench.datasets)}: data= replaces "
                             "one dataset; score a single-dataset benchmark with your data instead")

@@ -49,6 +49,20 @@ DIFFERENCE = "B - A: median over the sites valid in both of (score of B - score 
 MIN_SITES = 2
 
 
+def paired_difference(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """The one sign convention of every model comparison: ``other - reference`` (B - A), NaN where either is.
+
+    :func:`compare_scoresets`, :func:`neurofit.stats.paired.paired_tests` and the cluster test all take their
+    differences from here, so no caller relabels a difference.
+
+    Example
+    -------
+    >>> paired_difference(np.array([0.5, 0.25]), np.array([0.75, np.nan])).tolist()
+    [0.25, nan]
+    """
+    return other - reference
+
+
 def compare_scoresets(
     a: xr.Dataset,
     b: xr.Dataset,
@@ -202,14 +216,14 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
     for k, region in enumerate(names):
         sel = region_of_site == region
         va, vb = va_all[sel], vb_all[sel]
-        diff = vb - va  # NaN where either model has no score: that site leaves the bin
+        diff = paired_difference(va, vb)  # NaN where either model has no score: that site leaves the bin
         valid = np.isfinite(diff)
         columns["n_sites"][k] = valid.sum(axis=0)
         with quiet_nan():
             columns["median_a"][k] = np.nanmedian(np.where(valid, va, np.nan), axis=0)
             columns["median_b"][k] = np.nanmedian(np.where(valid, vb, np.nan), axis=0)
             columns["median_difference"][k] = np.nanmedian(diff, axis=0)
-        stim = None if draws_a is None else draws_b[:, sel] - draws_a[:, sel]
+        stim = None if draws_a is None else paired_difference(draws_a[:, sel], draws_b[:, sel])
         # A different seed per region keeps their site draws independent; the whole result stays reproducible.
         draws[:, k] = hierarchical_median(diff, stim, n_boot=n_boot, seed=seed + k)
         flags["reliable"][k] = reliability.reliable.get(region, np.ones(n_bins, dtype=bool))
@@ -602,5 +616,5 @@ def _example_pair() -> tuple[xr.Dataset, xr.Dataset]:
     return toy(np.zeros(2), "feedforward"), toy(np.array([0.0, 0.2]), "recurrent")
 
 
-__all__ = ["compare", "compare_many", "compare_scoresets", "comparison_table", "stack_comparisons", "verdict",
-           "verdict_ranges", "verdict_text"]
+__all__ = ["compare", "compare_many", "compare_scoresets", "comparison_table", "paired_difference", "stack_comparisons",
+           "verdict", "verdict_ranges", "verdict_text"]
