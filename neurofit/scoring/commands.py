@@ -17,6 +17,7 @@ from typing import Any
 
 from neurofit.errors import NeurofitError
 from neurofit.runners.commands import add_runner_arguments
+from neurofit.scoring.benchmark import METRICS
 
 # parameters of the Python twins that the command line spells differently (see neurofit.cli.in_cli_terms)
 PARAMETER_SPELLINGS = {"data": "--recording FILE --stimuli CSV"}
@@ -62,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--layers", nargs="+", metavar="LAYER|REGION=LAYER",
                     help="score these layers without layer commitment (e.g. IT, or V4=conv3 IT=conv4)")
     sc.add_argument("--grid", action="store_true", help="also score every layer x every timestep (slow)")
+    sc.add_argument("--metric", choices=METRICS,
+                    help="replace the benchmark's metric: pls, ridge, rsa, cka, reverse_pls, reverse_ridge or "
+                         "partition (same data, layer commitment and time map; same ScoreSet schema)")
     sc.add_argument("--steps", type=int, help="unroll length (default: enough 10 ms steps for the last bin)")
     sc.add_argument("--work-dir", metavar="DIR", help="root of the resumable work directories")
     sc.add_argument("--recording", metavar="FILE.nc", help="score against this recording (with --stimuli)")
@@ -141,7 +145,7 @@ def _score(args: argparse.Namespace) -> int:
 
         data = (read_recording(args.recording), read_stimulus_set(args.stimuli))
     options = dict(arch=args.arch, layers=args.layers, grid=args.grid, data=data, device=args.device,
-                   work_dir=args.work_dir, steps=args.steps, cache=not args.no_cache,
+                   metric=args.metric, work_dir=args.work_dir, steps=args.steps, cache=not args.no_cache,
                    progress=False if args.quiet else None)
     if args.models and (args.out or args.checkpoint):
         raise NeurofitError("with --models give --out-dir (one ScoreSet per model), not --out or --checkpoint")
@@ -317,7 +321,7 @@ def score_features_command(args: argparse.Namespace) -> int:
     try:
         scores = score_precomputed(acts, args.benchmark, layers=args.layers, recording=recording, stimuli=stimuli,
                                    grid=args.grid, device=args.device, out=out, work_dir=args.work_dir,
-                                   progress=False if args.quiet else None, runner=runner)
+                                   progress=False if args.quiet else None, runner=runner, metric=args.metric)
     finally:
         if runner is not None:
             runner.close()

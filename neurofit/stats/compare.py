@@ -203,6 +203,7 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
              reliable_only: bool, n_permutations: int = 0) -> tuple[xr.Dataset, np.ndarray]:
     """Estimate, draws and p of one pair, before the family's correction (draws: ``[n_boot, region, bin]``)."""
     xa, xb, ids = _align(a, b, variable)
+    min_sites = _min_sites(a, b)
     draws_a, draws_b, pairing = _paired_draws(a, b, variable, ids)
     region_of_site = xa["region"].values.astype(str)
     names = [str(v) for v in dict.fromkeys(region_of_site)]
@@ -227,7 +228,7 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
         # A different seed per region keeps their site draws independent; the whole result stays reproducible.
         draws[:, k] = hierarchical_median(diff, stim, n_boot=n_boot, seed=seed + k)
         flags["reliable"][k] = reliability.reliable.get(region, np.ones(n_bins, dtype=bool))
-        flags["driven"][k] = columns["n_sites"][k] >= MIN_SITES
+        flags["driven"][k] = columns["n_sites"][k] >= min_sites
         flags["tested"][k] = flags["driven"][k] & (flags["reliable"][k] | (not reliable_only))
         p = bootstrap_p(draws[:, k], 0.0)
         columns["p"][k] = np.where(flags["tested"][k], p, np.nan)
@@ -270,6 +271,17 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
         "n_sites_only_b": int(b.sizes["neuroid"] - shared),
     }
     return out, draws
+
+
+def _min_sites(a: xr.Dataset, b: xr.Dataset) -> int:
+    """Sites a bin needs to be tested: :data:`MIN_SITES`, or 1 for a population metric (one value per region,
+    tested over its stimulus-bootstrap draws); ScoreSets of different metrics beyond regression do not compare."""
+    scopes = {str(ds.attrs.get("metric_scope", "")) for ds in (a, b)}
+    metrics = {str(ds.attrs.get("metric", "")) for ds in (a, b)}
+    if scopes != {""} and len(metrics) > 1:
+        raise NeurofitError(f"ScoreSets {label(a, 'a')!r} and {label(b, 'b')!r} have different metrics "
+                            f"({', '.join(sorted(metrics))}); compare ScoreSets of one metric")
+    return 1 if scopes == {"population"} else MIN_SITES
 
 
 def _cluster_p(differences: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
