@@ -127,7 +127,7 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
     mappings, per_region = {}, {}
     for region in bench.regions:
         layer, off = commitment.committed[region]
-        mapping = _mapping(bench, policy, ext.acts, layer, off, model_layers)
+        mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
         mappings[region] = mapping
         sites = np.flatnonzero(site_region == region)
         per_bin = [features.combine(refs) for refs in mapping.refs]
