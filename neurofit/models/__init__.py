@@ -14,8 +14,9 @@ Example
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from neurofit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     import pandas
@@ -38,11 +39,7 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neurofit.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 
 def list_models() -> pandas.DataFrame:
