@@ -14,12 +14,7 @@ Example
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from neurofit._lazy import lazy_exports
-
-if TYPE_CHECKING:
-    import pandas
 
 # public name -> module; resolved on first access, so that `neurofit models --help` imports no torch
 _PUBLIC = {
@@ -31,6 +26,7 @@ _PUBLIC = {
     "file_sha256": "neurofit.models.checkpoint",
     "flush_denormals": "neurofit.models.base",
     "load_model": "neurofit.models.checkpoint",
+    "list_models": "neurofit.models.catalog",
     "present": "neurofit.models.base",
     "probe_arrival": "neurofit.models.probe",
     "save_checkpoint": "neurofit.models.checkpoint",
@@ -41,20 +37,4 @@ _PUBLIC = {
 
 __getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
-
-def list_models() -> pandas.DataFrame:
-    """Every zoo model with parameter count, convention, default steps and layers.
-
-    Lazy twin of :func:`neurofit.models.commands.list_models` (importing it imports pandas).
-
-    Example
-    -------
-    >>> "cornet_rt" in set(list_models()["name"])
-    True
-    """
-    from neurofit.models.commands import list_models as _list_models
-
-    return _list_models()
-
-
-__all__ = [*sorted(_PUBLIC), "list_models"]
+__all__ = sorted(_PUBLIC)
