@@ -4,6 +4,8 @@ Each number is checked against an independent reference built here from sklearn 
 code gives the same numbers on files it wrote in tests/test_brainscore_env.py, slow).
 """
 
+import re
+
 import numpy as np
 import pytest
 from scipy.stats import pearsonr
@@ -187,3 +189,32 @@ def test_the_cli_prints_brainscores_number_first(tmp_path, capsys):
     first = next(i for i, line in enumerate(out) if line.startswith("Brain-Score's number"))
     assert out[first + 1].startswith("IT 70-170 ms: score ")
     assert first < next(i for i, line in enumerate(out) if line.startswith("neurofit's per-site statistics"))
+
+
+def test_an_assembly_without_time_bins_is_refused_in_one_line(tmp_path, capsys):
+    import xarray as xr
+
+    from neurofit.cli import main
+    from neurofit.data.io import read_recording
+    from neurofit.data.loaders.brainio import convert_brainio
+
+    rec, _, feats, ids, _, _ = brainscore_assembly()
+    # a BrainIO assembly as Brain-Score writes a static one without its window: presentation x neuroid only
+    static = xr.DataArray(rec.values[:, :, 0], dims=("presentation", "neuroid"),
+                          coords={name: (coord.dims, coord.values) for name, coord in rec.coords.items()
+                                  if coord.dims in (("presentation",), ("neuroid",))}, name="rates")
+    path = tmp_path / "assy_toy_static.nc"
+    static.to_netcdf(path)
+    message = f"{path} has no 'time_bin' dim (dims: ('presentation', 'neuroid')) and no time_bin_start/time_bin_end"
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        read_recording(path)
+    with pytest.raises(ValidationError, match=re.escape(message)), pytest.warns(UserWarning, match="not verified"):
+        convert_brainio(path)
+    np.savez(tmp_path / "features.npz", IT=feats, stimulus_id=np.array(ids))
+    assert main(["score", "--features", str(tmp_path / "features.npz"), "--benchmark", "majajhong2015-it-brainscore",
+                 "--recording", str(path), "--layers", "IT", "--out", str(tmp_path / "s.nc"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    static.attrs.update(time_bin_start=70.0, time_bin_end=170.0)  # one window given: accepted
+    static.to_netcdf(tmp_path / "windowed.nc")
+    assert read_recording(tmp_path / "windowed.nc").time_bin_start.values.tolist() == [70.0]
