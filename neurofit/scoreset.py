@@ -480,6 +480,8 @@ def metric_line(scoreset: xr.Dataset) -> str:
     'metric: PLS-25 (exact), 10-fold cross-validation over stimuli, r^2 / split-half ceiling, median over 3 sites'
     """
     attrs = scoreset.attrs
+    if attrs.get("metric_description"):  # a metric beyond regression (neurofit.scoring.metric) describes itself
+        return f"metric: {attrs['metric_description']}"
     metric = str(attrs.get("metric", "?"))
     if metric.startswith("pls"):
         head, _, algorithm = metric.partition("-")

@@ -15,7 +15,7 @@ import numpy as np
 from neurofit.errors import quiet_nan
 from neurofit.regression.ceiling import brainscore_ceiling, ceil_scores
 from neurofit.scoreset import centred_interval, region_medians
-from neurofit.scoring.benchmark import AggregateSection, Benchmark
+from neurofit.scoring.benchmark import AggregateSection, CeilingSection
 from neurofit.scoring.fit import RegionScores
 from neurofit.stats.bootstrap import bootstrap_stimuli, hierarchical_median
 
@@ -37,10 +37,15 @@ def site_interval(values: np.ndarray, site_region: np.ndarray, regions: Sequence
     return low, high
 
 
-def aggregate(bench: Benchmark, scores: RegionScores, site_region: np.ndarray, regions: Sequence[str]
-              ) -> tuple[dict[str, tuple[tuple[str, ...], np.ndarray]], bool]:
+def aggregate(settings: AggregateSection, ceiling_settings: CeilingSection, split_scheme: str, scores: RegionScores,
+              site_region: np.ndarray, regions: Sequence[str]) -> tuple[dict[str, tuple[tuple[str, ...], np.ndarray]],
+                                                                      bool]:
     """The per-region variables of a ScoreSet (dims ``(region, time_bin)``) and whether the stimulus CI of the
-    ceiled score was computed (it needs K-fold splits and the split-half ceiling)."""
+    ceiled score was computed (it needs K-fold splits and the split-half ceiling).
+
+    ``settings``: the benchmark's ``[aggregate]`` section; ``ceiling_settings``: its ``[ceiling]`` (the ceiling is
+    recomputed in every stimulus draw); ``split_scheme``: its ``regression.split_scheme``.
+    """
     r, ceiled, ceiling = scores.r, scores.ceiled, scores.ceiling
     medians = region_medians(ceiled, site_region, regions)
     median_r = region_medians(r, site_region, regions)
@@ -51,28 +56,28 @@ def aggregate(bench: Benchmark, scores: RegionScores, site_region: np.ndarray, r
     site_high = np.full_like(medians, np.nan)
     r_stim_low, r_stim_high = np.full_like(medians, np.nan), np.full_like(medians, np.nan)
     r_site_low, r_site_high = np.full_like(medians, np.nan), np.full_like(medians, np.nan)
-    stimulus_ci = (bench.aggregate.n_bootstrap > 0 and bench.regression.split_scheme == "kfold"
-                   and bench.ceiling.method == "split_half" and bench.ceiling.normalisation != "feve")
+    stimulus_ci = (settings.n_bootstrap > 0 and split_scheme == "kfold"
+                   and ceiling_settings.method == "split_half" and ceiling_settings.normalisation != "feve")
     # the median r needs no ceiling: its stimulus bootstrap only needs every stimulus predicted once (K-fold)
-    stimulus_ci_r = bench.aggregate.n_bootstrap > 0 and bench.regression.split_scheme == "kfold"
-    if bench.aggregate.n_bootstrap > 0:
+    stimulus_ci_r = settings.n_bootstrap > 0 and split_scheme == "kfold"
+    if settings.n_bootstrap > 0:
         # bins no step maps to are NaN in every draw: their CI is NaN, without a warning per bin
         with quiet_nan():
             if stimulus_ci:
                 # each stimulus is predicted once (K-fold): r and the split-half ceiling are redrawn together
                 boot = bootstrap_stimuli(scores.pooled, scores.targets, scores.trials, groups=site_region,
-                                         rule=bench.ceiling.normalisation, n_boot=bench.aggregate.n_bootstrap,
-                                         seed=bench.aggregate.seed, n_halvings=bench.ceiling.n_splits,
-                                         ceiling_seed=bench.ceiling.seed)
+                                         rule=ceiling_settings.normalisation, n_boot=settings.n_bootstrap,
+                                         seed=settings.seed, n_halvings=ceiling_settings.n_splits,
+                                         ceiling_seed=ceiling_settings.seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
                 stim_low, stim_high = centred_interval(boot["draws"][:, order], medians)
             if stimulus_ci_r:
                 boot = bootstrap_stimuli(scores.pooled, scores.targets, None, groups=site_region,
-                                         n_boot=bench.aggregate.n_bootstrap, seed=bench.aggregate.seed)
+                                         n_boot=settings.n_bootstrap, seed=settings.seed)
                 order = [list(boot["groups"]).index(region) for region in regions]
                 r_stim_low, r_stim_high = centred_interval(boot["draws"][:, order], median_r)
-        site_low, site_high = site_interval(ceiled, site_region, regions, medians, bench.aggregate)
-        r_site_low, r_site_high = site_interval(r, site_region, regions, median_r, bench.aggregate)
+        site_low, site_high = site_interval(ceiled, site_region, regions, medians, settings)
+        r_site_low, r_site_high = site_interval(r, site_region, regions, median_r, settings)
     dims = ("region", "time_bin")
     variables = {
         "median_ceiled": (dims, medians),
@@ -87,21 +92,23 @@ def aggregate(bench: Benchmark, scores: RegionScores, site_region: np.ndarray, r
         "median_r_sites_high": (dims, r_site_high),
         "median_ceiling": (dims, median_ceiling),
     }
-    if bench.aggregate.method == "brainscore":
-        variables.update(brainscore_aggregate(bench, scores.r_fold, scores.trials, site_region, regions))
+    if settings.method == "brainscore":
+        variables.update(brainscore_aggregate(ceiling_settings, scores.r_fold, scores.trials, site_region, regions))
     return variables, stimulus_ci
 
 
-def brainscore_aggregate(bench: Benchmark, r_fold: np.ndarray, trials: np.ndarray, site_region: np.ndarray,
-                         regions: Sequence[str]) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+def brainscore_aggregate(ceiling_settings: CeilingSection, r_fold: np.ndarray, trials: np.ndarray,
+                         site_region: np.ndarray, regions: Sequence[str]
+                         ) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
     """Brain-Score's numbers per region and bin: the mean over splits of the median r over sites, its error
-    (population std over splits / sqrt(n_splits)), its ceiling and the ceiled score."""
+    (population std over splits / sqrt(n_splits)), its ceiling and the ceiled score (``ceiling_settings``: the
+    benchmark's ``[ceiling]``)."""
     dims = ("region", "time_bin")
     bs_r = np.stack([np.nanmean(np.nanmedian(r_fold[:, site_region == region], axis=1), axis=0)
                      for region in regions])
-    bs_ceiling = np.stack([brainscore_ceiling(trials[:, :, site_region == region], bench.ceiling.n_splits,
-                                              bench.ceiling.seed)[1] for region in regions])
-    rule = bench.ceiling.normalisation if bench.ceiling.normalisation != "feve" else "r2_over_ceiling"
+    bs_ceiling = np.stack([brainscore_ceiling(trials[:, :, site_region == region], ceiling_settings.n_splits,
+                                              ceiling_settings.seed)[1] for region in regions])
+    rule = ceiling_settings.normalisation if ceiling_settings.normalisation != "feve" else "r2_over_ceiling"
     per_split = np.stack([np.nanmedian(r_fold[:, site_region == region], axis=1) for region in regions])
     return {
         "benchmark_r": (dims, bs_r),

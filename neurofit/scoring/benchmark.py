@@ -25,7 +25,7 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     model_degrees = 8.0               # the model's field of view (Brain-Score: 8)
 
     [regression]
-    metric = "pls"                    # pls | ridge
+    metric = "pls"                    # pls | ridge | rsa | cka | reverse_pls | reverse_ridge | partition
     n_components = 25
     algorithm = "exact"               # exact | nipals (sklearn's iteration, for Brain-Score numbers)
     split_scheme = "kfold"            # kfold | brainscore
@@ -52,6 +52,14 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     method = "median"                 # median (per region and bin) | brainscore (mean over splits of medians)
     n_bootstrap = 1000
     seed = 0
+
+    [metric]                          # settings of the metrics beyond regression (neurofit.scoring.metric)
+    comparison = "spearman"           # rsa: cosine | corr | spearman | tau_a
+    dissimilarity = "correlation"     # rsa: neural RDMs by correlation | crossnobis (needs complete trials)
+    n_groups = 5                      # rsa: repetition groups ("subjects") of the noise ceiling
+    debiased = true                   # cka: the debiased estimator (false: plain linear CKA)
+    n_bootstrap = 100                 # rsa, cka: draws over stimuli (score and ceiling recomputed in each)
+    band_resolution = 6               # partition: band weightings on the simplex (banded ridge)
 
 A pooled benchmark (``datasets``) scores each session on its own (its stimuli, splits and layer
 commitment) and concatenates the sites; a session without trial repeats gets no ceiling (NaN).
@@ -84,7 +92,13 @@ from typing import Any
 
 from neurofit.errors import NeurofitError, ValidationError, did_you_mean
 
-METRICS = ("pls", "ridge")
+REGRESSION_METRICS = ("pls", "ridge")
+# metrics beyond one regression score (neurofit.scoring.metric): population metrics give one value per region and
+# bin, partition one per site and bin
+POPULATION_METRICS = ("rsa", "cka", "reverse_pls", "reverse_ridge")
+METRICS = (*REGRESSION_METRICS, *POPULATION_METRICS, "partition")
+RSA_COMPARISONS = ("cosine", "corr", "spearman", "tau_a")
+RSA_DISSIMILARITIES = ("correlation", "crossnobis")
 ALGORITHMS = ("exact", "nipals")
 SPLIT_SCHEMES = ("kfold", "brainscore")
 TEMPORAL_MODES = ("per_bin", "span_time")
@@ -117,6 +131,7 @@ _SECTIONS: dict[str, set[str]] = {
     "mapping": {"policy", "offsets_ms", "tables"},
     "commitment": {"fraction", "seed", "n_splits"},
     "aggregate": {"method", "n_bootstrap", "seed"},
+    "metric": {"comparison", "dissimilarity", "n_groups", "debiased", "n_bootstrap", "band_resolution"},
 }
 _TOP = {"id", "version", "description", "citation", "datasets", *_SECTIONS}
 
@@ -171,8 +186,20 @@ class AggregateSection:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class MetricSection:
+    """``[metric]``: settings of the metrics beyond regression (RSA, CKA, variance partitioning)."""
+
+    comparison: str = "spearman"
+    dissimilarity: str = "correlation"
+    n_groups: int = 5
+    debiased: bool = True
+    n_bootstrap: int = 100
+    band_resolution: int = 6
+
+
 SECTIONS = {"regression": RegressionSection, "ceiling": CeilingSection, "mapping": MappingSection,
-            "commitment": CommitmentSection, "aggregate": AggregateSection}
+            "commitment": CommitmentSection, "aggregate": AggregateSection, "metric": MetricSection}
 
 # the flat names every setting had before the sections (the content hash of a benchmark is over them, so
 # work directories and ScoreSet attrs stay valid)
@@ -222,6 +249,7 @@ class Benchmark:
     mapping: MappingSection = field(default_factory=MappingSection)
     commitment: CommitmentSection = field(default_factory=CommitmentSection)
     aggregate: AggregateSection = field(default_factory=AggregateSection)
+    metric: MetricSection = field(default_factory=MetricSection)
     datasets: tuple[str, ...] = ()
     path: str = ""
 
@@ -245,6 +273,9 @@ class Benchmark:
                if f.name not in SECTIONS and f.name != "path"}
         for (section, name), flat in _FLAT_NAMES.items():
             out[flat] = getattr(getattr(self, section), name)
+        if self.metric != MetricSection():
+            # only where set: the hashes of benchmarks that never name [metric] stay what they were
+            out["metric_settings"] = dataclasses.asdict(self.metric)
         return copy.deepcopy(out)
 
     def sha256(self) -> str:
@@ -565,6 +596,7 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     bootstrap_seed = _seed(agg, "aggregate.seed", source, default=0)
     if method == "none" and aggregate == "brainscore":
         raise _fail(source, "aggregate.method", "'brainscore' needs a ceiling, but ceiling.method is 'none'")
+    metric_section = _metric_section(sections["metric"], source)
 
     return Benchmark(
         id=bid, version=str(version), description=str(raw.get("description", "")),
@@ -578,9 +610,29 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
         mapping=MappingSection(policy=policy, offsets_ms=tuple(float(o) for o in offsets), tables=tables),
         commitment=CommitmentSection(fraction=fraction, seed=int(commitment_seed), n_splits=int(commitment_splits)),
         aggregate=AggregateSection(method=aggregate, n_bootstrap=int(n_bootstrap), seed=int(bootstrap_seed)),
+        metric=metric_section,
         datasets=pooled,
         path=str(Path(source).resolve()) if Path(source).exists() else source,
     )
+
+
+def _metric_section(section: Mapping[str, Any], source: str) -> MetricSection:
+    """``[metric]``, every value of its type and in its range."""
+    default = MetricSection()
+    comparison = _choice(_get(section, "comparison", "metric.comparison", source, str, default=default.comparison),
+                         RSA_COMPARISONS, "metric.comparison", source)
+    dissimilarity = _choice(_get(section, "dissimilarity", "metric.dissimilarity", source, str,
+                                 default=default.dissimilarity), RSA_DISSIMILARITIES, "metric.dissimilarity", source)
+    n_groups = _get(section, "n_groups", "metric.n_groups", source, int, default=default.n_groups)
+    _in_range(n_groups, "metric.n_groups", source, 2, MAX_SPLITS, "a whole number")
+    debiased = _get(section, "debiased", "metric.debiased", source, bool, default=default.debiased)
+    n_bootstrap = _get(section, "n_bootstrap", "metric.n_bootstrap", source, int, default=default.n_bootstrap)
+    _in_range(n_bootstrap, "metric.n_bootstrap", source, 0, MAX_BOOTSTRAP, "a whole number")
+    resolution = _get(section, "band_resolution", "metric.band_resolution", source, int,
+                      default=default.band_resolution)
+    _in_range(resolution, "metric.band_resolution", source, 2, 100, "a whole number")
+    return MetricSection(comparison=comparison, dissimilarity=dissimilarity, n_groups=int(n_groups),
+                         debiased=bool(debiased), n_bootstrap=int(n_bootstrap), band_resolution=int(resolution))
 
 
 def _pooled_datasets(value: Any, source: str) -> tuple[str, ...]:

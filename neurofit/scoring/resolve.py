@@ -230,7 +230,7 @@ def _parse_layers(layers: Sequence[str] | Mapping[str, str] | None, regions: Seq
     for region in regions:
         chosen = named.get(region)
         if not chosen:
-            raise NeurofitError(f"--layers names no layer for region {region!r}; give e.g. {region}=<layer>")
+            raise NeurofitError(f"layers= names no layer for region {region!r}; give one as {region}=<layer>")
         unknown = [layer for layer in chosen if layer not in model_layers]
         if unknown:
             raise NeurofitError(f"layer {unknown[0]!r} is not a layer of the model; its layers: "

@@ -45,7 +45,7 @@ from neurofit.extract.activations import ActivationSet
 from neurofit.runners.local import LocalRunner, UnitStore, WorkUnit
 from neurofit.scoreset import CENTRED_INTERVAL, bin_reliability, ranges, region_medians, site_ceiled, write_scoreset
 from neurofit.scoring.aggregate import aggregate, site_interval
-from neurofit.scoring.benchmark import Benchmark, load_benchmark
+from neurofit.scoring.benchmark import METRICS, Benchmark, load_benchmark
 from neurofit.scoring.commit import Commitment, commit_layers
 from neurofit.scoring.data import PreparedData, has_trial_repeats, load_benchmark_data, prepare_data
 from neurofit.scoring.extraction import Extracted, extract
@@ -59,6 +59,7 @@ from neurofit.scoring.fit import (
     _span,
     score_regions,
 )
+from neurofit.scoring.metric import is_regression, metric_scoreset
 from neurofit.scoring.missing import MISSING_DATA_RULE
 from neurofit.scoring.resolve import _parse_layers, resolve_model
 
@@ -121,6 +122,7 @@ def score(
     model_id: str | None = None,
     runner: Any = None,
     weights: str = "auto",
+    metric: str | None = None,
     **config: Any,
 ) -> xr.Dataset:
     """Score a model against a benchmark; return (and optionally write) its ScoreSet.
@@ -163,6 +165,10 @@ def score(
         stimuli x steps are too many; ``None``: every feature).
     created : str, optional
         The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
+    metric : str, optional
+        Replace the benchmark's ``[regression] metric``: ``pls``, ``ridge``, or a metric beyond regression
+        (``rsa``, ``cka``, ``reverse_pls``, ``reverse_ridge``, ``partition``: :mod:`neurofit.scoring.metric`),
+        scored on the same data, commitment and time map, written in the same ScoreSet schema.
     runner : DaskRunner, optional
         Where the work units run (:class:`neurofit.runners.dask_runner.DaskRunner`); default: in this process.
     **config
@@ -181,7 +187,11 @@ def score(
     >>> scores.median_ceiled.sel(region="IT")  # doctest: +SKIP
     """
     _check_run_options(steps, device, out, work_dir)
-    bench = load_benchmark(benchmark)
+    bench = _with_metric(load_benchmark(benchmark), metric)
+    if not is_regression(bench.regression.metric) and (bench.datasets or grid):
+        raise NeurofitError(f"metric {bench.regression.metric!r} scores one dataset's committed mapping: "
+                            + ("a pooled benchmark is scored by regression only" if bench.datasets
+                               else "the layer x step grid is scored by regression only (grid=False)"))
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
                              device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,
@@ -200,10 +210,25 @@ def score(
     store = UnitStore(work)
     # a DaskRunner (neurofit.runners.dask_runner) sends the units to a cluster; they are saved here all the same
     runner = LocalRunner(store, progress=progress) if runner is None else runner.bind(store, progress=progress)
+    if not is_regression(bench.regression.metric):
+        # one commitment rule for every metric: the forward PLS criterion on the held-out stimuli
+        commitment = commit_layers(bench.replace(regression={"metric": "pls"}), policy, offsets, candidates, ext,
+                                   prepared, runner, device)
+        identity = {"model_id": model_id or default_id, "weights": weights_text, "weights_sha256": weights_sha,
+                    "dataset": bench.dataset if data is None else str(prepared.recording.attrs.get("identifier",
+                                                                                                   "user data")),
+                    "layers_named": layers is not None}
+        scoreset = metric_scoreset(bench, policy, commitment, ext, prepared, identity=identity, created=created)
+        if out is not None:
+            write_scoreset(scoreset, out)
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+        return scoreset
     commitment = commit_layers(bench, policy, offsets, candidates, ext, prepared, runner, device)
     scores = score_regions(bench, policy, commitment.committed, ext, prepared, runner, device)
     site_region, regions = prepared.site_region, list(bench.regions)
-    aggregates, stimulus_ci = aggregate(bench, scores, site_region, regions)
+    aggregates, stimulus_ci = aggregate(bench.aggregate, bench.ceiling, bench.regression.split_scheme, scores,
+                                        site_region, regions)
     rec = prepared.rec
     neuroid_coords = {name: ("neuroid", rec.coords[name].values) for name, coord in rec.coords.items()
                       if coord.dims == ("neuroid",)}
@@ -247,6 +272,15 @@ def score(
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return scoreset
+
+
+def _with_metric(bench: Benchmark, metric: str | None) -> Benchmark:
+    """``bench`` with its ``[regression] metric`` replaced by ``metric`` (checked against the known metrics)."""
+    if metric is None or metric == bench.regression.metric:
+        return bench
+    if metric not in METRICS:
+        raise NeurofitError(f"unknown metric {metric!r}; metrics: {', '.join(METRICS)}")
+    return bench.replace(regression={"metric": metric})
 
 
 def _plan(bench: Benchmark, ext: Extracted, layers: Sequence[str] | Mapping[str, str] | None
@@ -423,7 +457,7 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     """
     if grid:
         raise NeurofitError(f"benchmark {bench.id!r} pools sessions with different stimuli: a layer x step grid is "
-                            "per session; score one session's benchmark with --grid instead")
+                            "per session; score one session's benchmark with grid=True instead")
     if data is not None:
         raise NeurofitError(f"benchmark {bench.id!r} pools the sessions {', '.join(bench.datasets)}: data= replaces "
                             "one dataset; score a single-dataset benchmark with your data instead")
