@@ -230,3 +230,16 @@ def test_cli_score_takes_metric():
 
     args = build_parser().parse_args(["score", "--model", "bl", "--benchmark", "b", "--metric", "cka"])
     assert args.metric == "cka"
+
+
+def test_report_draws_the_metric_overview_and_the_partition_figure(scored, toy_data, bench_path, tmp_path):
+    from neurofit.report import report
+
+    rec, stimuli, acts = toy_data
+    regression = score(acts, bench_path, data=(rec, stimuli), progress=False, layers=LAYERS, work_dir=tmp_path)
+    index = report([regression, *scored.values()], tmp_path / "report", n_boot=50)
+    page = index.read_text()
+    for stem in ("metric_overview", "partition_over_time", "predictivity_over_time"):
+        assert (tmp_path / "report" / "figures" / f"{stem}.png").is_file(), stem
+    assert "Metrics over time" in page and "Variance partitioning over time" in page
+    assert "Metrics beyond regression" in page and scored["rsa"].attrs["metric_description"][:30] in page

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from neurofit.errors import quiet_nan
-from neurofit.regression.ceiling import brainscore_ceiling, ceil_scores
+from neurofit.regression.ceiling import brainscore_ceiling_splits, ceil_scores
 from neurofit.scoreset import centred_interval, region_medians
 from neurofit.scoring.benchmark import AggregateSection, CeilingSection
 from neurofit.scoring.fit import RegionScores
@@ -100,20 +100,44 @@ def aggregate(settings: AggregateSection, ceiling_settings: CeilingSection, spli
 def brainscore_aggregate(ceiling_settings: CeilingSection, r_fold: np.ndarray, trials: np.ndarray,
                          site_region: np.ndarray, regions: Sequence[str]
                          ) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-    """Brain-Score's numbers per region and bin: the mean over splits of the median r over sites, its error
-    (population std over splits / sqrt(n_splits)), its ceiling and the ceiled score (``ceiling_settings``: the
-    benchmark's ``[ceiling]``)."""
-    dims = ("region", "time_bin")
-    bs_r = np.stack([np.nanmean(np.nanmedian(r_fold[:, site_region == region], axis=1), axis=0)
-                     for region in regions])
-    bs_ceiling = np.stack([brainscore_ceiling(trials[:, :, site_region == region], ceiling_settings.n_splits,
-                                              ceiling_settings.seed)[1] for region in regions])
+    """Brain-Score's numbers per region and bin, as its ``CrossRegressedCorrelation`` and ``InternalConsistency``
+    give them (``ceiling_settings``: the benchmark's ``[ceiling]``).
+
+    * ``benchmark_r``: the mean over splits of the median r over sites; ``benchmark_r_error``: Brain-Score's
+      error, the population std over splits of those medians / sqrt(n_splits); ``benchmark_r_split``
+      ``(region, fold, time_bin)``: the per-split medians (the per-site values are ``r_fold``).
+    * ``benchmark_ceiling``, ``benchmark_ceiling_error``, ``benchmark_ceiling_split`` ``(region, ceiling_split,
+      time_bin)``: the same for the internal-consistency ceiling over halvings of the repetitions (per site and
+      halving: ``ceiling_split_sites``).
+    * ``benchmark_score``: the ceiled score under the benchmark's rule (``r**2 / ceiling``: Brain-Score's
+      ``explained_variance``); ``benchmark_score_error``: Brain-Score's error of it, the raw r's error.
+
+    Medians and means skip NaN (xarray's ``skipna``, as Brain-Score computes them).
+    """
+    region_dims = ("region", "time_bin")
+    with quiet_nan():
+        # [region, fold, bin]: the median over each region's sites in each split
+        per_split = np.stack([np.nanmedian(r_fold[:, site_region == region], axis=1) for region in regions])
+        ceiling_sites = brainscore_ceiling_splits(trials, ceiling_settings.n_splits, ceiling_settings.seed)
+        ceiling_split = np.stack([np.nanmedian(ceiling_sites[:, site_region == region], axis=1)
+                                  for region in regions])
+        bs_r, r_error = np.nanmean(per_split, axis=1), _standard_error(per_split)
+        bs_ceiling, ceiling_error = np.nanmean(ceiling_split, axis=1), _standard_error(ceiling_split)
     rule = ceiling_settings.normalisation if ceiling_settings.normalisation != "feve" else "r2_over_ceiling"
-    per_split = np.stack([np.nanmedian(r_fold[:, site_region == region], axis=1) for region in regions])
     return {
-        "benchmark_r": (dims, bs_r),
-        # Brain-Score's error: population std over splits / sqrt(n_splits)
-        "benchmark_r_error": (dims, np.nanstd(per_split, axis=1) / np.sqrt(per_split.shape[1])),
-        "benchmark_ceiling": (dims, bs_ceiling),
-        "benchmark_score": (dims, ceil_scores(bs_r, bs_ceiling, rule)),
+        "benchmark_r": (region_dims, bs_r),
+        "benchmark_r_error": (region_dims, r_error),
+        "benchmark_r_split": (("region", "fold", "time_bin"), per_split),
+        "benchmark_ceiling": (region_dims, bs_ceiling),
+        "benchmark_ceiling_error": (region_dims, ceiling_error),
+        "benchmark_ceiling_split": (("region", "ceiling_split", "time_bin"), ceiling_split),
+        "ceiling_split_sites": (("ceiling_split", "neuroid", "time_bin"), ceiling_sites),
+        "benchmark_score": (region_dims, ceil_scores(bs_r, bs_ceiling, rule)),
+        # Brain-Score's explained_variance carries the raw score's error over to the ceiled score
+        "benchmark_score_error": (region_dims, r_error),
     }
+
+
+def _standard_error(per_split: np.ndarray) -> np.ndarray:
+    """Brain-Score's ``standard_error_of_the_mean`` over axis 1: population std (NaN skipped) / sqrt(n)."""
+    return np.nanstd(per_split, axis=1) / np.sqrt(per_split.shape[1])

@@ -32,6 +32,11 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     n_splits = 10
     seed = 0
     temporal_mode = "per_bin"         # per_bin | span_time
+    alpha = 1.0                       # ridge only: one fixed penalty (sklearn/Brain-Score Ridge(alpha));
+                                      # unset: a penalty per site chosen by leave-one-out on each fold
+    train_size = 0.9                  # brainscore splits: share of stimuli trained on (the rest is tested)
+    stratify = true                   # stratify the splits by object_name (false: Brain-Score's
+                                      # stratification_coord=None)
 
     [ceiling]
     method = "split_half"             # split_half | brainscore | none (no ceiling: r only)
@@ -126,7 +131,8 @@ _SECTIONS: dict[str, set[str]] = {
     "dataset": {"id", "options"},
     "neural": {"regions", "time_bins", "bins"},
     "stimuli": {"degrees", "model_degrees"},
-    "regression": {"metric", "n_components", "algorithm", "split_scheme", "n_splits", "seed", "temporal_mode"},
+    "regression": {"metric", "n_components", "algorithm", "split_scheme", "n_splits", "seed", "temporal_mode",
+                   "alpha", "train_size", "stratify"},
     "ceiling": {"method", "n_splits", "seed", "normalisation"},
     "mapping": {"policy", "offsets_ms", "tables"},
     "commitment": {"fraction", "seed", "n_splits"},
@@ -147,6 +153,14 @@ class RegressionSection:
     n_splits: int = 10
     seed: int = 0
     temporal_mode: str = "per_bin"
+    alpha: float | None = None
+    train_size: float = 0.9
+    stratify: bool = True
+
+
+# settings added after benchmarks were hashed: left out of the hash at these defaults, so that the work
+# directories and ScoreSet attrs of every benchmark that does not set them stay valid
+_LATER_DEFAULTS = {"ridge_alpha": None, "train_size": 0.9, "stratify": True}
 
 
 @dataclass(frozen=True)
@@ -207,7 +221,8 @@ _FLAT_NAMES = {
     ("regression", "metric"): "metric", ("regression", "n_components"): "n_components",
     ("regression", "algorithm"): "algorithm", ("regression", "split_scheme"): "split_scheme",
     ("regression", "n_splits"): "n_splits", ("regression", "seed"): "split_seed",
-    ("regression", "temporal_mode"): "temporal_mode",
+    ("regression", "temporal_mode"): "temporal_mode", ("regression", "alpha"): "ridge_alpha",
+    ("regression", "train_size"): "train_size", ("regression", "stratify"): "stratify",
     ("ceiling", "method"): "ceiling", ("ceiling", "n_splits"): "ceiling_splits", ("ceiling", "seed"): "ceiling_seed",
     ("ceiling", "normalisation"): "normalisation",
     ("mapping", "policy"): "mapping_policy", ("mapping", "offsets_ms"): "offsets_ms", ("mapping", "tables"): "tables",
@@ -285,6 +300,9 @@ class Benchmark:
         if not settings["datasets"]:
             # single-dataset benchmarks hash as they did before pooling existed (work dirs and attrs stay valid)
             settings.pop("datasets")
+        for name, default in _LATER_DEFAULTS.items():
+            if settings[name] == default:
+                settings.pop(name)
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
@@ -549,6 +567,20 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     split_seed = _seed(reg, "regression.seed", source, default=1 if scheme == "brainscore" else 0)
     mode = _choice(_get(reg, "temporal_mode", "regression.temporal_mode", source, str, default="per_bin"),
                    TEMPORAL_MODES, "regression.temporal_mode", source)
+    alpha = _get(reg, "alpha", "regression.alpha", source, (int, float), default=None)
+    if alpha is not None:
+        if metric != "ridge":
+            raise _fail(source, "regression.alpha", f"is a ridge penalty, but regression.metric is {metric!r}")
+        alpha = float(alpha)
+        if not (math.isfinite(alpha) and 0 < alpha <= 1e12):
+            raise _fail(source, "regression.alpha", f"must be a finite penalty in (0, 1e12], got {alpha!r}")
+    train_size = float(_get(reg, "train_size", "regression.train_size", source, (int, float), default=0.9))
+    if "train_size" in reg and scheme != "brainscore":
+        raise _fail(source, "regression.train_size", "applies to split_scheme = 'brainscore' (K-fold tests every "
+                                                     "stimulus once: its training share is 1 - 1/n_splits)")
+    if not 0.0 < train_size < 1.0:
+        raise _fail(source, "regression.train_size", f"must be in (0, 1), got {train_size!r}")
+    stratify = _get(reg, "stratify", "regression.stratify", source, bool, default=True)
 
     ceil = sections["ceiling"]
     method = _choice(_get(ceil, "method", "ceiling.method", source, str, default="split_half"), CEILING_METHODS,
@@ -604,7 +636,8 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
         regions=tuple(regions), time_bins=bins, degrees=degrees, model_degrees=model_degrees,
         regression=RegressionSection(metric=metric, n_components=int(n_components), algorithm=algorithm,
                                      split_scheme=scheme, n_splits=int(n_splits), seed=int(split_seed),
-                                     temporal_mode=mode),
+                                     temporal_mode=mode, alpha=alpha, train_size=train_size,
+                                     stratify=bool(stratify)),
         ceiling=CeilingSection(method=method, n_splits=int(ceiling_splits), seed=int(ceiling_seed),
                                normalisation=normalisation),
         mapping=MappingSection(policy=policy, offsets_ms=tuple(float(o) for o in offsets), tables=tables),

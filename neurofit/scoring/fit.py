@@ -96,6 +96,8 @@ def _fold_fit(regression: RegressionSection, x: np.ndarray, y: np.ndarray, train
         if regression.metric == "pls":
             n_components = _pls_components(regression, int(train.sum()), x.shape[2])
             pred = pls_cross_validated(xt, yt, tr, te, n_components, algorithm=regression.algorithm)[0]
+        elif regression.alpha is not None:  # one fixed penalty (Brain-Score's Ridge(alpha))
+            pred = ridge_cross_validated(xt, yt, tr, te, alphas=[regression.alpha])[0]
         else:
             pred = ridge_cross_validated(xt, yt, tr, te, alphas)[0]
     finally:
@@ -280,7 +282,7 @@ def narrow_designs(regression: RegressionSection) -> bool:
 
 
 def stimulus_splits(ids: Sequence[str], scheme: str, object_name: np.ndarray | None, n_splits: int,
-                    seed: int) -> StimulusSplits:
+                    seed: int, train_size: float = 0.9, stratify: bool = True) -> StimulusSplits:
     """:func:`~neurofit.regression.splits.make_splits` over ``ids``, without sklearn's thin-strata warning.
 
     Objects with fewer stimuli than folds (common in a held-out commitment set) make sklearn warn; the
@@ -288,7 +290,8 @@ def stimulus_splits(ids: Sequence[str], scheme: str, object_name: np.ndarray | N
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        return make_splits(ids, scheme=scheme, object_name=object_name, n_splits=n_splits, seed=seed)
+        return make_splits(ids, scheme=scheme, object_name=object_name, n_splits=n_splits, seed=seed,
+                           train_size=train_size, stratify=stratify)
 
 
 def region_problem(regression: RegressionSection, data: PreparedData, ids: Sequence[str], region_sites: np.ndarray,
@@ -322,7 +325,8 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
     """Cross-validate each region's committed mapping on the scored stimuli, one work unit per fold."""
     score_ids = data.score_ids
     splits = stimulus_splits(score_ids, bench.regression.split_scheme, data.object_labels(score_ids),
-                             bench.regression.n_splits, bench.regression.seed)
+                             bench.regression.n_splits, bench.regression.seed, bench.regression.train_size,
+                             bench.regression.stratify)
     position = ext.position
     features = _Features(ext.acts, np.array([position[s] for s in score_ids], dtype=np.int64),
                          narrow=narrow_designs(bench.regression))

@@ -247,6 +247,12 @@ def score(
         "r_fold": (("fold", "neuroid", "time_bin"), scores.r_fold),
         **aggregates,
     }
+    if bench.aggregate.method == "brainscore":
+        # Brain-Score mode stores its splits: which scored stimuli each fold trained and tested on
+        coords["stimulus_id"] = ("stimulus", np.asarray(scores.splits.stimulus_ids).astype(str))
+        coords["ceiling_split"] = ("ceiling_split", np.arange(bench.ceiling.n_splits))
+        variables["split_train"] = (("fold", "stimulus"), scores.splits.train)
+        variables["split_test"] = (("fold", "stimulus"), scores.splits.test)
     if grid:
         position = ext.position
         grid_ceiled, grid_r, grid_layers, max_steps = _grid(bench, ext.acts, list(ext.acts.layers),
@@ -350,6 +356,7 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
         "ceiling_seed": int(bench.ceiling.seed),
         "normalisation": bench.ceiling.normalisation,
         "aggregate": bench.aggregate.method,
+        **_brainscore_attrs(bench),
         "mapping_policy": policy,
         "mapping_policy_benchmark": bench.mapping.policy,
         "committed_layers": {region: layer for region, (layer, _) in committed.items()},
@@ -383,6 +390,30 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
         "created": created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return attrs
+
+
+def _brainscore_attrs(bench: Benchmark) -> dict[str, Any]:
+    """The settings Brain-Score's metrics have that neurofit's defaults leave unset, where a run sets them, and
+    the headline of a Brain-Score-mode ScoreSet (its number and error)."""
+    attrs: dict[str, Any] = {}
+    if bench.regression.alpha is not None:
+        attrs["ridge_alpha"] = float(bench.regression.alpha)  # one fixed penalty (else per site, leave-one-out)
+    if bench.regression.split_scheme == "brainscore":
+        attrs["split_train_size"] = float(bench.regression.train_size)
+    if bench.regression.split_scheme == "brainscore" or not bench.regression.stratify:
+        attrs["split_stratified"] = bool(bench.regression.stratify)
+    if bench.aggregate.method == "brainscore":
+        attrs["headline"] = "benchmark_score"
+        attrs["headline_error"] = "benchmark_score_error"
+        attrs["headline_text"] = BRAINSCORE_HEADLINE
+    return attrs
+
+
+BRAINSCORE_HEADLINE = (
+    "Brain-Score's number: benchmark_score = benchmark_r**2 / benchmark_ceiling (mean over splits of the median r "
+    "over sites; mean over halvings of the median internal-consistency ceiling); its error is Brain-Score's, the raw "
+    "r's standard error over splits (benchmark_r_error); per split: benchmark_r_split, benchmark_ceiling_split, "
+    "r_fold, ceiling_split_sites; the splits: split_train, split_test")
 
 
 BASELINES = ("random",)
