@@ -243,3 +243,37 @@ def test_report_draws_the_metric_overview_and_the_partition_figure(scored, toy_d
         assert (tmp_path / "report" / "figures" / f"{stem}.png").is_file(), stem
     assert "Metrics over time" in page and "Variance partitioning over time" in page
     assert "Metrics beyond regression" in page and scored["rsa"].attrs["metric_description"][:30] in page
+
+
+def test_demo_metrics_names_are_checked_and_the_cli_takes_them():
+    from neurofit.cli import build_parser
+    from neurofit.scoring.metric_demo import parse_metrics
+
+    assert parse_metrics("all") == ["pls", "rsa", "cka", "reverse_pls", "partition"]
+    assert parse_metrics(" rsa, partition ") == ["rsa", "partition"]
+    with pytest.raises(NeurofitError, match="unknown metric 'rdm'"):
+        parse_metrics("rsa,rdm")
+    assert build_parser().parse_args(["demo", "--metrics", "all"]).metrics == "all"
+
+
+def test_per_site_latency_finds_the_sites_that_lag_by_one_bin(tmp_path):
+    rec, stimuli, acts = toy(n_obj=8, per_obj=8, reps=6, n_bins=4, seed=3)
+    lagged = [f"i{k}" for k in range(4)]  # half the IT sites respond one bin (10 ms) later
+    values = rec.values.copy()
+    sel = np.isin(rec["neuroid_id"].values, lagged)
+    values[:, sel, 1:] = rec.values[:, sel, :-1]
+    values[:, sel, 0] = np.random.default_rng(0).normal(size=values[:, sel, 0].shape)
+    rec = rec.copy(data=values)
+    path = tmp_path / "toy.toml"
+    path.write_text(TOY_BENCHMARK.format(mode="per_bin").replace("end = 50", "end = 40")
+                    .replace("fraction = 0.2", "fraction = 0.3"))
+    s = score(acts, path, data=(rec, stimuli), progress=False, layers=LAYERS, latency="site", work_dir=tmp_path)
+    lag = dict(zip(s["neuroid_id"].values, s["lag_ms"].values))
+    assert [lag[n] for n in lagged] == [10.0] * 4 and all(lag[f"i{k}"] == 0.0 for k in range(4, 8))
+    assert s.attrs["committed_offsets_ms"]["IT"] in (0.0, 10.0)  # the region keeps one offset for all its sites
+    assert s.attrs["site_lags_ms"]["IT"] == {"0": 4, "10": 4}
+    # with its own lag every IT site is predicted well from bin 1 on; the region's one lag fails half of them
+    it = s["region"].values == "IT"
+    assert (s["ceiled_site_lag"].values[it][:, 1:] > 0.5).all()
+    assert s.attrs["site_lag_change"]["IT"] > 0.1 and np.allclose(s["ceiled_site_lag"].values[~it],
+                                                                   s["ceiled"].values[~it], equal_nan=True)
