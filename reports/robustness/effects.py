@@ -18,7 +18,7 @@ The tables (printed, and written to ``<out>/tables.md``) are computed from the r
 layer on the clean images, which this script recomputes from the checkpoints (deterministic forward passes).
 CIs are 95 % percentile bootstraps over images (``--n-boot`` draws, seed 0), differences paired per image.
 Small settings (``--noise``, ``--fgsm``, ``--pgd``, ``--pgd-iterations``, ``--samples``, ``--n-boot``,
-``--stimuli``) make a quick rerun possible (tests/test_seed_robustness_report.py).
+``--stimuli``) make a quick rerun possible (tests/test_seed_reports.py).
 """
 
 from __future__ import annotations
@@ -175,14 +175,17 @@ def geometry_table(runs: dict[str, xr.Dataset], n_boot: int) -> list[str]:
     return rows
 
 
-def last_hidden_activity(runs: dict[str, xr.Dataset], stimuli: str) -> dict[str, np.ndarray]:
-    """The last hidden layer at the last step on the clean images, per deterministic run ``[N, D]``."""
+def last_hidden_activity(runs: dict[str, xr.Dataset], stimuli: str, sigmas: list[float]
+                         ) -> tuple[dict[str, np.ndarray], dict[str, dict[float, np.ndarray]]]:
+    """Per deterministic run: the last hidden layer at the last step on the clean images ``[N, D]``, and per
+    noise level the trajectory divergence ``[T, N]`` from the clean trajectory (noise drawn as in
+    ``analyze_robustness``: seed ``seed + first image of the batch``)."""
     import torch
 
     from neurofit.analysis.dynamics import resolve_model, resolve_stimuli
-    from neurofit.analysis.robustness import correct_per_step
+    from neurofit.analysis.robustness import correct_per_step, gaussian_noise, trajectory_divergence
 
-    out = {}
+    hidden, divergence = {}, {}
     for name, ds in runs.items():
         if name.endswith(EVAL_DROPOUT):
             continue
@@ -191,27 +194,53 @@ def last_hidden_activity(runs: dict[str, xr.Dataset], stimuli: str) -> dict[str,
         if stimulus_set.sha256() != ds.attrs["dataset_sha256"]:
             sys.exit(f"--stimuli {stimuli} are not the images {name} was run on")
         images = stimulus_set.load_images(net.input_size)
+        kwargs = dict(steps=int(ds.attrs["steps"]), layer=ds.attrs["hidden_layer"], batch_size=64)
         with torch.no_grad():
-            _, hidden = correct_per_step(net, images, ds["label"].values, steps=int(ds.attrs["steps"]),
-                                         layer=ds.attrs["hidden_layer"])
-        out[name] = hidden[-1]
-    return out
+            _, clean = correct_per_step(net, images, ds["label"].values, **kwargs)
+            divergence[name] = {}
+            for sigma in sigmas:
+                noisy = torch.cat([gaussian_noise(images[i:i + 64], sigma, seed=int(ds.attrs["seed"]) + i)
+                                   for i in range(0, len(images), 64)])
+                _, moved = correct_per_step(net, noisy, ds["label"].values, **kwargs)
+                divergence[name][sigma] = trajectory_divergence(clean, moved)
+        hidden[name] = clean[-1]
+    return hidden, divergence
 
 
-def geometry_difference_table(runs: dict[str, xr.Dataset], hidden: dict[str, np.ndarray], n_boot: int) -> list[str]:
+def stability_table(divergence: dict[str, dict[float, np.ndarray]], n_boot: int) -> list[str]:
+    sigmas = list(next(iter(divergence.values())))
+    steps = next(iter(next(iter(divergence.values())).values())).shape[0]
+    rows = ["| model | " + " | ".join(f"σ={s:g}: step 0 | σ={s:g}: step {steps - 1} | σ={s:g}: last - first (paired)"
+                                     for s in sigmas) + " |", "|---|" + "---|" * (3 * len(sigmas))]
+    for name, per_sigma in divergence.items():
+        cells = []
+        for sigma in sigmas:
+            d = per_sigma[sigma]
+            cells += [_mean(d[0], n_boot), _mean(d[-1], n_boot), _mean(d[-1] - d[0], n_boot)]
+        rows.append(f"| {_label(name)} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def geometry_difference_table(runs: dict[str, xr.Dataset], hidden: dict[str, np.ndarray],
+                              divergence: dict[str, dict[float, np.ndarray]], n_boot: int) -> list[str]:
     from neurofit.analysis.robustness import participation_ratio_difference_ci
 
     steps = next(iter(runs.values())).sizes["step"]
-    rows = [f"| comparison (A - B) | participation ratio, step {steps - 1} | divergence, step {steps - 1} | "
-            f"movement, step {steps - 1} |", "|---|---|---|---|"]
+    sigma = next(iter(runs.values())).attrs["stability_sigma"]
+    sigmas = [s for s in next(iter(divergence.values())) if s != sigma]
+    rows = [f"| comparison (A - B) | participation ratio, step {steps - 1} | "
+            f"divergence σ={sigma:g}, step {steps - 1} | "
+            + "".join(f"divergence σ={s:g}, step {steps - 1} | " for s in sigmas)
+            + f"movement, step {steps - 1} |", "|---|---|---|" + "---|" * len(sigmas) + "---|"]
     for what, a, b in comparisons():
         if a.endswith(EVAL_DROPOUT):
             continue
         d, lo, hi = participation_ratio_difference_ci(hidden[a], hidden[b], n_boot=n_boot, seed=0)
         div = runs[a]["divergence"].values[-1] - runs[b]["divergence"].values[-1]
+        low_noise = [_mean(divergence[a][s][-1] - divergence[b][s][-1], n_boot) for s in sigmas]
         mov = runs[a]["movement"].values[-1] - runs[b]["movement"].values[-1]
         rows.append(f"| {what} | {_fmt(d, lo, hi, 2)} | {_mean(div, n_boot)} | "
-                    f"{_mean(mov, n_boot) if steps > 1 else 'n/a'} |")
+                    + "".join(f"{c} | " for c in low_noise) + f"{_mean(mov, n_boot) if steps > 1 else 'n/a'} |")
     return rows
 
 
@@ -283,8 +312,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--noise", type=float, nargs="+", default=list(NOISE))
     p.add_argument("--fgsm", type=float, nargs="+", default=list(EPSILONS))
     p.add_argument("--pgd", type=float, nargs="+", default=list(EPSILONS))
-    p.add_argument("--pgd-iterations", type=int, default=10)
-    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--pgd-iterations", type=int, default=5)
+    p.add_argument("--samples", type=int, default=5)
+    p.add_argument("--stability", type=float, nargs="*", default=[0.01, 0.02],
+                   help="noise levels of the extra trajectory-divergence table (besides the runs' own)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--formats", nargs="+", default=["png"])
     p.add_argument("--figures-per-run", action="store_true", help="also draw each run's own figure")
@@ -309,7 +340,12 @@ def main(argv: list[str]) -> int:
     folder = Path(args.out)
     runs = load(folder)
     first = next(iter(runs.values()))
-    hidden = last_hidden_activity(runs, args.stimuli)
+    sigmas = sorted(set(args.stability) | {float(first.attrs["stability_sigma"])})
+    hidden, divergence = last_hidden_activity(runs, args.stimuli, sigmas)
+    for name, per_sigma in divergence.items():  # the recomputation reproduces each run's own divergence
+        if not np.allclose(per_sigma[float(first.attrs["stability_sigma"])], runs[name]["divergence"].values,
+                           rtol=1e-5, atol=1e-6, equal_nan=True):
+            sys.exit(f"recomputed divergence of {name} differs from its run's: rerun with --run")
     text = [f"Images: {first.sizes['presentation']} (`{first.attrs['stimulus_set']}`), {first.sizes['step']} steps, "
             f"{len(first.attrs['classes'])} classes (chance {1 / len(first.attrs['classes']):.3f}); attacks: "
             f"{first.attrs['attack_loss']} loss, PGD {first.attrs['pgd_iterations']} iterations; dropout at test: "
@@ -321,8 +357,10 @@ def main(argv: list[str]) -> int:
              difference_table(runs, args.n_boot)),
             ("Dimensionality and stability of the last hidden layer (deterministic network)",
              geometry_table(runs, args.n_boot)),
+            ("Trajectory divergence under weaker noise (deterministic network; ||h(noisy) - h(clean)|| / "
+             "||h(clean)|| of the last hidden layer, mean over images)", stability_table(divergence, args.n_boot)),
             ("Paired differences in dimensionality and stability",
-             geometry_difference_table(runs, hidden, args.n_boot))):
+             geometry_difference_table(runs, hidden, divergence, args.n_boot))):
         text += [f"### {title}\n", "\n".join(rows) + "\n"]
     print("\n".join(text))
     (folder / "tables.md").write_text("\n".join(text))

@@ -1,5 +1,6 @@
-"""The robustness report (issue 18 item 3, Greco et al. 2025) reruns at small settings; its CLI, the paired
-participation-ratio CI and the geometry under dropout at evaluation are checked against direct computations."""
+"""The robustness report (issue 18 item 3, Greco et al. 2025) and the readout-zone comparison (item 6, Thorat
+et al. 2023) rerun at small settings; the robustness CLI, the paired participation-ratio CI and the geometry
+under dropout at evaluation are checked against direct computations."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from neurofit.models.checkpoint import load_model, save_checkpoint
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _effects():
-    spec = importlib.util.spec_from_file_location("robustness_effects", ROOT / "reports/robustness/effects.py")
+def _effects(report: str = "robustness"):
+    spec = importlib.util.spec_from_file_location(f"{report}_effects", ROOT / f"reports/{report}/effects.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -147,3 +148,52 @@ def test_report_reruns_at_small_settings(tmp_path, task_csv):
     # rerunning from the written runs gives the same tables (no --run)
     assert effects.main(argv) == 0
     assert (out / "tables.md").read_text() == tables
+
+
+def test_readout_zone_report_reruns_at_small_settings(tmp_path, task_csv):
+    from neurofit.data.io import read_dataset
+    from neurofit.data.stimuli import read_stimulus_set
+
+    effects = _effects("readout-zones")
+    stimuli = read_stimulus_set(task_csv)
+    for name in effects.RUNS:
+        arch = name.removeprefix("rcnn_")
+        save_checkpoint(_tiny(arch, 0.0, 1, stimuli), tmp_path / f"{name}.safetensors", arch=arch)
+    out = tmp_path / "report"
+    argv = ["--checkpoints", str(tmp_path), "--out", str(out), "--stimuli", str(task_csv), "--n-boot", "30",
+            "--no-figures"]
+    assert effects.main(["--run", *argv]) == 0
+    tables = (out / "tables.md").read_text()
+    for what, _, _ in effects.COMPARISONS:
+        assert f"| {what} |" in tables
+    # one paired cell recomputed here: BT - BL correct at the last step, mean over images
+    bt, bl = (read_dataset(out / name / "dynamics.nc") for name in ("rcnn_bt", "rcnn_bl"))
+    diff = float((bt.correct.values[-1].astype(float) - bl.correct.values[-1]).mean())
+    row = next(line for line in tables.splitlines() if line.startswith("| top-down vs lateral (additive)"))
+    assert row.split(" | ")[2].startswith(f"{diff:.3f} ["), (diff, row)
+    assert effects.main(argv) == 0 and (out / "tables.md").read_text() == tables
+
+
+#: the B/BL/BT/BLT checkpoints of reports/robustness (with and without dropout) and reports/readout-zones
+SHIPPED_RCNN = {f"rcnn_{a}{s}": (a.removesuffix("_mult"), a.endswith("_mult"), 0.1 if s else 0.0)
+                for a in ("b", "bl", "bt", "blt") for s in ("", "_dropout")}
+SHIPPED_RCNN.update({f"rcnn_{a}_mult": (a, True, 0.0) for a in ("bl", "bt", "blt")})
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_RCNN))
+def test_shipped_rcnn_checkpoints_are_small_documented_and_what_their_names_say(name):
+    from neurofit.models.train import checkpoint_metadata, shipped_checkpoint
+
+    arch, multiplicative, dropout = SHIPPED_RCNN[name]
+    path = shipped_checkpoint(name)
+    assert path.stat().st_size < 2_000_000
+    assert f"`{name}`" in (path.parent / "README.md").read_text()
+    meta = checkpoint_metadata(path)
+    assert meta["architecture"] == arch + ("_mult" if multiplicative else "")
+    assert (meta["data"], meta["seed"], meta["epochs"], meta["steps"]) == ("synthetic-ventral-train-seed1", 0, 10, 4)
+    model = load_model(path)
+    assert model.config["dropout"] == dropout and model.config["channels"] == [16, 32, 64]
+    assert model.config["interaction"] == ("multiplicative" if multiplicative else "additive")
+    assert model.config["lateral"] == ("l" in arch) and model.config["topdown"] == arch.endswith("t")
+    # 232 held-out images of 8 classes: chance 0.125; every shipped model learned well above it
+    assert min(meta["accuracy_per_step"]) > 0.3
