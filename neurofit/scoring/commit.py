@@ -179,8 +179,8 @@ def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candi
                                  min(bench.commitment.n_splits, len(commit_ids)), bench.commitment.seed)
         criteria: dict[tuple[str, float], float] = {}
         for layer, off in cands:
-            mapping = _mapping(bench, policy, ext.acts, layer, off, model_layers)
-            prob = region_problem(bench, data, commit_ids, sites, mapping.refs, splits, features, device)
+            mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
+            prob = region_problem(bench.regression, data, commit_ids, sites, mapping.refs, splits, features, device)
             folds.add(int(splits.n_folds))
             components |= _components_used(prob)
             units = [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
