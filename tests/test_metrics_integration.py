@@ -204,6 +204,10 @@ def test_compare_tests_population_metrics_over_their_stimulus_draws(toy_data, be
     assert driven.sum() >= 4 and (result["tested"].values == driven).all()
     assert result["significant"].values[driven].all() and (result["median_difference"].values[driven] < -0.3).all()
     assert "stimulus-bootstrap draws" in result.attrs["uncertainty"]
+    from neurofit.stats.compare import comparison_table
+
+    table = comparison_table(compare(scored["cka"], other, n_boot=50))
+    assert table.startswith("compared: cka ceiled score per region")
     with pytest.raises(NeurofitError, match="different metrics"):
         compare(scored["cka"], scored["rsa"], n_boot=50)
 
@@ -277,3 +281,36 @@ def test_per_site_latency_finds_the_sites_that_lag_by_one_bin(tmp_path):
     assert (s["ceiled_site_lag"].values[it][:, 1:] > 0.5).all()
     assert s.attrs["site_lag_change"]["IT"] > 0.1 and np.allclose(s["ceiled_site_lag"].values[~it],
                                                                    s["ceiled"].values[~it], equal_nan=True)
+
+
+@pytest.mark.slow
+def test_groundtruth_through_score_hidden_features_near_ceiling_random_near_zero(tmp_path):
+    """synthetic-ventral (small): the generator's own IT features score near the RSA and CKA ceilings in the
+    response window, random features near zero, the recurrence-ablated features lower in late bins only."""
+    from neurofit.data.synthetic import generate_synthetic_ventral, hidden_features
+    from neurofit.scoring.resolve import activations_from_arrays
+
+    rec, stimuli = generate_synthetic_ventral("small")
+    bench = load_benchmark("synthetic-ventral-it-temporal").replace(
+        dataset_options={"size": "small", "seed": 0}, mapping={"offsets_ms": (0.0,)}, metric={"n_bootstrap": 0},
+        aggregate={"n_bootstrap": 0}, ceiling={"n_splits": 4})
+    acts = {}
+    for name, ablate in (("hidden", False), ("ablated", True)):
+        feats = hidden_features("small", ablate_recurrence=ablate)
+        it = feats.values[:, feats["stage"].values == "IT"].transpose(2, 0, 1)
+        acts[name] = activations_from_arrays({"IT": it}, list(feats["stimulus_id"].values), model_id=name)
+    rng = np.random.default_rng(0)
+    acts["random"] = activations_from_arrays({"IT": rng.normal(size=it.shape)}, list(feats["stimulus_id"].values),
+                                             model_id="random")
+    start = rec["time_bin_start"].values
+    window, late = (start >= 120) & (start < 250), start >= 150
+    out = {(name, m): score(a, bench, data=(rec, stimuli), metric=m, layers=["IT"], progress=False,
+                            work_dir=tmp_path)
+           for name, a in acts.items() for m in ("rsa", "cka")}
+    for m, floor in (("rsa", 0.7), ("cka", 0.65)):
+        hidden, random = (out[(n, m)]["ceiled"].values[0] for n in ("hidden", "random"))
+        assert np.nanmedian(hidden[window]) > floor, (m, hidden[window])
+        assert abs(np.nanmedian(random[window])) < 0.1, (m, random[window])
+        h, a = out[("hidden", m)]["r"].values[0], out[("ablated", m)]["r"].values[0]
+        np.testing.assert_array_equal(h[start < 90], a[start < 90])
+        assert (a[late] < h[late]).mean() >= 0.75, (m, h[late], a[late])
