@@ -288,6 +288,7 @@ def test_groundtruth_through_score_hidden_features_near_ceiling_random_near_zero
     """synthetic-ventral (small): the generator's own IT features score near the RSA and CKA ceilings in the
     response window, random features near zero, the recurrence-ablated features lower in late bins only."""
     from neurofit.data.synthetic import generate_synthetic_ventral, hidden_features
+    from neurofit.scoreset import bin_reliability
     from neurofit.scoring.resolve import activations_from_arrays
 
     rec, stimuli = generate_synthetic_ventral("small")
@@ -311,6 +312,8 @@ def test_groundtruth_through_score_hidden_features_near_ceiling_random_near_zero
         hidden, random = (out[(n, m)]["ceiled"].values[0] for n in ("hidden", "random"))
         assert np.nanmedian(hidden[window]) > floor, (m, hidden[window])
         assert abs(np.nanmedian(random[window])) < 0.1, (m, random[window])
+        # without stimulus draws the reliability rule reads the ceiling itself: the response window is reliable
+        assert bin_reliability(out[("hidden", m)]).reliable["IT"][window].all()
         h, a = out[("hidden", m)]["r"].values[0], out[("ablated", m)]["r"].values[0]
         np.testing.assert_array_equal(h[start < 90], a[start < 90])
         assert (a[late] < h[late]).mean() >= 0.75, (m, h[late], a[late])

@@ -237,6 +237,9 @@ def _population_scoreset(bench: Benchmark, prepared: PreparedData, per_region: d
                 low, high = centred_interval(stack[f"{name}_draws"].transpose(1, 0, 2), stack[name])
         elif name != "ceiling":
             low = high = np.full(stack["r"].shape, np.nan)
+        elif not np.isfinite(low).any():
+            # no draws at all: without a stored interval the reliability rule reads the ceiling itself
+            continue
         variables[f"median_{name}_low"], variables[f"median_{name}_high"] = (dims, low), (dims, high)
     for name in ("r", "ceiled"):
         # the unit bootstrap of reverse predictivity (NaN for RSA and CKA, whose population has no sites to resample)
