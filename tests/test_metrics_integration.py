@@ -317,3 +317,19 @@ def test_groundtruth_through_score_hidden_features_near_ceiling_random_near_zero
         h, a = out[("hidden", m)]["r"].values[0], out[("ablated", m)]["r"].values[0]
         np.testing.assert_array_equal(h[start < 90], a[start < 90])
         assert (a[late] < h[late]).mean() >= 0.75, (m, h[late], a[late])
+
+
+def test_cka_grid_equals_the_cka_of_each_layer_and_step(toy_data, bench_path, scored, tmp_path):
+    rec, stimuli, acts = toy_data
+    s = score(acts, bench_path, data=(rec, stimuli), progress=False, metric="cka", layers=LAYERS, grid=True,
+              work_dir=tmp_path)
+    assert s["grid_r"].dims == ("region", "layer", "step", "time_bin")
+    # the committed layer at the step each bin maps to is the main score
+    for k, region in enumerate(("V4", "IT")):
+        layer = list(s["layer"].values).index(s.attrs["committed_layers"][region])
+        np.testing.assert_allclose(np.diagonal(s["grid_r"].values[k, layer]), s["r"].values[k], rtol=0, atol=1e-10)
+    # IT reads layer b at the step of each bin: high on that diagonal only, ~0 for layer a and for other steps
+    b, a = s["grid_r"].sel(layer="b").values[1], s["grid_r"].sel(layer="a").values[1]
+    assert np.diagonal(b).min() > 0.5 and np.abs(a).max() < 0.2 and np.abs(b - np.diag(np.diagonal(b))).max() < 0.2
+    with pytest.raises(NeurofitError, match="grid is scored by regression and cka only"):
+        score(acts, bench_path, data=(rec, stimuli), progress=False, metric="rsa", grid=True)
