@@ -28,9 +28,6 @@ Errors
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
 # public name -> "module:attribute"; resolved on first access. Keep in step with the docstring above
@@ -72,18 +69,9 @@ _PUBLIC: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    target = _PUBLIC.get(name)
-    if target is None:
-        raise AttributeError(f"module 'neurofit' has no attribute {name!r}")
-    module_name, attr = target.split(":")
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
+from neurofit._lazy import lazy_exports  # noqa: E402 - after __version__, which neurofit's modules import
 
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, keep=True)
 
 
 __all__ = ["__version__", *_PUBLIC]

@@ -5,7 +5,9 @@ command's work is done by a public function that notebooks can call directly. Us
 (:class:`neurofit.errors.NeurofitError`, missing files) are printed as one line with exit status 2.
 
 The library speaks Python (``layers=``, ``cache_dir=``); :func:`in_cli_terms` translates the parameters a
-message names into the command's flags (``--layers``, ``--cache-dir``), so no library module names a flag.
+message names into the command's flags (``--layers``, ``--cache-dir``), so no library module names a flag. A
+parameter spelled differently on the command line (``data=(recording, stimulus_set)``: ``--recording FILE
+--stimuli CSV``) is declared by its command module in ``PARAMETER_SPELLINGS``.
 """
 
 from __future__ import annotations
@@ -85,12 +87,29 @@ def option_strings(parser: argparse.ArgumentParser) -> set[str]:
     return found
 
 
-# a parameter named in a library message: ``name=`` at the end of a phrase, or ``name='value'``
-_PARAMETER = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(?:'([^']*)'|(?=[\s,;:)]|$))")
+def parameter_spellings() -> dict[str, str]:
+    """Parameters whose command-line spelling is not ``--name``, as the command modules declare them.
+
+    Example
+    -------
+    >>> parameter_spellings()["data"]
+    '--recording FILE --stimuli CSV'
+    """
+    found: dict[str, str] = {}
+    for name in COMMAND_MODULES:
+        found.update(getattr(importlib.import_module(name), "PARAMETER_SPELLINGS", {}))
+    return found
 
 
-def in_cli_terms(message: str, flags: set[str]) -> str:
+# a parameter named in a library message: ``name=`` at the end of a phrase, ``name='value'``, ``name=True``
+# (a switch) or ``name=(...)`` (a value only Python can pass, translated only through a declared spelling)
+_PARAMETER = re.compile(r"(?<![\w.-])([a-z][a-z0-9_]*)=(?:'([^']*)'|(True)\b|(\([^()]*\))|(?=[\s,;:)]|$))")
+
+
+def in_cli_terms(message: str, flags: set[str], spellings: dict[str, str] | None = None) -> str:
     """``message`` with every parameter that is also a command-line flag written as that flag.
+
+    ``spellings`` maps the parameters that the command line spells differently to their spelling.
 
     Example
     -------
@@ -98,10 +117,14 @@ def in_cli_terms(message: str, flags: set[str]) -> str:
     'name the layer of each region with --layers (region=layer)'
     >>> in_cli_terms("stimuli='holdout' needs a checkpoint; cache_dir= is missing", {"--stimuli", "--cache-dir"})
     '--stimuli holdout needs a checkpoint; --cache-dir is missing'
+    >>> in_cli_terms("use grid=True; pass data=(recording, stimulus_set)", {"--grid"}, {"data": "--recording FILE"})
+    'use --grid; pass --recording FILE'
     """
     def flag(match: re.Match[str]) -> str:
+        if spellings and match.group(1) in spellings:
+            return spellings[match.group(1)]
         name = "--" + match.group(1).replace("_", "-")
-        if name not in flags:
+        if name not in flags or match.group(4) is not None:
             return match.group(0)
         return name if match.group(2) is None else f"{name} {match.group(2)}"
 
@@ -123,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except NeurofitError as err:
-        print(f"neurofit: error: {in_cli_terms(str(err), option_strings(parser))}", file=sys.stderr)
+        print(f"neurofit: error: {in_cli_terms(str(err), option_strings(parser), parameter_spellings())}",
+              file=sys.stderr)
         return 2
     except FileNotFoundError as err:
         missing = err.filename if err.filename else str(err)

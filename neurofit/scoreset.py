@@ -484,15 +484,22 @@ def metric_line(scoreset: xr.Dataset) -> str:
     'metric: PLS-25 (exact), 10-fold cross-validation over stimuli, r^2 / split-half ceiling, median over 3 sites'
     """
     attrs = scoreset.attrs
+    if attrs.get("metric_description"):  # a metric beyond regression (neurofit.scoring.metric) describes itself
+        return f"metric: {attrs['metric_description']}"
     metric = str(attrs.get("metric", "?"))
     if metric.startswith("pls"):
         head, _, algorithm = metric.partition("-")
         metric = f"PLS-{head[3:]}" + (f" ({algorithm})" if algorithm else "")
     elif metric == "ridge":
-        metric = "ridge (per-site penalty)"
+        alpha = attrs.get("ridge_alpha")
+        metric = "ridge (per-site penalty)" if alpha is None else f"ridge (fixed penalty alpha {float(alpha):g})"
     folds = attrs.get("n_splits", "?")
     split = (f"{folds}-fold cross-validation over stimuli" if attrs.get("split_scheme") == "kfold"
              else f"{folds} Brain-Score shuffle splits")
+    if "split_train_size" in attrs:
+        split += f" (train {float(attrs['split_train_size']):g})"
+    if attrs.get("split_stratified") is False or attrs.get("split_stratified") in (0, "False"):
+        split += ", not stratified"
     rules = {"r2_over_ceiling": "r^2 / {c} ceiling", "legacy": "(r / {c} ceiling)^2",
              "feve": "FEVe ({c} ceiling)"}
     ceiling = str(attrs.get("ceiling_method", "split_half")).replace("_", "-")
@@ -599,10 +606,50 @@ def summary_table(scoreset: xr.Dataset, *, reliability: Reliability | None = Non
         lines.append("(!) a percentile bootstrap interval that excludes its estimate: the bootstrap is biased there "
                      "(a ratio over a small ceiling); read that bin as unreliable")
     if "benchmark_score" in scoreset:
-        for k, region in enumerate(aggregate_regions(scoreset)):
-            values = ", ".join(fmt(v) for v in scoreset["benchmark_score"].values[k])
-            lines.append(f"{region} benchmark score ({scoreset.attrs.get('aggregate', '')} aggregate): {values}")
+        # Brain-Score mode: Brain-Score's number is the headline, neurofit's statistics follow it
+        lines = [*brainscore_headline(scoreset), "neurofit's per-site statistics (bootstrap intervals over stimuli "
+                 "and over sites):", *lines]
     return "\n".join(lines)
+
+
+def brainscore_headline(scoreset: xr.Dataset) -> list[str]:
+    """The headline of a Brain-Score-mode ScoreSet: per region and bin Brain-Score's score and error, raw r and
+    ceiling with their errors, and the per-split raw values (median r over sites in each split).
+
+    Example
+    -------
+    >>> ds = xr.Dataset({name: (("region", "time_bin"), [[v]]) for name, v in (("benchmark_score", 0.5),
+    ...                  ("benchmark_score_error", 0.01), ("benchmark_r", 0.6), ("benchmark_r_error", 0.01),
+    ...                  ("benchmark_ceiling", 0.72), ("benchmark_ceiling_error", 0.002))},
+    ...                 coords={"region_name": ("region", ["IT"]), "time_bin_start": ("time_bin", [70.0]),
+    ...                         "time_bin_end": ("time_bin", [170.0])})
+    >>> ds["benchmark_r_split"] = (("region", "fold", "time_bin"), [[[0.59], [0.61]]])
+    >>> print("\\n".join(brainscore_headline(ds)))
+    Brain-Score's number (score = r^2 / ceiling; errors: standard error over splits, Brain-Score's):
+    IT 70-170 ms: score 0.5000 +- 0.0100 | raw r 0.6000 +- 0.0100 | ceiling 0.7200 +- 0.0020
+    IT 70-170 ms: raw r per split (2 splits, median over sites): 0.5900, 0.6100
+    """
+    start, end = time_bins(scoreset)
+
+    def fmt(v: float) -> str:
+        return "nan" if not np.isfinite(v) else f"{v:.4f}"
+
+    def value(name: str, k: int, b: int) -> float:
+        return float(scoreset[name].values[k, b]) if name in scoreset.data_vars else float("nan")
+
+    lines = ["Brain-Score's number (score = r^2 / ceiling; errors: standard error over splits, Brain-Score's):"]
+    for k, region in enumerate(aggregate_regions(scoreset)):
+        for b in range(len(start)):
+            line = (f"{region} {start[b]:g}-{end[b]:g} ms: score {fmt(value('benchmark_score', k, b))} +- "
+                    f"{fmt(value('benchmark_score_error', k, b))} | raw r {fmt(value('benchmark_r', k, b))} +- "
+                    f"{fmt(value('benchmark_r_error', k, b))} | ceiling {fmt(value('benchmark_ceiling', k, b))} +- "
+                    f"{fmt(value('benchmark_ceiling_error', k, b))}")
+            lines.append(line)
+            if "benchmark_r_split" in scoreset.data_vars:
+                splits = scoreset["benchmark_r_split"].values[k, :, b]
+                lines.append(f"{region} {start[b]:g}-{end[b]:g} ms: raw r per split ({len(splits)} splits, median over "
+                             "sites): " + ", ".join(fmt(v) for v in splits))
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------ export

@@ -20,8 +20,8 @@ from neurofit.models import (
     wrap_static,
 )
 from neurofit.models.base import TemporalModel
+from neurofit.models.catalog import list_models
 from neurofit.models.checkpoint import read_checkpoint
-from neurofit.models.commands import list_models
 from neurofit.models.zoo import ZOO
 
 

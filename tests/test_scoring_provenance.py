@@ -118,7 +118,7 @@ def test_zoo_names_use_the_shipped_checkpoint_and_say_so():
     assert how == "untrained (random init, seed 0)" and sha_random != sha and model_id == "cornet_z (random init)"
     # architecture arguments ask for another network than the shipped one: random init, and it says so
     assert resolve_model("cornet_z", width=4)[3] == "untrained (random init, seed 0)"
-    from neurofit.models.commands import list_models
+    from neurofit.models.catalog import list_models
 
     table = list_models()
     untrained = table[table["available"] & (table["weights"] == "random init")]["name"].tolist()

@@ -37,9 +37,9 @@ def test_paired_tests_match_scipy_and_statsmodels_with_nan_sites_dropped_pairwis
     for k in range(a.sizes["time_bin"]):
         va, vb = a.values[:, k], b.values[:, k]
         keep = np.isfinite(va) & np.isfinite(vb)
-        diff = va[keep] - vb[keep]
-        w = stats.wilcoxon(va[keep], vb[keep], method=wilcoxon_method(diff))
-        t = stats.ttest_rel(va[keep], vb[keep])
+        diff = vb[keep] - va[keep]  # b - a: the second minus the reference, as every comparison
+        w = stats.wilcoxon(vb[keep], va[keep], method=wilcoxon_method(diff))
+        t = stats.ttest_rel(vb[keep], va[keep])
         t_sm, p_sm, _ = DescrStatsW(diff).ttest_mean(0.0)
         assert out.n.values[k] == keep.sum()
         np.testing.assert_allclose(out.wilcoxon_statistic.values[k], w.statistic, rtol=1e-12)
@@ -47,7 +47,24 @@ def test_paired_tests_match_scipy_and_statsmodels_with_nan_sites_dropped_pairwis
         np.testing.assert_allclose(out.t_p.values[k], t.pvalue, rtol=1e-12)
         np.testing.assert_allclose(out.t_statistic.values[k], t_sm, rtol=1e-10)
         np.testing.assert_allclose(out.t_p.values[k], p_sm, rtol=1e-10)
-        np.testing.assert_allclose(out.median_difference.values[k], np.median(va[keep]) - np.median(vb[keep]))
+        np.testing.assert_allclose(out.median_difference.values[k], np.median(vb[keep]) - np.median(va[keep]))
+        np.testing.assert_allclose(out.mean_difference.values[k], diff.mean())
+
+
+def test_paired_tests_take_the_second_minus_the_reference_as_compare_does():
+    a, b = _pair(4, nan_fraction=0.0)  # b lies below a by about 0.05 per site
+    out = paired_tests(a, b)
+    assert (out.median_difference < 0).all() and (out.mean_difference < 0).all() and (out.t_statistic < 0).all()
+    flipped = paired_tests(b, a)
+    np.testing.assert_array_equal(flipped.median_difference, -out.median_difference)
+    np.testing.assert_allclose(flipped.t_statistic, -out.t_statistic, rtol=1e-12)
+    np.testing.assert_array_equal(flipped.wilcoxon_p, out.wilcoxon_p)
+    scores_a, scores_b = (xr.Dataset({"r": v}, coords={"neuroid_id": ("neuroid", [f"n{i}" for i in range(30)]),
+                                                        "region": ("neuroid", ["IT"] * 30),
+                                                        "time_bin_end": ("time_bin", 10.0 * np.arange(1, 7))})
+                          for v in (a, b))
+    compared = compare_scoresets(scores_a, scores_b, variable="r", n_boot=50, n_permutations=0)
+    assert np.sign(compared.median_difference.values[0]).tolist() == np.sign(out.median_difference.values).tolist()
 
 
 def test_wilcoxon_is_exact_for_small_untied_samples_and_asymptotic_with_ties():

@@ -17,15 +17,10 @@ Example
 
 from __future__ import annotations
 
-from typing import Any
+from neurofit._lazy import lazy_exports
 
 __all__ = ["analyze_dynamics"]
 
 
-def __getattr__(name: str) -> Any:
-    # lazy, so `import neurofit.analysis.geometry` does not import torch-heavy modules
-    if name == "analyze_dynamics":
-        from neurofit.analysis.dynamics import analyze_dynamics
-
-        return analyze_dynamics
-    raise AttributeError(f"module 'neurofit.analysis' has no attribute {name!r}")
+# lazy, so `import neurofit.analysis.geometry` does not import torch-heavy modules
+__getattr__, __dir__ = lazy_exports(__name__, {"analyze_dynamics": "neurofit.analysis.dynamics"})

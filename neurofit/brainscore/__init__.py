@@ -18,8 +18,7 @@ Brain-Score assemblies and stimulus sets (``.nc`` + ``.csv`` + ``.zip``) convert
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from neurofit._lazy import lazy_exports
 
 # resolved on first use, so that `neurofit export --help` imports neither torch nor xarray
 _PUBLIC = {
@@ -31,11 +30,7 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neurofit.brainscore' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 
 __all__ = sorted(_PUBLIC)

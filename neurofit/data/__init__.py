@@ -6,8 +6,7 @@ imports neither xarray nor torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from neurofit._lazy import lazy_exports
 
 _PUBLIC = {
     "StimulusSet": "neurofit.data.stimuli",
@@ -27,11 +26,7 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neurofit.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 
 __all__ = sorted(_PUBLIC)

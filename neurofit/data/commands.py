@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from neurofit.data.synthetic import write_synthetic_ventral
+    from neurofit.data.synthetic_files import write_synthetic_ventral
 
     print(write_synthetic_ventral(args.out, args.size, seed=args.seed, repetitions=args.repetitions,
                                   averaged=args.averaged))

@@ -267,6 +267,11 @@ def to_contract(array: xr.DataArray, source: str = "recording") -> xr.DataArray:
     if missing:
         raise ValidationError(f"{source} has no {missing[0]!r} dim (dims: {tuple(array.dims)})")
     if "time_bin" not in array.dims:
+        if "time_bin_start" not in array.attrs or "time_bin_end" not in array.attrs:
+            raise ValidationError(f"{source} has no 'time_bin' dim (dims: {tuple(array.dims)}) and no time_bin_start/"
+                                  "time_bin_end attrs: the responses' time window is unknown; give a 'time_bin' dim "
+                                  "with time_bin_start/time_bin_end coords (ms after onset), as Brain-Score's temporal "
+                                  "assemblies have, or those two attrs for one window")
         start = float(array.attrs.get("time_bin_start", np.nan))
         end = float(array.attrs.get("time_bin_end", np.nan))
         array = array.expand_dims("time_bin", axis=-1).assign_coords(

@@ -4,17 +4,24 @@ The layer x step x bin grid compares every model representation (a layer at a st
 one (a region in a bin). At HvM scale (5760 stimuli) one RDM has 16.6 million entries, so holding the
 ~150 RDMs of a grid is out of the question; but cosine and Pearson comparisons of RDMs, and both CKA
 estimators, need only sums over the entries: per RDM the sum and the sum of squares, per pair the sum of
-products, and for CKA the Grams' row sums and diagonals. Those sums are accumulated over blocks of
+products, and for CKA the Grams' row sums and diagonals. The pair sums are accumulated over blocks of
 stimulus rows: each block costs one GEMM per representation (the Gram block of its column-centred
-features, float32 by default), from which the correlation-distance block (RSA, rsatoolbox's definition:
-patterns centred over their own features) follows by rank-one corrections in float64, and one GEMM
-between the blocks of all model and all neural representations.
+features, float32 by default), from which the correlation block (RSA, rsatoolbox's definition: patterns
+centred over their own features) follows by a rank-4 correction and a scaling, and one GEMM between the
+blocks of all model and all neural representations. What has a closed form is not accumulated: the
+correlations' sum over pairs is zero once centred by their exact mean, and a centred Gram's row sums are
+minus its diagonal (plus the rounding of the centring, computed in float64).
+
+On CPU the float32 GEMMs go through oneDNN where torch has it (true float32, AVX-512 wherever the CPU has
+it; MKL's own path is AVX2 on AMD processors, 2-2.5x slower), and blocks are shared among the caller's
+torch threads, each computing on one thread (:mod:`neurofit.regression.parallel`).
 
 Rank comparisons (Spearman, tau-a) need whole RDMs: use :mod:`neurofit.metrics.rsa` for those.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +29,33 @@ import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
+from neurofit.regression.parallel import map_chunks, workers
+
+_ONEDNN = {"ok": None}
+
+
+def _onednn_ok(x: torch.Tensor) -> bool:
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        return False
+    if _ONEDNN["ok"] is None:
+        ok = bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        if ok:  # it must be true float32 (not a bf16/tf32 math mode) and agree with torch.matmul
+            try:
+                g = torch.Generator().manual_seed(0)
+                a, b = torch.randn(5, 300, generator=g), torch.randn(7, 300, generator=g)
+                out = torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")
+                ok = bool((out - a @ b.T).abs().max() < 1e-3)
+            except (RuntimeError, NotImplementedError):
+                ok = False
+        _ONEDNN["ok"] = ok
+    return bool(_ONEDNN["ok"])
+
+
+def _nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b^T`` for 2-D ``a (m, k)``, ``b (n, k)``."""
+    if _onednn_ok(a):
+        return torch.ops.mkldnn._linear_pointwise(a.contiguous(), b.contiguous(), None, "none", [], "")
+    return a @ b.mT
 
 
 @dataclass
@@ -31,7 +65,8 @@ class _Prepared:
     ``xc``: column-centred features. With ``c`` the column means, ``m_i``, ``sigma_i`` the mean and norm of
     row ``i`` centred over its own features and ``mu`` the mean correlation over stimulus pairs, the
     correlation of two rows minus ``mu`` is ``(xc_i . xc_j + A_i . B_j) / (sigma_i sigma_j)`` with the
-    rank-4 correction ``A_i = [xc_i . c, 1, m_i, sigma_i]``, ``B_j = [1, xc_j . c + c . c, -p m_j, -mu sigma_j]``.
+    rank-4 correction ``A_i = [xc_i . c, 1, m_i, sigma_i]``, ``B_j = [1, xc_j . c + c . c, -p m_j, -mu sigma_j]``;
+    ``a``, ``b`` hold ``A / sigma`` and ``B / sigma``.
     """
 
     xc: torch.Tensor  # (R, n, p) compute dtype
@@ -40,52 +75,45 @@ class _Prepared:
     inv_sigma: torch.Tensor  # (R, n) compute dtype
     mu: torch.Tensor  # (R,) float64: mean correlation over pairs
     diag: torch.Tensor  # (R, n) float64: diagonal of the centred Gram
+    rows: torch.Tensor  # (R, n) float64: row sums of the centred Gram without its diagonal
 
 
-def _prepare(features: torch.Tensor | Sequence[torch.Tensor], dtype: torch.dtype) -> _Prepared:
-    # few passes over the features in the compute dtype, float64 only where sums accumulate; mu need not be
-    # exact (it only centres the sums, and the same value is used throughout)
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("a", "b", "inv_sigma", "mu", "diag")}
+def _prepare(features: Sequence[torch.Tensor], dtype: torch.dtype) -> _Prepared:
+    # the sums in float64, the stored copy in the compute dtype, written in place: the caller's features
+    # plus one centred copy is the whole footprint. One representation per worker thread.
     n, p = features[0].shape
-    f64 = torch.float64
-    # written in place: the caller's features plus one centred copy is the whole footprint
     xc_all = torch.empty(len(features), n, p, dtype=dtype)
-    ones_n = torch.ones(n, dtype=dtype)
-    ones_p = torch.ones(p, dtype=dtype)
-    for k, rep in enumerate(features):
-        # reductions as matrix-vector products: several times faster than strided sums on CPU
-        x = rep.to(dtype)
-        c = (ones_n @ x).to(f64) / n
-        m = (x @ ones_p).to(f64) / p
-        xr = x - m.to(dtype)[:, None]
-        sigma = torch.sqrt((xr.unsqueeze(1) @ xr.unsqueeze(2))[:, 0, 0].to(f64))
-        z_sum = (xr.mT @ (1.0 / sigma).to(dtype)).to(f64)
-        mu = ((z_sum * z_sum).sum() - n) / (n * (n - 1))
-        xc = torch.sub(x, c.to(dtype), out=xc_all[k])
-        u = (xc @ c.to(dtype)).to(f64)
-        ones = torch.ones_like(u)
-        parts["a"].append(torch.stack([u, ones, m, sigma], dim=1).to(dtype))
-        parts["b"].append(torch.stack([ones, u + c @ c, -p * m, -mu * sigma], dim=1).to(dtype))
-        parts["inv_sigma"].append((1.0 / sigma).to(dtype))
-        parts["mu"].append(mu)
-        parts["diag"].append((xc.unsqueeze(1) @ xc.unsqueeze(2))[:, 0, 0].to(f64))
-    return _Prepared(xc=xc_all, **{k: torch.stack(v) for k, v in parts.items()})
+    parts = map_chunks(lambda k: _prepare_one(features[k], xc_all[k]), list(range(len(features))),
+                       workers(xc_all.device))
+    keys = ("a", "b", "inv_sigma", "mu", "diag", "rows")
+    return _Prepared(xc=xc_all, **{key: torch.stack([part[i] for part in parts]) for i, key in enumerate(keys)})
 
 
-def _gram_blocks(prepared: list[_Prepared], a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows ``[a, b)`` x columns ``[a, n)`` of every representation: centred Gram ``Kc`` and centred
-    correlation ``R - mu``, with entries on or below the diagonal set to 0 (only pairs ``i < j`` count)."""
-    kcs, rs = [], []
-    for p in prepared:
-        kc = p.xc[:, a:b] @ p.xc[:, a:].mT
-        r = torch.baddbmm(kc, p.a[:, a:b], p.b[:, a:].mT)
-        r.mul_(p.inv_sigma[:, a:b, None]).mul_(p.inv_sigma[:, None, a:])
-        lower = torch.ones(b - a, b - a, dtype=torch.bool).tril()
-        kc[:, :, :b - a].masked_fill_(lower, 0.0)
-        r[:, :, :b - a].masked_fill_(lower, 0.0)
-        kcs.append(kc)
-        rs.append(r)
-    return torch.cat(kcs), torch.cat(rs)
+def _prepare_one(rep: torch.Tensor, xc: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    n, p = rep.shape
+    f64 = torch.float64
+    x = rep.to(f64)
+    c = x.mean(0)
+    m = x.mean(1)
+    xr = x - m[:, None]
+    sigma = torch.linalg.vector_norm(xr, dim=1)
+    inv = 1.0 / sigma
+    z_sum = xr.mT @ inv
+    z_sq = (sigma * inv) ** 2  # 1 per row (NaN for a constant row, as the definition)
+    # the exact mean of the correlations over pairs i < j: their centred sum is then 0
+    mu = ((z_sum @ z_sum) - z_sq.sum()) / (n * (n - 1))
+    del xr
+    xc.copy_(x - c)  # never in place: x may be the caller's tensor
+    xc64 = xc.to(f64) if xc.dtype != f64 else xc
+    u = xc64 @ c
+    ones = torch.ones_like(u)
+    a = (torch.stack([u, ones, m, sigma], dim=1) * inv[:, None]).to(xc.dtype)
+    b = (torch.stack([ones, u + c @ c, -p * m, -mu * sigma], dim=1) * inv[:, None]).to(xc.dtype)
+    diag = (xc64 * xc64).sum(1)
+    # row sums of xc xc^T without the diagonal: xc_i . (sum_j xc_j) - diag, i.e. -diag but for the rounding
+    # of the stored centred copy
+    rows = xc64 @ xc64.sum(0) - diag
+    return a, b, inv.to(xc.dtype), mu, diag, rows
 
 
 @dataclass(frozen=True)
@@ -115,7 +143,8 @@ def compare_grid(
     neural : Tensor (K, n, s) or sequence of Tensors (n, s_k)
         Neural representations (e.g. repetition means of each region in each bin).
     block : int
-        Stimulus rows per block: memory is about ``3 * (M + K) * block * n`` times the dtype's size.
+        Stimulus rows per block: memory is about ``2 * (M + K) * block * n`` times the dtype's size per
+        worker thread (one per torch thread).
     dtype : torch.dtype
         Dtype of the Gram GEMMs (the sums are float64). float32 is the fast default (agreement with the
         float64 definitions to ~1e-5); float64 agrees to ~1e-12.
@@ -148,43 +177,67 @@ def _group_by_width(reps: torch.Tensor | Sequence[torch.Tensor]) -> list[tuple[l
     return [([reps[i] for i in np.flatnonzero(widths == w)], np.flatnonzero(widths == w)) for w in np.unique(widths)]
 
 
+def _block_sums(prepared: list[list[_Prepared]], n: int, a: int, b: int, local: threading.local) -> list:
+    """Sums over the pairs ``i < j`` with ``i`` in rows ``[a, b)``: per representation of ``r^2`` and
+    ``Kc^2`` (``r`` the correlation minus its mean, ``Kc`` the centred Gram), per pair of a model and a
+    neural representation of ``r_x r_y`` and ``Kc_x Kc_y``."""
+    h, width = b - a, n - a
+    dtype = prepared[0][0].xc.dtype
+    lower = torch.ones(h, h, dtype=torch.bool).tril()
+    flats, selfs = [], []
+    for side, groups in enumerate(prepared):
+        count = sum(p.xc.shape[0] for p in groups)
+        size = 2 * count * h * width
+        key = f"buf{side}"
+        buf = getattr(local, key, None)
+        if buf is None or buf.numel() < size or buf.dtype != dtype:
+            buf = torch.empty(size, dtype=dtype)
+            setattr(local, key, buf)
+        kcs = buf[:size // 2].view(count, h * width)
+        rs = buf[size // 2:size].view(count, h * width)
+        s_r = torch.empty(count, dtype=torch.float64)
+        s_k = torch.empty(count, dtype=torch.float64)
+        idx = 0
+        for p in groups:
+            for k in range(p.xc.shape[0]):
+                kc = kcs[idx].view(h, width)
+                kc.copy_(_nt(p.xc[k, a:b], p.xc[k, a:]))
+                r = rs[idx].view(h, width)
+                torch.mul(kc, p.inv_sigma[k, None, a:], out=r)
+                r.mul_(p.inv_sigma[k, a:b, None])
+                r.addmm_(p.a[k, a:b], p.b[k, a:].mT)
+                kc[:, :h].masked_fill_(lower, 0.0)
+                r[:, :h].masked_fill_(lower, 0.0)
+                s_r[idx] = float(torch.dot(rs[idx], rs[idx]))
+                s_k[idx] = float(torch.dot(kcs[idx], kcs[idx]))
+                idx += 1
+        flats.append((kcs, rs))
+        selfs.append((s_r, s_k))
+    t_xy = _nt(flats[0][0], flats[1][0]).to(torch.float64)
+    sxy = _nt(flats[0][1], flats[1][1]).to(torch.float64)
+    return [selfs, t_xy, sxy]
+
+
 def _compare(prepared: list[list[_Prepared]], n: int, block: int) -> dict[str, np.ndarray]:
-    M, K = (sum(p.xc.shape[0] for p in side) for side in prepared)
-    f64 = dict(dtype=torch.float64)
     mu = [torch.cat([p.mu for p in side]) for side in prepared]
     diag = [torch.cat([p.diag for p in side]) for side in prepared]
-    # sums over pairs i < j: of r = R - mu, of r^2, of Kc^2; per pair of representations r_x r_y, Kc_x Kc_y;
-    # row sums of the zero-diagonal Kc (an upper entry (i, j) feeds row i and, by symmetry, row j)
-    s1 = [torch.zeros(M, **f64), torch.zeros(K, **f64)]
-    s2 = [torch.zeros(M, **f64), torch.zeros(K, **f64)]
-    t_xx = [torch.zeros(M, **f64), torch.zeros(K, **f64)]
-    rows = [torch.zeros(M, n, **f64), torch.zeros(K, n, **f64)]
-    sxy = torch.zeros(M, K, **f64)
-    t_xy = torch.zeros(M, K, **f64)
-    for a in range(0, n, block):
-        b = min(n, a + block)
-        flat = []
-        for side in range(2):
-            kc, r = _gram_blocks(prepared[side], a, b)
-            # per-block sums in the compute dtype (centred values: no cancellation), accumulated in float64
-            r_flat = r.reshape(r.shape[0], -1)
-            s1[side] += (r_flat @ torch.ones(r_flat.shape[1], dtype=r.dtype)).to(torch.float64)
-            s2[side] += (torch.linalg.vector_norm(r, dim=(1, 2)) ** 2).to(torch.float64)
-            t_xx[side] += (torch.linalg.vector_norm(kc, dim=(1, 2)) ** 2).to(torch.float64)
-            rows[side][:, a:b] += (kc @ torch.ones(kc.shape[2], 1, dtype=kc.dtype))[..., 0].to(torch.float64)
-            rows[side][:, a:] += (torch.ones(1, b - a, dtype=kc.dtype) @ kc)[:, 0].to(torch.float64)
-            flat.append((kc.reshape(kc.shape[0], -1), r_flat))
-        t_xy += (flat[0][0] @ flat[1][0].mT).to(torch.float64)
-        sxy += (flat[0][1] @ flat[1][1].mT).to(torch.float64)
+    rows = [torch.cat([p.rows for p in side]) for side in prepared]
+    # blocks of rows, largest (first) first; each worker thread keeps its own buffers
+    starts = list(range(0, n, block))
+    local = threading.local()
+    parts = map_chunks(lambda a: _block_sums(prepared, n, a, min(n, a + block), local), starts,
+                       workers(prepared[0][0].xc.device))
+    # float64 sums over blocks, in block order whatever the thread that computed them
+    s2 = [sum(part[0][i][0] for part in parts) for i in range(2)]
+    t_xx = [sum(part[0][i][1] for part in parts) for i in range(2)]
+    t_xy = sum(part[1] for part in parts)
+    sxy = sum(part[2] for part in parts)
     P = n * (n - 1) / 2
-    # RSA on d = 1 - R = (1 - mu) - r
-    cov = sxy - s1[0][:, None] * s1[1][None, :] / P
-    var = [s2[i] - s1[i] ** 2 / P for i in range(2)]
-    corr = cov / torch.sqrt(var[0][:, None] * var[1][None, :])
+    # RSA on d = 1 - R = (1 - mu) - r; r sums to 0 over pairs (mu is the exact mean)
+    corr = sxy / torch.sqrt(s2[0][:, None] * s2[1][None, :])
     c = [1.0 - mu[i] for i in range(2)]
-    dxy = (P * c[0][:, None] * c[1][None, :] - c[0][:, None] * s1[1][None, :] - c[1][None, :] * s1[0][:, None]
-           + sxy)
-    dd = [P * c[i] ** 2 - 2 * c[i] * s1[i] + s2[i] for i in range(2)]
+    dxy = P * c[0][:, None] * c[1][None, :] + sxy
+    dd = [P * c[i] ** 2 + s2[i] for i in range(2)]
     cosine = dxy / torch.sqrt(dd[0][:, None] * dd[1][None, :])
     # biased CKA on column-centred Grams: <Kc, Lc> over all entries = 2 * upper + diagonal products
     full_xy = 2 * t_xy + diag[0] @ diag[1].mT

@@ -21,6 +21,7 @@ install.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
-from neurofit.regression.ridge import DEFAULT_ALPHAS, ridge_gcv_fit
+from neurofit.regression.parallel import map_chunks, torch_threads, workers
+from neurofit.regression.ridge import DEFAULT_ALPHAS
 
 
 def simplex_grid(n_spaces: int, resolution: int = 6) -> np.ndarray:
@@ -59,6 +61,45 @@ def _scaled(spaces: Sequence[torch.Tensor], gamma: np.ndarray) -> torch.Tensor:
     return torch.cat([x * float(np.sqrt(g)) for x, g in zip(spaces, gamma)], dim=-1)
 
 
+def _loo_fit(U: torch.Tensor, s: torch.Tensor, V: torch.Tensor, Yc: torch.Tensor, alphas_t: torch.Tensor,
+             max_chunk_bytes: int = 256 * 2**20) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The leave-one-out choice of :func:`neurofit.regression.ridge.ridge_gcv_fit` from a thin SVD of the
+    centred design: returns the coefficients, the chosen penalty and the best score per target."""
+    B, n, r = U.shape
+    q = Yc.shape[-1]
+    a = alphas_t.numel()
+    s2 = s**2
+    f = s2[..., None] / (s2[..., None] + alphas_t)  # (B, r, a)
+    h = (U * U) @ f + 1.0 / n  # (B, n, a) leverages per penalty
+    inv_d2 = 1.0 / (1.0 - h) ** 2
+    Z = U.mT @ Yc  # (B, r, q)
+    chunk = max(1, int(max_chunk_bytes // max(1, B * n * a * U.element_size())))
+    best_mse = torch.empty(B, q, dtype=U.dtype, device=U.device)
+    best_idx = torch.empty(B, q, dtype=torch.int64, device=U.device)
+    for j0 in range(0, q, chunk):
+        j1 = min(q, j0 + chunk)
+        Zc = Z[..., j0:j1]
+        fitted = U @ (f[..., :, None] * Zc[..., None, :]).reshape(B, r, a * (j1 - j0))
+        resid = Yc[..., None, j0:j1] - fitted.reshape(B, n, a, j1 - j0)
+        mse = (resid**2 * inv_d2[..., None]).mean(1)  # (B, a, qc)
+        m, idx = mse.min(1)  # first minimum in grid order
+        best_mse[:, j0:j1] = m
+        best_idx[:, j0:j1] = idx
+    alpha = alphas_t[best_idx]
+    g = s[..., None] / (s2[..., None] + alpha[:, None, :])
+    g = torch.where(s[..., None] > 0, g, torch.zeros_like(g))
+    return V @ (g * Z), alpha, -best_mse
+
+
+def _svd_from_eigh(evals: torch.Tensor, vecs: torch.Tensor, n: int, p: int, dtype: torch.dtype
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(keep, s, inv)`` as :func:`neurofit.regression.ridge._spectral` trims them."""
+    keep = evals > evals[..., -1:].clamp_min(0) * (max(n, p) * torch.finfo(dtype).eps)
+    s = torch.sqrt(torch.where(keep, evals, torch.ones_like(evals)))
+    inv = torch.where(keep, 1.0 / s, torch.zeros_like(s))
+    return keep, torch.where(keep, s, torch.zeros_like(s)), inv
+
+
 def banded_ridge_fit_predict(
     spaces: Sequence[torch.Tensor],
     Y: torch.Tensor,
@@ -67,6 +108,9 @@ def banded_ridge_fit_predict(
     alphas: np.ndarray = DEFAULT_ALPHAS,
 ) -> tuple[torch.Tensor, BandedFit]:
     """Fit banded ridge on training data and predict test data, for a batch of problems.
+
+    The centred Gram matrix of the joint design (or its kernel, when there are fewer samples than features)
+    is formed once; every weighting ``gamma`` only rescales its blocks before its eigendecomposition.
 
     Parameters
     ----------
@@ -97,19 +141,54 @@ def banded_ridge_fit_predict(
     gammas = simplex_grid(len(spaces)) if gammas is None else np.atleast_2d(np.asarray(gammas, dtype=np.float64))
     if gammas.shape[1] != len(spaces):
         raise NeurofitError(f"band weightings have {gammas.shape[1]} entries for {len(spaces)} feature spaces")
+    alphas_t = torch.as_tensor(np.asarray(alphas, dtype=np.float64), dtype=Y.dtype, device=Y.device).reshape(-1)
+    if alphas_t.numel() == 0 or bool((alphas_t <= 0).any()):
+        raise NeurofitError("ridge penalties (alphas) must be a non-empty list of positive numbers")
     eps = torch.finfo(Y.dtype).eps
+    B, n, _ = Y.shape
+    widths = [x.shape[-1] for x in spaces]
+    P = sum(widths)
+    x_mean = torch.cat([x.mean(1) for x in spaces], dim=-1)  # (B, P)
+    Xc = torch.cat(spaces, dim=-1) - x_mean[:, None]  # (B, n, P) unscaled joint design, centred
+    y_mean = Y.mean(1)
+    Yc = Y - y_mean[:, None]
+    primal = P < n
+    if primal:
+        gram = Xc.mT @ Xc  # (B, P, P); a weighting scales its blocks
+    else:
+        bounds = np.cumsum([0] + widths)
+        kernels = [Xc[..., bounds[k]:bounds[k + 1]] @ Xc[..., bounds[k]:bounds[k + 1]].mT for k in range(len(spaces))]
+    X_test = torch.cat(test_spaces, dim=-1)
     best = pred = gamma_idx = alpha = None
     for k, gamma in enumerate(gammas):
-        fit = ridge_gcv_fit(_scaled(spaces, gamma), Y, alphas)
-        p = _scaled(test_spaces, gamma) @ fit.coef + fit.intercept[:, None, :]
+        scale = torch.as_tensor(np.repeat(np.sqrt(gamma), widths), dtype=Y.dtype, device=Y.device)  # (P,)
+        if primal:
+            mat = gram * scale[:, None] * scale[None, :]
+        else:
+            mat = sum(float(gk) * kk for gk, kk in zip(gamma, kernels))
+        # LAPACK's eigensolver on one thread (see neurofit.regression.parallel)
+        with torch_threads(1) if Y.device.type == "cpu" else contextlib.nullcontext():
+            evals, vecs = torch.linalg.eigh(mat)
+        keep, s, inv = _svd_from_eigh(evals, vecs, n, P, Y.dtype)
+        if primal:
+            V = vecs * scale[:, None]  # the scaled design's right singular vectors, mapped to unscaled features
+            U = (Xc @ V) * inv[:, None, :]
+            V = vecs
+        else:
+            U = vecs * keep[:, None, :]
+            V = ((Xc.mT @ U) * scale[None, :, None]) * inv[:, None, :]
+        coef, a_k, score = _loo_fit(U, s, V, Yc, alphas_t)
+        # coef is for the scaled design: the unscaled features' coefficients are scale * coef
+        coef = coef * scale[:, None]
+        p = (X_test - x_mean[:, None]) @ coef + y_mean[:, None, :]
         if best is None:
-            best, pred, alpha = fit.best_score, p, fit.alpha
-            gamma_idx = torch.zeros_like(fit.alpha, dtype=torch.int64)
+            best, pred, alpha = score, p, a_k
+            gamma_idx = torch.zeros_like(a_k, dtype=torch.int64)
             continue
         # a strictly better score replaces (himalaya's rule: the first weighting wins ties)
-        better = fit.best_score > best + eps
-        best = torch.where(better, fit.best_score, best)
-        alpha = torch.where(better, fit.alpha, alpha)
+        better = score > best + eps
+        best = torch.where(better, score, best)
+        alpha = torch.where(better, a_k, alpha)
         gamma_idx = torch.where(better, torch.full_like(gamma_idx, k), gamma_idx)
         pred = torch.where(better[:, None, :], p, pred)
     gamma_t = torch.as_tensor(gammas, dtype=Y.dtype, device=Y.device)[gamma_idx].permute(0, 2, 1)
@@ -132,12 +211,15 @@ def banded_ridge_cross_validated(
     test: torch.Tensor,
     gammas: np.ndarray | None = None,
     alphas: np.ndarray = DEFAULT_ALPHAS,
+    *,
+    max_problem_bytes: int = 512 * 2**20,
 ) -> list[torch.Tensor]:
     """Banded-ridge predictions of every fold's test samples (per-target weights chosen on training data).
 
     Same conventions as :func:`neurofit.regression.crossval.ridge_cross_validated`: each space is
     ``[1 or n_bins, N, p_s]``, ``Y`` is ``[n_bins, N, q]``; returns one ``(n_bins, n_test, q)`` per fold.
-    With one space and one weighting it is plain ridge.
+    With one space and one weighting it is plain ridge. As there, (fold, bins) problems whose joint training
+    design stays under ``max_problem_bytes`` go to the caller's torch threads, each computing on one thread.
 
     Example
     -------
@@ -149,8 +231,18 @@ def banded_ridge_cross_validated(
     nb, N, q = Y.shape
     shared = all(x.shape[0] == 1 for x in spaces)
     spaces = [x.to(Y.dtype) for x in spaces] if shared else _expand([x.to(Y.dtype) for x in spaces], nb)
-    out = []
-    for f in range(train.shape[0]):
+    n_folds = train.shape[0]
+    P = sum(x.shape[-1] for x in spaces)
+    problems: list[tuple[int, int, int]] = []
+    for f in range(n_folds):
+        if shared:
+            problems.append((f, 0, nb))
+            continue
+        per = max(1, int(max_problem_bytes // max(1, int(train[f].sum()) * P * Y.element_size())))
+        problems += [(f, b0, min(nb, b0 + per)) for b0 in range(0, nb, per)]
+
+    def solve(problem: tuple[int, int, int]) -> torch.Tensor:
+        f, b0, b1 = problem
         tr = train[f].nonzero()[:, 0]
         te = test[f].nonzero()[:, 0]
         if shared:
@@ -158,12 +250,17 @@ def banded_ridge_cross_validated(
             Ytr = Y[:, tr].permute(1, 0, 2).reshape(1, tr.numel(), nb * q)
             pred, _ = banded_ridge_fit_predict([x[:, tr] for x in spaces], Ytr, [x[:, te] for x in spaces], gammas,
                                                alphas)
-            out.append(pred[0].reshape(te.numel(), nb, q).permute(1, 0, 2))
-        else:
-            pred, _ = banded_ridge_fit_predict([x[:, tr] for x in spaces], Y[:, tr], [x[:, te] for x in spaces],
-                                               gammas, alphas)
-            out.append(pred)
-    return out
+            return pred[0].reshape(te.numel(), nb, q).permute(1, 0, 2)
+        pred, _ = banded_ridge_fit_predict([x[b0:b1, tr] for x in spaces], Y[b0:b1, tr],
+                                           [x[b0:b1, te] for x in spaces], gammas, alphas)
+        return pred
+
+    # independent problems on the worker threads, each on one thread (neurofit.regression.parallel)
+    preds = map_chunks(solve, problems, workers(Y.device))
+    out: list[list[torch.Tensor]] = [[] for _ in range(n_folds)]
+    for (f, _, _), pred in zip(problems, preds):
+        out[f].append(pred)
+    return [torch.cat(parts) for parts in out]
 
 
 def r2_score(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -14,11 +14,7 @@ Example
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas
+from neurofit._lazy import lazy_exports
 
 # public name -> module; resolved on first access, so that `neurofit models --help` imports no torch
 _PUBLIC = {
@@ -30,6 +26,7 @@ _PUBLIC = {
     "file_sha256": "neurofit.models.checkpoint",
     "flush_denormals": "neurofit.models.base",
     "load_model": "neurofit.models.checkpoint",
+    "list_models": "neurofit.models.catalog",
     "present": "neurofit.models.base",
     "probe_arrival": "neurofit.models.probe",
     "save_checkpoint": "neurofit.models.checkpoint",
@@ -38,26 +35,6 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neurofit.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
-
-def list_models() -> pandas.DataFrame:
-    """Every zoo model with parameter count, convention, default steps and layers.
-
-    Lazy twin of :func:`neurofit.models.commands.list_models` (importing it imports pandas).
-
-    Example
-    -------
-    >>> "cornet_rt" in set(list_models()["name"])
-    True
-    """
-    from neurofit.models.commands import list_models as _list_models
-
-    return _list_models()
-
-
-__all__ = [*sorted(_PUBLIC), "list_models"]
+__all__ = sorted(_PUBLIC)

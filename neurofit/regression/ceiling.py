@@ -157,6 +157,20 @@ def brainscore_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 1) ->
     >>> per_site.shape, agg.shape
     ((4, 1), (1,))
     """
+    per_split = brainscore_ceiling_splits(trials, n_splits, seed)
+    return per_split.mean(axis=0), np.nanmedian(per_split, axis=1).mean(axis=0)
+
+
+def brainscore_ceiling_splits(trials: np.ndarray, n_splits: int = 10, seed: int = 1) -> np.ndarray:
+    """The per-halving values of :func:`brainscore_ceiling`: ``[halving, neuroid, bin]`` (Brain-Score's ``raw``).
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> trials = rng.normal(size=(100, 1, 4, 1)) + rng.normal(size=(100, 6, 4, 1))
+    >>> brainscore_ceiling_splits(trials, n_splits=3).shape
+    (3, 4, 1)
+    """
     trials = _check_trials(trials)
     n_reps = trials.shape[1]
     splitter = ShuffleSplit(n_splits=n_splits, train_size=0.5, random_state=seed)
@@ -170,8 +184,7 @@ def brainscore_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 1) ->
         mb[:, b_idx] = True
         r = pearson_r_valid(_masked_mean(trials0, valid, ma), _masked_mean(trials0, valid, mb))
         per_split.append(spearman_brown(r))
-    per_split = np.asarray(per_split)
-    return per_split.mean(axis=0), np.nanmedian(per_split, axis=1).mean(axis=0)
+    return np.asarray(per_split)
 
 
 def ceil_scores(r: np.ndarray, ceiling: np.ndarray, rule: Normalisation = "r2_over_ceiling") -> np.ndarray:

@@ -5,10 +5,11 @@ time bin of a stimulus falls in the same fold. Two schemes exist (DESIGN.md, "Re
 
 * ``"kfold"`` (default): K-fold (10), stratified by ``object_name`` when given, shuffled with ``seed``
   (default 0); every stimulus is in exactly one test fold, so every stimulus is predicted exactly once.
-* ``"brainscore"``: Brain-Score's procedure: sort stimuli by ``stimulus_id``, then draw 10
-  ``StratifiedShuffleSplit(train_size=0.9, test_size=0.1, random_state=1)`` splits on ``object_name``
-  (plain ``ShuffleSplit`` when there is no ``object_name``). Test sets may overlap and some stimuli may
-  never be tested.
+* ``"brainscore"``: Brain-Score's procedure (its ``Split``): sort stimuli by ``stimulus_id``, then draw 10
+  ``StratifiedShuffleSplit(train_size=0.9, test_size=None, random_state=1)`` splits on ``object_name``
+  (plain ``ShuffleSplit`` when there is no ``object_name`` or ``stratify=False``, Brain-Score's
+  ``stratification_coord=None``); ``train_size`` is Brain-Score's knob of the same name. Test sets may overlap
+  and some stimuli may never be tested.
 
 scikit-learn's splitters are used on purpose: reproducing Brain-Score's splits means reproducing
 sklearn's random-number use exactly.
@@ -68,6 +69,8 @@ def make_splits(
     object_name: Sequence[str] | np.ndarray | None = None,
     n_splits: int = 10,
     seed: int | None = None,
+    train_size: float = 0.9,
+    stratify: bool = True,
 ) -> StimulusSplits:
     """Split unique stimuli into train/test folds.
 
@@ -82,6 +85,12 @@ def make_splits(
         Number of folds (K-fold) or of shuffle splits (``brainscore``).
     seed : int, optional
         Default 0 for ``kfold`` and 1 for ``brainscore`` (Brain-Score's ``random_state``).
+    train_size : float
+        Share of stimuli in each training set of the ``brainscore`` scheme (Brain-Score's ``train_size``; the
+        test set is the rest, as Brain-Score's ``test_size=None``). K-fold ignores it.
+    stratify : bool
+        Stratify by ``object_name`` when given (default); ``False`` splits ignoring it (Brain-Score's
+        ``stratification_coord=None``).
 
     Returns
     -------
@@ -105,7 +114,9 @@ def make_splits(
         )
     if scheme == "brainscore" and n < 10:
         raise NeurofitError(f"the brainscore split scheme needs at least 10 stimuli, got {n}")
-    labels = None if object_name is None else np.asarray(object_name).astype(str)
+    if not 0.0 < train_size < 1.0:
+        raise NeurofitError(f"train_size must be in (0, 1), got {train_size!r}")
+    labels = None if object_name is None or not stratify else np.asarray(object_name).astype(str)
     if labels is not None and len(labels) != n:
         raise NeurofitError(f"object_name has {len(labels)} entries but there are {n} stimuli")
 
@@ -125,16 +136,20 @@ def make_splits(
         seed = 1 if seed is None else seed
         order = np.argsort(ids, kind="stable")
         if labels is not None:
+            # test_size=None: the test set is the rest (n - floor(train_size * n)), as in Brain-Score's Split
             splitter = StratifiedShuffleSplit(
-                n_splits=n_splits, train_size=0.9, test_size=0.1, random_state=seed
+                n_splits=n_splits, train_size=train_size, test_size=None, random_state=seed
             )
             try:
                 folds = list(splitter.split(np.zeros(n), labels[order]))
             except ValueError as err:
                 raise NeurofitError(f"brainscore splits stratified by object_name failed: {err}") from err
         else:
-            splitter = ShuffleSplit(n_splits=n_splits, train_size=0.9, test_size=0.1, random_state=seed)
-            folds = list(splitter.split(np.zeros(n)))
+            splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, test_size=None, random_state=seed)
+            try:
+                folds = list(splitter.split(np.zeros(n)))
+            except ValueError as err:
+                raise NeurofitError(f"brainscore splits (train_size {train_size}) failed: {err}") from err
     else:
         raise NeurofitError(f"unknown split scheme {scheme!r}: use 'kfold' or 'brainscore'")
 

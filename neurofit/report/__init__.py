@@ -8,18 +8,14 @@
 
 import sys
 import types
-from typing import Any
+
+from neurofit._lazy import lazy_exports
 
 __all__ = ["report"]
 
 
-def __getattr__(name: str) -> Any:
-    # lazy: `neurofit report --help` must not import matplotlib
-    if name == "report":
-        from neurofit.report.html import report
-
-        return report
-    raise AttributeError(f"module 'neurofit.report' has no attribute {name!r}")
+# lazy: `neurofit report --help` must not import matplotlib
+__getattr__, __dir__ = lazy_exports(__name__, {"report": "neurofit.report.html"})
 
 
 class _CallableModule(types.ModuleType):

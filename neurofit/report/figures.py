@@ -147,6 +147,164 @@ def predictivity_over_time(
     return fig
 
 
+METRIC_NAMES = {"regression": "Regression", "rsa": "RSA", "cka": "CKA", "reverse_pls": "Reverse (PLS)",
+                "reverse_ridge": "Reverse (ridge)", "partition": "Partition"}
+
+
+def metric_of(ds: xr.Dataset) -> str:
+    """The metric family of a ScoreSet: ``"regression"`` (PLS, ridge) or a metric of :mod:`neurofit.scoring.metric`.
+
+    Example
+    -------
+    >>> rsa = xr.Dataset(attrs={"metric": "rsa", "metric_scope": "population"})
+    >>> metric_of(xr.Dataset(attrs={"metric": "pls25-exact"})), metric_of(rsa)
+    ('regression', 'rsa')
+    """
+    return str(ds.attrs["metric"]) if ds.attrs.get("metric_scope") else "regression"
+
+
+def metric_overview(
+    scoresets: ScoreSets,
+    *,
+    regions: Sequence[str] | None = None,
+    width: float = DOUBLE_COLUMN_IN,
+) -> Figure:
+    """Every metric over time: one row per metric (regression, RSA, CKA, reverse), one column per region.
+
+    Each panel shows, per model, the raw metric per bin (regression: median Pearson r over sites; RSA: mean
+    similarity to the repetition groups' RDMs; CKA; reverse predictivity: median r over model units) with its
+    95% bootstrap CI, and the metric's noise ceiling as a grey band: RSA between rsatoolbox's lower and upper
+    ceilings, otherwise the interval of the median ceiling (a line without one). Bins whose ceiling is not
+    reliably above zero are shaded. Variance partitioning has its own figure (:func:`partition_over_time`).
+
+    Example
+    -------
+    >>> fig = metric_overview([ff_pls, rec_pls, ff_rsa, rec_rsa, ff_cka, rec_cka])  # doctest: +SKIP
+    """
+    sets = [ds for ds in _as_list(scoresets) if metric_of(ds) != "partition"]
+    if not sets:
+        raise NeurofitError("the metric overview needs ScoreSets of a metric other than partition")
+    for ds in sets:
+        require(ds, ["r", "ceiling", "region", "time_bin_start", "time_bin_end"], "the metric overview figure")
+    metrics = [m for m in METRIC_NAMES if any(metric_of(ds) == m for ds in sets)]
+    names = _regions(sets, regions)
+    # one model keeps one name and colour across the metric rows; a model repeated within a metric is numbered
+    keys = [(label(ds, f"model {i + 1}"), str(ds.attrs.get("benchmark", "")), metric_of(ds))
+            for i, ds in enumerate(sets)]
+    labels = [k[0] if keys.count(k) == 1 else f"{k[0]} [{i + 1}]" for i, k in enumerate(keys)]
+    colours = _model_colours([k[0] for k in keys])
+    with neurofit_style():
+        fig = new_figure(width, 1.0 + 1.6 * len(metrics), nrows=len(metrics), ncols=len(names), sharex="col",
+                         squeeze=False)
+        axes = np.asarray(fig.axes).reshape(len(metrics), len(names))
+        for row, metric in enumerate(metrics):
+            members = [i for i, ds in enumerate(sets) if metric_of(ds) == metric]
+            for col, region in enumerate(names):
+                ax = axes[row, col]
+                drawn: set[str] = set()
+                for n, i in enumerate(members):
+                    ds = sets[i]
+                    if region not in region_order(ds):
+                        continue
+                    centres = _centres(ds)
+                    median, low, high = _median_score(ds, region, "r")
+                    if low is None and "median_r_sites_low" in ds.variables:
+                        low = region_aggregate(ds, "median_r_sites_low", region)
+                        high = region_aggregate(ds, "median_r_sites_high", region)
+                        low, high = (None, None) if not np.isfinite(low).any() else (low, high)
+                    shift = _dodge(ds, n, len(members) + 1)
+                    _series(ax, centres + shift, median, low, high, colours[i], label=labels[i])
+                    key = str(ds.attrs.get("dataset_sha256", ds.attrs.get("benchmark", i)))
+                    if key not in drawn:
+                        drawn.add(key)
+                        _ceiling_band(ax, ds, region, centres + _dodge(ds, len(members), len(members) + 1))
+                        _shade_bins(ax, ds, ~bin_reliability(ds).reliable[region])
+                _mark_stimulus(ax, sets)
+                ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
+                if row == 0:
+                    ax.set_title(region)
+            axes[row, 0].set_ylabel(METRIC_NAMES[metric])
+        handles = _legend_handles(labels, colours)
+        handles += [Patch(facecolor=to_rgba(colour(0), 0.2), label="95% CI (bootstrap)"),
+                    Patch(facecolor=to_rgba(CEILING_COLOUR, 0.3), label="noise ceiling")]
+        _xlabel(axes[-1], TIME_LABEL, TIME_SHORT, width)
+        _legend(fig, handles, width)
+    return fig
+
+
+def _ceiling_band(ax: Axes, ds: xr.Dataset, region: str, x: np.ndarray) -> None:
+    """The metric's ceiling: RSA's lower-upper band, else the median ceiling's interval (or its line)."""
+    median = _median_score(ds, region, "ceiling")[0]
+    if "median_ceiling_upper" in ds.variables:
+        low, high = median, region_aggregate(ds, "median_ceiling_upper", region)
+    elif "median_ceiling_low" in ds.variables and np.isfinite(region_aggregate(ds, "median_ceiling_low", region)).any():
+        low, high = (region_aggregate(ds, f"median_ceiling_{k}", region) for k in ("low", "high"))
+    else:
+        low = high = None
+    _series(ax, x, median, low, high, CEILING_COLOUR, linestyle="--", band_alpha=0.25)
+
+
+PARTITION_PARTS = (("unique_fraction_feedforward", "unique: first driven step (feedforward)"),
+                   ("unique_fraction_mapped", "unique: step mapped to the bin (later steps)"),
+                   ("shared_fraction", "shared"))
+
+
+def partition_over_time(
+    scoresets: ScoreSets,
+    *,
+    regions: Sequence[str] | None = None,
+    width: float = DOUBLE_COLUMN_IN,
+) -> Figure:
+    """Variance partitioning over time: unique and shared variance as fractions of the ceiling, per region.
+
+    For each ``partition`` ScoreSet (one line style per model): the median over sites of the unique variance of
+    the first driven step (the feedforward sweep), of the step mapped to each bin (what the later steps add)
+    and of their shared variance, each divided by the site's split-half ceiling, with 95% site-bootstrap CIs.
+
+    Example
+    -------
+    >>> fig = partition_over_time([rec_partition])  # doctest: +SKIP
+    """
+    sets = [ds for ds in _as_list(scoresets) if metric_of(ds) == "partition"]
+    if not sets:
+        raise NeurofitError("the variance-partitioning figure needs ScoreSets scored with metric='partition'")
+    for ds in sets:
+        require(ds, [f"median_{name}" for name, _ in PARTITION_PARTS], "the variance-partitioning figure")
+    names = _regions(sets, regions)
+    labels = _legend_labels(sets)
+    styles = ["-", "--", ":", "-."]
+    with neurofit_style():
+        fig = new_figure(width, 2.8, nrows=1, ncols=len(names), squeeze=False)
+        axes = np.asarray(fig.axes).reshape(1, len(names))
+        for col, region in enumerate(names):
+            ax = axes[0, col]
+            for i, ds in enumerate(sets):
+                if region not in region_order(ds):
+                    continue
+                centres = _centres(ds)
+                reliable = bin_reliability(ds).reliable[region]
+                for k, (name, _) in enumerate(PARTITION_PARTS):
+                    median = np.where(reliable, region_aggregate(ds, f"median_{name}", region), np.nan)
+                    low = region_aggregate(ds, f"median_{name}_sites_low", region)
+                    high = region_aggregate(ds, f"median_{name}_sites_high", region)
+                    _series(ax, centres + _dodge(ds, k, len(PARTITION_PARTS)), median,
+                            None if not np.isfinite(low).any() else low, high, colour(k),
+                            linestyle=styles[i % len(styles)])
+                if i == 0:
+                    _shade_bins(ax, ds, ~reliable)
+            _mark_stimulus(ax, sets)
+            ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
+            ax.set_title(region)
+        axes[0, 0].set_ylabel("Fraction of the ceiling")
+        handles = [Line2D([], [], color=colour(k), label=text) for k, (_, text) in enumerate(PARTITION_PARTS)]
+        if len(sets) > 1:
+            handles += [Line2D([], [], color="black", linestyle=styles[i % len(styles)], label=lab)
+                        for i, lab in enumerate(labels)]
+        _xlabel(axes[0], TIME_LABEL, TIME_SHORT, width)
+        _legend(fig, handles, width)
+    return fig
+
+
 def difference_per_bin(
     reference: ScoreSets,
     other: ScoreSets,

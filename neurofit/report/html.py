@@ -26,6 +26,7 @@ from neurofit.atomic import atomic_path
 from neurofit.data.io import read_dataset
 from neurofit.errors import NeurofitError
 from neurofit.report import figures
+from neurofit.report.figures import metric_of
 from neurofit.report.style import close, save_figure
 from neurofit.scoreset import (
     bin_reliability,
@@ -140,9 +141,28 @@ def report(
             comparisons = compare_many(pairs, method=method, alpha=alpha, n_boot=n_boot, seed=seed)
         except NeurofitError as err:
             pairs, pair_note = [], f"Model comparison: skipped ({err})."
+    # the regression figures read per-site regression scores; metrics beyond regression get their own figures
+    metric_sets = [ds for ds in sets if metric_of(ds) != "regression"]
+    all_sets, sets = sets, [ds for ds in sets if metric_of(ds) == "regression"] or sets
     variable, _ = default_variable(sets)
     score_name = "ceiled score" if variable == "ceiled" else "Pearson r"
     planned: list[tuple[_Figure, Callable[[], Figure]]] = []
+    if any(metric_of(ds) != "partition" for ds in metric_sets):
+        planned.append((_Figure("Metrics over time", "metric_overview",
+                                "Each row is one metric, each column a region: the raw metric per time bin for each "
+                                "model (regression: median Pearson r over sites; RSA: mean similarity of the model's "
+                                "RDM to the repetition groups' RDMs; CKA; reverse predictivity: median r over model "
+                                "units) with its 95% bootstrap CI, and the metric's noise ceiling (grey, dashed; RSA: "
+                                "band between rsatoolbox's lower and upper ceilings). Grey bins: ceiling not reliably "
+                                "above zero.", 7.0),
+                        lambda: figures.metric_overview(all_sets)))
+    if any(metric_of(ds) == "partition" for ds in metric_sets):
+        planned.append((_Figure("Variance partitioning over time", "partition_over_time",
+                                "Median over sites of the unique variance of the committed layer's first driven step "
+                                "(the feedforward sweep), of its step mapped to each bin (what the later steps add), "
+                                "and of their shared variance, each as a fraction of the site's split-half ceiling "
+                                "(cross-validated R² of banded ridge), with 95% site-bootstrap CIs.", 7.0),
+                        lambda: figures.partition_over_time(metric_sets)))
     planned.append((_Figure("Predictivity over time", "predictivity_over_time",
                             f"Top: median over sites of the {score_name} per time bin with its bootstrap CI. Bottom: "
                             "median raw Pearson r of each model and the noise ceiling (median and interquartile "
@@ -191,7 +211,7 @@ def report(
             fig_info.files = save_figure(fig, fig_dir / fig_info.stem)
         finally:
             close(fig)
-    page = _page(title, sets, sources, skipped, [f for f, _ in planned], comparisons, window, method, alpha,
+    page = _page(title, all_sets, sources, skipped, [f for f, _ in planned], comparisons, window, method, alpha,
                  n_boot, seed)
     index = out / "index.html"
     with atomic_path(index) as tmp:
@@ -264,7 +284,7 @@ def _pairs(sets: list[xr.Dataset], reference: str | None) -> tuple[list[tuple[xr
     for ref_ds in (ds for ds in sets if label(ds) == ref):
         bench = ref_ds.attrs.get("benchmark")
         for ds in sets:
-            if label(ds) != ref and ds.attrs.get("benchmark") == bench:
+            if label(ds) != ref and ds.attrs.get("benchmark") == bench and metric_of(ds) == metric_of(ref_ds):
                 pairs.append((ref_ds, ds))
     note = "" if pairs else ("Model comparison: skipped (it needs at least two models scored on the same "
                              "benchmark).")
@@ -406,6 +426,11 @@ def methods_text(
         describe = names if callable(names) else (lambda v: names.get(v, v))
         return "; ".join(f"{describe(v)} [{v}]" for v in found)
 
+    others = [ds for ds in sets if metric_of(ds) != "regression"]
+    extra = (["Metrics beyond regression, on the same data, layer commitment and time map: "
+              + "; ".join(dict.fromkeys(f"{ds.attrs.get('metric')}: {ds.attrs.get('metric_description', '')}"
+                                        for ds in others)) + "."] if others else [])
+    sets = [ds for ds in sets if metric_of(ds) == "regression"] or sets
     benchmarks = list(dict.fromkeys(
         f"{ds.attrs.get('benchmark', '?')} (version {ds.attrs.get('benchmark_version', '?')})" for ds in sets
     ))
@@ -448,7 +473,7 @@ def methods_text(
         )
     else:
         paragraphs.append("No two models were scored on the same benchmark, so no statistical comparison was made.")
-    return paragraphs
+    return paragraphs + extra
 
 
 def _metric_text(value: str) -> str:

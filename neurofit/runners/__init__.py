@@ -9,6 +9,14 @@
   benchmark with either runner.
 * :mod:`neurofit.runners.commands`: the command-line options that choose a runner.
 
+Layering: scoring imports the runners (``scoring.fit``, ``scoring.score``), never the reverse at import time.
+The one exception is by design: :mod:`~neurofit.runners.multi` composes a runner with
+:func:`neurofit.scoring.score.score` (multi-model scoring beside the runners, issue 16) and imports it when a
+run starts, not at module level. So importing any runner imports no scoring, torch or model code (dask workers
+and the command line stay light), and ``scoring`` may import ``runners.multi`` at top level without a cycle.
+``tools/import_graph.py`` lists this edge as the one allowed upward import; ``tests/test_core_layout.py``
+keeps it that way.
+
 >>> from neurofit.runners import LocalRunner, WorkUnit
 >>> WorkUnit("score", "IT", {"layer": "V4"}, 0).fold
 0

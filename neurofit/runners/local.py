@@ -13,12 +13,13 @@ method.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,22 +65,79 @@ class WorkUnit:
     candidate : dict
         What features are used: ``{"layer": ..., "offset_ms": ...}`` or ``{"layer": ..., "step": ...}``.
     fold : int
+    part : tuple of int, optional
+        A piece of the fold's fit, ``(first bin, end bin, first site, end site)``: what a runner sends to a
+        worker when it splits a unit (see :func:`split_unit`); ``None`` for the whole fold.
     """
 
     stage: str
     region: str
     candidate: Mapping[str, Any] = field(hash=False)
     fold: int
+    part: tuple[int, int, int, int] | None = None
 
     @property
     def key(self) -> str:
         """A stable file-name-safe id of the unit."""
-        text = json.dumps([self.stage, self.region, dict(self.candidate), self.fold], sort_keys=True)
+        fields = [self.stage, self.region, dict(self.candidate), self.fold]
+        text = json.dumps(fields if self.part is None else [*fields, list(self.part)], sort_keys=True)
         return f"{self.stage}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
 
     def describe(self) -> str:
         cand = ", ".join(f"{k}={v}" for k, v in self.candidate.items())
-        return f"{self.stage} {self.region} [{cand}] fold {self.fold}"
+        part = "" if self.part is None else " bins {}:{} sites {}:{}".format(*self.part)
+        return f"{self.stage} {self.region} [{cand}] fold {self.fold}{part}"
+
+
+def split_unit(unit: WorkUnit, parts: int, n_bins: int, n_sites: int, *, bins: bool = True, sites: bool = True
+               ) -> list[WorkUnit]:
+    """``unit`` cut into at most ``parts`` pieces: contiguous chunks of bins first, then of sites.
+
+    ``bins`` / ``sites`` say whether the fit is separable along that axis (the pieces' results are then
+    exactly those of the whole fit); a unit that cannot be cut is returned alone.
+
+    Example
+    -------
+    >>> unit = WorkUnit("score", "IT", {"layer": "V4"}, 0)
+    >>> [u.part for u in split_unit(unit, 4, n_bins=2, n_sites=10)]
+    [(0, 1, 0, 5), (0, 1, 5, 10), (1, 2, 0, 5), (1, 2, 5, 10)]
+    >>> [u.part for u in split_unit(unit, 4, n_bins=3, n_sites=10, sites=False)]
+    [(0, 1, 0, 10), (1, 2, 0, 10), (2, 3, 0, 10)]
+    >>> len(split_unit(unit, 6, n_bins=3, n_sites=1)), len(split_unit(unit, 4, n_bins=3, n_sites=10))
+    (3, 4)
+    """
+    from neurofit.regression.parallel import split_range
+
+    if n_bins < 1 or n_sites < 1:
+        return [unit]
+    # the most pieces within ``parts``, with as many bin chunks as possible among equals
+    most_bins = min(parts, n_bins) if bins else 1
+    grid = [(b * (min(parts // b, n_sites) if sites else 1), b) for b in range(1, most_bins + 1)]
+    count, n_b = max(grid)
+    n_s = count // n_b
+    if count <= 1:
+        return [unit]
+    return [dataclasses.replace(unit, part=(b0, b1, s0, s1)) for b0, b1 in split_range(n_bins, n_b)
+            for s0, s1 in split_range(n_sites, n_s)]
+
+
+def merge_parts(parts: Sequence[tuple[WorkUnit, Result]], n_test: int, n_sites: int, n_bins: int,
+                name: str = "prediction") -> Result:
+    """The whole unit's ``{name: [n_test, n_sites, n_bins]}`` from its pieces' blocks (see :func:`split_unit`).
+
+    Example
+    -------
+    >>> unit = WorkUnit("score", "IT", {}, 0)
+    >>> pieces = [(u, {"prediction": np.full((1, u.part[3] - u.part[2], u.part[1] - u.part[0]), float(i))})
+    ...           for i, u in enumerate(split_unit(unit, 2, n_bins=1, n_sites=3))]
+    >>> merge_parts(pieces, 1, 3, 1)["prediction"][0, :, 0].tolist()
+    [0.0, 0.0, 1.0]
+    """
+    out = np.full((n_test, n_sites, n_bins), np.nan)
+    for unit, result in parts:
+        b0, b1, s0, s1 = unit.part
+        out[:, s0:s1, b0:b1] = result[name]
+    return {name: out}
 
 
 class UnitStore:
@@ -113,8 +171,8 @@ class UnitStore:
 
     def unit_key(self, unit: WorkUnit) -> str:
         """What a unit's file must say it was made for: this run and this unit."""
-        return json.dumps([self.run_key, unit.stage, unit.region, dict(unit.candidate), unit.fold], sort_keys=True,
-                          default=str)
+        fields = [self.run_key, unit.stage, unit.region, dict(unit.candidate), unit.fold]
+        return json.dumps(fields if unit.part is None else [*fields, list(unit.part)], sort_keys=True, default=str)
 
     def get(self, unit: WorkUnit) -> Result | None:
         path = self.path(unit)

@@ -25,13 +25,18 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     model_degrees = 8.0               # the model's field of view (Brain-Score: 8)
 
     [regression]
-    metric = "pls"                    # pls | ridge
+    metric = "pls"                    # pls | ridge | rsa | cka | reverse_pls | reverse_ridge | partition
     n_components = 25
     algorithm = "exact"               # exact | nipals (sklearn's iteration, for Brain-Score numbers)
     split_scheme = "kfold"            # kfold | brainscore
     n_splits = 10
     seed = 0
     temporal_mode = "per_bin"         # per_bin | span_time
+    alpha = 1.0                       # ridge only: one fixed penalty (sklearn/Brain-Score Ridge(alpha));
+                                      # unset: a penalty per site chosen by leave-one-out on each fold
+    train_size = 0.9                  # brainscore splits: share of stimuli trained on (the rest is tested)
+    stratify = true                   # stratify the splits by object_name (false: Brain-Score's
+                                      # stratification_coord=None)
 
     [ceiling]
     method = "split_half"             # split_half | brainscore | none (no ceiling: r only)
@@ -52,6 +57,14 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     method = "median"                 # median (per region and bin) | brainscore (mean over splits of medians)
     n_bootstrap = 1000
     seed = 0
+
+    [metric]                          # settings of the metrics beyond regression (neurofit.scoring.metric)
+    comparison = "spearman"           # rsa: cosine | corr | spearman | tau_a
+    dissimilarity = "correlation"     # rsa: neural RDMs by correlation | crossnobis (needs complete trials)
+    n_groups = 5                      # rsa: repetition groups ("subjects") of the noise ceiling
+    debiased = true                   # cka: the debiased estimator (false: plain linear CKA)
+    n_bootstrap = 100                 # rsa, cka: draws over stimuli (score and ceiling recomputed in each)
+    band_resolution = 6               # partition: band weightings on the simplex (banded ridge)
 
 A pooled benchmark (``datasets``) scores each session on its own (its stimuli, splits and layer
 commitment) and concatenates the sites; a session without trial repeats gets no ceiling (NaN).
@@ -84,7 +97,13 @@ from typing import Any
 
 from neurofit.errors import NeurofitError, ValidationError, did_you_mean
 
-METRICS = ("pls", "ridge")
+REGRESSION_METRICS = ("pls", "ridge")
+# metrics beyond one regression score (neurofit.scoring.metric): population metrics give one value per region and
+# bin, partition one per site and bin
+POPULATION_METRICS = ("rsa", "cka", "reverse_pls", "reverse_ridge")
+METRICS = (*REGRESSION_METRICS, *POPULATION_METRICS, "partition")
+RSA_COMPARISONS = ("cosine", "corr", "spearman", "tau_a")
+RSA_DISSIMILARITIES = ("correlation", "crossnobis")
 ALGORITHMS = ("exact", "nipals")
 SPLIT_SCHEMES = ("kfold", "brainscore")
 TEMPORAL_MODES = ("per_bin", "span_time")
@@ -112,11 +131,13 @@ _SECTIONS: dict[str, set[str]] = {
     "dataset": {"id", "options"},
     "neural": {"regions", "time_bins", "bins"},
     "stimuli": {"degrees", "model_degrees"},
-    "regression": {"metric", "n_components", "algorithm", "split_scheme", "n_splits", "seed", "temporal_mode"},
+    "regression": {"metric", "n_components", "algorithm", "split_scheme", "n_splits", "seed", "temporal_mode",
+                   "alpha", "train_size", "stratify"},
     "ceiling": {"method", "n_splits", "seed", "normalisation"},
     "mapping": {"policy", "offsets_ms", "tables"},
     "commitment": {"fraction", "seed", "n_splits"},
     "aggregate": {"method", "n_bootstrap", "seed"},
+    "metric": {"comparison", "dissimilarity", "n_groups", "debiased", "n_bootstrap", "band_resolution"},
 }
 _TOP = {"id", "version", "description", "citation", "datasets", *_SECTIONS}
 
@@ -132,6 +153,14 @@ class RegressionSection:
     n_splits: int = 10
     seed: int = 0
     temporal_mode: str = "per_bin"
+    alpha: float | None = None
+    train_size: float = 0.9
+    stratify: bool = True
+
+
+# settings added after benchmarks were hashed: left out of the hash at these defaults, so that the work
+# directories and ScoreSet attrs of every benchmark that does not set them stay valid
+_LATER_DEFAULTS = {"ridge_alpha": None, "train_size": 0.9, "stratify": True}
 
 
 @dataclass(frozen=True)
@@ -171,8 +200,20 @@ class AggregateSection:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class MetricSection:
+    """``[metric]``: settings of the metrics beyond regression (RSA, CKA, variance partitioning)."""
+
+    comparison: str = "spearman"
+    dissimilarity: str = "correlation"
+    n_groups: int = 5
+    debiased: bool = True
+    n_bootstrap: int = 100
+    band_resolution: int = 6
+
+
 SECTIONS = {"regression": RegressionSection, "ceiling": CeilingSection, "mapping": MappingSection,
-            "commitment": CommitmentSection, "aggregate": AggregateSection}
+            "commitment": CommitmentSection, "aggregate": AggregateSection, "metric": MetricSection}
 
 # the flat names every setting had before the sections (the content hash of a benchmark is over them, so
 # work directories and ScoreSet attrs stay valid)
@@ -180,7 +221,8 @@ _FLAT_NAMES = {
     ("regression", "metric"): "metric", ("regression", "n_components"): "n_components",
     ("regression", "algorithm"): "algorithm", ("regression", "split_scheme"): "split_scheme",
     ("regression", "n_splits"): "n_splits", ("regression", "seed"): "split_seed",
-    ("regression", "temporal_mode"): "temporal_mode",
+    ("regression", "temporal_mode"): "temporal_mode", ("regression", "alpha"): "ridge_alpha",
+    ("regression", "train_size"): "train_size", ("regression", "stratify"): "stratify",
     ("ceiling", "method"): "ceiling", ("ceiling", "n_splits"): "ceiling_splits", ("ceiling", "seed"): "ceiling_seed",
     ("ceiling", "normalisation"): "normalisation",
     ("mapping", "policy"): "mapping_policy", ("mapping", "offsets_ms"): "offsets_ms", ("mapping", "tables"): "tables",
@@ -222,6 +264,7 @@ class Benchmark:
     mapping: MappingSection = field(default_factory=MappingSection)
     commitment: CommitmentSection = field(default_factory=CommitmentSection)
     aggregate: AggregateSection = field(default_factory=AggregateSection)
+    metric: MetricSection = field(default_factory=MetricSection)
     datasets: tuple[str, ...] = ()
     path: str = ""
 
@@ -245,6 +288,9 @@ class Benchmark:
                if f.name not in SECTIONS and f.name != "path"}
         for (section, name), flat in _FLAT_NAMES.items():
             out[flat] = getattr(getattr(self, section), name)
+        if self.metric != MetricSection():
+            # only where set: the hashes of benchmarks that never name [metric] stay what they were
+            out["metric_settings"] = dataclasses.asdict(self.metric)
         return copy.deepcopy(out)
 
     def sha256(self) -> str:
@@ -254,6 +300,9 @@ class Benchmark:
         if not settings["datasets"]:
             # single-dataset benchmarks hash as they did before pooling existed (work dirs and attrs stay valid)
             settings.pop("datasets")
+        for name, default in _LATER_DEFAULTS.items():
+            if settings[name] == default:
+                settings.pop(name)
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
@@ -518,6 +567,20 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     split_seed = _seed(reg, "regression.seed", source, default=1 if scheme == "brainscore" else 0)
     mode = _choice(_get(reg, "temporal_mode", "regression.temporal_mode", source, str, default="per_bin"),
                    TEMPORAL_MODES, "regression.temporal_mode", source)
+    alpha = _get(reg, "alpha", "regression.alpha", source, (int, float), default=None)
+    if alpha is not None:
+        if metric != "ridge":
+            raise _fail(source, "regression.alpha", f"is a ridge penalty, but regression.metric is {metric!r}")
+        alpha = float(alpha)
+        if not (math.isfinite(alpha) and 0 < alpha <= 1e12):
+            raise _fail(source, "regression.alpha", f"must be a finite penalty in (0, 1e12], got {alpha!r}")
+    train_size = float(_get(reg, "train_size", "regression.train_size", source, (int, float), default=0.9))
+    if "train_size" in reg and scheme != "brainscore":
+        raise _fail(source, "regression.train_size", "applies to split_scheme = 'brainscore' (K-fold tests every "
+                                                     "stimulus once: its training share is 1 - 1/n_splits)")
+    if not 0.0 < train_size < 1.0:
+        raise _fail(source, "regression.train_size", f"must be in (0, 1), got {train_size!r}")
+    stratify = _get(reg, "stratify", "regression.stratify", source, bool, default=True)
 
     ceil = sections["ceiling"]
     method = _choice(_get(ceil, "method", "ceiling.method", source, str, default="split_half"), CEILING_METHODS,
@@ -565,6 +628,7 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
     bootstrap_seed = _seed(agg, "aggregate.seed", source, default=0)
     if method == "none" and aggregate == "brainscore":
         raise _fail(source, "aggregate.method", "'brainscore' needs a ceiling, but ceiling.method is 'none'")
+    metric_section = _metric_section(sections["metric"], source)
 
     return Benchmark(
         id=bid, version=str(version), description=str(raw.get("description", "")),
@@ -572,15 +636,36 @@ def parse_benchmark(raw: Mapping[str, Any], source: str = "<dict>") -> Benchmark
         regions=tuple(regions), time_bins=bins, degrees=degrees, model_degrees=model_degrees,
         regression=RegressionSection(metric=metric, n_components=int(n_components), algorithm=algorithm,
                                      split_scheme=scheme, n_splits=int(n_splits), seed=int(split_seed),
-                                     temporal_mode=mode),
+                                     temporal_mode=mode, alpha=alpha, train_size=train_size,
+                                     stratify=bool(stratify)),
         ceiling=CeilingSection(method=method, n_splits=int(ceiling_splits), seed=int(ceiling_seed),
                                normalisation=normalisation),
         mapping=MappingSection(policy=policy, offsets_ms=tuple(float(o) for o in offsets), tables=tables),
         commitment=CommitmentSection(fraction=fraction, seed=int(commitment_seed), n_splits=int(commitment_splits)),
         aggregate=AggregateSection(method=aggregate, n_bootstrap=int(n_bootstrap), seed=int(bootstrap_seed)),
+        metric=metric_section,
         datasets=pooled,
         path=str(Path(source).resolve()) if Path(source).exists() else source,
     )
+
+
+def _metric_section(section: Mapping[str, Any], source: str) -> MetricSection:
+    """``[metric]``, every value of its type and in its range."""
+    default = MetricSection()
+    comparison = _choice(_get(section, "comparison", "metric.comparison", source, str, default=default.comparison),
+                         RSA_COMPARISONS, "metric.comparison", source)
+    dissimilarity = _choice(_get(section, "dissimilarity", "metric.dissimilarity", source, str,
+                                 default=default.dissimilarity), RSA_DISSIMILARITIES, "metric.dissimilarity", source)
+    n_groups = _get(section, "n_groups", "metric.n_groups", source, int, default=default.n_groups)
+    _in_range(n_groups, "metric.n_groups", source, 2, MAX_SPLITS, "a whole number")
+    debiased = _get(section, "debiased", "metric.debiased", source, bool, default=default.debiased)
+    n_bootstrap = _get(section, "n_bootstrap", "metric.n_bootstrap", source, int, default=default.n_bootstrap)
+    _in_range(n_bootstrap, "metric.n_bootstrap", source, 0, MAX_BOOTSTRAP, "a whole number")
+    resolution = _get(section, "band_resolution", "metric.band_resolution", source, int,
+                      default=default.band_resolution)
+    _in_range(resolution, "metric.band_resolution", source, 2, 100, "a whole number")
+    return MetricSection(comparison=comparison, dissimilarity=dissimilarity, n_groups=int(n_groups),
+                         debiased=bool(debiased), n_bootstrap=int(n_bootstrap), band_resolution=int(resolution))
 
 
 def _pooled_datasets(value: Any, source: str) -> tuple[str, ...]:

@@ -17,7 +17,10 @@ from typing import Any
 
 from neurofit.errors import NeurofitError
 from neurofit.runners.commands import add_runner_arguments
-from neurofit.scoring.precomputed import add_feature_arguments, score_features_command
+from neurofit.scoring.benchmark import METRICS
+
+# parameters of the Python twins that the command line spells differently (see neurofit.cli.in_cli_terms)
+PARAMETER_SPELLINGS = {"data": "--recording FILE --stimuli CSV"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--layers", nargs="+", metavar="LAYER|REGION=LAYER",
                     help="score these layers without layer commitment (e.g. IT, or V4=conv3 IT=conv4)")
     sc.add_argument("--grid", action="store_true", help="also score every layer x every timestep (slow)")
+    sc.add_argument("--latency", choices=("region", "site"), default="region",
+                    help="site: also fit each site's latency offset on the commitment stimuli and report the lags "
+                         "and their scores beside the region-level ones (default region)")
+    sc.add_argument("--metric", choices=METRICS,
+                    help="replace the benchmark's metric: pls, ridge, rsa, cka, reverse_pls, reverse_ridge or "
+                         "partition (same data, layer commitment and time map; same ScoreSet schema)")
     sc.add_argument("--steps", type=int, help="unroll length (default: enough 10 ms steps for the last bin)")
     sc.add_argument("--work-dir", metavar="DIR", help="root of the resumable work directories")
     sc.add_argument("--recording", metavar="FILE.nc", help="score against this recording (with --stimuli)")
@@ -101,6 +110,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", metavar="DIR", default="neurofit-demo", help="folder for the ScoreSets")
     demo.add_argument("--report", metavar="DIR", help="also write the HTML report there")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--metrics", metavar="all|METRIC,...",
+                      help="instead: score both models on the IT benchmark with every metric (all: pls, rsa, cka, "
+                           "reverse_pls, partition) and print one line per metric (neurofit.scoring.metric_demo)")
     demo.set_defaults(func=_demo)
 
     from neurofit.cli import export_subparsers
@@ -125,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     if args.features is not None:
-        return score_features_command(args)  # neurofit.scoring.precomputed
+        return score_features_command(args)
     from neurofit.runners.commands import runner_from_args
     from neurofit.runners.multi import score_models
     from neurofit.scoring.score import score
@@ -139,8 +151,8 @@ def _score(args: argparse.Namespace) -> int:
 
         data = (read_recording(args.recording), read_stimulus_set(args.stimuli))
     options = dict(arch=args.arch, layers=args.layers, grid=args.grid, data=data, device=args.device,
-                   work_dir=args.work_dir, steps=args.steps, cache=not args.no_cache,
-                   progress=False if args.quiet else None)
+                   metric=args.metric, latency=args.latency, work_dir=args.work_dir, steps=args.steps,
+                   cache=not args.no_cache, progress=False if args.quiet else None)
     if args.models and (args.out or args.checkpoint):
         raise NeurofitError("with --models give --out-dir (one ScoreSet per model), not --out or --checkpoint")
     if args.baseline and args.weights == "random":
@@ -251,7 +263,78 @@ def _benchmarks_list(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.metrics:
+        from neurofit.scoring.metric_demo import metrics_demo
+
+        metrics_demo(args.metrics, args.out, progress=False if args.quiet else None, stream=sys.stdout)
+        return 0
     from neurofit.scoring.demo import demo
 
     demo(out_dir=args.out, report_dir=args.report, progress=False if args.quiet else None, stream=sys.stdout)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ score --features
+def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``neurofit score --features`` (besides ``--features`` itself).
+
+    Example
+    -------
+    >>> p = argparse.ArgumentParser(); add_feature_arguments(p)
+    >>> p.parse_args(["--stimulus-order", "ids.txt"]).step_ms
+    10.0
+    """
+    group = parser.add_argument_group("precomputed features (--features)")
+    group.add_argument("--stimulus-order", metavar="FILE",
+                       help="the stimulus of each row, for feature files without ids: one id per line (thingsvision's "
+                            "file_names.txt works: image names stand for their ids) or a CSV with a stimulus_id column")
+    group.add_argument("--stimulus-column", metavar="NAME", help="the CSV column of --stimulus-order holding the ids")
+    group.add_argument("--step-ms", type=float, default=10.0, help="duration of one step of the features (default 10)")
+    group.add_argument("--t0-ms", type=float, default=0.0,
+                       help="start of step 0 after stimulus onset (default 0)")
+
+
+MODEL_ONLY_FLAGS = (("--checkpoint", "checkpoint"), ("--arch", "arch"), ("--steps", "steps"),
+                    ("--baseline", "baseline"))
+
+
+def score_features_command(args: argparse.Namespace) -> int:
+    """``neurofit score --features FILE --benchmark ID``: score, print the summary, write the ScoreSet.
+
+    The twin is :func:`neurofit.scoring.precomputed.score_precomputed`.
+    """
+    from neurofit.extract.precomputed import read_features, read_stimulus_order
+    from neurofit.runners.commands import runner_from_args
+    from neurofit.scoring.precomputed import score_precomputed
+
+    used = [flag for flag, name in MODEL_ONLY_FLAGS if getattr(args, name, None) is not None]
+    if getattr(args, "weights", "auto") != "auto":
+        used.append("--weights")
+    if used:
+        raise NeurofitError(f"{used[0]} applies to a model; --features are precomputed")
+    if args.stimulus_column and not args.stimulus_order:
+        raise NeurofitError("--stimulus-column names a column of --stimulus-order; give that file")
+    recording = stimuli = None
+    if args.recording is not None:
+        from neurofit.data.io import read_recording
+
+        recording = read_recording(args.recording)
+    if args.stimuli is not None:
+        if args.recording is None:
+            raise NeurofitError("--stimuli goes with --recording")
+        from neurofit.data.stimuli import read_stimulus_set
+
+        stimuli = read_stimulus_set(args.stimuli)
+    ids = read_stimulus_order(args.stimulus_order, args.stimulus_column) if args.stimulus_order else None
+    acts = read_features(args.features, ids, step_ms=args.step_ms, t0_ms=args.t0_ms)
+    out = args.out or Path(args.out_dir or ".") / f"{Path(args.features).stem}-{Path(args.benchmark).stem}.nc"
+    runner = runner_from_args(args)
+    try:
+        scores = score_precomputed(acts, args.benchmark, layers=args.layers, recording=recording, stimuli=stimuli,
+                                   grid=args.grid, device=args.device, out=out, work_dir=args.work_dir,
+                                   progress=False if args.quiet else None, runner=runner, metric=args.metric)
+    finally:
+        if runner is not None:
+            runner.close()
+    _print_scores(scores, out)
     return 0

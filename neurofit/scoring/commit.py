@@ -32,6 +32,7 @@ from neurofit.scoring.fit import (
     _Problem,
     _r_from_folds,
     narrow_designs,
+    region_problem,
     stimulus_splits,
 )
 
@@ -144,8 +145,19 @@ class _Candidates:
     def __init__(self, problems: dict[tuple[str, float], _Problem]) -> None:
         self.problems = problems
 
+    def _of(self, unit: WorkUnit) -> _Problem:
+        return self.problems[(unit.candidate["layer"], float(unit.candidate["offset_ms"]))]
+
     def __call__(self, unit: WorkUnit) -> Any:
-        return self.problems[(unit.candidate["layer"], float(unit.candidate["offset_ms"]))](unit)
+        return self._of(unit)(unit)
+
+    def split(self, unit: WorkUnit, parts: int) -> list[WorkUnit]:
+        """The unit's pieces, as its candidate's problem cuts them (:meth:`_Problem.split`)."""
+        return self._of(unit).split(unit, parts)
+
+    def merge(self, unit: WorkUnit, parts: list[tuple[WorkUnit, Any]]) -> Any:
+        """The unit's result from its pieces' (:meth:`_Problem.merge`)."""
+        return self._of(unit).merge(unit, parts)
 
 
 @dataclass
@@ -189,14 +201,12 @@ def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candi
         splits = stimulus_splits(commit_ids, "kfold", data.object_labels(commit_ids),
                                  min(bench.commitment.n_splits, len(commit_ids)), bench.commitment.seed)
         # every candidate x fold of the region is one batch of units, so a runner keeps all its workers busy
-        # (a candidate alone has only a few folds); the candidates share one array of responses
-        targets = data.targets(commit_ids)[:, sites]
+        # (a candidate alone has only a few folds)
         problems: dict[tuple[str, float], tuple[Any, _Problem]] = {}
         units = []
         for layer, off in cands:
-            mapping = _mapping(bench, policy, ext.acts, layer, off, model_layers)
-            prob = _Problem(bench.regression, [features.combine(refs) for refs in mapping.refs], targets,
-                            splits.train, splits.test, device)
+            mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
+            prob = region_problem(bench.regression, data, commit_ids, sites, mapping.refs, splits, features, device)
             problems[(layer, off)] = (mapping, prob)
             folds.add(int(splits.n_folds))
             components |= _components_used(prob)
@@ -206,9 +216,9 @@ def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candi
                                     desc=f"commit {region} ({len(problems)} candidates)"):
             preds[(unit.candidate["layer"], unit.candidate["offset_ms"])].append(res["prediction"])
         criteria: dict[tuple[str, float], float] = {}
-        for (layer, off), (mapping, _) in problems.items():
+        for (layer, off), (mapping, prob) in problems.items():
             r, _, _ = _r_from_folds(dataclasses.replace(bench.regression, split_scheme="kfold"), preds[(layer, off)],
-                                    targets, splits.test)
+                                    prob.targets, splits.test)
             criteria[(layer, off)] = commitment_criterion(r, mapping.mapped)
         committed[region] = choose(criteria)
         criteria_attr[region] = {f"{layer}@{off:g}ms": value for (layer, off), value in criteria.items()}

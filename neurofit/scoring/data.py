@@ -49,7 +49,7 @@ def load_benchmark_data(benchmark: Benchmark, *, images: bool = True) -> tuple[x
     except NeurofitError as err:
         raise NeurofitError(
             f"benchmark {benchmark.id!r} needs dataset {benchmark.dataset!r}, which could not be loaded ({err}); "
-            "pass your own copy with --recording FILE --stimuli CSV (Python: data=(recording, stimulus_set))"
+            "pass your own copy as data=(recording, stimulus_set)"
         ) from err
     recording, stimuli = loaded[0], loaded[1]
     if stimuli is None and images:

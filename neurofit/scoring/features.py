@@ -2,11 +2,13 @@
 
 The entry point for features that come from outside a model run (a Brain-Score assembly, a user's own
 array): no benchmark file, no layer commitment, every setting an argument. :func:`score_features`
-repetition-averages the recording, aligns the features to its stimuli, draws splits
-over stimuli, fits PLS or ridge for every (time bin, fold) at once, correlates held-out predictions with
-the averaged responses per site and bin, computes the noise ceiling and the ceiled score, and optionally
-bootstraps the median over sites. The result is a labelled ``xarray.Dataset`` whose attrs say how it was
-made (metric, split scheme, temporal mode, normalisation, seed).
+repetition-averages the recording, aligns the features to its stimuli, draws splits over stimuli, and then
+runs the steps of :func:`neurofit.scoring.score.score` (one path): the fold fits of
+:mod:`neurofit.scoring.fit` (PLS or ridge per fold, for every time bin at once), the correlation of held-out
+predictions with the averaged responses per site and bin (``_r_from_folds``), the noise ceiling and the
+ceiled score (:func:`neurofit.scoreset.site_ceiled`); optionally it bootstraps the median over sites.
+The result is a labelled ``xarray.Dataset`` whose attrs say how it was made (metric, split scheme,
+temporal mode, normalisation, seed).
 """
 
 from __future__ import annotations
@@ -27,15 +29,15 @@ from neurofit.regression.ceiling import (
     Normalisation,
     SingleRepetitionError,
     brainscore_ceiling,
-    ceil_scores,
-    feve,
     split_half_ceiling,
 )
-from neurofit.regression.correlation import ConstantInputWarning, pearson_r
-from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
+from neurofit.regression.correlation import ConstantInputWarning
 from neurofit.regression.pls import Algorithm
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import SplitScheme, make_splits
+from neurofit.scoreset import site_ceiled
+from neurofit.scoring.benchmark import RegressionSection
+from neurofit.scoring.fit import _Problem, _r_from_folds
 from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
 
 Features = xr.DataArray | Mapping[int, xr.DataArray] | Sequence[xr.DataArray]
@@ -204,52 +206,23 @@ def score_features(
 
     device, dtype = get_backend(device, dtype)
     algorithm = pls_algorithm or ("exact" if splits == "kfold" else "nipals")
-    train = torch.as_tensor(split.train, device=device)
-    test = torch.as_tensor(split.test, device=device)
-    Y_bins = np.moveaxis(target, 2, 0)  # (nb, S, q)
-    if temporal_mode == "span_time":
-        # samples are (bin, stimulus) pairs; folds still hold whole stimuli
-        X_fit = np.concatenate([X_np[min(b, len(X_np) - 1)] for b in range(nb)])[None]
-        Y_fit = Y_bins.reshape(1, nb * S, q)
-        train_fit, test_fit = train.repeat(1, nb), test.repeat(1, nb)
-    else:
-        X_fit, Y_fit, train_fit, test_fit = X_np, Y_bins, train, test
-    Xt = torch.as_tensor(X_fit, device=device, dtype=dtype)
-    Yt = torch.as_tensor(Y_fit, device=device, dtype=dtype)
     if metric == "pls":
         n_train = int(split.train.sum(1).min()) * (nb if temporal_mode == "span_time" else 1)
-        if n_components > min(n_train, Xt.shape[-1]):
+        if n_components > min(n_train, X_np.shape[-1]):
             raise NeurofitError(
                 f"n_components={n_components} exceeds min(training stimuli, features)="
-                f"{min(n_train, Xt.shape[-1])}: reduce n_components"
+                f"{min(n_train, X_np.shape[-1])}: reduce n_components"
             )
-        fold_preds = pls_cross_validated(Xt, Yt, train_fit, test_fit, n_components, algorithm=algorithm)
-    else:
-        fold_preds = ridge_cross_validated(Xt, Yt, train_fit, test_fit, alphas)
-
-    # back to (nb, n_test, q) per fold, stimuli in each fold's test order
-    per_fold = []
-    for pred in fold_preds:
-        pred = pred.double().cpu().numpy()
-        if temporal_mode == "span_time":
-            pred = pred[0].reshape(nb, -1, q)
-        per_fold.append(pred)
-
+    # the fold fits and correlations of score(): one path (neurofit.scoring.fit)
+    regression = RegressionSection(metric=metric, n_components=n_components, algorithm=algorithm,
+                                   split_scheme=splits, n_splits=n_splits, seed=seed, temporal_mode=temporal_mode)
+    blocks = [X_np[0]] * nb if len(X_np) == 1 else list(X_np)  # one object: a design shared by every bin
+    problem = _Problem(regression, blocks, target, split.train, split.test, str(device), dtype=dtype, alphas=alphas)
     n_folds = split.n_folds
-    r_fold = np.full((n_folds, q, nb), np.nan)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConstantInputWarning)
-        for f in range(n_folds):
-            rows = split.test[f]
-            r_fold[f] = np.moveaxis(pearson_r(per_fold[f], Y_bins[:, rows], dim=1), 0, 1)
-        prediction = None
-        if splits == "kfold":
-            prediction = np.zeros((S, q, nb))
-            for f in range(n_folds):
-                prediction[split.test[f]] = np.moveaxis(per_fold[f], 0, 2)
-            r = pearson_r(prediction, target, dim=0)
-        else:
-            r = r_fold.mean(axis=0)
+        preds = [problem.fold(f)["prediction"] for f in range(n_folds)]
+        r, r_fold, prediction = _r_from_folds(regression, preds, target, split.test)
     n_constant = sum(1 for w in caught if issubclass(w.category, ConstantInputWarning))
     if n_constant:
         warnings.warn(
@@ -266,12 +239,9 @@ def score_features(
             ceiling_values = split_half_ceiling(trials) if splits == "kfold" else brainscore_ceiling(trials)[0]
         except SingleRepetitionError as err:
             raise SingleRepetitionError(f"{err}: pass ceiling=False to score r alone") from None
-    if normalisation == "feve":
-        ceiled = feve(prediction, trials)
-    elif ceiling:
-        ceiled = ceil_scores(r, ceiling_values, normalisation)
-    else:
-        ceiled = np.full((q, nb), np.nan)
+    # FEVe needs no ceiling, only every stimulus's held-out prediction
+    ceiled = site_ceiled(r, ceiling_values, prediction, trials, "split_half" if ceiling or normalisation == "feve"
+                         else "none", normalisation)
 
     neuroid_coords = {
         name: ("neuroid", np.asarray(c.values))

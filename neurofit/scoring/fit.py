@@ -19,12 +19,14 @@ import torch
 from neurofit.errors import NeurofitError, quiet_nan
 from neurofit.extract import reduce
 from neurofit.models.base import TimeMap
+from neurofit.regression.backend import default_device, default_dtype
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
+from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import StimulusSplits, make_splits
-from neurofit.runners.local import Result, WorkUnit
+from neurofit.runners.local import Result, WorkUnit, merge_parts, split_unit
 from neurofit.scoreset import site_ceiled, site_ceiling, site_r
 from neurofit.scoring import timemap as tmap
-from neurofit.scoring.benchmark import Benchmark, RegressionSection
+from neurofit.scoring.benchmark import Benchmark, MappingSection, RegressionSection
 from neurofit.scoring.missing import fit_on_valid_stimuli
 
 if TYPE_CHECKING:
@@ -62,20 +64,22 @@ def _regression_device(device: str | None) -> str:
 
 
 def _cross_validated(regression: RegressionSection, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
-                     device: str | None) -> np.ndarray:
+                     device: str | None, dtype: torch.dtype | None = None,
+                     alphas: np.ndarray = DEFAULT_ALPHAS) -> np.ndarray:
     """One fold of the benchmark's regression through the engine's cross-validated solvers.
 
     ``x``: ``[n_x, n, D]`` (``n_x`` = 1: one design shared by every bin), ``y``: ``[n_bins, n, q]``,
     ``train``/``test``: bool ``[n]``. Returns the test predictions ``[n_bins, n_test, q]``. Sites lacking some
-    stimuli (NaN in ``y``) are fitted on their valid stimuli (:mod:`neurofit.scoring.missing`).
+    stimuli (NaN in ``y``) are fitted on their valid stimuli (:mod:`neurofit.scoring.missing`). ``dtype``:
+    float64 on CPU and float32 on accelerators unless given; ``alphas``: the ridge penalties tried per site.
     """
-    return fit_on_valid_stimuli(lambda *args: _fold_fit(regression, *args, device), x, y, train, test)
+    return fit_on_valid_stimuli(lambda *args: _fold_fit(regression, *args, device, dtype, alphas), x, y, train, test)
 
 
 def _fold_fit(regression: RegressionSection, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
-              device: str | None) -> np.ndarray:
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.float64 if dev.type == "cpu" else torch.float32
+              device: str | None, dtype: torch.dtype | None = None, alphas: np.ndarray = DEFAULT_ALPHAS) -> np.ndarray:
+    dev = torch.device(device) if device else default_device()
+    dtype = dtype or default_dtype(dev)
     # fresh torch-allocated copies: BLAS kernels may round differently on differently aligned buffers (an
     # array read from a file or a view), which would break bit-for-bit reproducibility across runners
     xt = torch.tensor(np.ascontiguousarray(x), dtype=dtype, device=dev)
@@ -92,8 +96,10 @@ def _fold_fit(regression: RegressionSection, x: np.ndarray, y: np.ndarray, train
         if regression.metric == "pls":
             n_components = _pls_components(regression, int(train.sum()), x.shape[2])
             pred = pls_cross_validated(xt, yt, tr, te, n_components, algorithm=regression.algorithm)[0]
+        elif regression.alpha is not None:  # one fixed penalty (Brain-Score's Ridge(alpha))
+            pred = ridge_cross_validated(xt, yt, tr, te, alphas=[regression.alpha])[0]
         else:
-            pred = ridge_cross_validated(xt, yt, tr, te)[0]
+            pred = ridge_cross_validated(xt, yt, tr, te, alphas)[0]
     finally:
         torch.set_num_threads(threads)
     return pred.to(torch.float64).cpu().numpy()
@@ -103,19 +109,41 @@ class _Problem:
     """Everything a fold fit needs: features per bin, responses, folds and the ``[regression]`` settings."""
 
     def __init__(self, regression: RegressionSection, features: list[np.ndarray | None], targets: np.ndarray,
-                 train: np.ndarray, test: np.ndarray, device: str | None) -> None:
+                 train: np.ndarray, test: np.ndarray, device: str | None, dtype: torch.dtype | None = None,
+                 alphas: np.ndarray = DEFAULT_ALPHAS) -> None:
         self.regression = regression
         self.features = features  # per bin: [n, D] or None (unmapped)
         self.targets = targets  # [n, q, B]
         self.train = train
         self.test = test
         self.device = device
+        self.dtype = dtype
+        self.alphas = alphas
         present = [x for x in features if x is not None]
         self.shared = bool(present) and all(x is present[0] for x in present)
 
     def __call__(self, unit: WorkUnit) -> Result:
         # a runner's work function: a picklable object whose arrays a dask runner ships as files
-        return self.fold(unit.fold)
+        return self.fold(unit.fold) if unit.part is None else self._piece(unit.part).fold(unit.fold)
+
+    def split(self, unit: WorkUnit, parts: int) -> list[WorkUnit]:
+        """``unit`` in at most ``parts`` pieces whose fits are those of the whole (for a runner that spreads a
+        fold over several workers): chunks of bins in per_bin mode (each bin its own fit) when no response is
+        missing (the valid-stimulus rule spans all bins), chunks of sites for ridge (fitted site by site;
+        PLS2 is joint over a region's sites)."""
+        _, n_sites, n_bins = self.targets.shape
+        bins = self.regression.temporal_mode == "per_bin" and not bool(np.isnan(self.targets).any())
+        return split_unit(unit, parts, n_bins, n_sites, bins=bins, sites=self.regression.metric == "ridge")
+
+    def merge(self, unit: WorkUnit, parts: list[tuple[WorkUnit, Result]]) -> Result:
+        """The result of ``unit`` from those of its pieces (:meth:`split`)."""
+        _, n_sites, n_bins = self.targets.shape
+        return merge_parts(parts, int(self.test[unit.fold].sum()), n_sites, n_bins)
+
+    def _piece(self, part: tuple[int, int, int, int]) -> _Problem:
+        b0, b1, s0, s1 = part
+        return _Problem(self.regression, self.features[b0:b1], self.targets[:, s0:s1, b0:b1], self.train, self.test,
+                        self.device, self.dtype, self.alphas)
 
     def fold(self, f: int) -> Result:
         train, test = self.train[f], self.test[f]
@@ -132,8 +160,7 @@ class _Problem:
             # bins stacked as samples: one mapping shared by all bins, predictions per bin
             x = np.concatenate([self.features[b] for b in mapped])[None]
             y = np.concatenate([self.targets[:, :, b] for b in mapped])[None]
-            pred = _cross_validated(self.regression, x, y, np.tile(train, len(mapped)), np.tile(test, len(mapped)),
-                                    self.device)[0]
+            pred = self._fit(x, y, np.tile(train, len(mapped)), np.tile(test, len(mapped)))[0]
             pred = pred.reshape(len(mapped), int(test.sum()), n_sites)
         else:
             if self.shared:
@@ -146,13 +173,16 @@ class _Problem:
                     x = np.stack([self.features[b] for b in mapped])
             y = np.stack([self.targets[:, :, b] for b in mapped])
             if x is None:  # layers of different widths (graded): one fit per bin
-                pred = np.stack([_cross_validated(self.regression, self.features[b][None], y[i:i + 1], train, test,
-                                                  self.device)[0] for i, b in enumerate(mapped)])
+                pred = np.stack([self._fit(self.features[b][None], y[i:i + 1], train, test)[0]
+                                 for i, b in enumerate(mapped)])
             else:
-                pred = _cross_validated(self.regression, x, y, train, test, self.device)
+                pred = self._fit(x, y, train, test)
         for i, b in enumerate(mapped):
             out[:, :, b] = pred[i]
         return {"prediction": out}
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return _cross_validated(self.regression, x, y, train, test, self.device, self.dtype, self.alphas)
 
 
 def _r_from_folds(regression: RegressionSection, preds: list[np.ndarray], targets: np.ndarray, test: np.ndarray
@@ -220,9 +250,12 @@ def _layer_time_map(acts: Any, layer: str) -> tuple[TimeMap, int]:
     return tm, n_steps
 
 
-def _mapping(bench: Benchmark, policy: str, acts: Any, layer: str, offset: float,
-             layers_in_order: Sequence[str]) -> tmap.BinMapping:
-    """The benchmark's bins mapped onto ``layer``'s steps (all layers for ``graded``) by :func:`tmap.map_time`."""
+def _mapping(mapping: MappingSection, time_bins: Sequence[tuple[float, float]], policy: str, acts: Any, layer: str,
+             offset: float, layers_in_order: Sequence[str]) -> tmap.BinMapping:
+    """The benchmark's bins mapped onto ``layer``'s steps (all layers for ``graded``) by :func:`tmap.map_time`.
+
+    ``mapping``: the benchmark's ``[mapping]`` section (its step tables); ``time_bins``: its bins.
+    """
     if policy == "graded":
         first_layer_tm, n_steps = _layer_time_map(acts, layers_in_order[0])
         merged = {}
@@ -230,18 +263,17 @@ def _mapping(bench: Benchmark, policy: str, acts: Any, layer: str, offset: float
             tm, _ = _layer_time_map(acts, name)
             merged.update(tm.first_driven)
         tm = dataclasses.replace(first_layer_tm, first_driven=merged)
-        return tmap.map_time("graded", bench.time_bins, list(layers_in_order), tm, offset_ms=offset,
-                             n_steps=n_steps)
+        return tmap.map_time("graded", time_bins, list(layers_in_order), tm, offset_ms=offset, n_steps=n_steps)
     tm, n_steps = _layer_time_map(acts, layer)
     if policy == "table":
-        table = bench.mapping.tables.get(layer)
+        table = mapping.tables.get(layer)
         if table is None:
-            raise NeurofitError(f"benchmark {bench.id!r} has no time table for layer {layer!r} "
-                                f"(tables for: {', '.join(bench.mapping.tables)})")
-        return tmap.map_time("table", bench.time_bins, layer, tm, step_table=table, n_steps=n_steps)
+            raise NeurofitError(f"the benchmark's [mapping] has no time table for layer {layer!r} "
+                                f"(tables for: {', '.join(mapping.tables)})")
+        return tmap.map_time("table", time_bins, layer, tm, step_table=table, n_steps=n_steps)
     if policy == "constant":
-        return tmap.map_time("constant", bench.time_bins, layer, tm, n_steps=n_steps)
-    return tmap.map_time(policy, bench.time_bins, layer, tm, offset_ms=offset, n_steps=n_steps)
+        return tmap.map_time("constant", time_bins, layer, tm, n_steps=n_steps)
+    return tmap.map_time(policy, time_bins, layer, tm, offset_ms=offset, n_steps=n_steps)
 
 
 def narrow_designs(regression: RegressionSection) -> bool:
@@ -250,7 +282,7 @@ def narrow_designs(regression: RegressionSection) -> bool:
 
 
 def stimulus_splits(ids: Sequence[str], scheme: str, object_name: np.ndarray | None, n_splits: int,
-                    seed: int) -> StimulusSplits:
+                    seed: int, train_size: float = 0.9, stratify: bool = True) -> StimulusSplits:
     """:func:`~neurofit.regression.splits.make_splits` over ``ids``, without sklearn's thin-strata warning.
 
     Objects with fewer stimuli than folds (common in a held-out commitment set) make sklearn warn; the
@@ -258,16 +290,17 @@ def stimulus_splits(ids: Sequence[str], scheme: str, object_name: np.ndarray | N
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        return make_splits(ids, scheme=scheme, object_name=object_name, n_splits=n_splits, seed=seed)
+        return make_splits(ids, scheme=scheme, object_name=object_name, n_splits=n_splits, seed=seed,
+                           train_size=train_size, stratify=stratify)
 
 
-def region_problem(bench: Benchmark, data: PreparedData, ids: Sequence[str], region_sites: np.ndarray,
+def region_problem(regression: RegressionSection, data: PreparedData, ids: Sequence[str], region_sites: np.ndarray,
                    refs_per_bin: Sequence[Sequence[tmap.FeatureRef]], splits: StimulusSplits,
                    features: _Features, device: str | None) -> _Problem:
     """The fold problem of one region's sites on ``ids`` with the mapped features of every bin."""
     targets = data.targets(ids)[:, region_sites]
     feats = [features.combine(refs) for refs in refs_per_bin]
-    return _Problem(bench.regression, feats, targets, splits.train, splits.test, device)
+    return _Problem(regression, feats, targets, splits.train, splits.test, device)
 
 
 @dataclass
@@ -292,7 +325,8 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
     """Cross-validate each region's committed mapping on the scored stimuli, one work unit per fold."""
     score_ids = data.score_ids
     splits = stimulus_splits(score_ids, bench.regression.split_scheme, data.object_labels(score_ids),
-                             bench.regression.n_splits, bench.regression.seed)
+                             bench.regression.n_splits, bench.regression.seed, bench.regression.train_size,
+                             bench.regression.stratify)
     position = ext.position
     features = _Features(ext.acts, np.array([position[s] for s in score_ids], dtype=np.int64),
                          narrow=narrow_designs(bench.regression))
@@ -310,10 +344,10 @@ def score_regions(bench: Benchmark, policy: str, committed: dict[str, tuple[str,
     components: dict[str, set[int]] = {}
     for region in bench.regions:
         layer, off = committed[region]
-        mapping = _mapping(bench, policy, ext.acts, layer, off, model_layers)
+        mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
         mappings[region] = mapping
         sites = np.flatnonzero(site_region == region)
-        prob = region_problem(bench, data, score_ids, sites, mapping.refs, splits, features, device)
+        prob = region_problem(bench.regression, data, score_ids, sites, mapping.refs, splits, features, device)
         components[region] = _components_used(prob)
         units = [WorkUnit("score", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
         preds = [res["prediction"] for _, res in runner.map(prob, units,

@@ -1,4 +1,4 @@
-"""Scoring precomputed features against a benchmark: the twin of ``neurofit score --features FILE``.
+"""Scoring precomputed features against a benchmark: the Python twin of ``neurofit score`` with features.
 
 Features extracted elsewhere (a file, or arrays with their stimulus ids) become an ActivationSet
 (:mod:`neurofit.extract.precomputed`) and are scored exactly as a model's activations are: the benchmark's
@@ -8,15 +8,13 @@ the same splits, regression, ceiling and bootstrap. No image is shown, so no sti
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neurofit.errors import NeurofitError
 
-if TYPE_CHECKING:  # the command line imports this module for its options: no heavy import at module level
+if TYPE_CHECKING:  # the command line imports this module: no heavy import at module level
     import xarray as xr
 
     from neurofit.data.stimuli import StimulusSet
@@ -106,67 +104,4 @@ def score_precomputed(
     return score(acts, benchmark, layers=layers, data=data, model_id=model_id, **options)
 
 
-# ------------------------------------------------------------------------------------------------ the CLI
-def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``neurofit score --features`` (besides ``--features`` itself).
-
-    Example
-    -------
-    >>> p = argparse.ArgumentParser(); add_feature_arguments(p)
-    >>> p.parse_args(["--stimulus-order", "ids.txt"]).step_ms
-    10.0
-    """
-    group = parser.add_argument_group("precomputed features (--features)")
-    group.add_argument("--stimulus-order", metavar="FILE",
-                       help="the stimulus of each row, for feature files without ids: one id per line (thingsvision's "
-                            "file_names.txt works: image names stand for their ids) or a CSV with a stimulus_id column")
-    group.add_argument("--stimulus-column", metavar="NAME", help="the CSV column of --stimulus-order holding the ids")
-    group.add_argument("--step-ms", type=float, default=10.0, help="duration of one step of the features (default 10)")
-    group.add_argument("--t0-ms", type=float, default=0.0,
-                       help="start of step 0 after stimulus onset (default 0)")
-
-
-MODEL_ONLY_FLAGS = (("--checkpoint", "checkpoint"), ("--arch", "arch"), ("--steps", "steps"),
-                    ("--baseline", "baseline"))
-
-
-def score_features_command(args: argparse.Namespace) -> int:
-    """``neurofit score --features FILE --benchmark ID``: score, print the summary, write the ScoreSet."""
-    from neurofit.extract.precomputed import read_features, read_stimulus_order
-    from neurofit.runners.commands import runner_from_args
-    from neurofit.scoring.commands import _print_scores
-
-    used = [flag for flag, name in MODEL_ONLY_FLAGS if getattr(args, name, None) is not None]
-    if getattr(args, "weights", "auto") != "auto":
-        used.append("--weights")
-    if used:
-        raise NeurofitError(f"{used[0]} applies to a model; --features are precomputed")
-    if args.stimulus_column and not args.stimulus_order:
-        raise NeurofitError("--stimulus-column names a column of --stimulus-order; give that file")
-    recording = stimuli = None
-    if args.recording is not None:
-        from neurofit.data.io import read_recording
-
-        recording = read_recording(args.recording)
-    if args.stimuli is not None:
-        if args.recording is None:
-            raise NeurofitError("--stimuli goes with --recording")
-        from neurofit.data.stimuli import read_stimulus_set
-
-        stimuli = read_stimulus_set(args.stimuli)
-    ids = read_stimulus_order(args.stimulus_order, args.stimulus_column) if args.stimulus_order else None
-    acts = read_features(args.features, ids, step_ms=args.step_ms, t0_ms=args.t0_ms)
-    out = args.out or Path(args.out_dir or ".") / f"{Path(args.features).stem}-{Path(args.benchmark).stem}.nc"
-    runner = runner_from_args(args)
-    try:
-        scores = score_precomputed(acts, args.benchmark, layers=args.layers, recording=recording, stimuli=stimuli,
-                                   grid=args.grid, device=args.device, out=out, work_dir=args.work_dir,
-                                   progress=False if args.quiet else None, runner=runner)
-    finally:
-        if runner is not None:
-            runner.close()
-    _print_scores(scores, out)
-    return 0
-
-
-__all__ = ["add_feature_arguments", "load_features", "score_features_command", "score_precomputed"]
+__all__ = ["load_features", "score_precomputed"]

@@ -35,8 +35,13 @@ def activations_from_arrays(
     first_driven: Mapping[str, int] | None = None,
     model_id: str = "features",
     weights_sha256: str = "",
+    dtype: str | None = None,
 ) -> Any:
     """An :class:`~neurofit.extract.activations.ActivationSet` from arrays ``{layer: [T, n_stimuli, D]}``.
+
+    Precision: with ``dtype=None`` float64 arrays stay float64 and float32 stay float32 (other numbers become
+    float64), so scores of float64 features are computed in float64 throughout (Brain-Score's numbers to
+    ~1e-13); ``dtype="float32"`` stores them in single precision (half the memory).
 
     This is how precomputed features (a generator's hidden units, another toolkit's activations) are
     scored: pass the result to :func:`score` in place of a model.
@@ -44,8 +49,8 @@ def activations_from_arrays(
     Example
     -------
     >>> acts = activations_from_arrays({"IT": np.zeros((2, 3, 4))}, ["a", "b", "c"])
-    >>> acts.layers, acts.n_steps("IT"), acts.n_features("IT")
-    (['IT'], 2, 4)
+    >>> acts.layers, acts.n_steps("IT"), acts.n_features("IT"), acts.dataset["IT"].dtype.name
+    (['IT'], 2, 4, 'float64')
     """
     from neurofit.extract.activations import ActivationSet, feature_dim, step_dim
 
@@ -54,8 +59,15 @@ def activations_from_arrays(
     data_vars: dict[str, Any] = {}
     first = dict(first_driven or {})
     steps = 0
+    if dtype not in (None, "float32", "float64"):
+        raise NeurofitError(f"dtype must be None (keep float64/float32 as given), 'float32' or 'float64', "
+                            f"got {dtype!r}")
     for layer, values in features.items():
-        values = np.asarray(values, dtype=np.float32)
+        values = np.asarray(values)
+        if values.dtype.kind not in "fiu":
+            raise NeurofitError(f"features of layer {layer!r} must be numbers, got dtype {values.dtype}")
+        keep = values.dtype if values.dtype in (np.float32, np.float64) else np.float64
+        values = values.astype(dtype or keep, copy=False)
         if values.ndim != 3 or values.shape[1] != len(ids):
             raise NeurofitError(f"features of layer {layer!r} must be [steps, {len(ids)} stimuli, features], "
                                 f"got {values.shape}")
@@ -230,7 +242,7 @@ def _parse_layers(layers: Sequence[str] | Mapping[str, str] | None, regions: Seq
     for region in regions:
         chosen = named.get(region)
         if not chosen:
-            raise NeurofitError(f"--layers names no layer for region {region!r}; give e.g. {region}=<layer>")
+            raise NeurofitError(f"layers= names no layer for region {region!r}; give one as {region}=<layer>")
         unknown = [layer for layer in chosen if layer not in model_layers]
         if unknown:
             raise NeurofitError(f"layer {unknown[0]!r} is not a layer of the model; its layers: "

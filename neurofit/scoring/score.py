@@ -45,7 +45,7 @@ from neurofit.extract.activations import ActivationSet
 from neurofit.runners.local import LocalRunner, UnitStore, WorkUnit
 from neurofit.scoreset import CENTRED_INTERVAL, bin_reliability, ranges, region_medians, site_ceiled, write_scoreset
 from neurofit.scoring.aggregate import aggregate, site_interval
-from neurofit.scoring.benchmark import Benchmark, load_benchmark
+from neurofit.scoring.benchmark import METRICS, Benchmark, load_benchmark
 from neurofit.scoring.commit import Commitment, commit_layers
 from neurofit.scoring.data import PreparedData, has_trial_repeats, load_benchmark_data, prepare_data
 from neurofit.scoring.extraction import Extracted, extract
@@ -59,6 +59,8 @@ from neurofit.scoring.fit import (
     _span,
     score_regions,
 )
+from neurofit.scoring.metric import is_regression, metric_scoreset
+from neurofit.scoring.metric_latency import LATENCIES, site_lags
 from neurofit.scoring.missing import MISSING_DATA_RULE
 from neurofit.scoring.resolve import _parse_layers, resolve_model
 
@@ -121,6 +123,8 @@ def score(
     model_id: str | None = None,
     runner: Any = None,
     weights: str = "auto",
+    metric: str | None = None,
+    latency: str = "region",
     **config: Any,
 ) -> xr.Dataset:
     """Score a model against a benchmark; return (and optionally write) its ScoreSet.
@@ -163,6 +167,13 @@ def score(
         stimuli x steps are too many; ``None``: every feature).
     created : str, optional
         The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
+    metric : str, optional
+        Replace the benchmark's ``[regression] metric``: ``pls``, ``ridge``, or a metric beyond regression
+        (``rsa``, ``cka``, ``reverse_pls``, ``reverse_ridge``, ``partition``: :mod:`neurofit.scoring.metric`),
+        scored on the same data, commitment and time map, written in the same ScoreSet schema.
+    latency : {"region", "site"}
+        ``"site"`` also fits each site's latency offset on the commitment stimuli and adds its lag and scores
+        beside the region-level ones (:mod:`neurofit.scoring.metric_latency`); the main score keeps the region's.
     runner : DaskRunner, optional
         Where the work units run (:class:`neurofit.runners.dask_runner.DaskRunner`); default: in this process.
     **config
@@ -181,7 +192,15 @@ def score(
     >>> scores.median_ceiled.sel(region="IT")  # doctest: +SKIP
     """
     _check_run_options(steps, device, out, work_dir)
-    bench = load_benchmark(benchmark)
+    bench = _with_metric(load_benchmark(benchmark), metric)
+    if latency not in LATENCIES:
+        raise NeurofitError(f"latency must be one of {', '.join(LATENCIES)}, got {latency!r}")
+    if latency == "site" and (not is_regression(bench.regression.metric) or bench.datasets):
+        raise NeurofitError("per-site latency (latency='site') is fitted for a regression metric on one dataset")
+    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric != "cka")):
+        raise NeurofitError(f"metric {bench.regression.metric!r} scores one dataset's committed mapping: "
+                            + ("a pooled benchmark is scored by regression only" if bench.datasets
+                               else "the layer x step grid is scored by regression and cka only (grid=False)"))
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
                              device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,
@@ -200,10 +219,26 @@ def score(
     store = UnitStore(work)
     # a DaskRunner (neurofit.runners.dask_runner) sends the units to a cluster; they are saved here all the same
     runner = LocalRunner(store, progress=progress) if runner is None else runner.bind(store, progress=progress)
+    if not is_regression(bench.regression.metric):
+        # one commitment rule for every metric: the forward PLS criterion on the held-out stimuli
+        commitment = commit_layers(bench.replace(regression={"metric": "pls"}), policy, offsets, candidates, ext,
+                                   prepared, runner, device)
+        identity = {"model_id": model_id or default_id, "weights": weights_text, "weights_sha256": weights_sha,
+                    "dataset": bench.dataset if data is None else str(prepared.recording.attrs.get("identifier",
+                                                                                                   "user data")),
+                    "layers_named": layers is not None}
+        scoreset = metric_scoreset(bench, policy, commitment, ext, prepared, identity=identity, created=created,
+                                   grid=grid)
+        if out is not None:
+            write_scoreset(scoreset, out)
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+        return scoreset
     commitment = commit_layers(bench, policy, offsets, candidates, ext, prepared, runner, device)
     scores = score_regions(bench, policy, commitment.committed, ext, prepared, runner, device)
     site_region, regions = prepared.site_region, list(bench.regions)
-    aggregates, stimulus_ci = aggregate(bench, scores, site_region, regions)
+    aggregates, stimulus_ci = aggregate(bench.aggregate, bench.ceiling, bench.regression.split_scheme, scores,
+                                        site_region, regions)
     rec = prepared.rec
     neuroid_coords = {name: ("neuroid", rec.coords[name].values) for name, coord in rec.coords.items()
                       if coord.dims == ("neuroid",)}
@@ -222,6 +257,12 @@ def score(
         "r_fold": (("fold", "neuroid", "time_bin"), scores.r_fold),
         **aggregates,
     }
+    if bench.aggregate.method == "brainscore":
+        # Brain-Score mode stores its splits: which scored stimuli each fold trained and tested on
+        coords["stimulus_id"] = ("stimulus", np.asarray(scores.splits.stimulus_ids).astype(str))
+        coords["ceiling_split"] = ("ceiling_split", np.arange(bench.ceiling.n_splits))
+        variables["split_train"] = (("fold", "stimulus"), scores.splits.train)
+        variables["split_test"] = (("fold", "stimulus"), scores.splits.test)
     if grid:
         position = ext.position
         grid_ceiled, grid_r, grid_layers, max_steps = _grid(bench, ext.acts, list(ext.acts.layers),
@@ -236,6 +277,12 @@ def score(
                         weights_text=weights_text, weights_sha=weights_sha, user_data=data is not None,
                         policy=policy, offsets=offsets, layers_named=layers is not None, device=device,
                         stimulus_ci=stimulus_ci, created=created)
+    if latency == "site":
+        extra_vars, extra_coords, extra_attrs = site_lags(bench, policy, offsets, commitment, ext, prepared, runner,
+                                                          device, scores)
+        variables.update(extra_vars)
+        coords.update(extra_coords)
+        attrs.update(extra_attrs)
     scoreset = xr.Dataset(variables, coords=coords, attrs=attrs)
     reliability = bin_reliability(scoreset)
     scoreset.attrs["bins_unreliable"] = reliability.unreliable_text(scoreset)
@@ -247,6 +294,15 @@ def score(
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return scoreset
+
+
+def _with_metric(bench: Benchmark, metric: str | None) -> Benchmark:
+    """``bench`` with its ``[regression] metric`` replaced by ``metric`` (checked against the known metrics)."""
+    if metric is None or metric == bench.regression.metric:
+        return bench
+    if metric not in METRICS:
+        raise NeurofitError(f"unknown metric {metric!r}; metrics: {', '.join(METRICS)}")
+    return bench.replace(regression={"metric": metric})
 
 
 def _plan(bench: Benchmark, ext: Extracted, layers: Sequence[str] | Mapping[str, str] | None
@@ -316,6 +372,7 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
         "ceiling_seed": int(bench.ceiling.seed),
         "normalisation": bench.ceiling.normalisation,
         "aggregate": bench.aggregate.method,
+        **_brainscore_attrs(bench),
         "mapping_policy": policy,
         "mapping_policy_benchmark": bench.mapping.policy,
         "committed_layers": {region: layer for region, (layer, _) in committed.items()},
@@ -349,6 +406,30 @@ def _provenance(bench: Benchmark, prepared: PreparedData, ext: Extracted, commit
         "created": created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return attrs
+
+
+def _brainscore_attrs(bench: Benchmark) -> dict[str, Any]:
+    """The settings Brain-Score's metrics have that neurofit's defaults leave unset, where a run sets them, and
+    the headline of a Brain-Score-mode ScoreSet (its number and error)."""
+    attrs: dict[str, Any] = {}
+    if bench.regression.alpha is not None:
+        attrs["ridge_alpha"] = float(bench.regression.alpha)  # one fixed penalty (else per site, leave-one-out)
+    if bench.regression.split_scheme == "brainscore":
+        attrs["split_train_size"] = float(bench.regression.train_size)
+    if bench.regression.split_scheme == "brainscore" or not bench.regression.stratify:
+        attrs["split_stratified"] = bool(bench.regression.stratify)
+    if bench.aggregate.method == "brainscore":
+        attrs["headline"] = "benchmark_score"
+        attrs["headline_error"] = "benchmark_score_error"
+        attrs["headline_text"] = BRAINSCORE_HEADLINE
+    return attrs
+
+
+BRAINSCORE_HEADLINE = (
+    "Brain-Score's number: benchmark_score = benchmark_r**2 / benchmark_ceiling (mean over splits of the median r "
+    "over sites; mean over halvings of the median internal-consistency ceiling); its error is Brain-Score's, the raw "
+    "r's standard error over splits (benchmark_r_error); per split: benchmark_r_split, benchmark_ceiling_split, "
+    "r_fold, ceiling_split_sites; the splits: split_train, split_test")
 
 
 BASELINES = ("random",)
@@ -423,7 +504,7 @@ def _score_pooled(model: Any, bench: Benchmark, *, grid: bool, data: Any, out: s
     """
     if grid:
         raise NeurofitError(f"benchmark {bench.id!r} pools sessions with different stimuli: a layer x step grid is "
-                            "per session; score one session's benchmark with --grid instead")
+                            "per session; score one session's benchmark with grid=True instead")
     if data is not None:
         raise NeurofitError(f"benchmark {bench.id!r} pools the sessions {', '.join(bench.datasets)}: data= replaces "
                             "one dataset; score a single-dataset benchmark with your data instead")

@@ -12,8 +12,7 @@ Names are resolved lazily, so importing :mod:`neurofit.stats` imports neither sc
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from neurofit._lazy import lazy_exports
 
 _PUBLIC = {
     "compare": "neurofit.stats.compare",
@@ -26,11 +25,7 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'neurofit.stats' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 
 __all__ = sorted(_PUBLIC)

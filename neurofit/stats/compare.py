@@ -49,6 +49,20 @@ DIFFERENCE = "B - A: median over the sites valid in both of (score of B - score 
 MIN_SITES = 2
 
 
+def paired_difference(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """The one sign convention of every model comparison: ``other - reference`` (B - A), NaN where either is.
+
+    :func:`compare_scoresets`, :func:`neurofit.stats.paired.paired_tests` and the cluster test all take their
+    differences from here, so no caller relabels a difference.
+
+    Example
+    -------
+    >>> paired_difference(np.array([0.5, 0.25]), np.array([0.75, np.nan])).tolist()
+    [0.25, nan]
+    """
+    return other - reference
+
+
 def compare_scoresets(
     a: xr.Dataset,
     b: xr.Dataset,
@@ -189,6 +203,7 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
              reliable_only: bool, n_permutations: int = 0) -> tuple[xr.Dataset, np.ndarray]:
     """Estimate, draws and p of one pair, before the family's correction (draws: ``[n_boot, region, bin]``)."""
     xa, xb, ids = _align(a, b, variable)
+    min_sites = _min_sites(a, b)
     draws_a, draws_b, pairing = _paired_draws(a, b, variable, ids)
     region_of_site = xa["region"].values.astype(str)
     names = [str(v) for v in dict.fromkeys(region_of_site)]
@@ -202,18 +217,18 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
     for k, region in enumerate(names):
         sel = region_of_site == region
         va, vb = va_all[sel], vb_all[sel]
-        diff = vb - va  # NaN where either model has no score: that site leaves the bin
+        diff = paired_difference(va, vb)  # NaN where either model has no score: that site leaves the bin
         valid = np.isfinite(diff)
         columns["n_sites"][k] = valid.sum(axis=0)
         with quiet_nan():
             columns["median_a"][k] = np.nanmedian(np.where(valid, va, np.nan), axis=0)
             columns["median_b"][k] = np.nanmedian(np.where(valid, vb, np.nan), axis=0)
             columns["median_difference"][k] = np.nanmedian(diff, axis=0)
-        stim = None if draws_a is None else draws_b[:, sel] - draws_a[:, sel]
+        stim = None if draws_a is None else paired_difference(draws_a[:, sel], draws_b[:, sel])
         # A different seed per region keeps their site draws independent; the whole result stays reproducible.
         draws[:, k] = hierarchical_median(diff, stim, n_boot=n_boot, seed=seed + k)
         flags["reliable"][k] = reliability.reliable.get(region, np.ones(n_bins, dtype=bool))
-        flags["driven"][k] = columns["n_sites"][k] >= MIN_SITES
+        flags["driven"][k] = columns["n_sites"][k] >= min_sites
         flags["tested"][k] = flags["driven"][k] & (flags["reliable"][k] | (not reliable_only))
         p = bootstrap_p(draws[:, k], 0.0)
         columns["p"][k] = np.where(flags["tested"][k], p, np.nan)
@@ -255,7 +270,21 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
         "n_sites_only_a": int(a.sizes["neuroid"] - shared),
         "n_sites_only_b": int(b.sizes["neuroid"] - shared),
     }
+    if a.attrs.get("metric_scope"):  # a metric beyond regression (neurofit.scoring.metric) is named in the header
+        out.attrs["metric"] = str(a.attrs.get("metric", ""))
+        out.attrs["metric_scope"] = str(a.attrs["metric_scope"])
     return out, draws
+
+
+def _min_sites(a: xr.Dataset, b: xr.Dataset) -> int:
+    """Sites a bin needs to be tested: :data:`MIN_SITES`, or 1 for a population metric (one value per region,
+    tested over its stimulus-bootstrap draws); ScoreSets of different metrics beyond regression do not compare."""
+    scopes = {str(ds.attrs.get("metric_scope", "")) for ds in (a, b)}
+    metrics = {str(ds.attrs.get("metric", "")) for ds in (a, b)}
+    if scopes != {""} and len(metrics) > 1:
+        raise NeurofitError(f"ScoreSets {label(a, 'a')!r} and {label(b, 'b')!r} have different metrics "
+                            f"({', '.join(sorted(metrics))}); compare ScoreSets of one metric")
+    return 1 if scopes == {"population"} else MIN_SITES
 
 
 def _cluster_p(differences: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
@@ -580,7 +609,12 @@ def comparison_metric_line(result: xr.Dataset) -> str:
     'compared: ceiled score per site, B - A ='
     """
     note = result.attrs.get("variable_note", "")
-    return (f"compared: {_variable_text(result)} per site, B - A = median of paired per-site differences, "
+    if result.attrs.get("metric_scope") == "population":
+        return (f"compared: {result.attrs.get('metric')} {_variable_text(result)} per region (a population metric), "
+                f"B - A = difference of the region's values, {result.attrs.get('n_boot', '?')} draws over the "
+                "stored stimulus-bootstrap draws" + (f" ({note})" if note else ""))
+    metric = f"{result.attrs['metric']} " if result.attrs.get("metric") else ""
+    return (f"compared: {metric}{_variable_text(result)} per site, B - A = median of paired per-site differences, "
             f"{result.attrs.get('n_boot', '?')} bootstrap draws" + (f" ({note})" if note else ""))
 
 
@@ -602,5 +636,5 @@ def _example_pair() -> tuple[xr.Dataset, xr.Dataset]:
     return toy(np.zeros(2), "feedforward"), toy(np.array([0.0, 0.2]), "recurrent")
 
 
-__all__ = ["compare", "compare_many", "compare_scoresets", "comparison_table", "stack_comparisons", "verdict",
-           "verdict_ranges", "verdict_text"]
+__all__ = ["compare", "compare_many", "compare_scoresets", "comparison_table", "paired_difference", "stack_comparisons",
+           "verdict", "verdict_ranges", "verdict_text"]

@@ -1,8 +1,9 @@
 """Paired tests over sites: Wilcoxon signed-rank and paired t, one test per time bin (or any other index).
 
 Two models scored on the same sites give two numbers per site and bin; the paired tests ask whether their
-difference is centred on zero. Sites where either score is NaN (an undefined correlation, a ceiling that
-is not positive) are dropped pairwise, bin by bin, never imputed.
+difference is centred on zero. The difference is ``b - a``, the second minus the reference, as in every
+comparison (:func:`neurofit.stats.compare.paired_difference`). Sites where either score is NaN (an
+undefined correlation, a ceiling that is not positive) are dropped pairwise, bin by bin, never imputed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import xarray as xr
 from scipy import stats
 
 from neurofit.errors import NeurofitError, quiet_nan
+from neurofit.stats.compare import paired_difference
 
 WILCOXON = ("two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon, zero_method='wilcox'; exact null "
             "distribution up to 50 sites without ties or zero differences, normal approximation otherwise)")
@@ -22,27 +24,29 @@ PAIRED_T = "two-sided paired t-test (scipy.stats.ttest_rel)"
 
 
 def paired_tests(a: xr.DataArray, b: xr.DataArray, dim: str = "neuroid") -> xr.Dataset:
-    """Wilcoxon signed-rank and paired t-tests of ``a`` against ``b`` over ``dim``, for every other index.
+    """Wilcoxon signed-rank and paired t-tests of ``b`` against the reference ``a`` (``b - a``) over ``dim``.
 
     Parameters
     ----------
     a, b : DataArray
-        The same dims and sizes, e.g. ``(neuroid, time_bin)`` ceiled scores of two models on the same sites
-        (align them on ``neuroid_id`` first). Pairs where either value is NaN are dropped.
+        The reference and the other model, with the same dims and sizes, e.g. ``(neuroid, time_bin)`` ceiled
+        scores of two models on the same sites (align them on ``neuroid_id`` first). Pairs where either value
+        is NaN are dropped.
     dim : str
         The dim of the paired units (default the sites, ``"neuroid"``).
 
     Returns
     -------
     Dataset with the dims of ``a`` other than ``dim`` (coords kept) and variables ``n`` (pairs used),
-    ``median_a``, ``median_b``, ``median_difference`` (``median_a - median_b`` over the pairs used),
-    ``mean_difference``, ``wilcoxon_statistic``, ``wilcoxon_p``, ``t_statistic``, ``t_p``. A test with
-    fewer than 2 pairs, or whose differences are all zero, has NaN statistic and p.
+    ``median_a``, ``median_b``, ``median_difference`` (``median_b - median_a`` over the pairs used),
+    ``mean_difference`` (of ``b - a``), ``wilcoxon_statistic``, ``wilcoxon_p``, ``t_statistic`` (positive where
+    ``b`` is above ``a``), ``t_p``. A test with fewer than 2 pairs, or whose differences are all zero, has NaN
+    statistic and p.
 
     Example
     -------
-    >>> a = xr.DataArray(np.arange(10.0)[:, None] + 1.0, dims=("neuroid", "time_bin"))
-    >>> b = xr.zeros_like(a)
+    >>> b = xr.DataArray(np.arange(10.0)[:, None] + 1.0, dims=("neuroid", "time_bin"))
+    >>> a = xr.zeros_like(b)
     >>> out = paired_tests(a, b)
     >>> float(out.median_difference[0]), round(float(out.wilcoxon_p[0]), 4)
     (5.5, 0.002)
@@ -74,15 +78,15 @@ def paired_tests(a: xr.DataArray, b: xr.DataArray, dim: str = "neuroid") -> xr.D
             continue
         out["median_a"][i] = np.median(va)
         out["median_b"][i] = np.median(vb)
-        out["median_difference"][i] = out["median_a"][i] - out["median_b"][i]
-        diff = va - vb
+        out["median_difference"][i] = paired_difference(out["median_a"][i], out["median_b"][i])
+        diff = paired_difference(va, vb)
         out["mean_difference"][i] = diff.mean()
         if diff.size < 2 or not np.any(diff != 0):
             continue
         out["wilcoxon_statistic"][i], out["wilcoxon_p"][i] = _wilcoxon(diff)
         with quiet_nan():
             # Identical nonzero differences have zero variance: the t-test is undefined there (NaN).
-            res = stats.ttest_rel(va, vb)
+            res = stats.ttest_rel(vb, va)  # the t of b - a
         out["t_statistic"][i], out["t_p"][i] = float(res.statistic), float(res.pvalue)
     coords = {name: coord for name, coord in a.coords.items() if dim not in coord.dims}
     data_vars = {name: (others, value.reshape(shape)) for name, value in out.items()}

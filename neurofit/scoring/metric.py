@@ -1,0 +1,469 @@
+"""Metrics beyond one regression score, scored like one: RSA, CKA, reverse predictivity, variance partitioning.
+
+``metric`` in a benchmark's ``[regression]`` (and ``score(..., metric=...)``, ``neurofit score --metric``) selects
+one of :data:`~neurofit.scoring.benchmark.METRICS`. The run is the regression's up to the layer commitment: the
+same data, extraction, commitment split and time mapping; layers and latency offsets are committed by the
+forward PLS criterion on the held-out stimuli whatever the metric (one commitment rule, so the metrics of one
+model are about the same layer and time map). The committed mapping then gives, per region and bin, the model
+features that stand for the bin, and the metric is computed on the scored stimuli by the leaf kernels of
+:mod:`neurofit.metrics` (checked there against rsatoolbox, himalaya and float64 formulas).
+
+Every metric writes the ScoreSet schema (:mod:`neurofit.scoreset`): ``r``, ``ceiling`` and ``ceiled`` on
+``(neuroid, time_bin)``, per-region aggregates ``median_*`` with 95% intervals, provenance in ``attrs``
+(``metric``, ``metric_scope``, ``metric_settings``, ``metric_description``: the line ``score`` prints).
+
+* **population metrics** (``rsa``, ``cka``, ``reverse_pls``, ``reverse_ridge``) give one value per region and
+  bin: the ScoreSet's ``neuroid`` dim holds one entry per region (``neuroid_id = "<region> population"``,
+  ``n_sites`` the sites that entered), so every reader of per-site values reads the region's value.
+  ``r`` is the raw metric, ``ceiling`` its noise ceiling, ``ceiled = r / ceiling`` (RSA: rsatoolbox's lower
+  bound; CKA: the CKA of the region with itself, noise-corrected; reverse: median over model units of
+  ``r^2 / ceiling``). RSA and CKA store stimulus-bootstrap draws (``r_boot``, ``ceiled_boot``; the same
+  resampled stimuli for every model of one benchmark), so ``compare`` tests two models' difference per bin
+  over those draws; reverse predictivity resamples model units (its CI), which differ between models.
+* **partition** (per site): banded ridge over two feature spaces of the committed layer, its first driven
+  step (the feedforward sweep, one design for every bin) and the step mapped to each bin; per site and bin
+  the cross-validated ``R^2`` of each alone and jointly, the unique variance of each and the shared
+  variance, as fractions of the split-half ceiling. ``ceiled`` is the unique variance of the mapped step
+  (what the later steps add beyond the sweep), ``r`` the Pearson r of the joint model's predictions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from neurofit import __version__
+from neurofit.errors import NeurofitError, quiet_nan
+from neurofit.metrics.cka import cka_over_time
+from neurofit.metrics.partition import banded_ridge_cross_validated, r2_score, simplex_grid
+from neurofit.metrics.reverse import reverse_predictivity
+from neurofit.metrics.rsa import bootstrap_patterns, rsa_over_time
+from neurofit.scoreset import CENTRED_INTERVAL, bin_reliability, centred_interval, region_medians, site_ceiling, site_r
+from neurofit.scoring.aggregate import site_interval
+from neurofit.scoring.benchmark import POPULATION_METRICS, REGRESSION_METRICS, Benchmark
+from neurofit.scoring.fit import _Features, _mapping, stimulus_splits
+from neurofit.scoring.missing import MISSING_DATA_RULE
+from neurofit.stats.bootstrap import hierarchical_median
+
+if TYPE_CHECKING:
+    from neurofit.scoring.commit import Commitment
+    from neurofit.scoring.data import PreparedData
+    from neurofit.scoring.extraction import Extracted
+
+SPACES = ("feedforward", "mapped")
+COMMITMENT_RULE = ("layers and latency offsets committed by the forward PLS criterion on the held-out stimuli (mean "
+                   "over bins of the median r over sites), whatever the metric")
+
+
+def is_regression(metric: str) -> bool:
+    """Whether ``metric`` is a regression (``pls``, ``ridge``) scored by the regression path of ``score``.
+
+    Example
+    -------
+    >>> is_regression("pls"), is_regression("rsa")
+    (True, False)
+    """
+    return metric in REGRESSION_METRICS
+
+
+def describe(metric: str, bench: Benchmark) -> str:
+    """The one-line description of a metric and its settings (what ``score`` prints first).
+
+    Example
+    -------
+    >>> from neurofit.scoring.benchmark import load_benchmark
+    >>> describe("cka", load_benchmark("synthetic-ventral-it-temporal"))[:40]
+    'debiased linear CKA per bin between the '
+    """
+    m = bench.metric
+    if metric == "rsa":
+        return (f"RSA per bin: {m.dissimilarity}-distance neural RDMs of {m.n_groups} repetition groups vs the model's "
+                f"correlation-distance RDM, compared by {m.comparison}; ceiling: rsatoolbox's lower bound (score / "
+                f"lower), {m.n_bootstrap} stimulus-bootstrap draws")
+    if metric == "cka":
+        kind = "debiased" if m.debiased else "plain (biased)"
+        return (f"{kind} linear CKA per bin between the region's repetition means and the model's features; "
+                f"ceiling: noise-corrected self-CKA from {bench.ceiling.n_splits} repetition halvings (score / "
+                f"ceiling), {m.n_bootstrap} stimulus-bootstrap draws")
+    if metric.startswith("reverse_"):
+        engine = metric.split("_", 1)[1].upper()
+        return (f"reverse predictivity per bin: each model unit predicted from the region's sites ({engine}, "
+                f"{bench.regression.n_splits}-fold over stimuli), median over units of r^2 / ceiling; ceiling: "
+                f"Muzellec & Kar 2025 (split-half reliability of the unit's prediction, {bench.ceiling.n_splits} "
+                "halvings, Spearman-Brown)")
+    if metric == "partition":
+        return (f"variance partitioning per site and bin: banded ridge over the committed layer's first driven step "
+                f"(feedforward) and its step mapped to the bin, {bench.regression.n_splits}-fold over stimuli; "
+                "ceiled = unique variance of the mapped step / split-half ceiling")
+    return metric
+
+
+def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted, prepared: PreparedData,
+                    *, identity: dict[str, Any], created: str | None = None, grid: bool = False) -> xr.Dataset:
+    """The ScoreSet of a non-regression metric (``bench.regression.metric``) for a committed model.
+
+    ``identity``: the attrs that name the model and data (``model_id``, ``weights``, ``weights_sha256``,
+    ``dataset``, ``layers_named``), as the regression path writes them. ``grid`` (CKA only): also every layer x
+    driven step against every bin (``grid_r``: the CKA, ``grid_ceiled``: over the bin's ceiling), from the
+    streamed comparisons of :func:`neurofit.metrics.grid.compare_grid` in float64.
+
+    Example
+    -------
+    >>> scores = score("bl", "synthetic-ventral-it-temporal", metric="rsa")  # doctest: +SKIP
+    """
+    metric = bench.regression.metric
+    if is_regression(metric):
+        raise NeurofitError(f"metric {metric!r} is a regression: score() scores it without this module")
+    score_ids = prepared.score_ids
+    features = _Features(ext.acts, np.array([ext.position[s] for s in score_ids], dtype=np.int64))
+    trials = prepared.trials_of(score_ids)
+    site_region = prepared.site_region
+    model_layers = list(ext.acts.layers)
+    mappings, per_region = {}, {}
+    for region in bench.regions:
+        layer, off = commitment.committed[region]
+        mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
+        mappings[region] = mapping
+        sites = np.flatnonzero(site_region == region)
+        per_bin = [features.combine(refs) for refs in mapping.refs]
+        if metric == "partition":
+            first = ext.acts.driven_steps(layer)[0]
+            per_region[region] = _partition(bench, prepared, sites, features.get(layer, first), per_bin, trials)
+        else:
+            per_region[region] = _population(bench, metric, prepared, trials[:, :, sites], per_bin)
+    if metric == "partition":
+        ds = _site_scoreset(bench, prepared, per_region, trials)
+    else:
+        ds = _population_scoreset(bench, prepared, per_region)
+    if grid:
+        ds = _cka_grid(bench, ds, features, ext, trials, site_region)
+    ds.attrs = _attrs(bench, policy, commitment, ext, prepared, mappings, identity, created, ds)
+    reliability = bin_reliability(ds)
+    ds.attrs["bins_unreliable"] = reliability.unreliable_text(ds)
+    ds.attrs["reliability_rule"] = reliability.rule
+    return ds
+
+
+# ------------------------------------------------------------------------------------------------ population
+def _groups(per_bin: Sequence[np.ndarray | None]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Mapped bins grouped by feature width: ``(bins, features [len(bins), n, width])`` each."""
+    widths: dict[int, list[int]] = {}
+    for b, x in enumerate(per_bin):
+        if x is not None:
+            widths.setdefault(x.shape[1], []).append(b)
+    return [(np.array(bins), np.stack([per_bin[b] for b in bins])) for bins in widths.values()]
+
+
+def _draw_indices(bench: Benchmark, n: int) -> np.ndarray:
+    """The stimulus-bootstrap draws of the population metrics (sorted indices with repeats), seeded."""
+    return bootstrap_patterns(n, bench.metric.n_bootstrap, bench.aggregate.seed)
+
+
+def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: np.ndarray,
+                per_bin: Sequence[np.ndarray | None]) -> dict[str, np.ndarray]:
+    """One region's values per bin: ``r``, ``ceiling``, ``ceiled`` (and ``ceiling_upper`` for RSA), with draws."""
+    n_bins = len(per_bin)
+    n_draws = bench.metric.n_bootstrap if metric in ("rsa", "cka") else 0
+    out = {k: np.full(n_bins, np.nan) for k in ("r", "ceiling", "ceiled", "ceiling_upper")}
+    draws = {k: np.full((n_draws, n_bins), np.nan) for k in ("r", "ceiled", "ceiling")}
+    unit_ci = {k: np.full((2, n_bins), np.nan) for k in ("r", "ceiled", "ceiling")}
+    n_units = 0
+    for bins, model in _groups(per_bin):
+        sub = trials[..., bins]
+        if metric == "rsa":
+            n_groups = min(bench.metric.n_groups, sub.shape[1])
+            res = rsa_over_time(sub, model, method=bench.metric.comparison, dissimilarity=bench.metric.dissimilarity,
+                                n_groups=n_groups, n_bootstrap=n_draws, seed=bench.aggregate.seed)
+            out["r"][bins], out["ceiling"][bins], out["ceiled"][bins] = res.score, res.lower, res.ceiled
+            out["ceiling_upper"][bins] = res.upper
+            if n_draws:
+                draws["r"][:, bins], draws["ceiled"][:, bins] = res.score_draws, res.ceiled_draws
+                with np.errstate(all="ignore"):
+                    # ceiled = score / lower in each draw (NaN where the bin is unreliable): its lower ceiling
+                    draws["ceiling"][:, bins] = res.score_draws / res.ceiled_draws
+        elif metric == "cka":
+            kw = dict(debiased=bench.metric.debiased, n_splits=bench.ceiling.n_splits, seed=bench.ceiling.seed)
+            res = cka_over_time(sub, model, **kw)
+            out["r"][bins], out["ceiling"][bins], out["ceiled"][bins] = res["score"], res["ceiling"], res["ceiled"]
+            for k, index in enumerate(_draw_indices(bench, len(sub)) if n_draws else []):
+                drawn = cka_over_time(sub[index], model[:, index], **kw)
+                draws["r"][k, bins], draws["ceiling"][k, bins] = drawn["score"], drawn["ceiling"]
+                draws["ceiled"][k, bins] = drawn["ceiled"]
+        else:
+            ids = prepared.score_ids
+            splits = stimulus_splits(ids, "kfold", prepared.object_labels(ids), bench.regression.n_splits,
+                                     bench.regression.seed)
+            res = reverse_predictivity(sub, model, splits.train, splits.test, regression=metric.split("_", 1)[1],
+                                       n_components=bench.regression.n_components, n_splits=bench.ceiling.n_splits,
+                                       seed=bench.ceiling.seed)
+            medians = res.median()
+            out["r"][bins], out["ceiling"][bins], out["ceiled"][bins] = (medians[k] for k in ("r", "ceiling",
+                                                                                               "ceiled"))
+            n_units = max(n_units, res.r.shape[1])
+            if bench.aggregate.n_bootstrap:
+                # model units resampled (the population's own units; another model's are not the same units)
+                for k in ("r", "ceiled", "ceiling"):
+                    with quiet_nan():
+                        unit_draws = hierarchical_median(getattr(res, k).T, n_boot=bench.aggregate.n_bootstrap,
+                                                         seed=bench.aggregate.seed)
+                    unit_ci[k][:, bins] = np.stack(centred_interval(unit_draws, medians[k]))
+    return {**out, **{f"{k}_draws": v for k, v in draws.items()}, **{f"{k}_units_ci": v for k, v in unit_ci.items()},
+            "n_units": np.array(n_units)}
+
+
+def _population_scoreset(bench: Benchmark, prepared: PreparedData, per_region: dict[str, dict[str, np.ndarray]]
+                         ) -> xr.Dataset:
+    regions = list(bench.regions)
+    site_region = prepared.site_region
+    stack = {k: np.stack([per_region[r][k] for r in regions]) for k in per_region[regions[0]]}
+    n_draws = stack["r_draws"].shape[1]
+    dims, site_dims = ("region", "time_bin"), ("neuroid", "time_bin")
+    variables: dict[str, Any] = {
+        "r": (site_dims, stack["r"]), "ceiling": (site_dims, stack["ceiling"]), "ceiled": (site_dims, stack["ceiled"]),
+        "median_r": (dims, stack["r"]), "median_ceiling": (dims, stack["ceiling"]),
+        "median_ceiled": (dims, stack["ceiled"]),
+    }
+    if np.isfinite(stack["ceiling_upper"]).any():
+        variables["ceiling_upper"] = (site_dims, stack["ceiling_upper"])
+        variables["median_ceiling_upper"] = (dims, stack["ceiling_upper"])
+    for name in ("r", "ceiled", "ceiling"):
+        # stimulus draws (RSA, CKA), or for the ceiling of reverse predictivity the draws over model units
+        low, high = stack[f"{name}_units_ci"][:, 0], stack[f"{name}_units_ci"][:, 1]
+        if n_draws:
+            with quiet_nan():
+                low, high = centred_interval(stack[f"{name}_draws"].transpose(1, 0, 2), stack[name])
+        elif name != "ceiling":
+            low = high = np.full(stack["r"].shape, np.nan)
+        elif not np.isfinite(low).any():
+            # no draws at all: without a stored interval the reliability rule reads the ceiling itself
+            continue
+        variables[f"median_{name}_low"], variables[f"median_{name}_high"] = (dims, low), (dims, high)
+    for name in ("r", "ceiled"):
+        # the unit bootstrap of reverse predictivity (NaN for RSA and CKA, whose population has no sites to resample)
+        variables[f"median_{name}_sites_low"] = (dims, stack[f"{name}_units_ci"][:, 0])
+        variables[f"median_{name}_sites_high"] = (dims, stack[f"{name}_units_ci"][:, 1])
+    if n_draws:
+        variables["r_boot"] = (("boot", *site_dims), stack["r_draws"].transpose(1, 0, 2))
+        variables["ceiled_boot"] = (("boot", *site_dims), stack["ceiled_draws"].transpose(1, 0, 2))
+    coords = {
+        "neuroid_id": ("neuroid", np.array([f"{r} population" for r in regions])),
+        "region": ("neuroid", np.array(regions)),
+        "n_sites": ("neuroid", np.array([int((site_region == r).sum()) for r in regions])),
+        "time_bin_start": ("time_bin", prepared.rec.coords["time_bin_start"].values.astype(float)),
+        "time_bin_end": ("time_bin", prepared.rec.coords["time_bin_end"].values.astype(float)),
+        "region_name": ("region", np.array(regions)),
+    }
+    ds = xr.Dataset(variables, coords=coords)
+    ds.attrs["n_units"] = {r: int(per_region[r]["n_units"]) for r in regions}
+    return ds
+
+
+def _cka_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extracted, trials: np.ndarray,
+              site_region: np.ndarray) -> xr.Dataset:
+    """CKA of every layer x driven step with every region's repetition means in every bin, and over the ceiling."""
+    from neurofit.metrics.grid import compare_grid
+
+    if bench.regression.metric != "cka":
+        raise NeurofitError(f"the layer x step grid of metric {bench.regression.metric!r} is not available "
+                            "(regression and cka have one)")
+    acts = ext.acts
+    layers = list(acts.layers)
+    keys = [(li, step) for li, layer in enumerate(layers) for step in acts.driven_steps(layer)]
+    model = [torch.as_tensor(features.get(layers[li], step)) for li, step in keys]
+    regions = list(bench.regions)
+    n_bins = trials.shape[3]
+    max_steps = max(acts.n_steps(layer) for layer in layers)
+    grid_r = np.full((len(regions), len(layers), max_steps, n_bins), np.nan)
+    with quiet_nan():
+        neural = [torch.as_tensor(np.nanmean(trials[:, :, site_region == region, b], axis=1))
+                  for region in regions for b in range(n_bins)]
+    table = compare_grid(model, neural, dtype=torch.float64)
+    values = (table.cka_debiased if bench.metric.debiased else table.cka).reshape(len(keys), len(regions), n_bins)
+    for k, (li, step) in enumerate(keys):
+        grid_r[:, li, step] = values[k]
+    ceiling = ds["median_ceiling"].values  # (region, bin)
+    with np.errstate(all="ignore"):
+        grid_ceiled = grid_r / ceiling[:, None, None, :]
+    dims = ("region", "layer", "step", "time_bin")
+    return ds.assign({"grid_r": (dims, grid_r), "grid_ceiled": (dims, grid_ceiled)}).assign_coords(
+        layer=("layer", np.array(layers)), step=("step", np.arange(max_steps)))
+
+
+# ------------------------------------------------------------------------------------------------ partition
+def _partition(bench: Benchmark, prepared: PreparedData, sites: np.ndarray, feedforward: np.ndarray,
+               per_bin: Sequence[np.ndarray | None], trials: np.ndarray) -> dict[str, np.ndarray]:
+    """Per site and bin of one region: R^2 of each space set, unique and shared variance, joint-model r."""
+    ids = prepared.score_ids
+    targets = prepared.targets(ids)[:, sites]  # [n, q, B]
+    n, q, n_bins = targets.shape
+    mapped = [b for b, x in enumerate(per_bin) if x is not None]
+    out = {k: np.full((q, n_bins), np.nan) for k in ("r", "r2_joint", "r2_feedforward", "r2_mapped")}
+    if not mapped:
+        return out
+    if len({per_bin[b].shape[1] for b in mapped}) > 1:
+        raise NeurofitError("variance partitioning needs one feature space for the mapped steps, but the mapping uses "
+                            "layers of different widths; use a one-layer time mapping (mapping.policy)")
+    y = targets[:, :, mapped]
+    if not np.isfinite(y).all():
+        raise NeurofitError("variance partitioning needs every site's response to every scored stimulus (a site "
+                            "has missing trials for some stimulus); drop those sites or stimuli first")
+    splits = stimulus_splits(ids, "kfold", prepared.object_labels(ids), bench.regression.n_splits,
+                             bench.regression.seed)
+    f64 = torch.float64
+    Y = torch.as_tensor(y.transpose(2, 0, 1), dtype=f64)
+    ff = torch.as_tensor(feedforward[None], dtype=f64)
+    later = torch.as_tensor(np.stack([per_bin[b] for b in mapped]), dtype=f64)
+    train, test = torch.as_tensor(splits.train), torch.as_tensor(splits.test)
+    fits = {"joint": ([ff, later], simplex_grid(2, bench.metric.band_resolution)),
+            "feedforward": ([ff], np.ones((1, 1))), "mapped": ([later], np.ones((1, 1)))}
+    for name, (spaces, gammas) in fits.items():
+        pooled = np.full(Y.shape, np.nan)
+        for f, p in enumerate(banded_ridge_cross_validated(spaces, Y, train, test, gammas)):
+            pooled[:, splits.test[f]] = p.cpu().numpy()
+        r2 = r2_score(pooled.transpose(1, 0, 2), y.transpose(0, 2, 1))  # [B', q]
+        out[f"r2_{name}"][:, mapped] = r2.T
+        if name == "joint":
+            out["r"][:, mapped] = site_r(pooled.transpose(1, 2, 0), y)
+    return out
+
+
+def _site_scoreset(bench: Benchmark, prepared: PreparedData, per_region: dict[str, dict[str, np.ndarray]],
+                   trials: np.ndarray) -> xr.Dataset:
+    regions = list(bench.regions)
+    site_region = prepared.site_region
+    n_sites, n_bins = trials.shape[2], trials.shape[3]
+    values = {k: np.full((n_sites, n_bins), np.nan) for k in ("r", "r2_joint", "r2_feedforward", "r2_mapped")}
+    for region in regions:
+        sites = site_region == region
+        for k in values:
+            values[k][sites] = per_region[region][k]
+    ceiling = site_ceiling(trials, bench.ceiling.method, bench.ceiling.n_splits, bench.ceiling.seed, bench.id)
+    unique = np.stack([values["r2_joint"] - values["r2_mapped"], values["r2_joint"] - values["r2_feedforward"]])
+    shared = values["r2_joint"] - unique.sum(0)
+    with np.errstate(all="ignore"):
+        unique_fraction, shared_fraction = unique / ceiling, shared / ceiling
+    site_dims, dims = ("neuroid", "time_bin"), ("region", "time_bin")
+    variables: dict[str, Any] = {
+        "r": (site_dims, values["r"]), "ceiling": (site_dims, ceiling), "ceiled": (site_dims, unique_fraction[1]),
+        "r2": (("space_set", *site_dims), np.stack([values[f"r2_{k}"] for k in ("joint", *SPACES)])),
+        "unique": (("space", *site_dims), unique), "shared": (site_dims, shared),
+        "unique_fraction": (("space", *site_dims), unique_fraction), "shared_fraction": (site_dims, shared_fraction),
+    }
+    for name, per_site in (("ceiled", unique_fraction[1]), ("r", values["r"]), ("ceiling", ceiling),
+                           ("shared_fraction", shared_fraction),
+                           *((f"unique_fraction_{s}", unique_fraction[i]) for i, s in enumerate(SPACES))):
+        estimate = region_medians(per_site, site_region, regions)
+        variables[f"median_{name}"] = (dims, estimate)
+        low = high = np.full(estimate.shape, np.nan)
+        if bench.aggregate.n_bootstrap:
+            low, high = site_interval(per_site, site_region, regions, estimate, bench.aggregate)
+        variables[f"median_{name}_sites_low"], variables[f"median_{name}_sites_high"] = (dims, low), (dims, high)
+    rec = prepared.rec
+    coords = {name: ("neuroid", rec.coords[name].values) for name, coord in rec.coords.items()
+              if coord.dims == ("neuroid",)}
+    coords.update({
+        "time_bin_start": ("time_bin", rec.coords["time_bin_start"].values.astype(float)),
+        "time_bin_end": ("time_bin", rec.coords["time_bin_end"].values.astype(float)),
+        "region_name": ("region", np.array(regions)),
+        "space": ("space", np.array(SPACES)), "space_set": ("space_set", np.array(["joint", *SPACES])),
+    })
+    return xr.Dataset(variables, coords=coords)
+
+
+# ------------------------------------------------------------------------------------------------ attrs
+def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted, prepared: PreparedData,
+           mappings: dict[str, Any], identity: dict[str, Any], created: str | None, ds: xr.Dataset) -> dict[str, Any]:
+    """Provenance of a metric ScoreSet: every setting that changes a number, with the value used."""
+    metric = bench.regression.metric
+    population = metric in POPULATION_METRICS
+    acts = ext.acts
+    draws = bench.metric.n_bootstrap if metric in ("rsa", "cka") else 0
+    draw_key = hashlib.sha256(json.dumps({"stimuli": prepared.score_ids, "n": draws, "seed": bench.aggregate.seed,
+                                          "rule": "rsatoolbox pattern bootstrap"}).encode()).hexdigest()[:16]
+    if metric == "rsa":
+        ceiling_method = (f"rsatoolbox lower noise ceiling over {bench.metric.n_groups} repetition groups (leave one "
+                          "group out); ceiling_upper: the upper bound")
+        normalisation = "score / lower noise ceiling (NaN where the lower ceiling is not 2 SE over groups above 0)"
+    elif metric == "cka":
+        ceiling_method = (f"CKA of the noise-free region with its repetition mean, from {bench.ceiling.n_splits} "
+                          "halvings of the repetitions (unbiased HSIC of the halves' means)")
+        normalisation = "score / ceiling"
+    elif population:
+        ceiling_method = (f"Muzellec & Kar 2025: split-half reliability of each unit's prediction "
+                          f"({bench.ceiling.n_splits} halvings, Spearman-Brown)")
+        normalisation = "median over model units of r^2 / ceiling"
+    else:
+        ceiling_method = f"split-half ({bench.ceiling.n_splits} halvings, Spearman-Brown) per site"
+        normalisation = "unique variance of the mapped step (R^2(joint) - R^2(feedforward)) / ceiling"
+    if population and draws:
+        bootstrap = (f"{draws} stimulus draws (rsatoolbox's pattern bootstrap, seed {bench.aggregate.seed}): score "
+                     f"and ceiling recomputed in every draw; 95% intervals: {CENTRED_INTERVAL}")
+    elif population:
+        bootstrap = (f"{bench.aggregate.n_bootstrap} draws over model units (seed {bench.aggregate.seed}); "
+                     "no stimulus bootstrap")
+    else:
+        bootstrap = (f"{bench.aggregate.n_bootstrap} draws over sites (seed {bench.aggregate.seed}); no stimulus "
+                     "bootstrap")
+    attrs = {
+        "benchmark": bench.id,
+        "benchmark_version": bench.version,
+        "benchmark_sha256": bench.sha256(),
+        **identity,
+        "dataset_sha256": prepared.dataset_sha256(),
+        "neurofit_version": __version__,
+        "metric": metric,
+        "metric_scope": "population" if population else "site",
+        "metric_description": describe(metric, bench),
+        "metric_settings": {k: (int(v) if isinstance(v, bool) else v)
+                            for k, v in bench.metric.__dict__.items()},
+        "seed": int(bench.regression.seed),
+        "split_scheme": "kfold",
+        "n_splits": int(bench.regression.n_splits),
+        "n_components_requested": int(bench.regression.n_components) if metric == "reverse_pls" else 0,
+        "ceiling_method": ceiling_method,
+        "ceiling_halvings": int(bench.ceiling.n_splits),
+        "ceiling_seed": int(bench.ceiling.seed),
+        "normalisation": normalisation,
+        "reduction": ext.reduction,
+        "reduction_layers": {str(k): dict(v) for k, v in dict(acts.attrs.get("reduction_layers") or {}).items()},
+        "n_features": {layer: int(acts.n_features(layer)) for layer in acts.layers},
+        "mapping_policy": policy,
+        "mapping_policy_benchmark": bench.mapping.policy,
+        "committed_layers": {region: layer for region, (layer, _) in commitment.committed.items()},
+        "committed_offsets_ms": {region: off for region, (_, off) in commitment.committed.items()},
+        "commitment_criteria": commitment.criteria,
+        "commitment": COMMITMENT_RULE,
+        "commitment_fraction": float(bench.commitment.fraction),
+        "commitment_seed": int(bench.commitment.seed),
+        "mapping": {region: m.to_attrs() for region, m in mappings.items()},
+        "unroll_steps": int(ext.unroll),
+        "n_stimuli_scored": len(prepared.score_ids),
+        "n_stimuli_commitment": len(prepared.commit_ids),
+        "n_bootstrap": int(draws if metric in ("rsa", "cka") else bench.aggregate.n_bootstrap),
+        "bootstrap_seed": int(bench.aggregate.seed),
+        "bootstrap": bootstrap,
+        "missing_data": MISSING_DATA_RULE,
+        "sites_missing_stimuli": prepared.sites_missing,
+        "sites_dropped": prepared.sites_dropped,
+        "created": created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **({"n_units": ds.attrs["n_units"]} if "n_units" in ds.attrs else {}),
+    }
+    if population and draws:
+        attrs["stimulus_draws"] = draw_key
+    if metric == "partition":
+        attrs["partition_spaces"] = {"feedforward": "the committed layer's first driven step, one design for every bin",
+                                     "mapped": "the committed layer's step mapped to the bin"}
+        attrs["partition_engine"] = (f"banded ridge (neurofit.metrics.partition; himalaya's random search is its "
+                                     f"oracle): {len(simplex_grid(2, bench.metric.band_resolution))} band weightings, "
+                                     "leave-one-out penalty per target inside each training fold")
+    return attrs
+
+
+__all__ = ["describe", "is_regression", "metric_scoreset"]
