@@ -288,6 +288,7 @@ def test_groundtruth_through_score_hidden_features_near_ceiling_random_near_zero
     """synthetic-ventral (small): the generator's own IT features score near the RSA and CKA ceilings in the
     response window, random features near zero, the recurrence-ablated features lower in late bins only."""
     from neurofit.data.synthetic import generate_synthetic_ventral, hidden_features
+    from neurofit.scoreset import bin_reliability
     from neurofit.scoring.resolve import activations_from_arrays
 
     rec, stimuli = generate_synthetic_ventral("small")
@@ -311,6 +312,24 @@ def test_groundtruth_through_score_hidden_features_near_ceiling_random_near_zero
         hidden, random = (out[(n, m)]["ceiled"].values[0] for n in ("hidden", "random"))
         assert np.nanmedian(hidden[window]) > floor, (m, hidden[window])
         assert abs(np.nanmedian(random[window])) < 0.1, (m, random[window])
+        # without stimulus draws the reliability rule reads the ceiling itself: the response window is reliable
+        assert bin_reliability(out[("hidden", m)]).reliable["IT"][window].all()
         h, a = out[("hidden", m)]["r"].values[0], out[("ablated", m)]["r"].values[0]
         np.testing.assert_array_equal(h[start < 90], a[start < 90])
         assert (a[late] < h[late]).mean() >= 0.75, (m, h[late], a[late])
+
+
+def test_cka_grid_equals_the_cka_of_each_layer_and_step(toy_data, bench_path, scored, tmp_path):
+    rec, stimuli, acts = toy_data
+    s = score(acts, bench_path, data=(rec, stimuli), progress=False, metric="cka", layers=LAYERS, grid=True,
+              work_dir=tmp_path)
+    assert s["grid_r"].dims == ("region", "layer", "step", "time_bin")
+    # the committed layer at the step each bin maps to is the main score
+    for k, region in enumerate(("V4", "IT")):
+        layer = list(s["layer"].values).index(s.attrs["committed_layers"][region])
+        np.testing.assert_allclose(np.diagonal(s["grid_r"].values[k, layer]), s["r"].values[k], rtol=0, atol=1e-10)
+    # IT reads layer b at the step of each bin: high on that diagonal only, ~0 for layer a and for other steps
+    b, a = s["grid_r"].sel(layer="b").values[1], s["grid_r"].sel(layer="a").values[1]
+    assert np.diagonal(b).min() > 0.5 and np.abs(a).max() < 0.2 and np.abs(b - np.diag(np.diagonal(b))).max() < 0.2
+    with pytest.raises(NeurofitError, match="grid is scored by regression and cka only"):
+        score(acts, bench_path, data=(rec, stimuli), progress=False, metric="rsa", grid=True)
