@@ -333,3 +333,20 @@ def test_cka_grid_equals_the_cka_of_each_layer_and_step(toy_data, bench_path, sc
     assert np.diagonal(b).min() > 0.5 and np.abs(a).max() < 0.2 and np.abs(b - np.diag(np.diagonal(b))).max() < 0.2
     with pytest.raises(NeurofitError, match="grid is scored by regression and cka only"):
         score(acts, bench_path, data=(rec, stimuli), progress=False, metric="rsa", grid=True)
+
+
+@pytest.mark.slow
+def test_demo_metrics_prints_one_line_per_metric_for_the_shipped_models(tmp_path):
+    import io
+
+    from neurofit.scoring.metric_demo import metrics_demo
+
+    bench = load_benchmark("synthetic-ventral-it-temporal").replace(
+        dataset_options={"size": "small", "seed": 0}, time_bins=tuple((float(t), t + 10.0) for t in range(90, 150, 10)),
+        mapping={"offsets_ms": (0.0,)}, regression={"n_splits": 3}, ceiling={"n_splits": 3})
+    stream = io.StringIO()
+    out = metrics_demo("cka,partition", tmp_path, n_bootstrap=2, benchmark=bench, progress=False, stream=stream)
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[0] for line in lines[1:5:2]] == ["cka", "partition"], lines
+    assert all(set(out[m]) == {"feedforward", "recurrent"} for m in out)
+    assert (tmp_path / "recurrent-partition.nc").is_file()

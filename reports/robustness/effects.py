@@ -122,6 +122,8 @@ def comparisons() -> list[tuple[str, str, str]]:
     rows += [(f"dropout in training: {a.upper()}", f"{PREFIX}{a}_dropout", f"{PREFIX}{a}") for a in ARCHS]
     rows += [(f"dropout at test: {a.upper()} + dropout", f"{PREFIX}{a}_dropout{EVAL_DROPOUT}", f"{PREFIX}{a}_dropout")
              for a in ARCHS]
+    rows += [(f"dropout in training and at test: {a.upper()}", f"{PREFIX}{a}_dropout{EVAL_DROPOUT}", f"{PREFIX}{a}")
+             for a in ARCHS]
     return rows
 
 
