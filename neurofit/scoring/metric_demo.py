@@ -52,6 +52,7 @@ def metrics_demo(
     out_dir: str | os.PathLike[str] = "neurofit-demo",
     *,
     n_bootstrap: int = DEMO_DRAWS,
+    benchmark: Any = BENCHMARK,
     progress: bool | None = None,
     stream: TextIO | None = None,
     **score_options: Any,
@@ -63,6 +64,7 @@ def metrics_demo(
     metrics : "all", comma-separated names or a list (:data:`~neurofit.scoring.benchmark.METRICS`)
     out_dir : folder for the ScoreSets (``<role>-<metric>.nc``)
     n_bootstrap : stimulus draws of RSA and CKA (and the aggregate bootstrap)
+    benchmark : the IT benchmark (id, file or Benchmark; default the embedded synthetic-ventral IT benchmark)
     stream : where the lines go (default stdout)
 
     Returns
@@ -82,7 +84,7 @@ def metrics_demo(
     names = parse_metrics(metrics)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bench = load_benchmark(BENCHMARK).replace(metric={"n_bootstrap": n_bootstrap},
+    bench = load_benchmark(benchmark).replace(metric={"n_bootstrap": n_bootstrap},
                                               aggregate={"n_bootstrap": max(n_bootstrap, 100)})
     models = demo_models()
     print(f"neurofit demo --metrics: {', '.join(f'{role} {name}' for role, name, _ in models)} on {bench.id} "

@@ -197,10 +197,10 @@ def score(
         raise NeurofitError(f"latency must be one of {', '.join(LATENCIES)}, got {latency!r}")
     if latency == "site" and (not is_regression(bench.regression.metric) or bench.datasets):
         raise NeurofitError("per-site latency (latency='site') is fitted for a regression metric on one dataset")
-    if not is_regression(bench.regression.metric) and (bench.datasets or grid):
+    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric != "cka")):
         raise NeurofitError(f"metric {bench.regression.metric!r} scores one dataset's committed mapping: "
                             + ("a pooled benchmark is scored by regression only" if bench.datasets
-                               else "the layer x step grid is scored by regression only (grid=False)"))
+                               else "the layer x step grid is scored by regression and cka only (grid=False)"))
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
                              device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,
@@ -227,7 +227,8 @@ def score(
                     "dataset": bench.dataset if data is None else str(prepared.recording.attrs.get("identifier",
                                                                                                    "user data")),
                     "layers_named": layers is not None}
-        scoreset = metric_scoreset(bench, policy, commitment, ext, prepared, identity=identity, created=created)
+        scoreset = metric_scoreset(bench, policy, commitment, ext, prepared, identity=identity, created=created,
+                                   grid=grid)
         if out is not None:
             write_scoreset(scoreset, out)
         if not keep_work:
