@@ -121,6 +121,7 @@ def test_cli_writes_the_dataset_and_its_figure(tmp_path, task_csv):
     assert (tmp_path / "out" / "robustness.png").is_file()
 
 
+@pytest.mark.slow  # end to end: 8 or 6 analyses and the report's tables (~5-15 s)
 def test_report_reruns_at_small_settings(tmp_path, task_csv):
     from neurofit.data.stimuli import read_stimulus_set
 
@@ -150,6 +151,7 @@ def test_report_reruns_at_small_settings(tmp_path, task_csv):
     assert (out / "tables.md").read_text() == tables
 
 
+@pytest.mark.slow  # end to end: 8 or 6 analyses and the report's tables (~5-15 s)
 def test_readout_zone_report_reruns_at_small_settings(tmp_path, task_csv):
     from neurofit.data.io import read_dataset
     from neurofit.data.stimuli import read_stimulus_set

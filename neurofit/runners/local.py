@@ -221,7 +221,13 @@ class Runner(Protocol):
 
 
 class LocalRunner:
-    """Run work units one after another in this process, skipping those already in ``store``.
+    """Run work units in this process, side by side on worker threads, skipping those already in ``store``.
+
+    The units of one :meth:`map` call are computed when it is called, by ``workers`` threads that each run
+    torch on one intra-op thread (:mod:`neurofit.regression.parallel`: torch releases the GIL inside its
+    operations), and saved as each finishes; the results come back in the order of the units. A unit's
+    result does not depend on which thread ran it or on how many ran at once (each runs on one thread, as a
+    dask worker's unit does), so the numbers are those of a one-at-a-time run.
 
     Parameters
     ----------
@@ -229,6 +235,9 @@ class LocalRunner:
         Where finished units are saved (and found on a rerun). ``None``: nothing is saved.
     progress : bool, optional
         Show a tqdm bar over the units (default: when stderr is a terminal).
+    workers : int, optional
+        Worker threads (default: torch's intra-op thread count, i.e. the cores, on a machine without a CUDA
+        device; 1 with one, where the device runs one unit at a time anyway).
 
     Example
     -------
@@ -238,24 +247,56 @@ class LocalRunner:
     [0.0, 2.0, 4.0]
     """
 
-    def __init__(self, store: UnitStore | None = None, progress: bool | None = None) -> None:
+    def __init__(self, store: UnitStore | None = None, progress: bool | None = None,
+                 workers: int | None = None) -> None:
         self.store = store
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self.workers = workers
         self.computed = 0
         self.reused = 0
 
+    def n_workers(self) -> int:
+        """The worker threads a :meth:`map` uses."""
+        if self.workers is not None:
+            return max(1, int(self.workers))
+        import torch
+
+        return 1 if torch.cuda.is_available() else max(1, torch.get_num_threads())
+
     def map(self, fn: Callable[[WorkUnit], Result], units: Iterable[WorkUnit], *, desc: str = "") -> Iterator[
             tuple[WorkUnit, Result]]:
+        """Compute every unit not already in the store (now, on the worker threads); iterate ``(unit, result)``
+        in the order of ``units``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from neurofit.regression.parallel import torch_threads
+
         units = list(units)
-        with tqdm(total=len(units), desc=desc or "fits", unit="fit", disable=not self.progress) as bar:
-            for unit in units:
-                result = self.store.get(unit) if self.store is not None else None
-                if result is None:
-                    result = fn(unit)
-                    if self.store is not None:
-                        self.store.put(unit, result)
-                    self.computed += 1
-                else:
-                    self.reused += 1
+        results: list[Result | None] = [self.store.get(u) if self.store is not None else None for u in units]
+        todo = [i for i, result in enumerate(results) if result is None]
+        self.reused += len(units) - len(todo)
+        with tqdm(total=len(units), initial=len(units) - len(todo), desc=desc or "fits", unit="fit",
+                  disable=not self.progress) as bar:
+
+            def run(i: int) -> Result:
+                result = fn(units[i])
+                if self.store is not None:
+                    self.store.put(units[i], result)
                 bar.update(1)
-                yield unit, result
+                return result
+
+            n_workers = min(self.n_workers(), len(todo))
+            if n_workers <= 1:
+                for i in todo:
+                    results[i] = run(i)
+            else:
+                # one intra-op thread per worker (torch's setting is process-wide): restored when all are done
+                with torch_threads(1):
+                    pool = ThreadPoolExecutor(max_workers=n_workers)
+                    try:
+                        for i, result in zip(todo, pool.map(run, todo)):
+                            results[i] = result
+                    finally:  # on an error or an interrupt the queued units are dropped, not run
+                        pool.shutdown(wait=True, cancel_futures=True)
+            self.computed += len(todo)
+        return iter(list(zip(units, results)))
