@@ -65,7 +65,8 @@ def pls_cross_validated(
     algorithm : {"exact", "nipals"}
     max_problem_bytes : int
         Bound on the per-problem cross-covariances and Gram matrices held at once
-        (``n_bins * n_folds * (p * q * itemsize + 8 * q**2)``): bins are fitted in chunks that respect it.
+        (``n_bins * n_folds * (p * q * itemsize + 8 * q**2)``; on the kernel route the ``N x N`` kernels and
+        centred copies of the data instead of the cross-covariances): bins are fitted in chunks that respect it.
     gram : {"auto", "cross", "kernel"}
         How the folds' Gram matrices are formed: from their cross-covariances, or from the stimulus kernel
         of the wide side (see the module docstring); ``"auto"``: the route with fewer multiply-adds
