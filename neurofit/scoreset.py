@@ -16,7 +16,9 @@ A ScoreSet (DESIGN.md, "Scoring and benchmarks") is an ``xarray.Dataset``:
 
 A time bin of a region is **reliable** when the lower bound of the 95% CI of its median noise ceiling is
 above :data:`RELIABILITY_THRESHOLD` (0.1): the responses then repeat well enough for a ratio to the ceiling to
-mean something. Unreliable bins are flagged in tables, shaded in figures and left out of summaries and
+mean something. Every interval of a ScoreSet, the ceiling's included, follows one rule
+(:func:`centred_interval`): the bootstrap percentile interval moved onto its estimate, so no estimate is ever
+printed outside its own interval. Unreliable bins are flagged in tables, shaded in figures and left out of summaries and
 comparisons by default (:func:`bin_reliability`).
 
 The per-site rules (:func:`site_r`, :func:`site_ceiling`, :func:`site_ceiled`, :func:`region_medians`) are how
@@ -297,9 +299,11 @@ def bin_reliability(
     """Reliable bins per region: the lower bound of the 95% CI of the median ceiling is above ``threshold``.
 
     The CI is the ScoreSet's own (``median_ceiling_low``/``_high``: stimuli and sites resampled, the ceiling
-    recomputed in every draw) when scoring stored it; otherwise the sites are resampled (seeded). Without any
-    ceiling (no trial repeats) reliability cannot be assessed and every bin counts as reliable, which the
-    rule says.
+    recomputed in every draw) when scoring stored it; otherwise the sites are resampled (seeded) and the
+    interval is :func:`centred_interval` of the draws around the median ceiling, the rule of every score CI:
+    the printed median ceiling always lies inside its own interval, so a bin whose median ceiling is at or
+    below ``threshold`` is never reliable. Without any ceiling (no trial repeats) reliability cannot be
+    assessed and every bin counts as reliable, which the rule says.
 
     Example
     -------
@@ -308,7 +312,7 @@ def bin_reliability(
     >>> bin_reliability(ds).reliable["IT"].tolist()
     [False, True]
     """
-    from neurofit.stats.bootstrap import hierarchical_median, percentile_interval, quiet_nan
+    from neurofit.stats.bootstrap import hierarchical_median, quiet_nan
 
     names = regions(scoreset)
     n_bins = scoreset.sizes["time_bin"]
@@ -326,14 +330,14 @@ def bin_reliability(
             low[region] = region_aggregate(scoreset, "median_ceiling_low", region)
             high[region] = region_aggregate(scoreset, "median_ceiling_high", region)
         elif len(ceiling):
-            low[region], high[region] = percentile_interval(
-                hierarchical_median(ceiling, n_boot=n_boot, seed=seed + k), 0.95)
+            low[region], high[region] = centred_interval(
+                hierarchical_median(ceiling, n_boot=n_boot, seed=seed + k), median[region])
         else:
             low[region] = high[region] = np.full(n_bins, np.nan)
         with np.errstate(invalid="ignore"):
             reliable[region] = np.asarray(low[region] > threshold)
     how = ("stimuli and sites resampled, ceiling recomputed in every draw" if stored
-           else f"sites resampled, {n_boot} draws, seed {seed}")
+           else f"sites resampled, {n_boot} draws, seed {seed}, interval centred on the median ceiling")
     rule = f"reliable: lower bound of the 95% CI of the median noise ceiling > {threshold:g} ({how})"
     return Reliability(reliable, median, low, high, rule, True)
 

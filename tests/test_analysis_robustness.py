@@ -131,7 +131,24 @@ def test_participation_ratio_ci_equals_explicit_resampling(units):
     draws_rng = np.random.default_rng(7)
     draws = [participation_ratio(x[draws_rng.integers(0, 25, 25)]) for _ in range(200)]
     assert estimate == pytest.approx(participation_ratio(x))
-    assert (low, high) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5])), rel=1e-9)
+    q_low, q_high = np.percentile(draws, [2.5, 97.5])
+    assert (low, high) == pytest.approx((2 * estimate - q_high, 2 * estimate - q_low), rel=1e-9)
+
+
+def test_participation_ratio_ci_covers_a_known_spectrum_where_the_percentile_interval_does_not():
+    # 20 samples of 100 images x 120 units with eigenvalues 1/k (PR 17.6): every bootstrap draw repeats images
+    # and has a lower PR, so the percentile interval sits below the truth; the basic interval reflects the
+    # shift (measured: basic 16/20, percentile 0/20)
+    rng = np.random.default_rng(0)
+    lam = 1.0 / np.arange(1, 121)
+    true = lam.sum() ** 2 / (lam**2).sum()
+    basic = percentile = 0
+    for r in range(20):
+        x = rng.normal(size=(100, 120)) * np.sqrt(lam)
+        estimate, low, high = participation_ratio_ci(x, n_boot=100, seed=r)
+        basic += low <= true <= high
+        percentile += 2 * estimate - high <= true <= 2 * estimate - low  # the reflected interval: the percentiles
+    assert basic >= 14 and percentile <= 3, (basic, percentile)
 
 
 def test_trajectory_measures_by_hand():

@@ -281,6 +281,27 @@ def test_dask_run_scoreset_is_unchanged(toy_problem, tmp_path):
     check("dask/toy", got)
 
 
+MIRROR = Path(os.environ.get("NEUROFIT_DATA_PATH", "").split(os.pathsep)[0] or "/nonexistent")
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not (MIRROR / "cifar10_resnet/resnet20-12fca82f.th").is_file()
+                    or not (MIRROR / "cowley2023_v4/responses_raw/responses_210325.npy").is_file(),
+                    reason="real-data mirror absent (set NEUROFIT_DATA_PATH)")
+def test_cowley_210325_scoreset_is_unchanged(monkeypatch, tmp_path):
+    """A real session (Cowley 2023 V4, 210325: 50 sites, 640 images) scored by the real trained ResNet-20."""
+    from neurofit.scoring.benchmark import load_benchmark
+    from neurofit.scoring.score import score
+
+    monkeypatch.setenv("NEUROFIT_DATA_PATH", str(MIRROR))
+    monkeypatch.setenv("NEUROFIT_HOME", str(tmp_path))
+    bench = load_benchmark("cowley2023-v4-210325").replace(regression={"n_components": 10},
+                                                          aggregate={"n_bootstrap": 20})
+    check("cowley/210325", score("resnet20_cifar", bench, checkpoint=MIRROR / "cifar10_resnet/resnet20-12fca82f.th",
+                                 layers={"V4": "layer2"}, progress=False, cache=False, created=CREATED,
+                                 work_dir=tmp_path / "work"))
+
+
 # ------------------------------------------------------------------------------------------------ pieces
 def _features_problem(n_stim=60, reps=4, sites=5, bins=2, d=10, seed=0):
     from neurofit.data.recording import make_recording

@@ -204,6 +204,10 @@ def test_compare_tests_population_metrics_over_their_stimulus_draws(toy_data, be
     assert driven.sum() >= 4 and (result["tested"].values == driven).all()
     assert result["significant"].values[driven].all() and (result["median_difference"].values[driven] < -0.3).all()
     assert "stimulus-bootstrap draws" in result.attrs["uncertainty"]
+    from neurofit.stats.compare import comparison_table
+
+    table = comparison_table(compare(scored["cka"], other, n_boot=50))
+    assert table.startswith("compared: cka ceiled score per region")
     with pytest.raises(NeurofitError, match="different metrics"):
         compare(scored["cka"], scored["rsa"], n_boot=50)
 
@@ -243,3 +247,106 @@ def test_report_draws_the_metric_overview_and_the_partition_figure(scored, toy_d
         assert (tmp_path / "report" / "figures" / f"{stem}.png").is_file(), stem
     assert "Metrics over time" in page and "Variance partitioning over time" in page
     assert "Metrics beyond regression" in page and scored["rsa"].attrs["metric_description"][:30] in page
+
+
+def test_demo_metrics_names_are_checked_and_the_cli_takes_them():
+    from neurofit.cli import build_parser
+    from neurofit.scoring.metric_demo import parse_metrics
+
+    assert parse_metrics("all") == ["pls", "rsa", "cka", "reverse_pls", "partition"]
+    assert parse_metrics(" rsa, partition ") == ["rsa", "partition"]
+    with pytest.raises(NeurofitError, match="unknown metric 'rdm'"):
+        parse_metrics("rsa,rdm")
+    assert build_parser().parse_args(["demo", "--metrics", "all"]).metrics == "all"
+
+
+def test_per_site_latency_finds_the_sites_that_lag_by_one_bin(tmp_path):
+    rec, stimuli, acts = toy(n_obj=8, per_obj=8, reps=6, n_bins=4, seed=3)
+    lagged = [f"i{k}" for k in range(4)]  # half the IT sites respond one bin (10 ms) later
+    values = rec.values.copy()
+    sel = np.isin(rec["neuroid_id"].values, lagged)
+    values[:, sel, 1:] = rec.values[:, sel, :-1]
+    values[:, sel, 0] = np.random.default_rng(0).normal(size=values[:, sel, 0].shape)
+    rec = rec.copy(data=values)
+    path = tmp_path / "toy.toml"
+    path.write_text(TOY_BENCHMARK.format(mode="per_bin").replace("end = 50", "end = 40")
+                    .replace("fraction = 0.2", "fraction = 0.3"))
+    s = score(acts, path, data=(rec, stimuli), progress=False, layers=LAYERS, latency="site", work_dir=tmp_path)
+    lag = dict(zip(s["neuroid_id"].values, s["lag_ms"].values))
+    assert [lag[n] for n in lagged] == [10.0] * 4 and all(lag[f"i{k}"] == 0.0 for k in range(4, 8))
+    assert s.attrs["committed_offsets_ms"]["IT"] in (0.0, 10.0)  # the region keeps one offset for all its sites
+    assert s.attrs["site_lags_ms"]["IT"] == {"0": 4, "10": 4}
+    # with its own lag every IT site is predicted well from bin 1 on; the region's one lag fails half of them
+    it = s["region"].values == "IT"
+    assert (s["ceiled_site_lag"].values[it][:, 1:] > 0.5).all()
+    assert s.attrs["site_lag_change"]["IT"] > 0.1 and np.allclose(s["ceiled_site_lag"].values[~it],
+                                                                   s["ceiled"].values[~it], equal_nan=True)
+
+
+@pytest.mark.slow
+def test_groundtruth_through_score_hidden_features_near_ceiling_random_near_zero(tmp_path):
+    """synthetic-ventral (small): the generator's own IT features score near the RSA and CKA ceilings in the
+    response window, random features near zero, the recurrence-ablated features lower in late bins only."""
+    from neurofit.data.synthetic import generate_synthetic_ventral, hidden_features
+    from neurofit.scoreset import bin_reliability
+    from neurofit.scoring.resolve import activations_from_arrays
+
+    rec, stimuli = generate_synthetic_ventral("small")
+    bench = load_benchmark("synthetic-ventral-it-temporal").replace(
+        dataset_options={"size": "small", "seed": 0}, mapping={"offsets_ms": (0.0,)}, metric={"n_bootstrap": 0},
+        aggregate={"n_bootstrap": 0}, ceiling={"n_splits": 4})
+    acts = {}
+    for name, ablate in (("hidden", False), ("ablated", True)):
+        feats = hidden_features("small", ablate_recurrence=ablate)
+        it = feats.values[:, feats["stage"].values == "IT"].transpose(2, 0, 1)
+        acts[name] = activations_from_arrays({"IT": it}, list(feats["stimulus_id"].values), model_id=name)
+    rng = np.random.default_rng(0)
+    acts["random"] = activations_from_arrays({"IT": rng.normal(size=it.shape)}, list(feats["stimulus_id"].values),
+                                             model_id="random")
+    start = rec["time_bin_start"].values
+    window, late = (start >= 120) & (start < 250), start >= 150
+    out = {(name, m): score(a, bench, data=(rec, stimuli), metric=m, layers=["IT"], progress=False,
+                            work_dir=tmp_path)
+           for name, a in acts.items() for m in ("rsa", "cka")}
+    for m, floor in (("rsa", 0.7), ("cka", 0.65)):
+        hidden, random = (out[(n, m)]["ceiled"].values[0] for n in ("hidden", "random"))
+        assert np.nanmedian(hidden[window]) > floor, (m, hidden[window])
+        assert abs(np.nanmedian(random[window])) < 0.1, (m, random[window])
+        # without stimulus draws the reliability rule reads the ceiling itself: the response window is reliable
+        assert bin_reliability(out[("hidden", m)]).reliable["IT"][window].all()
+        h, a = out[("hidden", m)]["r"].values[0], out[("ablated", m)]["r"].values[0]
+        np.testing.assert_array_equal(h[start < 90], a[start < 90])
+        assert (a[late] < h[late]).mean() >= 0.75, (m, h[late], a[late])
+
+
+def test_cka_grid_equals_the_cka_of_each_layer_and_step(toy_data, bench_path, scored, tmp_path):
+    rec, stimuli, acts = toy_data
+    s = score(acts, bench_path, data=(rec, stimuli), progress=False, metric="cka", layers=LAYERS, grid=True,
+              work_dir=tmp_path)
+    assert s["grid_r"].dims == ("region", "layer", "step", "time_bin")
+    # the committed layer at the step each bin maps to is the main score
+    for k, region in enumerate(("V4", "IT")):
+        layer = list(s["layer"].values).index(s.attrs["committed_layers"][region])
+        np.testing.assert_allclose(np.diagonal(s["grid_r"].values[k, layer]), s["r"].values[k], rtol=0, atol=1e-10)
+    # IT reads layer b at the step of each bin: high on that diagonal only, ~0 for layer a and for other steps
+    b, a = s["grid_r"].sel(layer="b").values[1], s["grid_r"].sel(layer="a").values[1]
+    assert np.diagonal(b).min() > 0.5 and np.abs(a).max() < 0.2 and np.abs(b - np.diag(np.diagonal(b))).max() < 0.2
+    with pytest.raises(NeurofitError, match="grid is scored by regression and cka only"):
+        score(acts, bench_path, data=(rec, stimuli), progress=False, metric="rsa", grid=True)
+
+
+@pytest.mark.slow
+def test_demo_metrics_prints_one_line_per_metric_for_the_shipped_models(tmp_path):
+    import io
+
+    from neurofit.scoring.metric_demo import metrics_demo
+
+    bench = load_benchmark("synthetic-ventral-it-temporal").replace(
+        dataset_options={"size": "small", "seed": 0}, time_bins=tuple((float(t), t + 10.0) for t in range(90, 150, 10)),
+        mapping={"offsets_ms": (0.0,)}, regression={"n_splits": 3}, ceiling={"n_splits": 3})
+    stream = io.StringIO()
+    out = metrics_demo("cka,partition", tmp_path, n_bootstrap=2, benchmark=bench, progress=False, stream=stream)
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[0] for line in lines[1:5:2]] == ["cka", "partition"], lines
+    assert all(set(out[m]) == {"feedforward", "recurrent"} for m in out)
+    assert (tmp_path / "recurrent-partition.nc").is_file()

@@ -49,3 +49,19 @@ def test_banded_ridge_cross_validated_on_threads_equals_one_thread():
         out = banded_ridge_cross_validated([a, b], Y, ~test, test, max_problem_bytes=40 * 8 * 8)
     for o, r in zip(out, ref):
         torch.testing.assert_close(o, r, rtol=0, atol=1e-12)
+
+
+def test_pruned_penalty_search_chooses_as_the_exhaustive_one():
+    # noise targets (flat leave-one-out curves, near ties), signal targets and a constant one; 26 penalties
+    from neurofit.regression.ridge import ridge_gcv_fit
+
+    rng = np.random.default_rng(7)
+    X = torch.as_tensor(rng.normal(size=(2, 90, 12)))
+    Y = torch.as_tensor(rng.normal(size=(2, 90, 40)))
+    Y[..., :20] += X @ torch.as_tensor(rng.normal(size=(2, 12, 20))) * torch.logspace(-2, 1, 20, dtype=torch.float64)
+    Y[..., -1] = 3.0
+    pred, fit = banded_ridge_fit_predict([X], Y, [X], np.ones((1, 1)))
+    ref = ridge_gcv_fit(X, Y)
+    torch.testing.assert_close(fit.alpha, ref.alpha, rtol=0, atol=0)
+    torch.testing.assert_close(fit.best_score, ref.best_score, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(pred, X @ ref.coef + ref.intercept[:, None], rtol=0, atol=1e-10)

@@ -6,8 +6,10 @@ in the order they appear, in one shell (so ``export`` carries over, as in a term
 of command are not run, because the environment under test already did them: ``pip install ...`` (the
 package is installed; reinstalling ``-e .`` from the copy would repoint this environment at a temporary
 folder) and ``pytest`` (this suite). Option values are made smaller only where a documented flag allows
-it (:data:`SMALLER`); nothing else is changed. The fast tests check the parsing and that the README's
-commands name only things that exist.
+it (:data:`SMALLER`); nothing else is changed. It then checks what the commands wrote, and the output of
+``neurofit demo`` with ``tests/test_scoring_demo.py``'s checks (that module runs the demo itself only where
+this test cannot run). The fast tests check the parsing and that the README's commands name only things that
+exist.
 """
 
 from __future__ import annotations
@@ -146,3 +148,9 @@ def test_readme_commands_run_in_order_from_a_fresh_copy(tmp_path):
                  "out/bl-it.csv", "out/resnet20-cowley.nc", "out/synthetic-ventral.nc", "out/blt.safetensors"):
         assert (work / path).exists(), path
     assert "skipped" in proc.stdout + proc.stderr  # `report out/*.nc` notes the comparison file it skips
+    # the demo, the README's first command, keeps its promises (tests/test_scoring_demo.py runs it only
+    # where this test cannot run)
+    from test_scoring_demo import check_demo_output
+
+    demo_text = proc.stdout.split("$ neurofit demo\n", 1)[1].split("\n$ ", 1)[0]
+    check_demo_output(demo_text, work / "neurofit-demo")

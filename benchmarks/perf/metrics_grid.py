@@ -81,6 +81,7 @@ def side(args: argparse.Namespace) -> None:
 
         spec = importlib.util.spec_from_file_location("old_grid", args.old_file)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
         spec.loader.exec_module(module)
         compare_grid = module.compare_grid
     else:

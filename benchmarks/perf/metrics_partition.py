@@ -38,8 +38,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def problem(scale: float):
-    n, p, q, nb, folds = int(5760 * scale), int(1000 * scale), int(296 * scale), 25, 10
+def problem(scale: float, nb: int = 25):
+    n, p, q, folds = int(5760 * scale), int(1000 * scale), int(296 * scale), 10
     g = torch.Generator().manual_seed(0)
     f64 = torch.float64
     latent = torch.randn(nb, n, 32, generator=g, dtype=f64)
@@ -52,12 +52,13 @@ def problem(scale: float):
 
 def side(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    a, b, y, test = problem(args.scale)
+    a, b, y, test = problem(args.scale, args.bins)
     if args.side == "old":
         import importlib.util
 
         spec = importlib.util.spec_from_file_location("old_partition", args.old_file)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
         spec.loader.exec_module(module)
         variance_partition = module.variance_partition
     else:
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.25)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bins", type=int, default=25, help="time bins (each its own design); the issue's 25")
     parser.add_argument("--old", help="git ref whose neurofit/metrics/partition.py is the 'old' side")
     parser.add_argument("--sides", nargs="+", default=None)
     parser.add_argument("--check", action="store_true", help="max |new - old| of the R^2 tables")
@@ -137,11 +139,12 @@ def main() -> None:
                                            check=True, capture_output=True, text=True).stdout)
     n, p, q = int(5760 * args.scale), int(1000 * args.scale), int(296 * args.scale)
     print(f"torch {torch.__version__}, {args.threads} threads, {n} stimuli, 2 spaces x {p} features per bin, "
-          f"{q} sites x 25 bins, 10 folds, float64, {os.cpu_count()} CPUs")
+          f"{q} sites x {args.bins} bins, 10 folds, float64, {os.cpu_count()} CPUs")
     results: dict[str, list[dict]] = {s: [] for s in sides}
     for r in range(args.rounds):
         for s in (sides if r % 2 == 0 else sides[::-1]):
             cmd = [sys.executable, __file__, "--side", s, "--scale", str(args.scale), "--threads", str(args.threads),
+                   "--bins", str(args.bins),
                    "--old-file", str(old_file), "--save", str(tmp / f"{s}.npz")]
             res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
                                             cwd=ROOT).stdout.strip().splitlines()[-1])

@@ -16,6 +16,7 @@ Run one shape from the repository root (peak host memory is printed; these runs 
 
     nice -n 10 python benchmarks/perf/shapes.py tvsd --method pls
     nice -n 10 python benchmarks/perf/shapes.py li2026 --method ridge --scale 0.1   # a tenth of every size
+    nice -n 10 python benchmarks/perf/shapes.py tvsd --method ridge --bins 1 --sites 64  # ridge is separable
 """
 
 from __future__ import annotations
@@ -124,19 +125,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--bins", type=int, default=None,
                         help="run only the first N bins (streaming: the peak memory is that of one chunk)")
+    parser.add_argument("--sites", type=int, default=None,
+                        help="ridge only: fit the first N sites (separable: their r are those of the full problem)")
     parser.add_argument("--json", default=None, help="append the result as one JSON line to this file")
     args = parser.parse_args()
+    if args.sites is not None and args.method != "ridge":
+        parser.error("--sites applies to ridge only (PLS2 is fitted jointly over all sites)")
     if args.threads:
         torch.set_num_threads(args.threads)
     s = scaled(args.shape, args.scale)
     c0 = time.process_time()
     bins = range(s["bins"] if args.bins is None else min(args.bins, s["bins"]))
     r, seconds = cross_validated_r(s, args.method, args.device, getattr(torch, args.dtype), args.bins_per_chunk,
-                                   bins)
+                                   bins, sites=args.sites)
     cpu = time.process_time() - c0
     result = {
         "shape": args.shape, **s, "method": args.method, "device": args.device, "dtype": args.dtype,
-        "threads": torch.get_num_threads(), "bins_run": len(bins), "seconds": round(seconds, 2),
+        "threads": torch.get_num_threads(), "bins_run": len(bins), "sites_run": r.shape[1],
+        "seconds": round(seconds, 2),
         "cpu_seconds_incl_data": round(cpu, 2), "peak_rss_gb": round(peak_rss_gb(), 3),
         "median_r": round(float(np.nanmedian(r)), 4), "load_avg": round(os.getloadavg()[0], 1),
     }

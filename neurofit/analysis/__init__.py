@@ -7,7 +7,10 @@
   (Graves 2016; Veerabadran et al. 2023);
 * :mod:`neurofit.analysis.solution_time`: neural object solution times (Kar et al. 2019);
 * :mod:`neurofit.analysis.dynamics`: :func:`analyze_dynamics`, all of the above as one Dataset
-  (``neurofit analyze dynamics``); :mod:`neurofit.analysis.figures`: its figures.
+  (``neurofit analyze dynamics``); :mod:`neurofit.analysis.figures`: its figures;
+* :mod:`neurofit.analysis.robustness`: accuracy per step under pixel noise, FGSM and PGD, dropout at test,
+  participation ratio and trajectory stability (Greco et al. 2025; :func:`analyze_robustness`,
+  ``neurofit analyze robustness``).
 
 Example
 -------
@@ -19,8 +22,9 @@ from __future__ import annotations
 
 from neurofit._lazy import lazy_exports
 
-__all__ = ["analyze_dynamics"]
+__all__ = ["analyze_dynamics", "analyze_robustness"]
 
 
 # lazy, so `import neurofit.analysis.geometry` does not import torch-heavy modules
-__getattr__, __dir__ = lazy_exports(__name__, {"analyze_dynamics": "neurofit.analysis.dynamics"})
+__getattr__, __dir__ = lazy_exports(__name__, {"analyze_dynamics": "neurofit.analysis.dynamics",
+                                                  "analyze_robustness": "neurofit.analysis.robustness"})

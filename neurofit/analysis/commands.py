@@ -1,13 +1,18 @@
-"""``neurofit analyze dynamics``: argument parsing over :func:`neurofit.analysis.dynamics.analyze_dynamics`."""
+"""``neurofit analyze dynamics`` and ``neurofit analyze robustness``: argument parsing over
+:func:`neurofit.analysis.dynamics.analyze_dynamics` and :func:`neurofit.analysis.robustness.analyze_robustness`."""
 
 from __future__ import annotations
 
 import argparse
 import math
 
+# the defaults of neurofit.analysis.robustness (not imported here: it imports torch, the CLI starts without)
+NOISE_LEVELS = (0.05, 0.1, 0.2, 0.3)
+ATTACK_EPSILONS = (1 / 255, 2 / 255, 4 / 255)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``neurofit analyze`` with its ``dynamics`` sub-command.
+    """Add ``neurofit analyze`` with its ``dynamics`` and ``robustness`` sub-commands.
 
     Example
     -------
@@ -15,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     >>> register(parser.add_subparsers())
     >>> parser.parse_args(["analyze", "dynamics", "--model", "bl", "--out", "d"]).stimuli
     'synthetic-ventral'
+    >>> parser.parse_args(["analyze", "robustness", "--model", "bl", "--out", "r"]).noise
+    [0.05, 0.1, 0.2, 0.3]
     """
     analyze = subparsers.add_parser("analyze", help="analyses of what a model's recurrence does",
                                     description="Analyses of representation dynamics and adaptive computation.")
@@ -63,6 +70,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="figure formats (default: pdf svg png)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (dynamics.nc + figures)")
     p.set_defaults(func=_dynamics)
+    _register_robustness(inner)
+
+
+def _register_robustness(inner: argparse._SubParsersAction) -> None:
+    p = inner.add_parser(
+        "robustness", help="accuracy per step under pixel noise and FGSM/PGD attacks, dimensionality, stability",
+        description="Robustness over time (Greco et al. 2025): the readout's accuracy at every step on clean "
+                    "images, under Gaussian pixel noise and under FGSM and PGD attacks (optionally with dropout "
+                    "kept active at evaluation), the participation ratio of the last hidden layer per step and "
+                    "the stability of its trajectory. Writes robustness.nc and a figure into --out.")
+    p.add_argument("--model", required=True, metavar="ZOO|CKPT",
+                   help="a zoo name (its shipped checkpoint, if any) or a checkpoint file")
+    p.add_argument("--arch", metavar="NAME|module:factory", help="architecture of a checkpoint that does not name it")
+    p.add_argument("--stimuli", default="holdout", metavar="STIMULI",
+                   help="labelled stimuli: holdout (default: the checkpoint's held-out training images), "
+                        "synthetic-ventral, a difficulty-graded task, or a stimulus-set CSV")
+    p.add_argument("--steps", type=int, help="unroll length (default: the training length)")
+    p.add_argument("--label-column", help="stimulus column the model classifies (default: the checkpoint's)")
+    p.add_argument("--noise", type=float, nargs="*", default=list(NOISE_LEVELS), metavar="SIGMA",
+                   help="Gaussian pixel-noise standard deviations, pixels in [0, 1] (default 0.05 0.1 0.2 0.3)")
+    p.add_argument("--fgsm", type=float, nargs="*", default=list(ATTACK_EPSILONS), metavar="EPS",
+                   help="FGSM L-infinity budgets in pixel units (default 1/255 2/255 4/255)")
+    p.add_argument("--pgd", type=float, nargs="*", default=list(ATTACK_EPSILONS), metavar="EPS",
+                   help="PGD L-infinity budgets in pixel units (default 1/255 2/255 4/255)")
+    p.add_argument("--pgd-iterations", type=int, default=10, help="PGD steps (default 10)")
+    p.add_argument("--attack-loss", choices=("all_steps", "last_step"), default="all_steps",
+                   help="what the attacks maximise: cross-entropy over the driven steps (default) or the last")
+    p.add_argument("--dropout", action="store_true",
+                   help="keep dropout active at evaluation (accuracy averaged over --samples passes)")
+    p.add_argument("--samples", type=int, default=10, help="stochastic passes with --dropout (default 10)")
+    p.add_argument("--stability-sigma", type=float,
+                   help="noise level of the trajectory-stability comparison (default: the middle --noise level)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap draws (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--formats", nargs="+", choices=("pdf", "svg", "png"), default=["pdf", "svg", "png"],
+                   help="figure formats (default: pdf svg png)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (robustness.nc + figure)")
+    p.set_defaults(func=_robustness)
+
+
+def _robustness(args: argparse.Namespace) -> int:
+    from neurofit.analysis.robustness import analyze_robustness
+
+    ds = analyze_robustness(
+        args.model, args.stimuli, arch=args.arch, steps=args.steps, label_column=args.label_column,
+        noise=args.noise, fgsm_eps=args.fgsm, pgd_eps=args.pgd, pgd_iterations=args.pgd_iterations,
+        attack_loss=args.attack_loss, dropout=args.dropout, samples=args.samples,
+        stability_sigma=args.stability_sigma, n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size,
+        out=args.out, figures=not args.no_figures, figure_formats=args.formats,
+    )
+    print(f"{ds.attrs['model_id']} on {ds.attrs['stimulus_set']}: {ds.sizes['presentation']} images, "
+          f"{ds.sizes['step']} steps, dropout at evaluation {'on' if args.dropout else 'off'}")
+    for condition in ds.condition.values:
+        s = ds.sel(condition=condition)
+        print(f"{condition}: accuracy per step " + ", ".join(_fmt(float(a)) for a in s.accuracy.values))
+    print("participation ratio per step: " + ", ".join(_fmt(float(v)) for v in ds.participation_ratio.values))
+    print(f"wrote {args.out}/robustness.nc")
+    return 0
 
 
 def _fmt(value: float) -> str:

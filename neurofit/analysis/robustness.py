@@ -275,15 +275,28 @@ def participation_ratio(activity: np.ndarray | torch.Tensor) -> float:
     return total**2 / float((gram * gram).sum())
 
 
+def _basic_interval(estimate: float, draws: np.ndarray, ci: float) -> tuple[float, float]:
+    """The basic (reverse-percentile) bootstrap interval ``[2 est - q_high, 2 est - q_low]``."""
+    low, high = percentile_interval(draws, ci)
+    return 2 * estimate - float(high), 2 * estimate - float(low)
+
+
 def participation_ratio_ci(activity: np.ndarray, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95
                            ) -> tuple[float, float, float]:
-    """Participation ratio of ``activity`` [N, D] with a percentile bootstrap CI over the rows (images).
+    """Participation ratio of ``activity`` [N, D] with a basic bootstrap CI over the rows (images).
+
+    Resampling images with replacement repeats some of them, which lowers the participation ratio of every
+    draw (fewer distinct images span fewer dimensions), so the percentile interval lies below the estimate
+    and misses the population value; the sample's own participation ratio is biased low the same way. The
+    basic interval ``[2 PR - q_high, 2 PR - q_low]`` (``q`` the draws' percentiles) reflects the draws'
+    deviation about the estimate and so corrects for that shift (Davison & Hinkley 1997, eq. 5.6). It may
+    lie above the estimate when every draw falls below it.
 
     Example
     -------
     >>> x = np.random.default_rng(1).normal(size=(60, 5))
     >>> pr, lo, hi = participation_ratio_ci(x, n_boot=50)
-    >>> bool(lo <= pr <= hi)
+    >>> bool(lo < hi)
     True
     """
     x = np.asarray(activity, dtype=np.float64)
@@ -302,8 +315,43 @@ def participation_ratio_ci(activity: np.ndarray, *, n_boot: int = 1000, seed: in
         # re-centre the resampled rows: C_b uses the draw's own mean
         g = g - g.mean(0, keepdims=True) - g.mean(1, keepdims=True) + g.mean()
         draws[b] = np.trace(g) ** 2 / (g * g).sum()
-    low, high = percentile_interval(draws, ci)
-    return estimate, float(low), float(high)
+    low, high = _basic_interval(estimate, draws, ci)
+    return estimate, low, high
+
+
+def participation_ratio_difference_ci(first: np.ndarray, second: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                                      ci: float = 0.95) -> tuple[float, float, float]:
+    """``PR(first) - PR(second)`` of two activities ``[N, D1]``, ``[N, D2]`` of the same ``N`` images, with a
+    paired basic bootstrap CI (each draw resamples the same images for both; basic interval as in
+    :func:`participation_ratio_ci`).
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=(200, 4))
+    >>> d, lo, hi = participation_ratio_difference_ci(z * [3.0, 1, 1, 1], z, n_boot=100)
+    >>> bool(lo <= d <= hi < 0)
+    True
+    """
+    a, b = (np.asarray(x, dtype=np.float64) for x in (first, second))
+    if a.ndim != 2 or b.ndim != 2 or len(a) != len(b):
+        raise NeurofitError(f"paired participation ratios need activities [N, D] of the same images, got shapes "
+                            f"{a.shape} and {b.shape}")
+    estimate = participation_ratio(a) - participation_ratio(b)
+    grams = [(x - x.mean(0)) @ (x - x.mean(0)).T for x in (a, b)]
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    n = len(a)
+    for k in range(n_boot):
+        idx = rng.integers(0, n, n)
+        values = []
+        for gram in grams:
+            g = gram[np.ix_(idx, idx)]
+            g = g - g.mean(0, keepdims=True) - g.mean(1, keepdims=True) + g.mean()
+            values.append(np.trace(g) ** 2 / (g * g).sum())
+        draws[k] = values[0] - values[1]
+    low, high = _basic_interval(estimate, draws, ci)
+    return estimate, low, high
 
 
 def trajectory_divergence(clean: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
@@ -382,7 +430,8 @@ def analyze_robustness(
         What the attacks maximise.
     dropout : bool
         Evaluate with dropout active (:func:`stochastic`), each image's correctness averaged over ``samples``
-        stochastic passes; attacks are still computed on the deterministic model.
+        stochastic passes; attacks, the participation ratio and the trajectory measures are still computed
+        on the deterministic model (so they describe the trained network, not one draw of its noise).
     stability_sigma : float, optional
         Noise level whose trajectories are compared with the clean ones (default the middle noise level).
     n_boot, seed, batch_size, out, figures, figure_formats : as for ``analyze_dynamics``.
@@ -434,11 +483,13 @@ def analyze_robustness(
                         seed=seed + start)
             parts.append(x)
         perturbed = torch.cat(parts)
-        want = last if kind == "clean" else None
+        want = last if kind == "clean" and not dropout else None
         correct[c], activity = correct_per_step(net, perturbed, labels, steps=steps, batch_size=batch_size,
                                                 dropout=dropout, samples=samples, seed=seed, layer=want)
         if kind == "clean":
             clean_activity = activity
+    if clean_activity is None:  # geometry and stability come from the deterministic network
+        _, clean_activity = correct_per_step(net, images, labels, steps=steps, batch_size=batch_size, layer=last)
     assert clean_activity is not None
     noisy = torch.cat([gaussian_noise(images[s:s + batch_size], sigma, seed=seed + s)
                        for s in range(0, len(images), batch_size)])
@@ -477,8 +528,9 @@ def analyze_robustness(
         "pgd_alpha": "2.5 * epsilon / iterations, random start in the ball",
         "pixel_range": "[0, 1]; epsilon and sigma in pixel units", "dropout_at_evaluation": int(dropout),
         "dropout_samples": samples if dropout else 1, "stability_sigma": sigma,
+        "geometry_network": "deterministic (dropout off, BatchNorm in eval mode), also when dropout_at_evaluation",
         "participation_ratio": "(sum l)^2 / sum l^2 of the covariance over images of the flattened last hidden "
-                               "layer on clean images, per step; bootstrap over images",
+                               "layer on clean images, per step; basic bootstrap interval over images",
         "divergence": "||h(noisy) - h(clean)|| / ||h(clean)|| of the last hidden layer, per image and step",
         "movement": "||h_t - h_{t-1}|| / ||h_t|| of the last hidden layer on clean images",
         "n_boot": n_boot, "ci": 0.95, "seed": seed, "neurofit_version": __version__,

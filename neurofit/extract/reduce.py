@@ -250,7 +250,18 @@ def gram_compress(x: np.ndarray | torch.Tensor, chunk: int = 4096, *, keep_all: 
     >>> z.shape, bool(np.allclose(z @ z.T, x.astype(np.float64) @ x.T.astype(np.float64), atol=1e-4))
     ((5, 5), True)
     """
+    from neurofit.memo import content_key, memoized
+    from neurofit.regression.parallel import torch_threads
+
     xt = torch.as_tensor(x)
+    key = ("gram_compress", content_key(xt.detach().cpu().numpy()), int(chunk), bool(keep_all), np.dtype(dtype).str)
+    # on one intra-op thread: the result then does not depend on the machine's thread count, and a threaded
+    # eigh of a few hundred rows costs several times the CPU of a serial one (20x on a busy 2-core machine)
+    with torch_threads(1):
+        return memoized(key, lambda: _gram_compress(xt, chunk, keep_all, dtype))
+
+
+def _gram_compress(xt: torch.Tensor, chunk: int, keep_all: bool, dtype: Any) -> np.ndarray:
     n, p = xt.shape
     gram = torch.zeros(n, n, dtype=torch.float64)
     for start in range(0, p, chunk):

@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.model_selection import ShuffleSplit
 
 from neurofit.errors import NeurofitError
+from neurofit.memo import content_key, memoized
 from neurofit.regression.correlation import pearson_r_valid
 
 Normalisation = Literal["r2_over_ceiling", "legacy", "feve"]
@@ -125,9 +126,13 @@ def split_half_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 0) ->
     True
     """
     trials = _check_trials(trials)
-    half_a, half_b = halving_masks(trials, n_splits, seed)
-    rs = [spearman_brown(pearson_r_valid(a, b)) for a, b in half_means(trials, half_a, half_b)]
-    return np.mean(rs, axis=0)
+
+    def compute() -> np.ndarray:
+        half_a, half_b = halving_masks(trials, n_splits, seed)
+        rs = [spearman_brown(pearson_r_valid(a, b)) for a, b in half_means(trials, half_a, half_b)]
+        return np.mean(rs, axis=0)
+
+    return memoized(("split_half_ceiling", content_key(trials), int(n_splits), int(seed)), compute)
 
 
 def brainscore_ceiling(trials: np.ndarray, n_splits: int = 10, seed: int = 1) -> tuple[np.ndarray, float]:

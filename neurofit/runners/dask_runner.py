@@ -9,6 +9,10 @@ directory every worker can read (:mod:`neurofit.runners.arrays`); the task itsel
 and is a few kB, whatever the size of the benchmark. Workers memory-map the files. A function that would
 still carry more than ``max_task_bytes`` after that is refused rather than pickled into every task.
 
+Work split: a unit (one fold of one fit) can go out as several tasks, chunks of its bins and, for ridge, of
+its sites (``parts=``; by default only when there are fewer units than workers); the client merges them into
+the unit's result.
+
 Fault tolerance: the client writes each unit's result to the :class:`~neurofit.runners.local.UnitStore`
 (atomically) the moment it arrives, so finished units survive anything that happens later; a task lost with
 a killed worker is rerun elsewhere (``retries``); a killed client is resumed by rerunning the same command,
@@ -139,6 +143,14 @@ class DaskRunner:
         Where a LocalCluster serves its dashboard (``":0"``: any free port).
     max_task_bytes : int
         Refuse work functions whose pickled task would still be larger than this.
+    parts : int, optional
+        Split each unit into up to this many tasks where its work function can (its ``split`` method: chunks
+        of bins in per_bin mode, and of sites for ridge, whose fits are those of the whole fold; PLS2 is joint
+        over a region's sites), merged on the client into the unit's result, which is saved as one unit.
+        Default: split only when a map has fewer units than the cluster has workers, into enough pieces to
+        give every worker one. ``1``: never split. A piece's task holds only its bins' and sites' responses in
+        memory (the files are memory-mapped), so a larger value also bounds each worker's memory on a large
+        recording. Pieces agree with the whole unit to rounding (~1e-15: BLAS blocks a product by its shape).
     concurrent_runs : int
         How many models :func:`score_models` scores at once on this cluster, each in its own client process
         (default 1: one after another). One model keeps at most its number of folds busy; several at once
@@ -158,7 +170,7 @@ class DaskRunner:
                  progress: bool | None = None, retries: int = 3, torch_threads: int | None = 1,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S, worker_wait: float = DEFAULT_WORKER_WAIT_S,
                  dashboard_address: str = ":8787", max_task_bytes: int = MAX_TASK_BYTES,
-                 concurrent_runs: int = 1, stream: Any = None) -> None:
+                 concurrent_runs: int = 1, stream: Any = None, parts: int | None = None) -> None:
         from distributed import Client, LocalCluster
 
         if scheduler is not None and workers is not None:
@@ -186,6 +198,9 @@ class DaskRunner:
         self.cache_dir = Path(cache_dir)
         self.arrays = ArrayStore(cache_dir, run=f"run-{uuid.uuid4().hex[:12]}")
         self.concurrent_runs = max(1, int(concurrent_runs))
+        if parts is not None and int(parts) < 1:
+            raise NeurofitError(f"parts= must be at least 1, got {parts}")
+        self.parts = None if parts is None else int(parts)
         if scheduler is not None:
             check_scheduler(scheduler, connect_timeout)
             try:
@@ -268,23 +283,37 @@ class DaskRunner:
                 done[i] = saved
                 self.reused += 1
         futures = {}
+        pieces: dict[int, list] = {}
         if todo:
+            n_parts = self._parts(len(todo))
+            split = getattr(fn, "split", None) if n_parts > 1 and hasattr(fn, "merge") else None
+            for i in todo:
+                pieces[i] = [[piece, None] for piece in (split(units[i], n_parts) if split else [units[i]])]
             payload = externalize(fn, self.arrays)
-            size = _payload_bytes(payload, units[todo[0]])
+            size = _payload_bytes(payload, pieces[todo[0]][0][0])
             if size > self.max_task_bytes:
                 raise NeurofitError(
                     f"each task of {desc or 'this run'} would carry {size / 1e6:.1f} MB: give the runner a callable "
                     "object that holds its data as numpy arrays (they go to the shared cache_dir=), not a closure")
             self.stats["task_bytes"] = max(self.stats["task_bytes"], size)
-            self.stats["submitted"] += len(todo)
             run = uuid.uuid4().hex[:8]
             for i in todo:
-                future = self.client.submit(run_unit, payload, units[i], self.torch_threads, pure=False,
-                                            retries=self.retries, key=f"neurofit-{units[i].key}-{run}")
-                futures[future] = i
-        return self._collect(units, done, futures, desc)
+                for j, (piece, _) in enumerate(pieces[i]):
+                    future = self.client.submit(run_unit, payload, piece, self.torch_threads, pure=False,
+                                                retries=self.retries, key=f"neurofit-{piece.key}-{run}")
+                    futures[future] = (i, j)
+                    self.stats["submitted"] += 1
+        return self._collect(units, done, futures, pieces, fn, desc)
 
-    def _collect(self, units: list[WorkUnit], done: dict[int, Result], futures: dict[Any, int], desc: str
+    def _parts(self, n_units: int) -> int:
+        """Pieces per unit: ``parts=`` or, by default, enough for every worker when units are fewer."""
+        if self.parts is not None:
+            return self.parts
+        n_workers = len(self.client.scheduler_info().get("workers", {}))
+        return -(-n_workers // n_units) if 0 < n_units < n_workers else 1
+
+    def _collect(self, units: list[WorkUnit], done: dict[int, Result], futures: dict[Any, tuple[int, int]],
+                 pieces: dict[int, list], fn: Callable[[WorkUnit], Result], desc: str
                  ) -> Iterator[tuple[WorkUnit, Result]]:
         from distributed import as_completed
 
@@ -297,13 +326,20 @@ class DaskRunner:
             # results come with the completions: no second round trip per unit
             completed = as_completed(list(futures), with_results=True, loop=self.client.loop) if futures else ()
             for future, result in completed:
-                i = futures.pop(future)
+                i, j = futures.pop(future)
+                future.release()
+                parts = pieces[i]
+                parts[j][1] = result
+                if any(r is None for _, r in parts):
+                    continue  # the unit's other pieces are still running
+                if len(parts) > 1:
+                    result = fn.merge(units[i], [(piece, r) for piece, r in parts])
+                del pieces[i]
                 if self.store is not None:
                     self.store.put(units[i], result)
                 self.computed += 1
                 bar.update(1)
                 done[i] = result
-                future.release()
                 while following < len(units) and following in done:
                     yield units[following], done.pop(following)
                     following += 1

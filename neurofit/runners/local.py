@@ -13,12 +13,13 @@ method.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,22 +65,79 @@ class WorkUnit:
     candidate : dict
         What features are used: ``{"layer": ..., "offset_ms": ...}`` or ``{"layer": ..., "step": ...}``.
     fold : int
+    part : tuple of int, optional
+        A piece of the fold's fit, ``(first bin, end bin, first site, end site)``: what a runner sends to a
+        worker when it splits a unit (see :func:`split_unit`); ``None`` for the whole fold.
     """
 
     stage: str
     region: str
     candidate: Mapping[str, Any] = field(hash=False)
     fold: int
+    part: tuple[int, int, int, int] | None = None
 
     @property
     def key(self) -> str:
         """A stable file-name-safe id of the unit."""
-        text = json.dumps([self.stage, self.region, dict(self.candidate), self.fold], sort_keys=True)
+        fields = [self.stage, self.region, dict(self.candidate), self.fold]
+        text = json.dumps(fields if self.part is None else [*fields, list(self.part)], sort_keys=True)
         return f"{self.stage}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
 
     def describe(self) -> str:
         cand = ", ".join(f"{k}={v}" for k, v in self.candidate.items())
-        return f"{self.stage} {self.region} [{cand}] fold {self.fold}"
+        part = "" if self.part is None else " bins {}:{} sites {}:{}".format(*self.part)
+        return f"{self.stage} {self.region} [{cand}] fold {self.fold}{part}"
+
+
+def split_unit(unit: WorkUnit, parts: int, n_bins: int, n_sites: int, *, bins: bool = True, sites: bool = True
+               ) -> list[WorkUnit]:
+    """``unit`` cut into at most ``parts`` pieces: contiguous chunks of bins first, then of sites.
+
+    ``bins`` / ``sites`` say whether the fit is separable along that axis (the pieces' results are then
+    exactly those of the whole fit); a unit that cannot be cut is returned alone.
+
+    Example
+    -------
+    >>> unit = WorkUnit("score", "IT", {"layer": "V4"}, 0)
+    >>> [u.part for u in split_unit(unit, 4, n_bins=2, n_sites=10)]
+    [(0, 1, 0, 5), (0, 1, 5, 10), (1, 2, 0, 5), (1, 2, 5, 10)]
+    >>> [u.part for u in split_unit(unit, 4, n_bins=3, n_sites=10, sites=False)]
+    [(0, 1, 0, 10), (1, 2, 0, 10), (2, 3, 0, 10)]
+    >>> len(split_unit(unit, 6, n_bins=3, n_sites=1)), len(split_unit(unit, 4, n_bins=3, n_sites=10))
+    (3, 4)
+    """
+    from neurofit.regression.parallel import split_range
+
+    if n_bins < 1 or n_sites < 1:
+        return [unit]
+    # the most pieces within ``parts``, with as many bin chunks as possible among equals
+    most_bins = min(parts, n_bins) if bins else 1
+    grid = [(b * (min(parts // b, n_sites) if sites else 1), b) for b in range(1, most_bins + 1)]
+    count, n_b = max(grid)
+    n_s = count // n_b
+    if count <= 1:
+        return [unit]
+    return [dataclasses.replace(unit, part=(b0, b1, s0, s1)) for b0, b1 in split_range(n_bins, n_b)
+            for s0, s1 in split_range(n_sites, n_s)]
+
+
+def merge_parts(parts: Sequence[tuple[WorkUnit, Result]], n_test: int, n_sites: int, n_bins: int,
+                name: str = "prediction") -> Result:
+    """The whole unit's ``{name: [n_test, n_sites, n_bins]}`` from its pieces' blocks (see :func:`split_unit`).
+
+    Example
+    -------
+    >>> unit = WorkUnit("score", "IT", {}, 0)
+    >>> pieces = [(u, {"prediction": np.full((1, u.part[3] - u.part[2], u.part[1] - u.part[0]), float(i))})
+    ...           for i, u in enumerate(split_unit(unit, 2, n_bins=1, n_sites=3))]
+    >>> merge_parts(pieces, 1, 3, 1)["prediction"][0, :, 0].tolist()
+    [0.0, 0.0, 1.0]
+    """
+    out = np.full((n_test, n_sites, n_bins), np.nan)
+    for unit, result in parts:
+        b0, b1, s0, s1 = unit.part
+        out[:, s0:s1, b0:b1] = result[name]
+    return {name: out}
 
 
 class UnitStore:
@@ -113,8 +171,8 @@ class UnitStore:
 
     def unit_key(self, unit: WorkUnit) -> str:
         """What a unit's file must say it was made for: this run and this unit."""
-        return json.dumps([self.run_key, unit.stage, unit.region, dict(unit.candidate), unit.fold], sort_keys=True,
-                          default=str)
+        fields = [self.run_key, unit.stage, unit.region, dict(unit.candidate), unit.fold]
+        return json.dumps(fields if unit.part is None else [*fields, list(unit.part)], sort_keys=True, default=str)
 
     def get(self, unit: WorkUnit) -> Result | None:
         path = self.path(unit)
@@ -163,7 +221,13 @@ class Runner(Protocol):
 
 
 class LocalRunner:
-    """Run work units one after another in this process, skipping those already in ``store``.
+    """Run work units in this process, side by side on worker threads, skipping those already in ``store``.
+
+    The units of one :meth:`map` call are computed when it is called, by ``workers`` threads that each run
+    torch on one intra-op thread (:mod:`neurofit.regression.parallel`: torch releases the GIL inside its
+    operations), and saved as each finishes; the results come back in the order of the units. A unit's
+    result does not depend on which thread ran it or on how many ran at once (each runs on one thread, as a
+    dask worker's unit does), so the numbers are those of a one-at-a-time run.
 
     Parameters
     ----------
@@ -171,6 +235,9 @@ class LocalRunner:
         Where finished units are saved (and found on a rerun). ``None``: nothing is saved.
     progress : bool, optional
         Show a tqdm bar over the units (default: when stderr is a terminal).
+    workers : int, optional
+        Worker threads (default: torch's intra-op thread count, i.e. the cores, on a machine without a CUDA
+        device; 1 with one, where the device runs one unit at a time anyway).
 
     Example
     -------
@@ -180,24 +247,56 @@ class LocalRunner:
     [0.0, 2.0, 4.0]
     """
 
-    def __init__(self, store: UnitStore | None = None, progress: bool | None = None) -> None:
+    def __init__(self, store: UnitStore | None = None, progress: bool | None = None,
+                 workers: int | None = None) -> None:
         self.store = store
         self.progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self.workers = workers
         self.computed = 0
         self.reused = 0
 
+    def n_workers(self) -> int:
+        """The worker threads a :meth:`map` uses."""
+        if self.workers is not None:
+            return max(1, int(self.workers))
+        import torch
+
+        return 1 if torch.cuda.is_available() else max(1, torch.get_num_threads())
+
     def map(self, fn: Callable[[WorkUnit], Result], units: Iterable[WorkUnit], *, desc: str = "") -> Iterator[
             tuple[WorkUnit, Result]]:
+        """Compute every unit not already in the store (now, on the worker threads); iterate ``(unit, result)``
+        in the order of ``units``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from neurofit.regression.parallel import torch_threads
+
         units = list(units)
-        with tqdm(total=len(units), desc=desc or "fits", unit="fit", disable=not self.progress) as bar:
-            for unit in units:
-                result = self.store.get(unit) if self.store is not None else None
-                if result is None:
-                    result = fn(unit)
-                    if self.store is not None:
-                        self.store.put(unit, result)
-                    self.computed += 1
-                else:
-                    self.reused += 1
+        results: list[Result | None] = [self.store.get(u) if self.store is not None else None for u in units]
+        todo = [i for i, result in enumerate(results) if result is None]
+        self.reused += len(units) - len(todo)
+        with tqdm(total=len(units), initial=len(units) - len(todo), desc=desc or "fits", unit="fit",
+                  disable=not self.progress) as bar:
+
+            def run(i: int) -> Result:
+                result = fn(units[i])
+                if self.store is not None:
+                    self.store.put(units[i], result)
                 bar.update(1)
-                yield unit, result
+                return result
+
+            n_workers = min(self.n_workers(), len(todo))
+            if n_workers <= 1:
+                for i in todo:
+                    results[i] = run(i)
+            else:
+                # one intra-op thread per worker (torch's setting is process-wide): restored when all are done
+                with torch_threads(1):
+                    pool = ThreadPoolExecutor(max_workers=n_workers)
+                    try:
+                        for i, result in zip(todo, pool.map(run, todo)):
+                            results[i] = result
+                    finally:  # on an error or an interrupt the queued units are dropped, not run
+                        pool.shutdown(wait=True, cancel_futures=True)
+            self.computed += len(todo)
+        return iter(list(zip(units, results)))

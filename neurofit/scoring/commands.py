@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--layers", nargs="+", metavar="LAYER|REGION=LAYER",
                     help="score these layers without layer commitment (e.g. IT, or V4=conv3 IT=conv4)")
     sc.add_argument("--grid", action="store_true", help="also score every layer x every timestep (slow)")
+    sc.add_argument("--latency", choices=("region", "site"), default="region",
+                    help="site: also fit each site's latency offset on the commitment stimuli and report the lags "
+                         "and their scores beside the region-level ones (default region)")
     sc.add_argument("--metric", choices=METRICS,
                     help="replace the benchmark's metric: pls, ridge, rsa, cka, reverse_pls, reverse_ridge or "
                          "partition (same data, layer commitment and time map; same ScoreSet schema)")
@@ -107,6 +110,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", metavar="DIR", default="neurofit-demo", help="folder for the ScoreSets")
     demo.add_argument("--report", metavar="DIR", help="also write the HTML report there")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--metrics", metavar="all|METRIC,...",
+                      help="instead: score both models on the IT benchmark with every metric (all: pls, rsa, cka, "
+                           "reverse_pls, partition) and print one line per metric (neurofit.scoring.metric_demo)")
     demo.set_defaults(func=_demo)
 
     from neurofit.cli import export_subparsers
@@ -145,8 +151,8 @@ def _score(args: argparse.Namespace) -> int:
 
         data = (read_recording(args.recording), read_stimulus_set(args.stimuli))
     options = dict(arch=args.arch, layers=args.layers, grid=args.grid, data=data, device=args.device,
-                   metric=args.metric, work_dir=args.work_dir, steps=args.steps, cache=not args.no_cache,
-                   progress=False if args.quiet else None)
+                   metric=args.metric, latency=args.latency, work_dir=args.work_dir, steps=args.steps,
+                   cache=not args.no_cache, progress=False if args.quiet else None)
     if args.models and (args.out or args.checkpoint):
         raise NeurofitError("with --models give --out-dir (one ScoreSet per model), not --out or --checkpoint")
     if args.baseline and args.weights == "random":
@@ -257,6 +263,11 @@ def _benchmarks_list(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.metrics:
+        from neurofit.scoring.metric_demo import metrics_demo
+
+        metrics_demo(args.metrics, args.out, progress=False if args.quiet else None, stream=sys.stdout)
+        return 0
     from neurofit.scoring.demo import demo
 
     demo(out_dir=args.out, report_dir=args.report, progress=False if args.quiet else None, stream=sys.stdout)

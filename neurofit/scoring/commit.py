@@ -29,6 +29,7 @@ from neurofit.scoring.fit import (
     _components_used,
     _Features,
     _mapping,
+    _Problem,
     _r_from_folds,
     narrow_designs,
     region_problem,
@@ -137,6 +138,28 @@ def choose(criteria: Mapping[Any, float]) -> Any:
     return best_key if best_key is not None else next(iter(criteria))
 
 
+class _Candidates:
+    """A runner's work function over the units of several candidates: each unit goes to its candidate's
+    :class:`~neurofit.scoring.fit._Problem` (a plain object of numpy arrays, so a dask runner ships them as files)."""
+
+    def __init__(self, problems: dict[tuple[str, float], _Problem]) -> None:
+        self.problems = problems
+
+    def _of(self, unit: WorkUnit) -> _Problem:
+        return self.problems[(unit.candidate["layer"], float(unit.candidate["offset_ms"]))]
+
+    def __call__(self, unit: WorkUnit) -> Any:
+        return self._of(unit)(unit)
+
+    def split(self, unit: WorkUnit, parts: int) -> list[WorkUnit]:
+        """The unit's pieces, as its candidate's problem cuts them (:meth:`_Problem.split`)."""
+        return self._of(unit).split(unit, parts)
+
+    def merge(self, unit: WorkUnit, parts: list[tuple[WorkUnit, Any]]) -> Any:
+        """The unit's result from its pieces' (:meth:`_Problem.merge`)."""
+        return self._of(unit).merge(unit, parts)
+
+
 @dataclass
 class Commitment:
     """Each region's committed ``(layer, offset_ms)``, the criteria of every candidate, and what the fits used."""
@@ -177,17 +200,25 @@ def commit_layers(bench: Benchmark, policy: str, offsets: Sequence[float], candi
         sites = np.flatnonzero(site_region == region)
         splits = stimulus_splits(commit_ids, "kfold", data.object_labels(commit_ids),
                                  min(bench.commitment.n_splits, len(commit_ids)), bench.commitment.seed)
-        criteria: dict[tuple[str, float], float] = {}
+        # every candidate x fold of the region is one batch of units, so a runner keeps all its workers busy
+        # (a candidate alone has only a few folds)
+        problems: dict[tuple[str, float], tuple[Any, _Problem]] = {}
+        units = []
         for layer, off in cands:
             mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
             prob = region_problem(bench.regression, data, commit_ids, sites, mapping.refs, splits, features, device)
+            problems[(layer, off)] = (mapping, prob)
             folds.add(int(splits.n_folds))
             components |= _components_used(prob)
-            units = [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
-            preds = [res["prediction"] for _, res in runner.map(prob, units,
-                                                                 desc=f"commit {region} {layer}@{off:g}ms")]
-            r, _, _ = _r_from_folds(dataclasses.replace(bench.regression, split_scheme="kfold"), preds, prob.targets,
-                                    splits.test)
+            units += [WorkUnit("commit", region, {"layer": layer, "offset_ms": off}, f) for f in range(splits.n_folds)]
+        preds: dict[tuple[str, float], list[np.ndarray]] = {cand: [] for cand in problems}
+        for unit, res in runner.map(_Candidates({cand: prob for cand, (_, prob) in problems.items()}), units,
+                                    desc=f"commit {region} ({len(problems)} candidates)"):
+            preds[(unit.candidate["layer"], unit.candidate["offset_ms"])].append(res["prediction"])
+        criteria: dict[tuple[str, float], float] = {}
+        for (layer, off), (mapping, prob) in problems.items():
+            r, _, _ = _r_from_folds(dataclasses.replace(bench.regression, split_scheme="kfold"), preds[(layer, off)],
+                                    prob.targets, splits.test)
             criteria[(layer, off)] = commitment_criterion(r, mapping.mapped)
         committed[region] = choose(criteria)
         criteria_attr[region] = {f"{layer}@{off:g}ms": value for (layer, off), value in criteria.items()}

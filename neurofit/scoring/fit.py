@@ -23,7 +23,7 @@ from neurofit.regression.backend import default_device, default_dtype
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import StimulusSplits, make_splits
-from neurofit.runners.local import Result, WorkUnit
+from neurofit.runners.local import Result, WorkUnit, merge_parts, split_unit
 from neurofit.scoreset import site_ceiled, site_ceiling, site_r
 from neurofit.scoring import timemap as tmap
 from neurofit.scoring.benchmark import Benchmark, MappingSection, RegressionSection
@@ -124,7 +124,26 @@ class _Problem:
 
     def __call__(self, unit: WorkUnit) -> Result:
         # a runner's work function: a picklable object whose arrays a dask runner ships as files
-        return self.fold(unit.fold)
+        return self.fold(unit.fold) if unit.part is None else self._piece(unit.part).fold(unit.fold)
+
+    def split(self, unit: WorkUnit, parts: int) -> list[WorkUnit]:
+        """``unit`` in at most ``parts`` pieces whose fits are those of the whole (for a runner that spreads a
+        fold over several workers): chunks of bins in per_bin mode (each bin its own fit) when no response is
+        missing (the valid-stimulus rule spans all bins), chunks of sites for ridge (fitted site by site;
+        PLS2 is joint over a region's sites)."""
+        _, n_sites, n_bins = self.targets.shape
+        bins = self.regression.temporal_mode == "per_bin" and not bool(np.isnan(self.targets).any())
+        return split_unit(unit, parts, n_bins, n_sites, bins=bins, sites=self.regression.metric == "ridge")
+
+    def merge(self, unit: WorkUnit, parts: list[tuple[WorkUnit, Result]]) -> Result:
+        """The result of ``unit`` from those of its pieces (:meth:`split`)."""
+        _, n_sites, n_bins = self.targets.shape
+        return merge_parts(parts, int(self.test[unit.fold].sum()), n_sites, n_bins)
+
+    def _piece(self, part: tuple[int, int, int, int]) -> _Problem:
+        b0, b1, s0, s1 = part
+        return _Problem(self.regression, self.features[b0:b1], self.targets[:, s0:s1, b0:b1], self.train, self.test,
+                        self.device, self.dtype, self.alphas)
 
     def fold(self, f: int) -> Result:
         train, test = self.train[f], self.test[f]

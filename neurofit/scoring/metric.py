@@ -106,11 +106,13 @@ def describe(metric: str, bench: Benchmark) -> str:
 
 
 def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted, prepared: PreparedData,
-                    *, identity: dict[str, Any], created: str | None = None) -> xr.Dataset:
+                    *, identity: dict[str, Any], created: str | None = None, grid: bool = False) -> xr.Dataset:
     """The ScoreSet of a non-regression metric (``bench.regression.metric``) for a committed model.
 
     ``identity``: the attrs that name the model and data (``model_id``, ``weights``, ``weights_sha256``,
-    ``dataset``, ``layers_named``), as the regression path writes them.
+    ``dataset``, ``layers_named``), as the regression path writes them. ``grid`` (CKA only): also every layer x
+    driven step against every bin (``grid_r``: the CKA, ``grid_ceiled``: over the bin's ceiling), from the
+    streamed comparisons of :func:`neurofit.metrics.grid.compare_grid` in float64.
 
     Example
     -------
@@ -140,6 +142,8 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
         ds = _site_scoreset(bench, prepared, per_region, trials)
     else:
         ds = _population_scoreset(bench, prepared, per_region)
+    if grid:
+        ds = _cka_grid(bench, ds, features, ext, trials, site_region)
     ds.attrs = _attrs(bench, policy, commitment, ext, prepared, mappings, identity, created, ds)
     reliability = bin_reliability(ds)
     ds.attrs["bins_unreliable"] = reliability.unreliable_text(ds)
@@ -237,6 +241,9 @@ def _population_scoreset(bench: Benchmark, prepared: PreparedData, per_region: d
                 low, high = centred_interval(stack[f"{name}_draws"].transpose(1, 0, 2), stack[name])
         elif name != "ceiling":
             low = high = np.full(stack["r"].shape, np.nan)
+        elif not np.isfinite(low).any():
+            # no draws at all: without a stored interval the reliability rule reads the ceiling itself
+            continue
         variables[f"median_{name}_low"], variables[f"median_{name}_high"] = (dims, low), (dims, high)
     for name in ("r", "ceiled"):
         # the unit bootstrap of reverse predictivity (NaN for RSA and CKA, whose population has no sites to resample)
@@ -256,6 +263,37 @@ def _population_scoreset(bench: Benchmark, prepared: PreparedData, per_region: d
     ds = xr.Dataset(variables, coords=coords)
     ds.attrs["n_units"] = {r: int(per_region[r]["n_units"]) for r in regions}
     return ds
+
+
+def _cka_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extracted, trials: np.ndarray,
+              site_region: np.ndarray) -> xr.Dataset:
+    """CKA of every layer x driven step with every region's repetition means in every bin, and over the ceiling."""
+    from neurofit.metrics.grid import compare_grid
+
+    if bench.regression.metric != "cka":
+        raise NeurofitError(f"the layer x step grid of metric {bench.regression.metric!r} is not available "
+                            "(regression and cka have one)")
+    acts = ext.acts
+    layers = list(acts.layers)
+    keys = [(li, step) for li, layer in enumerate(layers) for step in acts.driven_steps(layer)]
+    model = [torch.as_tensor(features.get(layers[li], step)) for li, step in keys]
+    regions = list(bench.regions)
+    n_bins = trials.shape[3]
+    max_steps = max(acts.n_steps(layer) for layer in layers)
+    grid_r = np.full((len(regions), len(layers), max_steps, n_bins), np.nan)
+    with quiet_nan():
+        neural = [torch.as_tensor(np.nanmean(trials[:, :, site_region == region, b], axis=1))
+                  for region in regions for b in range(n_bins)]
+    table = compare_grid(model, neural, dtype=torch.float64)
+    values = (table.cka_debiased if bench.metric.debiased else table.cka).reshape(len(keys), len(regions), n_bins)
+    for k, (li, step) in enumerate(keys):
+        grid_r[:, li, step] = values[k]
+    ceiling = ds["median_ceiling"].values  # (region, bin)
+    with np.errstate(all="ignore"):
+        grid_ceiled = grid_r / ceiling[:, None, None, :]
+    dims = ("region", "layer", "step", "time_bin")
+    return ds.assign({"grid_r": (dims, grid_r), "grid_ceiled": (dims, grid_ceiled)}).assign_coords(
+        layer=("layer", np.array(layers)), step=("step", np.arange(max_steps)))
 
 
 # ------------------------------------------------------------------------------------------------ partition

@@ -60,6 +60,7 @@ from neurofit.scoring.fit import (
     score_regions,
 )
 from neurofit.scoring.metric import is_regression, metric_scoreset
+from neurofit.scoring.metric_latency import LATENCIES, site_lags
 from neurofit.scoring.missing import MISSING_DATA_RULE
 from neurofit.scoring.resolve import _parse_layers, resolve_model
 
@@ -123,6 +124,7 @@ def score(
     runner: Any = None,
     weights: str = "auto",
     metric: str | None = None,
+    latency: str = "region",
     **config: Any,
 ) -> xr.Dataset:
     """Score a model against a benchmark; return (and optionally write) its ScoreSet.
@@ -169,6 +171,9 @@ def score(
         Replace the benchmark's ``[regression] metric``: ``pls``, ``ridge``, or a metric beyond regression
         (``rsa``, ``cka``, ``reverse_pls``, ``reverse_ridge``, ``partition``: :mod:`neurofit.scoring.metric`),
         scored on the same data, commitment and time map, written in the same ScoreSet schema.
+    latency : {"region", "site"}
+        ``"site"`` also fits each site's latency offset on the commitment stimuli and adds its lag and scores
+        beside the region-level ones (:mod:`neurofit.scoring.metric_latency`); the main score keeps the region's.
     runner : DaskRunner, optional
         Where the work units run (:class:`neurofit.runners.dask_runner.DaskRunner`); default: in this process.
     **config
@@ -188,10 +193,14 @@ def score(
     """
     _check_run_options(steps, device, out, work_dir)
     bench = _with_metric(load_benchmark(benchmark), metric)
-    if not is_regression(bench.regression.metric) and (bench.datasets or grid):
+    if latency not in LATENCIES:
+        raise NeurofitError(f"latency must be one of {', '.join(LATENCIES)}, got {latency!r}")
+    if latency == "site" and (not is_regression(bench.regression.metric) or bench.datasets):
+        raise NeurofitError("per-site latency (latency='site') is fitted for a regression metric on one dataset")
+    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric != "cka")):
         raise NeurofitError(f"metric {bench.regression.metric!r} scores one dataset's committed mapping: "
                             + ("a pooled benchmark is scored by regression only" if bench.datasets
-                               else "the layer x step grid is scored by regression only (grid=False)"))
+                               else "the layer x step grid is scored by regression and cka only (grid=False)"))
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
                              device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,
@@ -218,7 +227,8 @@ def score(
                     "dataset": bench.dataset if data is None else str(prepared.recording.attrs.get("identifier",
                                                                                                    "user data")),
                     "layers_named": layers is not None}
-        scoreset = metric_scoreset(bench, policy, commitment, ext, prepared, identity=identity, created=created)
+        scoreset = metric_scoreset(bench, policy, commitment, ext, prepared, identity=identity, created=created,
+                                   grid=grid)
         if out is not None:
             write_scoreset(scoreset, out)
         if not keep_work:
@@ -267,6 +277,12 @@ def score(
                         weights_text=weights_text, weights_sha=weights_sha, user_data=data is not None,
                         policy=policy, offsets=offsets, layers_named=layers is not None, device=device,
                         stimulus_ci=stimulus_ci, created=created)
+    if latency == "site":
+        extra_vars, extra_coords, extra_attrs = site_lags(bench, policy, offsets, commitment, ext, prepared, runner,
+                                                          device, scores)
+        variables.update(extra_vars)
+        coords.update(extra_coords)
+        attrs.update(extra_attrs)
     scoreset = xr.Dataset(variables, coords=coords, attrs=attrs)
     reliability = bin_reliability(scoreset)
     scoreset.attrs["bins_unreliable"] = reliability.unreliable_text(scoreset)

@@ -17,7 +17,10 @@ Scores over stimuli and over sites
     the prediction-response correlation of every site and its split-half ceiling (the same halvings as the
     point estimate), so the interval covers the ratio, not only r. Nothing is refitted (held-out predictions
     are fixed): r and the ceilings come from per-stimulus sufficient statistics weighted by each draw's
-    counts, so a draw costs a few matrix products. :func:`bootstrap_sites` resamples sites with replacement
+    counts, so a draw costs a few matrix products. The draws' r and their ceilings are computed apart (the
+    ceilings depend on the trials and the draws only) and kept by :mod:`neurofit.memo`, so a second model
+    scored on the same data, or the r-only interval after the ceiled one, reuses them bit for bit.
+    :func:`bootstrap_sites` resamples sites with replacement
     and takes the median of their ceiled scores. Both give percentile intervals of the median over sites
     (NaN sites ignored).
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurofit.errors import NeurofitError, quiet_nan
+from neurofit.memo import content_key, memoized
 from neurofit.regression.ceiling import Normalisation, ceil_scores, half_means, halving_masks, spearman_brown
 from neurofit.regression.correlation import pearson_from_sums, pearson_sums
 
@@ -324,34 +328,17 @@ def bootstrap_stimuli(
     check_bootstrap(n_boot, ci)
     S, n_sites, n_bins = target.shape
     M = n_sites * n_bins
-    pred2 = prediction.reshape(S, M)
-    targ2 = target.reshape(S, M)
-    half_a = half_b = None
-    if trials is not None:
-        half_a, half_b = halving_masks(trials, n_halvings, ceiling_seed)
     rng = np.random.default_rng(seed)
     counts = _draw_counts(rng, n_boot, S)
-    score = np.empty((n_boot, M))
-    n_pairs = 1 + (0 if trials is None else n_halvings)
-    width = max(1, int(max_bytes // (S * n_pairs * 6 * 8)))
-    for c0 in range(0, M, width):
-        cols = slice(c0, min(M, c0 + width))
-        # one matrix of per-stimulus statistics: the prediction-response pair, then every halving's pair
-        pairs = [(pred2[:, cols], targ2[:, cols])]
-        if trials is not None:
-            sub = trials.reshape(S, trials.shape[1], M)[:, :, cols][..., None]
-            pairs += [(a[..., 0], b[..., 0]) for a, b in half_means(sub, half_a, half_b)]
-        stats = np.stack([pearson_sums(a, b) for a, b in pairs], axis=1).reshape(S, -1)
-        for d0 in range(0, n_boot, chunk):
-            d1 = min(n_boot, d0 + chunk)
-            sums = (counts[d0:d1] @ stats).reshape(d1 - d0, n_pairs, 6, -1)
-            r = pearson_from_sums(sums[:, 0])
-            if trials is None:
-                score[d0:d1, cols] = r
-            else:
-                ceiling = np.mean([spearman_brown(pearson_from_sums(sums[:, h])) for h in range(1, n_pairs)],
-                                  axis=0)
-                score[d0:d1, cols] = ceil_scores(r, ceiling, rule)
+    # r of every draw from the prediction-response pair; the ceiling of every draw from the halvings' pairs,
+    # which depend on the trials and the draws only (two models scored on the same data share them)
+    pred2, targ2 = prediction.reshape(S, M), target.reshape(S, M)
+    key = ("bootstrap_r", content_key(pred2), content_key(targ2), int(seed), int(n_boot))
+    score = memoized(key, lambda: _draw_r(counts, pred2, targ2, chunk, max_bytes))
+    if trials is not None:
+        key = ("bootstrap_ceilings", content_key(trials), int(n_halvings), int(ceiling_seed), int(seed), int(n_boot))
+        ceiling = memoized(key, lambda: _draw_ceilings(counts, trials, n_halvings, ceiling_seed, chunk, max_bytes))
+        score = ceil_scores(score, ceiling, rule)
     score = score.reshape(n_boot, n_sites, n_bins)
     names = np.unique(groups)
     draws = np.empty((n_boot, len(names), n_bins))
@@ -360,6 +347,42 @@ def bootstrap_stimuli(
             draws[:, g] = np.nanmedian(score[:, groups == name], axis=1)
     lo, hi = percentile_interval(draws, ci)
     return {"groups": names, "low": lo, "high": hi, "draws": draws}
+
+
+def _draw_r(counts: np.ndarray, prediction: np.ndarray, target: np.ndarray, chunk: int, max_bytes: int
+            ) -> np.ndarray:
+    """Pearson r of every column ``(S, M)`` in every draw (``counts`` ``(n_boot, S)``): ``(n_boot, M)``."""
+    (n_boot, S), M = counts.shape, prediction.shape[1]
+    out = np.empty((n_boot, M))
+    width = max(1, int(max_bytes // (S * 6 * 8)))
+    for c0 in range(0, M, width):
+        cols = slice(c0, min(M, c0 + width))
+        stats = pearson_sums(prediction[:, cols], target[:, cols]).reshape(S, -1)
+        for d0 in range(0, n_boot, chunk):
+            d1 = min(n_boot, d0 + chunk)
+            out[d0:d1, cols] = pearson_from_sums((counts[d0:d1] @ stats).reshape(d1 - d0, 6, -1))
+    return out
+
+
+def _draw_ceilings(counts: np.ndarray, trials: np.ndarray, n_halvings: int, ceiling_seed: int, chunk: int,
+                   max_bytes: int) -> np.ndarray:
+    """The split-half ceiling (the point estimate's halvings) of every column in every draw: ``(n_boot, M)``."""
+    n_boot, S = counts.shape
+    M = int(np.prod(trials.shape[2:]))
+    half_a, half_b = halving_masks(trials, n_halvings, ceiling_seed)
+    out = np.empty((n_boot, M))
+    width = max(1, int(max_bytes // (S * n_halvings * 6 * 8)))
+    for c0 in range(0, M, width):
+        cols = slice(c0, min(M, c0 + width))
+        sub = trials.reshape(S, trials.shape[1], M)[:, :, cols][..., None]
+        stats = np.stack([pearson_sums(a[..., 0], b[..., 0]) for a, b in half_means(sub, half_a, half_b)],
+                         axis=1).reshape(S, -1)
+        for d0 in range(0, n_boot, chunk):
+            d1 = min(n_boot, d0 + chunk)
+            sums = (counts[d0:d1] @ stats).reshape(d1 - d0, n_halvings, 6, -1)
+            out[d0:d1, cols] = np.mean([spearman_brown(pearson_from_sums(sums[:, h])) for h in range(n_halvings)],
+                                       axis=0)
+    return out
 
 
 def bootstrap_sites(

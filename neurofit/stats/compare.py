@@ -270,6 +270,9 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
         "n_sites_only_a": int(a.sizes["neuroid"] - shared),
         "n_sites_only_b": int(b.sizes["neuroid"] - shared),
     }
+    if a.attrs.get("metric_scope"):  # a metric beyond regression (neurofit.scoring.metric) is named in the header
+        out.attrs["metric"] = str(a.attrs.get("metric", ""))
+        out.attrs["metric_scope"] = str(a.attrs["metric_scope"])
     return out, draws
 
 
@@ -606,7 +609,12 @@ def comparison_metric_line(result: xr.Dataset) -> str:
     'compared: ceiled score per site, B - A ='
     """
     note = result.attrs.get("variable_note", "")
-    return (f"compared: {_variable_text(result)} per site, B - A = median of paired per-site differences, "
+    if result.attrs.get("metric_scope") == "population":
+        return (f"compared: {result.attrs.get('metric')} {_variable_text(result)} per region (a population metric), "
+                f"B - A = difference of the region's values, {result.attrs.get('n_boot', '?')} draws over the "
+                "stored stimulus-bootstrap draws" + (f" ({note})" if note else ""))
+    metric = f"{result.attrs['metric']} " if result.attrs.get("metric") else ""
+    return (f"compared: {metric}{_variable_text(result)} per site, B - A = median of paired per-site differences, "
             f"{result.attrs.get('n_boot', '?')} bootstrap draws" + (f" ({note})" if note else ""))
 
 
