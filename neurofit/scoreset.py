@@ -462,6 +462,11 @@ def summarise(scoreset: xr.Dataset, region: str, bins: np.ndarray, variable: str
     if not bins.any() or not len(values):
         return Summary(np.nan, np.nan, np.nan, bins, "no bins")
     draws = stimulus_draws(scoreset, variable, region)
+    if draws is None and scoreset.attrs.get("metric_scope") == "population":
+        # one value per region and no stimulus draws: there is nothing to resample (not a zero-width interval)
+        with quiet_nan():
+            value = float(np.nanmean(np.nanmedian(values[:, bins], axis=0)))
+        return Summary(value, np.nan, np.nan, bins, "no CI: a population metric scored without stimulus draws")
     with quiet_nan():
         value = float(np.nanmean(np.nanmedian(values[:, bins], axis=0)))
         boot = hierarchical_median(values[:, bins], None if draws is None else draws[:, :, bins], n_boot=n_boot,

@@ -314,6 +314,7 @@ def test_groundtruth_through_score_hidden_features_near_ceiling_random_near_zero
         assert abs(np.nanmedian(random[window])) < 0.1, (m, random[window])
         # without stimulus draws the reliability rule reads the ceiling itself: the response window is reliable
         assert bin_reliability(out[("hidden", m)]).reliable["IT"][window].all()
+        assert "no CI: a population metric scored without stimulus draws" in summary_table(out[("hidden", m)])
         h, a = out[("hidden", m)]["r"].values[0], out[("ablated", m)]["r"].values[0]
         np.testing.assert_array_equal(h[start < 90], a[start < 90])
         assert (a[late] < h[late]).mean() >= 0.75, (m, h[late], a[late])
