@@ -6,6 +6,19 @@ Usage (from the repository root)::
     python benchmarks/perf/extract.py                    # 128 images per model
     python benchmarks/perf/extract.py --memory-case      # + the 5760-image, T = 17 ConvRNN, D = 1000 case
     python benchmarks/perf/extract.py --models --memory-case --threads 2   # that case alone (~10 min)
+    python benchmarks/perf/extract.py --ratio --models convrnn_rgc bl --rounds 5 --threads 1
+                                                         # issue 20 item 6: extraction / forward, interleaved
+
+``--ratio`` measures what extraction adds to the forward pass: each side runs in its own process (a fresh
+interpreter, one warm-up batch and one tiny extraction first so that imports and first-call costs are
+outside the timings), interleaved model by model and round by round in a rotating order, and the median
+over rounds of each side's time and of the per-round ratio ``extract / forward`` is printed. The sides:
+``forward`` (``forward_sequence`` over every batch, images loaded, normalised and placed in the movie as
+extraction does), ``rp`` (``extract_activations`` with ``RandomProjection(1000, seed 0)``) and ``default``
+(``extract_activations`` with the default reduction ``Auto``; per layer every feature, the exact Gram
+compression or the RP-1000 fallback, as recorded in ``reduction_layers``). Both extraction sides write the
+activation cache (checksum included) to a fresh directory, as a default call does. Run the whole command
+under ``nice`` so that every side gets the same priority; the load average is printed per round.
 
 Throughput is measured end to end through :func:`neurofit.extract.extract_activations` (image loading,
 movie, forward pass, random projection to D = 1000, no cache) and for the forward pass alone, after one
@@ -103,9 +116,111 @@ def run_one(name: str, n_images: int, size: int, batch_size: int, steps: int | N
     }
 
 
+def run_side(name: str, side: str, n_images: int, size: int, batch_size: int, steps: int | None,
+             device: str | None) -> dict:
+    """One side of ``--ratio`` in this process: seconds of the timed region and the peak RSS."""
+    import tempfile
+
+    from neurofit.extract.reduce import Auto
+
+    kwargs = {"input_size": size, "num_classes": 8}
+    if steps is not None:
+        kwargs["steps"] = steps
+    model = get_factory(name)(**kwargs).eval()
+    steps = int(model.default_steps)
+    stimuli = random_stimuli(n_images, size)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cpu":
+        torch.set_flush_denormal(True)
+    model.to(dev)
+    ids = stimuli.stimulus_ids
+    warm = present(model.normalize(stimuli.load_images(size, ids[:batch_size])).to(dev), steps)
+    with torch.no_grad():
+        model.forward_sequence(warm)
+    reduction = {"rp": RandomProjection(dim=1000, seed=0), "default": Auto()}.get(side)
+    with tempfile.TemporaryDirectory() as cache_dir:
+        # imports and first-call set-up (xarray, the netCDF writer) are not what extraction adds per image
+        extract_activations(model, random_stimuli(2, size, seed=1), device=dev, cache=True, cache_dir=cache_dir,
+                            progress=False, layers=[model.layers[-1]], reduction=RandomProjection(dim=8, seed=0))
+        begin = time.perf_counter()
+        if side == "forward":
+            with torch.no_grad():
+                for start in range(0, n_images, batch_size):
+                    movie = present(model.normalize(stimuli.load_images(size, ids[start:start + batch_size])).to(dev),
+                                    steps)
+                    model.forward_sequence(movie)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            methods = ""
+        else:
+            acts = extract_activations(model, stimuli, batch_size=batch_size, device=dev, cache=True,
+                                       cache_dir=cache_dir, progress=False, reduction=reduction)
+            methods = ",".join(sorted({v["method"] for v in acts.attrs["reduction_layers"].values()}))
+        seconds = time.perf_counter() - begin
+    return {"model": name, "side": side, "steps": steps, "images": n_images, "seconds": seconds,
+            "methods": methods, "peak_rss_gb": round(peak_rss_gb(), 3)}
+
+
+def spawn_side(name: str, side: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--child", name, "--side", side, "--images", str(args.images or 128),
+           "--size", str(args.size), "--batch-size", str(args.batch_size)]
+    if args.steps is not None:
+        cmd += ["--steps", str(args.steps)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.device:
+        cmd += ["--device", args.device]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"{name} {side}: " + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+    return json.loads(line[len("RESULT "):])
+
+
+def ratio_mode(args: argparse.Namespace) -> None:
+    """``--ratio``: extraction / forward per model, each side in its own process, interleaved, medians."""
+    import os
+
+    names = args.models or ["convrnn_rgc", "bl"]
+    sides = ["forward", *args.sides]
+    times: dict[tuple[str, str], list[float]] = {}
+    ratios: dict[tuple[str, str], list[float]] = {}
+    info: dict[tuple[str, str], dict] = {}
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, threads "
+          f"{args.threads or torch.get_num_threads()}, {args.images or 128} images, batch {args.batch_size}, "
+          f"python {' '.join(sys.argv)}", flush=True)
+    for r in range(args.rounds):
+        load = os.getloadavg()[0]
+        for k, name in enumerate(names):
+            shift = (r + k) % len(sides)
+            got = {}
+            for side in sides[shift:] + sides[:shift]:
+                got[side] = spawn_side(name, side, args)
+                times.setdefault((name, side), []).append(got[side]["seconds"])
+                info[(name, side)] = got[side]
+            for side in args.sides:
+                ratios.setdefault((name, side), []).append(got[side]["seconds"] / got["forward"]["seconds"])
+            print(f"round {r + 1} load {load:.1f}->{os.getloadavg()[0]:.1f} {name}: " + ", ".join(
+                f"{s} {got[s]['seconds']:.2f} s" for s in sides) + " | " + ", ".join(
+                f"{s}/forward {got[s]['seconds'] / got['forward']['seconds']:.2f}" for s in args.sides), flush=True)
+    print("| model | steps | side | reduction per layer | median s | median ratio to forward (min-max) | peak RSS GB |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        for side in sides:
+            row = info[(name, side)]
+            ratio = ratios.get((name, side))
+            cell = "1" if ratio is None else f"{np.median(ratio):.2f} ({min(ratio):.2f}-{max(ratio):.2f})"
+            print(f"| {name} | {row['steps']} | {side} | {row['methods'] or '-'} | "
+                  f"{np.median(times[(name, side)]):.2f} | {cell} | {row['peak_rss_gb']} |")
+
+
 def child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.side:
+        result = run_side(args.child, args.side, args.images, args.size, args.batch_size, args.steps, args.device)
+        print("RESULT " + json.dumps(result))
+        return
     result = run_one(args.child, args.images, args.size, args.batch_size, args.steps, args.device,
                      forward=not args.no_forward)
     print("RESULT " + json.dumps(result))
@@ -143,11 +258,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", default=None, help="also write the results as JSON here")
+    parser.add_argument("--ratio", action="store_true",
+                        help="extraction / forward pass alone, each in its own process, interleaved (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="--ratio: rounds (default 5)")
+    parser.add_argument("--sides", nargs="+", default=["rp", "default"], choices=["rp", "default"],
+                        help="--ratio: the extraction sides to compare with the forward pass")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--side", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-forward", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.ratio:
+        ratio_mode(args)
         return
     images = args.images or (32 if args.quick else 128)
     names = MODELS if args.models is None else args.models  # `--models` alone: only the memory case

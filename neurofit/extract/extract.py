@@ -33,8 +33,8 @@ from neurofit.extract.reduce import (
     LayerReducer,
     RandomProjection,  # noqa: F401 (the docstring examples use it)
     Reduction,
+    _gram_compress,
     check_fit_ids,
-    gram_compress,
     identity_reducer,
     pca_reducer,
     reduction_spec,
@@ -436,7 +436,12 @@ def _stream(runner: _Runner, ids: list[str], layers: list[str], batch_size: int,
     for layer in layers:
         if methods.get(layer) == "gram":
             n_steps, _, p = arrays[layer].shape
-            z = gram_compress(arrays[layer].reshape(n_steps * n, p))
+            # gram_compress's own computation, on one intra-op thread as there, without its memo: a fresh
+            # extraction's activations are never seen again, and keying them would hash every raw byte
+            from neurofit.regression.parallel import torch_threads
+
+            with torch_threads(1):
+                z = _gram_compress(torch.as_tensor(arrays[layer].reshape(n_steps * n, p)), 4096, False, np.float32)
             arrays[layer] = z.reshape(n_steps, n, z.shape[1])
         if layer in arrays:
             per_layer[layer] = _layer_record(reduction, methods[layer], arrays[layer].shape[2],

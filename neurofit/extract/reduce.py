@@ -88,23 +88,49 @@ class RandomProjection:
         return {"method": "random_projection", "dim": int(self.dim), "seed": int(self.seed), "kind": self.kind,
                 "block_rows": int(self.block_rows)}
 
-    def matrix_block(self, layer: str, block: int, n_features: int) -> torch.Tensor:
-        """Rows ``block * block_rows`` up to ``min((block + 1) * block_rows, n_features)`` of the matrix."""
+    def matrix_block(self, layer: str, block: int, n_features: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows ``block * block_rows`` up to ``min((block + 1) * block_rows, n_features)`` of the matrix.
+
+        ``out`` (float32, CPU, contiguous, of the block's shape) receives the block in place.
+        """
         start = block * self.block_rows
         rows = min(self.block_rows, n_features - start)
         if rows <= 0:
             raise ValueError(f"block {block} is past the end of a {n_features}-row matrix")
         generator = torch.Generator().manual_seed(_block_seed(self.seed, layer, block))
+        if out is None:
+            out = torch.empty(rows, self.dim)
         if self.kind == "gaussian":
-            return torch.randn(rows, self.dim, generator=generator) / math.sqrt(self.dim)
+            # the same draws and the same rounding as torch.randn(rows, dim, generator=...) / sqrt(dim)
+            return out.normal_(generator=generator).div_(math.sqrt(self.dim))
         u = torch.rand(rows, self.dim, generator=generator)
         signs = (u < 1 / 6).float() - (u >= 5 / 6).float()
-        return signs * math.sqrt(3.0 / self.dim)
+        return torch.mul(signs, math.sqrt(3.0 / self.dim), out=out)
 
     def matrix(self, layer: str, n_features: int) -> torch.Tensor:
-        """The whole ``n_features x dim`` matrix of ``layer`` (float32, CPU)."""
-        n_blocks = -(-n_features // self.block_rows)
-        return torch.cat([self.matrix_block(layer, b, n_features) for b in range(n_blocks)])
+        """The whole ``n_features x dim`` matrix of ``layer`` (float32, CPU).
+
+        The blocks are written in place (no concatenation) and, on a CPU with several torch threads,
+        generated side by side on worker threads: each block has its own generator, so the matrix is the
+        same whatever the thread count.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        full = torch.empty(n_features, self.dim)
+        starts = range(0, n_features, self.block_rows)
+        workers = min(torch.get_num_threads(), len(starts))
+
+        def fill(block: int) -> None:
+            start = starts[block]
+            self.matrix_block(layer, block, n_features, out=full[start:start + self.block_rows])
+
+        if workers <= 1:
+            for block in range(len(starts)):
+                fill(block)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(fill, range(len(starts))))
+        return full
 
     def reducer(self, layer: str, n_features: int, device: torch.device | str = "cpu") -> LayerReducer:
         """A callable that maps ``[n, n_features]`` to ``[n, dim]`` (or keeps a small layer as it is)."""

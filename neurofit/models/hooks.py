@@ -232,15 +232,35 @@ class HookedModel(TemporalModel):
             n_module_calls = len(frames)
 
         records: dict[str, list[torch.Tensor]] = {name: [] for name in self.layer_paths}
+        # detached outputs are copied once, straight into one [n_calls, B, ...] buffer per layer (a clone
+        # per call and a stack at the end would copy every activation twice); a call past the expected
+        # count or of another shape or dtype sends that layer back to per-call clones (then an error below)
+        buffers: dict[str, torch.Tensor | None] = {}
         modules = dict(self.net.named_modules())
         handles = []
 
         def make_hook(name: str) -> Callable[..., None]:
             select = self.selects[name]
+            expected = self.calls[name] * n_module_calls
 
             def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
                 value = select(output)
-                records[name].append(value.detach().clone() if self.detach else value.clone())
+                if not self.detach:
+                    records[name].append(value.clone())
+                    return
+                value = value.detach()
+                done = len(records[name])
+                buffer = buffers.get(name)
+                if done == 0 and name not in buffers and expected > 1:
+                    buffer = buffers[name] = value.new_empty((expected, *value.shape))
+                if buffer is not None and done < expected and buffer.shape[1:] == value.shape \
+                        and buffer.dtype == value.dtype:
+                    records[name].append(buffer[done].copy_(value))
+                    return
+                if buffer is not None:  # leave the buffer: keep what it holds as independent copies
+                    records[name][:] = [v.clone() for v in records[name]]
+                    buffers[name] = None
+                records[name].append(value.clone())
 
             return hook
 
@@ -277,7 +297,13 @@ class HookedModel(TemporalModel):
                 raise NeurofitError(
                     f"layer {name!r} returned outputs of different shapes across calls: {sorted(shapes)}"
                 )
-            out[name] = torch.stack(values)
+            buffer = buffers.get(name)
+            if buffer is not None and len(values) == buffer.shape[0]:
+                out[name] = buffer  # the values are its rows, in order
+            elif len(values) == 1:
+                out[name] = values[0].unsqueeze(0)  # a view of the one stored copy
+            else:
+                out[name] = torch.stack(values)
         return out
 
 
