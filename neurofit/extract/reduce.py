@@ -250,7 +250,7 @@ def gram_compress(x: np.ndarray | torch.Tensor, chunk: int = 4096, *, keep_all: 
     >>> z.shape, bool(np.allclose(z @ z.T, x.astype(np.float64) @ x.T.astype(np.float64), atol=1e-4))
     ((5, 5), True)
     """
-    from neurofit.memo import content_key, memoized
+    from neurofit.regression.memo import content_key, memoized
     from neurofit.regression.parallel import torch_threads
 
     xt = torch.as_tensor(x)

@@ -20,8 +20,8 @@ import numpy as np
 from sklearn.model_selection import ShuffleSplit
 
 from neurofit.errors import NeurofitError
-from neurofit.memo import content_key, memoized
 from neurofit.regression.correlation import pearson_r_valid
+from neurofit.regression.memo import content_key, memoized
 
 Normalisation = Literal["r2_over_ceiling", "legacy", "feve"]
 NORMALISATIONS = ("r2_over_ceiling", "legacy", "feve")

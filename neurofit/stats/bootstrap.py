@@ -18,7 +18,7 @@ Scores over stimuli and over sites
     point estimate), so the interval covers the ratio, not only r. Nothing is refitted (held-out predictions
     are fixed): r and the ceilings come from per-stimulus sufficient statistics weighted by each draw's
     counts, so a draw costs a few matrix products. The draws' r and their ceilings are computed apart (the
-    ceilings depend on the trials and the draws only) and kept by :mod:`neurofit.memo`, so a second model
+    ceilings depend on the trials and the draws only) and kept by :mod:`neurofit.regression.memo`, so a second model
     scored on the same data, or the r-only interval after the ceiled one, reuses them bit for bit.
     :func:`bootstrap_sites` resamples sites with replacement
     and takes the median of their ceiled scores. Both give percentile intervals of the median over sites
@@ -36,9 +36,9 @@ from __future__ import annotations
 import numpy as np
 
 from neurofit.errors import NeurofitError, quiet_nan
-from neurofit.memo import content_key, memoized
 from neurofit.regression.ceiling import Normalisation, ceil_scores, half_means, halving_masks, spearman_brown
 from neurofit.regression.correlation import pearson_from_sums, pearson_sums
+from neurofit.regression.memo import content_key, memoized
 
 # Draws are processed in chunks so that memory stays near this many float64 values.
 _CHUNK_ELEMENTS = 4_000_000
