@@ -178,3 +178,28 @@ def test_stimulus_without_any_valid_trial_is_named():
     rec.values[rec.stimulus_id.values == "img007", 2, 1] = np.nan
     with pytest.raises(NeurofitError, match="stimulus_id 'img007' has no valid trial for neuroid 'n2' in time bin 1"):
         score_features(blocks, rec, n_components=3, device="cpu")
+
+
+def test_bootstrap_intervals_are_centred_on_their_estimates_as_in_score(monkeypatch):
+    """One CI convention (issue 16): score_features' intervals are score()'s, centred on the estimate."""
+    import neurofit.scoring.features as features
+    from neurofit.scoreset import centred_interval
+
+    seen = {}
+
+    def spy(name, function):
+        def wrapped(*args, **kwargs):
+            seen[name] = function(*args, **kwargs)
+            return seen[name]
+        monkeypatch.setattr(features, name, wrapped)
+
+    spy("bootstrap_stimuli", features.bootstrap_stimuli)
+    spy("bootstrap_sites", features.bootstrap_sites)
+    rec, blocks, *_ = _problem(5)
+    a = score_features(blocks, rec, n_components=3, bootstrap=200, seed=3, device="cpu")
+    for name, suffix in (("bootstrap_stimuli", ""), ("bootstrap_sites", "_sites")):
+        low, high = centred_interval(seen[name]["draws"], a.median_ceiled.values)
+        np.testing.assert_array_equal(a[f"median_ceiled{suffix}_low"].values, low)
+        np.testing.assert_array_equal(a[f"median_ceiled{suffix}_high"].values, high)
+    # the resampled medians drift from the estimate, so the plain percentile interval differs from the stored one
+    assert not np.allclose(seen["bootstrap_stimuli"]["low"], a.median_ceiled_low.values)

@@ -35,7 +35,7 @@ from neurofit.regression.correlation import ConstantInputWarning
 from neurofit.regression.pls import Algorithm
 from neurofit.regression.ridge import DEFAULT_ALPHAS
 from neurofit.regression.splits import SplitScheme, make_splits
-from neurofit.scoreset import site_ceiled
+from neurofit.scoreset import centred_interval, site_ceiled
 from neurofit.scoring.benchmark import RegressionSection
 from neurofit.scoring.fit import _Problem, _r_from_folds
 from neurofit.stats.bootstrap import bootstrap_sites, bootstrap_stimuli
@@ -283,13 +283,18 @@ def score_features(
         names = stim["groups"]
         with quiet_nan():
             median = np.stack([np.nanmedian(point_values[regions == g], axis=0) for g in names])
+        # the intervals are centred on their estimates, as score()'s are (neurofit.scoreset.centred_interval)
+        # (FEVe: the stimulus draws are of the median r, so their interval stays theirs, as bootstrap_note says)
+        stim_low, stim_high = ((stim["low"], stim["high"]) if normalisation == "feve"
+                               else centred_interval(stim["draws"], median))
+        sites_low, sites_high = centred_interval(sites["draws"], median)
         dims = ("region", "time_bin")
         ds = ds.assign(
             median_ceiled=(dims, median),
-            median_ceiled_low=(dims, stim["low"]),
-            median_ceiled_high=(dims, stim["high"]),
-            median_ceiled_sites_low=(dims, sites["low"]),
-            median_ceiled_sites_high=(dims, sites["high"]),
+            median_ceiled_low=(dims, stim_low),
+            median_ceiled_high=(dims, stim_high),
+            median_ceiled_sites_low=(dims, sites_low),
+            median_ceiled_sites_high=(dims, sites_high),
         ).assign_coords(region_name=("region", names))
         ds.attrs["bootstrap_draws"] = int(bootstrap)
         if normalisation == "feve":

@@ -400,7 +400,8 @@ def bootstrap_sites(
 
     Returns
     -------
-    dict with ``groups``, ``low``, ``high`` (n_groups, n_bins).
+    dict with ``groups``, ``low``, ``high`` (n_groups, n_bins) and ``draws`` (n_boot, n_groups, n_bins): the
+    median of each draw (for intervals centred on an estimate, :func:`neurofit.scoreset.centred_interval`).
 
     Example
     -------
@@ -411,7 +412,7 @@ def bootstrap_sites(
     check_bootstrap(n_boot, ci)
     rng = np.random.default_rng(seed)
     names = np.unique(groups)
-    lows, highs = [], []
+    lows, highs, draws = [], [], []
     for name in names:
         vals = ceiled[groups == name]
         idx = rng.integers(0, len(vals), size=(n_boot, len(vals)))
@@ -420,4 +421,6 @@ def bootstrap_sites(
         lo, hi = percentile_interval(med, ci)
         lows.append(lo)
         highs.append(hi)
-    return {"groups": names, "low": np.asarray(lows), "high": np.asarray(highs)}
+        draws.append(med)
+    return {"groups": names, "low": np.asarray(lows), "high": np.asarray(highs),
+            "draws": np.stack(draws, axis=1) if draws else np.empty((n_boot, 0, ceiled.shape[1]))}
