@@ -159,5 +159,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(status or 0)
 
 
+def run_commands(commands: dict[str, list[str]], *, print_only: bool = False) -> int:
+    """Run ``neurofit`` command lines in order (each named, echoed to stderr), stopping at the first failure.
+
+    A report script's regeneration step: ``print_only`` prints the command lines instead (quoted for a
+    shell) and runs nothing. Returns the first non-zero exit status, else 0.
+
+    Example
+    -------
+    >>> run_commands({"list": ["benchmarks", "list"]}, print_only=True)
+    neurofit benchmarks list
+    0
+    """
+    import shlex
+
+    for name, argv in commands.items():
+        line = "neurofit " + " ".join(shlex.quote(a) for a in argv)
+        if print_only:
+            print(line)
+            continue
+        print(f"[{name}] {line}", file=sys.stderr)
+        status = main(argv)
+        if status:
+            return status
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -24,7 +24,6 @@ Small settings (``--noise``, ``--fgsm``, ``--pgd``, ``--pgd-iterations``, ``--sa
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
@@ -327,18 +326,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     todo = commands(args)
-    if args.print_commands:
-        for argv_ in todo.values():
-            print("neurofit " + " ".join(shlex.quote(a) for a in argv_))
-        return 0
-    if args.run:
-        from neurofit.cli import main as neurofit
+    if args.print_commands or args.run:
+        from neurofit.cli import run_commands
 
-        for name, argv_ in todo.items():
-            print(f"[{name}] neurofit " + " ".join(shlex.quote(a) for a in argv_), file=sys.stderr)
-            status = neurofit(argv_)
-            if status:
-                return status
+        status = run_commands(todo, print_only=args.print_commands)
+        if status or args.print_commands:
+            return status
     folder = Path(args.out)
     runs = load(folder)
     first = next(iter(runs.values()))
