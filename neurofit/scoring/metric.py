@@ -42,6 +42,7 @@ import xarray as xr
 from neurofit import __version__
 from neurofit.errors import NeurofitError, quiet_nan
 from neurofit.metrics.cka import cka_over_time
+from neurofit.metrics.draws import cka_draws
 from neurofit.metrics.partition import banded_ridge_cross_validated, r2_score, simplex_grid
 from neurofit.metrics.reverse import reverse_predictivity
 from neurofit.metrics.rsa import bootstrap_patterns, rsa_over_time
@@ -192,10 +193,11 @@ def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: n
             kw = dict(debiased=bench.metric.debiased, n_splits=bench.ceiling.n_splits, seed=bench.ceiling.seed)
             res = cka_over_time(sub, model, **kw)
             out["r"][bins], out["ceiling"][bins], out["ceiled"][bins] = res["score"], res["ceiling"], res["ceiled"]
-            for k, index in enumerate(_draw_indices(bench, len(sub)) if n_draws else []):
-                drawn = cka_over_time(sub[index], model[:, index], **kw)
-                draws["r"][k, bins], draws["ceiling"][k, bins] = drawn["score"], drawn["ceiling"]
-                draws["ceiled"][k, bins] = drawn["ceiled"]
+            if n_draws:
+                # every draw from the full Grams and the draws' stimulus counts (neurofit.metrics.draws)
+                drawn = cka_draws(sub, model, _draw_indices(bench, len(sub)), **kw)
+                draws["r"][:, bins], draws["ceiling"][:, bins] = drawn["score"], drawn["ceiling"]
+                draws["ceiled"][:, bins] = drawn["ceiled"]
         else:
             ids = prepared.score_ids
             splits = stimulus_splits(ids, "kfold", prepared.object_labels(ids), bench.regression.n_splits,
