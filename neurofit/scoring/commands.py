@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="replace the benchmark's metric: pls, ridge, rsa, cka, reverse_pls, reverse_ridge or "
                          "partition (same data, layer commitment and time map; same ScoreSet schema)")
     sc.add_argument("--steps", type=int, help="unroll length (default: enough 10 ms steps for the last bin)")
+    sc.add_argument("--reduction", default="default", metavar="SPEC",
+                    help="feature reduction at extraction: default (exact where the rows are few, else the "
+                         "Gaussian RP-1000), auto, none, KIND[:DIM[:SEED]] or auto:KIND[:DIM[:SEED]] with KIND "
+                         "gaussian, achlioptas or sparse (opt-in very sparse projection: much faster, other numbers)")
     sc.add_argument("--work-dir", metavar="DIR", help="root of the resumable work directories")
     sc.add_argument("--recording", metavar="FILE.nc", help="score against this recording (with --stimuli)")
     sc.add_argument("--stimuli", metavar="FILE.csv", help="the recording's stimulus set (CSV + zip beside it)")
@@ -137,7 +141,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     if args.features is not None:
+        if args.reduction != "default":
+            raise NeurofitError("--reduction applies to a model's activations as they are extracted; --features are "
+                                "precomputed: reduce them before passing them")
         return score_features_command(args)
+    from neurofit.extract.reduce import parse_reduction
+
+    parse_reduction(args.reduction)  # a wrong spec fails before any data is prepared or model run
     from neurofit.runners.commands import runner_from_args
     from neurofit.runners.multi import score_models
     from neurofit.scoring.score import score
@@ -152,6 +162,7 @@ def _score(args: argparse.Namespace) -> int:
         data = (read_recording(args.recording), read_stimulus_set(args.stimuli))
     options = dict(arch=args.arch, layers=args.layers, grid=args.grid, data=data, device=args.device,
                    metric=args.metric, latency=args.latency, work_dir=args.work_dir, steps=args.steps,
+                   reduction=args.reduction,
                    cache=not args.no_cache, progress=False if args.quiet else None)
     if args.models and (args.out or args.checkpoint):
         raise NeurofitError("with --models give --out-dir (one ScoreSet per model), not --out or --checkpoint")
