@@ -249,6 +249,42 @@ PARTITION_PARTS = (("unique_fraction_feedforward", "unique: first driven step (f
                    ("shared_fraction", "shared"))
 
 
+def partition_parts(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """The parts a ``partition`` ScoreSet divides each site's variance into: ``(variable, legend text)`` each.
+
+    One entry per feature space (``unique_fraction_<space>``, labelled by the ``space_label`` coordinate: the
+    model of each space when models are partitioned against each other), then ``shared_fraction``. ScoreSets
+    written before spaces were labelled have the one-model parts (:data:`PARTITION_PARTS`).
+
+    Example
+    -------
+    >>> ds = xr.Dataset(coords={"space": ("space", ["model", "other_1"]),
+    ...                         "space_label": ("space", ["bl", "cornet_z"])})
+    >>> [text for _, text in partition_parts(ds)]
+    ['unique: bl', 'unique: cornet_z', 'shared']
+    """
+    if "space_label" not in ds.coords:
+        return list(PARTITION_PARTS)
+    spaces = zip((str(s) for s in ds["space"].values), (str(t) for t in ds["space_label"].values))
+    parts = [(f"unique_fraction_{space}", f"unique: {text}") for space, text in spaces]
+    return [*parts, ("shared_fraction", "shared")]
+
+
+def _partition_layers(sets: Sequence[xr.Dataset], region: str) -> str:
+    """Each partitioned model's committed layer for ``region`` (models partitioned against each other), one a line."""
+    lines: list[str] = []
+    for ds in sets:
+        spaces = ds.attrs.get("partition_spaces")
+        if ds.attrs.get("partition_ceiled_space") != "model" or not isinstance(spaces, dict):
+            continue
+        for info in spaces.values():
+            layer = dict(info.get("committed_layers") or {}).get(region)
+            line = f"{info.get('label', info.get('model_id'))}: {layer}"
+            if layer is not None and line not in lines:
+                lines.append(line)
+    return "\n".join(lines)
+
+
 def partition_over_time(
     scoresets: ScoreSets,
     *,
@@ -257,9 +293,12 @@ def partition_over_time(
 ) -> Figure:
     """Variance partitioning over time: unique and shared variance as fractions of the ceiling, per region.
 
-    For each ``partition`` ScoreSet (one line style per model): the median over sites of the unique variance of
-    the first driven step (the feedforward sweep), of the step mapped to each bin (what the later steps add)
-    and of their shared variance, each divided by the site's split-half ceiling, with 95% site-bootstrap CIs.
+    For each ``partition`` ScoreSet (one line style per ScoreSet): the median over sites of the unique variance of
+    each feature space and of their shared variance, each divided by the site's split-half ceiling, with 95%
+    site-bootstrap CIs. The spaces are a model's first driven step (the feedforward sweep) and its step mapped to
+    each bin (what the later steps add), or, for a model partitioned against other models, each model's committed
+    features, labelled by the model (:func:`partition_parts`; each panel names the model's committed layer for
+    its region); one colour per label across the ScoreSets.
 
     Example
     -------
@@ -268,8 +307,10 @@ def partition_over_time(
     sets = [ds for ds in _as_list(scoresets) if metric_of(ds) == "partition"]
     if not sets:
         raise NeurofitError("the variance-partitioning figure needs ScoreSets scored with metric='partition'")
-    for ds in sets:
-        require(ds, [f"median_{name}" for name, _ in PARTITION_PARTS], "the variance-partitioning figure")
+    parts = [partition_parts(ds) for ds in sets]
+    for ds, own in zip(sets, parts):
+        require(ds, [f"median_{name}" for name, _ in own], "the variance-partitioning figure")
+    texts = list(dict.fromkeys(text for own in parts for _, text in own))  # one colour per label
     names = _regions(sets, regions)
     labels = _legend_labels(sets)
     styles = ["-", "--", ":", "-."]
@@ -283,20 +324,23 @@ def partition_over_time(
                     continue
                 centres = _centres(ds)
                 reliable = bin_reliability(ds).reliable[region]
-                for k, (name, _) in enumerate(PARTITION_PARTS):
+                for k, (name, text) in enumerate(parts[i]):
                     median = np.where(reliable, region_aggregate(ds, f"median_{name}", region), np.nan)
                     low = region_aggregate(ds, f"median_{name}_sites_low", region)
                     high = region_aggregate(ds, f"median_{name}_sites_high", region)
-                    _series(ax, centres + _dodge(ds, k, len(PARTITION_PARTS)), median,
-                            None if not np.isfinite(low).any() else low, high, colour(k),
+                    _series(ax, centres + _dodge(ds, k, len(parts[i])), median,
+                            None if not np.isfinite(low).any() else low, high, colour(texts.index(text)),
                             linestyle=styles[i % len(styles)])
                 if i == 0:
                     _shade_bins(ax, ds, ~reliable)
+            layers = _partition_layers(sets, region)
+            if layers:
+                ax.text(0.02, 0.98, layers, transform=ax.transAxes, va="top", ha="left", fontsize=6)
             _mark_stimulus(ax, sets)
             ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
             ax.set_title(region)
         axes[0, 0].set_ylabel("Fraction of the ceiling")
-        handles = [Line2D([], [], color=colour(k), label=text) for k, (_, text) in enumerate(PARTITION_PARTS)]
+        handles = [Line2D([], [], color=colour(k), label=text) for k, text in enumerate(texts)]
         if len(sets) > 1:
             handles += [Line2D([], [], color="black", linestyle=styles[i % len(styles)], label=lab)
                         for i, lab in enumerate(labels)]

@@ -161,7 +161,9 @@ def report(
                                 "Median over sites of the unique variance of the committed layer's first driven step "
                                 "(the feedforward sweep), of its step mapped to each bin (what the later steps add), "
                                 "and of their shared variance, each as a fraction of the site's split-half ceiling "
-                                "(cross-validated R² of banded ridge), with 95% site-bootstrap CIs.", 7.0),
+                                "(cross-validated R² of banded ridge), with 95% site-bootstrap CIs. A model "
+                                "partitioned against other models has one unique part per model instead, labelled by "
+                                "the model (each model's own committed layer and time map).", 7.0),
                         lambda: figures.partition_over_time(metric_sets)))
     planned.append((_Figure("Predictivity over time", "predictivity_over_time",
                             f"Top: median over sites of the {score_name} per time bin with its bootstrap CI. Bottom: "

@@ -281,6 +281,8 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
     if a.attrs.get("metric_scope"):  # a metric beyond regression (neurofit.scoring.metric) is named in the header
         out.attrs["metric"] = str(a.attrs.get("metric", ""))
         out.attrs["metric_scope"] = str(a.attrs["metric_scope"])
+    if a.attrs.get("metric") == "partition":
+        out.attrs["partition_ceiled"] = f"unique variance of {_partition_kind(a)}, over the ceiling"
     return out, draws
 
 
@@ -292,7 +294,21 @@ def _min_sites(a: xr.Dataset, b: xr.Dataset) -> int:
     if scopes != {""} and len(metrics) > 1:
         raise NeurofitError(f"ScoreSets {label(a, 'a')!r} and {label(b, 'b')!r} have different metrics "
                             f"({', '.join(sorted(metrics))}); compare ScoreSets of one metric")
+    if metrics == {"partition"} and _partition_kind(a) != _partition_kind(b):
+        raise NeurofitError(f"ScoreSets {label(a, 'a')!r} and {label(b, 'b')!r} partition different things: ceiled is "
+                            f"the unique variance of {_partition_kind(a)} in one, of {_partition_kind(b)} in the "
+                            "other; compare partitions against the same feature spaces")
     return 1 if scopes == {"population"} else MIN_SITES
+
+
+def _partition_kind(ds: xr.Dataset) -> str:
+    """What a ``partition`` ScoreSet's ``ceiled`` is the unique variance of, and beyond which feature spaces."""
+    if ds.attrs.get("partition_ceiled_space", "mapped") == "mapped":
+        return "the step mapped to each bin beyond the model's first driven step"
+    spaces = dict(ds.attrs.get("partition_spaces") or {})
+    others = [f"{v.get('model_id')} (weights {str(v.get('weights_sha256', ''))[:12] or 'not hashed'})"
+              for name, v in spaces.items() if name != "model"]
+    return f"the scored model beyond {', '.join(others)}"
 
 
 def _cluster_p(differences: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
@@ -656,8 +672,10 @@ def comparison_metric_line(result: xr.Dataset) -> str:
                 f"B - A = difference of the region's values, {result.attrs.get('n_boot', '?')} draws over the "
                 "stored stimulus-bootstrap draws" + (f" ({note})" if note else ""))
     metric = f"{result.attrs['metric']} " if result.attrs.get("metric") else ""
-    return (f"compared: {metric}{_variable_text(result)} per site, B - A = median of paired per-site differences, "
-            f"{result.attrs.get('n_boot', '?')} bootstrap draws" + (f" ({note})" if note else ""))
+    ceiled = result.attrs.get("variable", "ceiled") == "ceiled"
+    what = f" ({result.attrs['partition_ceiled']})" if ceiled and result.attrs.get("partition_ceiled") else ""
+    return (f"compared: {metric}{_variable_text(result)}{what} per site, B - A = median of paired per-site "
+            f"differences, {result.attrs.get('n_boot', '?')} bootstrap draws" + (f" ({note})" if note else ""))
 
 
 def _example_pair() -> tuple[xr.Dataset, xr.Dataset]:
