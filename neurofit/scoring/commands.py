@@ -69,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--metric", choices=METRICS,
                     help="replace the benchmark's metric: pls, ridge, rsa, cka, reverse_pls, reverse_ridge or "
                          "partition (same data, layer commitment and time map; same ScoreSet schema)")
+    sc.add_argument("--partition-with", nargs="+", metavar="MODEL",
+                    help="with --metric partition: partition each site's variance between the model and these "
+                         "models (zoo names, checkpoint files or package.module:factory; each committed by the same "
+                         "rule) instead of between its first driven step and its later steps")
     sc.add_argument("--steps", type=int, help="unroll length (default: enough 10 ms steps for the last bin)")
     sc.add_argument("--work-dir", metavar="DIR", help="root of the resumable work directories")
     sc.add_argument("--recording", metavar="FILE.nc", help="score against this recording (with --stimuli)")
@@ -137,6 +141,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     if args.features is not None:
+        if args.partition_with:
+            raise NeurofitError("--partition-with partitions a model's features against other models' (score "
+                                "--model M --metric partition); --features scores precomputed features by regression")
         return score_features_command(args)
     from neurofit.runners.commands import runner_from_args
     from neurofit.runners.multi import score_models
@@ -152,6 +159,7 @@ def _score(args: argparse.Namespace) -> int:
         data = (read_recording(args.recording), read_stimulus_set(args.stimuli))
     options = dict(arch=args.arch, layers=args.layers, grid=args.grid, data=data, device=args.device,
                    metric=args.metric, latency=args.latency, work_dir=args.work_dir, steps=args.steps,
+                   partition_with=args.partition_with,
                    cache=not args.no_cache, progress=False if args.quiet else None)
     if args.models and (args.out or args.checkpoint):
         raise NeurofitError("with --models give --out-dir (one ScoreSet per model), not --out or --checkpoint")
