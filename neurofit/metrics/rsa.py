@@ -27,6 +27,7 @@ import scipy.stats
 import torch
 
 from neurofit.errors import NeurofitError
+from neurofit.metrics.draws import rsa_draws
 from neurofit.metrics.rdm import Array, _out, _tensor, correlation_rdm, crossnobis_rdm, squareform
 
 Method = Literal["cosine", "corr", "spearman", "tau_a"]
@@ -380,9 +381,13 @@ def rsa_over_time(
     if n_bootstrap:
         draws = np.empty((n_bootstrap, n_bins))
         ceiled_draws = np.empty((n_bootstrap, n_bins))
-        for k, index in enumerate(bootstrap_patterns(trials.shape[0], n_bootstrap, seed)):
+        indices = bootstrap_patterns(trials.shape[0], n_bootstrap, seed)
+        # the draws' pairs weighted by how often each draw holds them (neurofit.metrics.draws), else subsampled
+        weighted = rsa_draws(data, model_rdm, indices, method)
+        for k, index in enumerate(indices):
             for b in range(n_bins):
-                s, lo, _, _ = one(subsample_rdm(data[b], index), subsample_rdm(model_rdm[b], index))
+                s, lo = ((weighted[0][k, b], weighted[1][k, b]) if weighted is not None else
+                         one(subsample_rdm(data[b], index), subsample_rdm(model_rdm[b], index))[:2])
                 draws[k, b], ceiled_draws[k, b] = s, (s / lo if reliable[b] and lo > 0 else np.nan)
     with np.errstate(all="ignore"):
         ceiled = np.where(reliable, score / lower, np.nan)
