@@ -17,9 +17,12 @@ Every metric writes the ScoreSet schema (:mod:`neurofit.scoreset`): ``r``, ``cei
   ``n_sites`` the sites that entered), so every reader of per-site values reads the region's value.
   ``r`` is the raw metric, ``ceiling`` its noise ceiling, ``ceiled = r / ceiling`` (RSA: rsatoolbox's lower
   bound; CKA: the CKA of the region with itself, noise-corrected; reverse: median over model units of
-  ``r^2 / ceiling``). RSA and CKA store stimulus-bootstrap draws (``r_boot``, ``ceiled_boot``; the same
-  resampled stimuli for every model of one benchmark), so ``compare`` tests two models' difference per bin
-  over those draws; reverse predictivity resamples model units (its CI), which differ between models.
+  ``r^2 / ceiling``). Every population metric stores stimulus-bootstrap draws (``r_boot``, ``ceiled_boot``; the
+  same resampled stimuli for every model of one benchmark), so ``compare`` tests two models' difference per bin
+  over those draws, and over bins with a bootstrap cluster test. RSA and CKA recompute score and ceiling on the
+  drawn stimuli; reverse predictivity resamples its held-out predictions (:mod:`neurofit.metrics.reverse`).
+  Reverse predictivity has a second interval, ``median_*_units_low/high``: its model units resampled (attrs
+  ``units_bootstrap``; not paired between models).
 * **partition** (per site): banded ridge over two feature spaces of the committed layer, its first driven
   step (the feedforward sweep, one design for every bin) and the step mapped to each bin; per site and bin
   the cross-validated ``R^2`` of each alone and jointly, the unique variance of each and the shared
@@ -108,7 +111,7 @@ def describe(metric: str, bench: Benchmark, models: Sequence[str] = ()) -> str:
         return (f"reverse predictivity per bin: each model unit predicted from the region's sites ({engine}, "
                 f"{bench.regression.n_splits}-fold over stimuli), median over units of r^2 / ceiling; ceiling: "
                 f"Muzellec & Kar 2025 (split-half reliability of the unit's prediction, {bench.ceiling.n_splits} "
-                "halvings, Spearman-Brown)")
+                f"halvings, Spearman-Brown), {m.n_bootstrap} stimulus-bootstrap draws of the held-out predictions")
     if metric == "partition" and models:
         return (f"variance partitioning per site and bin: banded ridge over the committed features of "
                 f"{', '.join(models)} (each model's own layer and time map), {bench.regression.n_splits}-fold over "
@@ -227,7 +230,7 @@ def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: n
                 per_bin: Sequence[np.ndarray | None]) -> dict[str, np.ndarray]:
     """One region's values per bin: ``r``, ``ceiling``, ``ceiled`` (and ``ceiling_upper`` for RSA), with draws."""
     n_bins = len(per_bin)
-    n_draws = bench.metric.n_bootstrap if metric in ("rsa", "cka") else 0
+    n_draws = bench.metric.n_bootstrap  # stimulus draws of every population metric (the same draws for each)
     out = {k: np.full(n_bins, np.nan) for k in ("r", "ceiling", "ceiled", "ceiling_upper")}
     draws = {k: np.full((n_draws, n_bins), np.nan) for k in ("r", "ceiled", "ceiling")}
     unit_ci = {k: np.full((2, n_bins), np.nan) for k in ("r", "ceiled", "ceiling")}
@@ -258,15 +261,20 @@ def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: n
             ids = prepared.score_ids
             splits = stimulus_splits(ids, "kfold", prepared.object_labels(ids), bench.regression.n_splits,
                                      bench.regression.seed)
+            # stimulus draws: the held-out predictions resampled (neurofit.metrics.reverse says why not refits)
+            index = _draw_indices(bench, len(sub)) if n_draws else None
             res = reverse_predictivity(sub, model, splits.train, splits.test, regression=metric.split("_", 1)[1],
                                        n_components=bench.regression.n_components, n_splits=bench.ceiling.n_splits,
-                                       seed=bench.ceiling.seed)
+                                       seed=bench.ceiling.seed, draws=index)
             medians = res.median()
             out["r"][bins], out["ceiling"][bins], out["ceiled"][bins] = (medians[k] for k in ("r", "ceiling",
                                                                                                "ceiled"))
+            for k in ("r", "ceiled", "ceiling") if n_draws else ():
+                draws[k][:, bins] = res.draws[k]
             n_units = max(n_units, res.r.shape[1])
             if bench.aggregate.n_bootstrap:
-                # model units resampled (the population's own units; another model's are not the same units)
+                # a second, separate interval: model units resampled (which units of this model the median is
+                # over; another model's units are not the same units, so it does not pair between models)
                 for k in ("r", "ceiled", "ceiling"):
                     with quiet_nan():
                         unit_draws = hierarchical_median(getattr(res, k).T, n_boot=bench.aggregate.n_bootstrap,
@@ -292,21 +300,24 @@ def _population_scoreset(bench: Benchmark, prepared: PreparedData, per_region: d
         variables["ceiling_upper"] = (site_dims, stack["ceiling_upper"])
         variables["median_ceiling_upper"] = (dims, stack["ceiling_upper"])
     for name in ("r", "ceiled", "ceiling"):
-        # stimulus draws (RSA, CKA), or for the ceiling of reverse predictivity the draws over model units
-        low, high = stack[f"{name}_units_ci"][:, 0], stack[f"{name}_units_ci"][:, 1]
+        # the stimulus-bootstrap interval (every population metric); without draws the ceiling's has none and the
+        # reliability rule reads the ceiling itself
+        if not n_draws and name == "ceiling":
+            continue
+        low = high = np.full(stack["r"].shape, np.nan)
         if n_draws:
             with quiet_nan():
                 low, high = centred_interval(stack[f"{name}_draws"].transpose(1, 0, 2), stack[name])
-        elif name != "ceiling":
-            low = high = np.full(stack["r"].shape, np.nan)
-        elif not np.isfinite(low).any():
-            # no draws at all: without a stored interval the reliability rule reads the ceiling itself
-            continue
         variables[f"median_{name}_low"], variables[f"median_{name}_high"] = (dims, low), (dims, high)
     for name in ("r", "ceiled"):
-        # the unit bootstrap of reverse predictivity (NaN for RSA and CKA, whose population has no sites to resample)
-        variables[f"median_{name}_sites_low"] = (dims, stack[f"{name}_units_ci"][:, 0])
-        variables[f"median_{name}_sites_high"] = (dims, stack[f"{name}_units_ci"][:, 1])
+        # no bootstrap over the region's sites here (NaN)
+        variables[f"median_{name}_sites_low"] = (dims, np.full(stack["r"].shape, np.nan))
+        variables[f"median_{name}_sites_high"] = (dims, np.full(stack["r"].shape, np.nan))
+    if np.isfinite(stack["r_units_ci"]).any():
+        for name in ("r", "ceiled", "ceiling"):
+            # reverse predictivity's second interval: the model's units resampled (attrs["units_bootstrap"])
+            variables[f"median_{name}_units_low"] = (dims, stack[f"{name}_units_ci"][:, 0])
+            variables[f"median_{name}_units_high"] = (dims, stack[f"{name}_units_ci"][:, 1])
     if n_draws:
         variables["r_boot"] = (("boot", *site_dims), stack["r_draws"].transpose(1, 0, 2))
         variables["ceiled_boot"] = (("boot", *site_dims), stack["ceiled_draws"].transpose(1, 0, 2))
@@ -512,13 +523,22 @@ def _models_attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Ex
 
 
 # ------------------------------------------------------------------------------------------------ attrs
+def _resampling(population: bool, reverse: bool, draws: int) -> str:
+    """What the ScoreSet's main interval (``median_*_low/high``) resamples, in a word or three."""
+    if not population:
+        return "sites"
+    if not draws:
+        return "none"
+    return "stimuli (held-out predictions)" if reverse else "stimuli"
+
+
 def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted, prepared: PreparedData,
            mappings: dict[str, Any], identity: dict[str, Any], created: str | None, ds: xr.Dataset) -> dict[str, Any]:
     """Provenance of a metric ScoreSet: every setting that changes a number, with the value used."""
     metric = bench.regression.metric
     population = metric in POPULATION_METRICS
     acts = ext.acts
-    draws = bench.metric.n_bootstrap if metric in ("rsa", "cka") else 0
+    draws = bench.metric.n_bootstrap if population else 0
     draw_key = hashlib.sha256(json.dumps({"stimuli": prepared.score_ids, "n": draws, "seed": bench.aggregate.seed,
                                           "rule": "rsatoolbox pattern bootstrap"}).encode()).hexdigest()[:16]
     if metric == "rsa":
@@ -536,12 +556,18 @@ def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted
     else:
         ceiling_method = f"split-half ({bench.ceiling.n_splits} halvings, Spearman-Brown) per site"
         normalisation = "unique variance of the mapped step (R^2(joint) - R^2(feedforward)) / ceiling"
-    if population and draws:
+    reverse = metric.startswith("reverse_")
+    if population and draws and reverse:
+        bootstrap = (f"{draws} stimulus draws (rsatoolbox's pattern bootstrap, seed {bench.aggregate.seed}): the "
+                     "scored stimuli's held-out predictions (and half-repetition predictions) resampled with "
+                     "replacement, every unit's r, ceiling and r^2 / ceiling recomputed on them, then the median "
+                     "over units (the fitted maps are not refitted: the interval is conditional on them); 95% "
+                     f"intervals median_*_low/high: {CENTRED_INTERVAL}")
+    elif population and draws:
         bootstrap = (f"{draws} stimulus draws (rsatoolbox's pattern bootstrap, seed {bench.aggregate.seed}): score "
                      f"and ceiling recomputed in every draw; 95% intervals: {CENTRED_INTERVAL}")
     elif population:
-        bootstrap = (f"{bench.aggregate.n_bootstrap} draws over model units (seed {bench.aggregate.seed}); "
-                     "no stimulus bootstrap")
+        bootstrap = "no stimulus bootstrap ([metric] n_bootstrap = 0)"
     else:
         bootstrap = (f"{bench.aggregate.n_bootstrap} draws over sites (seed {bench.aggregate.seed}); no stimulus "
                      "bootstrap")
@@ -580,9 +606,10 @@ def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted
         "unroll_steps": int(ext.unroll),
         "n_stimuli_scored": len(prepared.score_ids),
         "n_stimuli_commitment": len(prepared.commit_ids),
-        "n_bootstrap": int(draws if metric in ("rsa", "cka") else bench.aggregate.n_bootstrap),
+        "n_bootstrap": int(draws if population else bench.aggregate.n_bootstrap),
         "bootstrap_seed": int(bench.aggregate.seed),
         "bootstrap": bootstrap,
+        "bootstrap_resampling": _resampling(population, reverse, draws),
         "missing_data": MISSING_DATA_RULE,
         "sites_missing_stimuli": prepared.sites_missing,
         "sites_dropped": prepared.sites_dropped,
@@ -591,6 +618,12 @@ def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted
     }
     if population and draws:
         attrs["stimulus_draws"] = draw_key
+    if reverse and bench.aggregate.n_bootstrap:
+        attrs["units_bootstrap"] = (f"median_r/ceiled/ceiling_units_low/high: {bench.aggregate.n_bootstrap} draws over "
+                                    f"the model's units (seed {bench.aggregate.seed}), 95% {CENTRED_INTERVAL}: how the "
+                                    "median depends on which units of this model it is over (e.g. a random "
+                                    "projection's); not paired between models, not used by compare")
+        attrs["units_bootstrap_draws"] = int(bench.aggregate.n_bootstrap)
     if metric == "partition":
         attrs["partition_spaces"] = {"feedforward": "the committed layer's first driven step, one design for every bin",
                                      "mapped": "the committed layer's step mapped to the bin"}
