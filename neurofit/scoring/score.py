@@ -165,7 +165,8 @@ def score(
     reduction : optional
         Feature reduction for extraction (default ``neurofit.extract.reduce.DEFAULT_REDUCTION``: per layer every
         feature, an exact Gram-matrix compression, or a seeded random projection to 1000 features where the
-        stimuli x steps are too many; ``None``: every feature).
+        stimuli x steps are too many; ``None``: every feature; or a text form such as ``"sparse"`` or
+        ``"auto:sparse"``, the opt-in very sparse projection: :func:`neurofit.extract.reduce.parse_reduction`).
     created : str, optional
         The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
     metric : str, optional
