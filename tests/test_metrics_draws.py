@@ -47,6 +47,10 @@ def test_weighted_ranks_are_scipys_average_ranks_of_the_repeated_values():
     ours = fast._weighted_ranks(values, weights.astype(float))
     theirs = scipy.stats.rankdata(np.repeat(values, weights))
     np.testing.assert_array_equal(np.repeat(ours, weights), theirs)
+    keys = rng.integers(0, 2**40, size=60)  # three 16-bit radix passes
+    keys[::3] = keys[1::3]
+    np.testing.assert_array_equal(np.repeat(fast._integer_ranks(keys, weights.astype(float)), weights),
+                                  scipy.stats.rankdata(np.repeat(keys, weights)))
 
 
 def test_draw_counts_count_each_draws_stimuli():

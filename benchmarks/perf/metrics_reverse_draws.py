@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/perf/metrics_reverse_draws.py --stimuli 1000 --sites 100 --units 200 --bins 2
     python benchmarks/perf/metrics_reverse_draws.py --stimuli 300 --refit-draws 100 --widths   # + interval widths
+    python benchmarks/perf/metrics_reverse_draws.py --stimuli 5760 --units 1000 --bins 25 --draws-only
 
 Sides, each on one thread, CPU seconds (``time.process_time``), median of ``--rounds``:
 
@@ -62,10 +63,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--widths", action="store_true")
     parser.add_argument("--refit-draws", type=int, default=100)
+    parser.add_argument("--draws-only", action="store_true",
+                        help="time only the draws' own work: (1 + halvings) x bins resampled_pearson calls")
     args = parser.parse_args()
     torch.set_num_threads(1)
     trials, model, train, test = problem(args.stimuli, args.sites, args.units, args.bins)
     index = bootstrap_patterns(args.stimuli, args.draws, seed=0)
+    if args.draws_only:
+        from neurofit.metrics.reverse import draw_weights, resampled_pearson
+
+        x, y = model[0], model[0] + np.random.default_rng(1).normal(size=model[0].shape)
+        calls = (1 + args.halvings) * args.bins  # the score's r, then one per halving
+
+        def work():
+            weights = draw_weights(index, args.stimuli)
+            for _ in range(calls):
+                resampled_pearson(x, y, weights)
+
+        seconds = statistics.median(cpu(work) for _ in range(args.rounds))
+        print(f"draws alone: {calls} x resampled_pearson ({args.draws} draws x {args.stimuli} stimuli x {args.units} "
+              f"units) = {seconds:.3f} CPU s, median of {args.rounds}, one thread")
+        return
     kw = dict(n_splits=args.halvings, seed=0)
     times = {"plain": [], "draws": [], "refit": []}
     for _ in range(args.rounds):
