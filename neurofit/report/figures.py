@@ -366,7 +366,10 @@ def difference_per_bin(
     ``reference`` and ``other`` are matched pairwise (e.g. the feedforward and the recurrent model's ScoreSets
     of the V4 and of the IT benchmark); the comparison is :func:`neurofit.stats.compare.compare_many` unless
     the precomputed ``comparisons`` are given. The band is the comparison's interval and a star sits above
-    exactly the bins where it excludes zero (significant after the correction); untested bins are grey.
+    exactly the bins where it excludes zero (significant after the correction); untested bins are grey. A bar
+    under the stars spans the bins of every cluster significant in the comparison's cluster test over bins
+    (``cluster_significant``: family-wise over the region's bins; per site or, for population metrics, over the
+    stimulus draws, as the comparison's ``cluster_test`` attr says).
 
     Example
     -------
@@ -384,6 +387,7 @@ def difference_per_bin(
     with neurofit_style():
         fig = new_figure(width, height or 2.6, nrows=1, ncols=len(names), squeeze=False)
         axes = np.asarray(fig.axes)
+        clusters_drawn = False
         for col, region in enumerate(names):
             ax = axes[col]
             marks = []
@@ -402,7 +406,10 @@ def difference_per_bin(
                     _shade_bins(ax, c, ~tested)
                     shaded = True
                 _span_bins(ax, c)
-                marks.append((k, centres[sel["significant"].values.astype(bool)]))
+                clustered = (sel["cluster_significant"].values.astype(bool) if "cluster_significant" in sel
+                             else np.zeros(len(centres), dtype=bool))
+                marks.append((k, centres[sel["significant"].values.astype(bool)],
+                              list(zip(c["time_bin_start"].values[clustered], c["time_bin_end"].values[clustered]))))
             ax.axhline(0, color="black", linewidth=0.6)
             _mark_stimulus(ax, sets_a)
             ax.set_title(f"{region}")
@@ -410,10 +417,14 @@ def difference_per_bin(
             ax.margins(y=0.08)
             y0, y1 = ax.get_ylim()
             step = 0.07 * (y1 - y0)
-            for row, (k, xs) in enumerate(marks):
+            for row, (k, xs, spans) in enumerate(marks):
                 y = y1 + step * (row + 0.5)
                 ax.plot(xs, np.full(xs.shape, y), linestyle="none", marker="*", markersize=4, color=colour(k),
                         clip_on=False)
+                clusters_drawn = clusters_drawn or bool(spans)
+                for lo, hi in spans:  # bins of a significant cluster (family-wise over bins): a bar under the stars
+                    ax.plot([lo, hi], [y - 0.5 * step] * 2, color=colour(k), linewidth=1.0, solid_capstyle="butt",
+                            clip_on=False)
             ax.set_ylim(y0, y1 + step * (len(marks) + 0.3))
         first = comparisons[0].attrs
         variable = first.get("variable", "ceiled")
@@ -430,8 +441,21 @@ def difference_per_bin(
                          "interval excludes 0"),
             Patch(facecolor=UNRELIABLE_COLOUR, label="not tested"),
         ]
+        if clusters_drawn:
+            bar = Line2D([], [], color="black", linewidth=1.5,
+                         label=f"cluster test {first.get('alpha', alpha):g}, family-wise over bins")
+            if width < 4.5:  # a narrow figure's one-column legend has no room for a row more: the bar joins the star
+                star = handles[-2]
+                handles[-2] = (star, bar)
+                labels = [h.get_label() for h in handles[:-2]] + [f"{star.get_label()}; bar: cluster",
+                                                                   handles[-1].get_label()]
+            else:
+                handles.insert(-1, bar)
         _xlabel(axes, TIME_LABEL, TIME_SHORT, width)
-        _legend(fig, handles, width)
+        if any(isinstance(h, tuple) for h in handles):
+            fig.legend(handles, labels, loc="outside lower center", ncols=1)
+        else:
+            _legend(fig, handles, width)
     return fig
 
 

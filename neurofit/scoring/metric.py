@@ -17,9 +17,15 @@ Every metric writes the ScoreSet schema (:mod:`neurofit.scoreset`): ``r``, ``cei
   ``n_sites`` the sites that entered), so every reader of per-site values reads the region's value.
   ``r`` is the raw metric, ``ceiling`` its noise ceiling, ``ceiled = r / ceiling`` (RSA: rsatoolbox's lower
   bound; CKA: the CKA of the region with itself, noise-corrected; reverse: median over model units of
-  ``r^2 / ceiling``). RSA and CKA store stimulus-bootstrap draws (``r_boot``, ``ceiled_boot``; the same
-  resampled stimuli for every model of one benchmark), so ``compare`` tests two models' difference per bin
-  over those draws; reverse predictivity resamples model units (its CI), which differ between models.
+  ``r^2 / ceiling``). Every population metric stores stimulus-bootstrap draws (``r_boot``, ``ceiled_boot``; the
+  same resampled stimuli for every model of one benchmark), so ``compare`` tests two models' difference per bin
+  over those draws, and over bins with a bootstrap cluster test. RSA and CKA recompute score and ceiling on the
+  drawn stimuli; reverse predictivity resamples its held-out predictions (:mod:`neurofit.metrics.reverse`).
+  Reverse predictivity has a second interval, ``median_*_units_low/high``: its model units resampled (attrs
+  ``units_bootstrap``; not paired between models). RSA's second interval is over the region's recording sites
+  (``median_r_sites_*``, ``median_ceiled_sites_*``: sites drawn with replacement, neural RDMs and ceilings
+  recomputed from them, the model RDM fixed; attrs ``n_bootstrap_sites``, ``bootstrap_sites_seed``). With
+  ``grid=True`` RSA and CKA also score every layer x driven step (``grid_r``, ``grid_ceiled``).
 * **partition** (per site): banded ridge over two feature spaces of the committed layer, its first driven
   step (the feedforward sweep, one design for every bin) and the step mapped to each bin; per site and bin
   the cross-validated ``R^2`` of each alone and jointly, the unique variance of each and the shared
@@ -48,9 +54,11 @@ import xarray as xr
 from neurofit import __version__
 from neurofit.errors import NeurofitError, quiet_nan
 from neurofit.metrics.cka import cka_over_time
+from neurofit.metrics.draws import cka_draws
 from neurofit.metrics.partition import simplex_grid, variance_partition
 from neurofit.metrics.reverse import reverse_predictivity
 from neurofit.metrics.rsa import bootstrap_patterns, rsa_over_time
+from neurofit.metrics.rsa_sites import rsa_site_bootstrap
 from neurofit.scoreset import CENTRED_INTERVAL, bin_reliability, centred_interval, region_medians, site_ceiling, site_r
 from neurofit.scoring.aggregate import site_interval
 from neurofit.scoring.benchmark import POPULATION_METRICS, REGRESSION_METRICS, Benchmark
@@ -96,7 +104,7 @@ def describe(metric: str, bench: Benchmark, models: Sequence[str] = ()) -> str:
     if metric == "rsa":
         return (f"RSA per bin: {m.dissimilarity}-distance neural RDMs of {m.n_groups} repetition groups vs the model's "
                 f"correlation-distance RDM, compared by {m.comparison}; ceiling: rsatoolbox's lower bound (score / "
-                f"lower), {m.n_bootstrap} stimulus-bootstrap draws")
+                f"lower), {m.n_bootstrap} stimulus- and {m.n_bootstrap} site-bootstrap draws")
     if metric == "cka":
         kind = "debiased" if m.debiased else "plain (biased)"
         return (f"{kind} linear CKA per bin between the region's repetition means and the model's features; "
@@ -107,7 +115,7 @@ def describe(metric: str, bench: Benchmark, models: Sequence[str] = ()) -> str:
         return (f"reverse predictivity per bin: each model unit predicted from the region's sites ({engine}, "
                 f"{bench.regression.n_splits}-fold over stimuli), median over units of r^2 / ceiling; ceiling: "
                 f"Muzellec & Kar 2025 (split-half reliability of the unit's prediction, {bench.ceiling.n_splits} "
-                "halvings, Spearman-Brown)")
+                f"halvings, Spearman-Brown), {m.n_bootstrap} stimulus-bootstrap draws of the held-out predictions")
     if metric == "partition" and models:
         return (f"variance partitioning per site and bin: banded ridge over the committed features of "
                 f"{', '.join(models)} (each model's own layer and time map), {bench.regression.n_splits}-fold over "
@@ -146,10 +154,12 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
     """The ScoreSet of a non-regression metric (``bench.regression.metric``) for a committed model.
 
     ``identity``: the attrs that name the model and data (``model_id``, ``weights``, ``weights_sha256``,
-    ``dataset``, ``layers_named``), as the regression path writes them. ``grid`` (CKA only): also every layer x
-    driven step against every bin (``grid_r``: the CKA, ``grid_ceiled``: over the bin's ceiling), from the
-    streamed comparisons of :func:`neurofit.metrics.grid.compare_grid` in float64. ``others`` (``partition``
-    only): other committed models, whose features are the other feature spaces (space ``model`` is this one).
+    ``dataset``, ``layers_named``), as the regression path writes them. ``grid`` (CKA and RSA): also every layer x
+    driven step against every bin (``grid_r``: the CKA or RSA score, ``grid_ceiled``: over the bin's ceiling),
+    from the streamed comparisons of :func:`neurofit.metrics.grid.compare_grid` in float64 (CKA; RSA by cosine
+    or corr) or from whole RDMs (RSA by Spearman or tau-a, or of crossnobis RDMs:
+    :func:`neurofit.metrics.rsa_grid.rsa_grid`). ``others`` (``partition`` only): other committed models, whose
+    features are the other feature spaces (space ``model`` is this one).
 
     Example
     -------
@@ -169,7 +179,7 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
     site_region = prepared.site_region
     model_layers = list(ext.acts.layers)
     mappings, per_region = {}, {}
-    for region in bench.regions:
+    for ri, region in enumerate(bench.regions):
         layer, off = commitment.committed[region]
         mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
         mappings[region] = mapping
@@ -189,18 +199,22 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
             per_region[region] = _partition(bench, prepared, sites, {"feedforward": [first] * len(per_bin),
                                                                      "mapped": per_bin}, trials)
         else:
-            per_region[region] = _population(bench, metric, prepared, trials[:, :, sites], per_bin)
+            # RSA's site draws of region k are seeded as the regression's site interval of region k
+            per_region[region] = _population(bench, metric, prepared, trials[:, :, sites], per_bin,
+                                             site_seed=bench.aggregate.seed + ri)
     if metric == "partition":
         labels = _space_labels(identity, others)
         ds = _site_scoreset(bench, prepared, per_region, trials, labels, "model" if others else "mapped")
     else:
         ds = _population_scoreset(bench, prepared, per_region)
     if grid:
-        ds = _cka_grid(bench, ds, features, ext, trials, site_region)
+        ds = (_rsa_grid if metric == "rsa" else _cka_grid)(bench, ds, features, ext, trials, site_region)
     ds.attrs = _attrs(bench, policy, commitment, ext, prepared, mappings, identity, created, ds)
     if others:
         ds.attrs.update(_models_attrs(bench, policy, commitment, ext, mappings, identity, others, other_mappings,
                                       labels))
+    if metric == "rsa" and bench.metric.n_bootstrap:
+        _interval_attrs(bench, ds)
     reliability = bin_reliability(ds)
     ds.attrs["bins_unreliable"] = reliability.unreliable_text(ds)
     ds.attrs["reliability_rule"] = reliability.rule
@@ -223,13 +237,17 @@ def _draw_indices(bench: Benchmark, n: int) -> np.ndarray:
 
 
 def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: np.ndarray,
-                per_bin: Sequence[np.ndarray | None]) -> dict[str, np.ndarray]:
-    """One region's values per bin: ``r``, ``ceiling``, ``ceiled`` (and ``ceiling_upper`` for RSA), with draws."""
+                per_bin: Sequence[np.ndarray | None], site_seed: int = 0) -> dict[str, np.ndarray]:
+    """One region's values per bin: ``r``, ``ceiling``, ``ceiled`` (and ``ceiling_upper`` for RSA), with draws.
+
+    ``*_units_ci``: model units resampled (reverse predictivity); ``*_sites_ci``: the region's recording sites
+    resampled (RSA; ``site_seed``: the seed of its site draws)."""
     n_bins = len(per_bin)
-    n_draws = bench.metric.n_bootstrap if metric in ("rsa", "cka") else 0
+    n_draws = bench.metric.n_bootstrap  # stimulus draws of every population metric (the same draws for each)
     out = {k: np.full(n_bins, np.nan) for k in ("r", "ceiling", "ceiled", "ceiling_upper")}
     draws = {k: np.full((n_draws, n_bins), np.nan) for k in ("r", "ceiled", "ceiling")}
     unit_ci = {k: np.full((2, n_bins), np.nan) for k in ("r", "ceiled", "ceiling")}
+    site_ci = {k: np.full((2, n_bins), np.nan) for k in ("r", "ceiled")}
     n_units = 0
     for bins, model in _groups(per_bin):
         sub = trials[..., bins]
@@ -244,33 +262,49 @@ def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: n
                 with np.errstate(all="ignore"):
                     # ceiled = score / lower in each draw (NaN where the bin is unreliable): its lower ceiling
                     draws["ceiling"][:, bins] = res.score_draws / res.ceiled_draws
+                # sites resampled within the region, the model RDM fixed: the site interval
+                by_site = rsa_site_bootstrap(sub, model, method=bench.metric.comparison,
+                                             dissimilarity=bench.metric.dissimilarity, n_groups=n_groups,
+                                             n_draws=n_draws, seed=bench.aggregate.seed, site_seed=site_seed,
+                                             reliable=res.reliable)
+                for k, (estimate, site_values) in {"r": (res.score, by_site.score),
+                                                   "ceiled": (res.ceiled, by_site.ceiled)}.items():
+                    with quiet_nan():
+                        site_ci[k][:, bins] = np.stack(centred_interval(site_values, estimate))
         elif metric == "cka":
             kw = dict(debiased=bench.metric.debiased, n_splits=bench.ceiling.n_splits, seed=bench.ceiling.seed)
             res = cka_over_time(sub, model, **kw)
             out["r"][bins], out["ceiling"][bins], out["ceiled"][bins] = res["score"], res["ceiling"], res["ceiled"]
-            for k, index in enumerate(_draw_indices(bench, len(sub)) if n_draws else []):
-                drawn = cka_over_time(sub[index], model[:, index], **kw)
-                draws["r"][k, bins], draws["ceiling"][k, bins] = drawn["score"], drawn["ceiling"]
-                draws["ceiled"][k, bins] = drawn["ceiled"]
+            if n_draws:
+                # every draw from the full Grams and the draws' stimulus counts (neurofit.metrics.draws)
+                drawn = cka_draws(sub, model, _draw_indices(bench, len(sub)), **kw)
+                draws["r"][:, bins], draws["ceiling"][:, bins] = drawn["score"], drawn["ceiling"]
+                draws["ceiled"][:, bins] = drawn["ceiled"]
         else:
             ids = prepared.score_ids
             splits = stimulus_splits(ids, "kfold", prepared.object_labels(ids), bench.regression.n_splits,
                                      bench.regression.seed)
+            # stimulus draws: the held-out predictions resampled (neurofit.metrics.reverse says why not refits)
+            index = _draw_indices(bench, len(sub)) if n_draws else None
             res = reverse_predictivity(sub, model, splits.train, splits.test, regression=metric.split("_", 1)[1],
                                        n_components=bench.regression.n_components, n_splits=bench.ceiling.n_splits,
-                                       seed=bench.ceiling.seed)
+                                       seed=bench.ceiling.seed, draws=index)
             medians = res.median()
             out["r"][bins], out["ceiling"][bins], out["ceiled"][bins] = (medians[k] for k in ("r", "ceiling",
                                                                                                "ceiled"))
+            for k in ("r", "ceiled", "ceiling") if n_draws else ():
+                draws[k][:, bins] = res.draws[k]
             n_units = max(n_units, res.r.shape[1])
             if bench.aggregate.n_bootstrap:
-                # model units resampled (the population's own units; another model's are not the same units)
+                # a second, separate interval: model units resampled (which units of this model the median is
+                # over; another model's units are not the same units, so it does not pair between models)
                 for k in ("r", "ceiled", "ceiling"):
                     with quiet_nan():
                         unit_draws = hierarchical_median(getattr(res, k).T, n_boot=bench.aggregate.n_bootstrap,
                                                          seed=bench.aggregate.seed)
                     unit_ci[k][:, bins] = np.stack(centred_interval(unit_draws, medians[k]))
     return {**out, **{f"{k}_draws": v for k, v in draws.items()}, **{f"{k}_units_ci": v for k, v in unit_ci.items()},
+            **{f"{k}_sites_ci": v for k, v in site_ci.items()},
             "n_units": np.array(n_units)}
 
 
@@ -290,21 +324,24 @@ def _population_scoreset(bench: Benchmark, prepared: PreparedData, per_region: d
         variables["ceiling_upper"] = (site_dims, stack["ceiling_upper"])
         variables["median_ceiling_upper"] = (dims, stack["ceiling_upper"])
     for name in ("r", "ceiled", "ceiling"):
-        # stimulus draws (RSA, CKA), or for the ceiling of reverse predictivity the draws over model units
-        low, high = stack[f"{name}_units_ci"][:, 0], stack[f"{name}_units_ci"][:, 1]
+        # the stimulus-bootstrap interval (every population metric); without draws the ceiling's has none and the
+        # reliability rule reads the ceiling itself
+        if not n_draws and name == "ceiling":
+            continue
+        low = high = np.full(stack["r"].shape, np.nan)
         if n_draws:
             with quiet_nan():
                 low, high = centred_interval(stack[f"{name}_draws"].transpose(1, 0, 2), stack[name])
-        elif name != "ceiling":
-            low = high = np.full(stack["r"].shape, np.nan)
-        elif not np.isfinite(low).any():
-            # no draws at all: without a stored interval the reliability rule reads the ceiling itself
-            continue
         variables[f"median_{name}_low"], variables[f"median_{name}_high"] = (dims, low), (dims, high)
     for name in ("r", "ceiled"):
-        # the unit bootstrap of reverse predictivity (NaN for RSA and CKA, whose population has no sites to resample)
-        variables[f"median_{name}_sites_low"] = (dims, stack[f"{name}_units_ci"][:, 0])
-        variables[f"median_{name}_sites_high"] = (dims, stack[f"{name}_units_ci"][:, 1])
+        # the region's sites resampled: RSA (site_ci); NaN for the other population metrics
+        variables[f"median_{name}_sites_low"] = (dims, stack[f"{name}_sites_ci"][:, 0])
+        variables[f"median_{name}_sites_high"] = (dims, stack[f"{name}_sites_ci"][:, 1])
+    if np.isfinite(stack["r_units_ci"]).any():
+        for name in ("r", "ceiled", "ceiling"):
+            # reverse predictivity's second interval: the model's units resampled (attrs["units_bootstrap"])
+            variables[f"median_{name}_units_low"] = (dims, stack[f"{name}_units_ci"][:, 0])
+            variables[f"median_{name}_units_high"] = (dims, stack[f"{name}_units_ci"][:, 1])
     if n_draws:
         variables["r_boot"] = (("boot", *site_dims), stack["r_draws"].transpose(1, 0, 2))
         variables["ceiled_boot"] = (("boot", *site_dims), stack["ceiled_draws"].transpose(1, 0, 2))
@@ -328,7 +365,7 @@ def _cka_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extrac
 
     if bench.regression.metric != "cka":
         raise NeurofitError(f"the layer x step grid of metric {bench.regression.metric!r} is not available "
-                            "(regression and cka have one)")
+                            "(regression, rsa and cka have one)")
     acts = ext.acts
     layers = list(acts.layers)
     keys = [(li, step) for li, layer in enumerate(layers) for step in acts.driven_steps(layer)]
@@ -350,6 +387,66 @@ def _cka_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extrac
     dims = ("region", "layer", "step", "time_bin")
     return ds.assign({"grid_r": (dims, grid_r), "grid_ceiled": (dims, grid_ceiled)}).assign_coords(
         layer=("layer", np.array(layers)), step=("step", np.arange(max_steps)))
+
+
+def _rsa_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extracted, trials: np.ndarray,
+              site_region: np.ndarray) -> xr.Dataset:
+    """RSA of every layer x driven step's RDM with every region's repetition-group RDMs in every bin, and ceiled.
+
+    The cells are :func:`neurofit.metrics.rsa_grid.rsa_grid` with the run's settings (comparison,
+    dissimilarity, repetition groups and their seed), so the committed layer at the step mapped to a bin is the
+    bin's RSA score. ``grid_ceiled`` divides by the bin's lower ceiling where the ScoreSet has a ceiled score
+    (NaN in unreliable and unmapped bins, as ``ceiled``).
+    """
+    from neurofit.metrics.rsa_grid import rsa_grid
+
+    acts = ext.acts
+    layers = list(acts.layers)
+    keys = [(li, step) for li, layer in enumerate(layers) for step in acts.driven_steps(layer)]
+    regions = list(bench.regions)
+    n_bins = trials.shape[3]
+    max_steps = max(acts.n_steps(layer) for layer in layers)
+    region_trials = [trials[:, :, site_region == region] for region in regions]
+    n_groups = min(bench.metric.n_groups, trials.shape[1])
+    values = rsa_grid([torch.as_tensor(features.get(layers[li], step)) for li, step in keys], region_trials,
+                      method=bench.metric.comparison, dissimilarity=bench.metric.dissimilarity, n_groups=n_groups,
+                      seed=bench.aggregate.seed)  # (keys, region, bin)
+    grid_r = np.full((len(regions), len(layers), max_steps, n_bins), np.nan)
+    for k, (li, step) in enumerate(keys):
+        grid_r[:, li, step] = values[k]
+    ceiling = ds["median_ceiling"].values  # (region, bin): the lower ceiling
+    reliable = np.isfinite(ds["median_ceiled"].values)
+    with np.errstate(all="ignore"):
+        grid_ceiled = np.where(reliable[:, None, None, :], grid_r / ceiling[:, None, None, :], np.nan)
+    dims = ("region", "layer", "step", "time_bin")
+    out = ds.assign({"grid_r": (dims, grid_r), "grid_ceiled": (dims, grid_ceiled)}).assign_coords(
+        layer=("layer", np.array(layers)), step=("step", np.arange(max_steps)))
+    out["grid_r"].attrs["description"] = (f"RSA ({bench.metric.comparison}) of each layer's correlation-distance RDM "
+                                          "at each driven step with the region's repetition-group RDMs of each bin")
+    out["grid_ceiled"].attrs["description"] = "grid_r / the bin's lower noise ceiling (NaN where ceiled is NaN)"
+    return out
+
+
+def _interval_attrs(bench: Benchmark, ds: xr.Dataset) -> None:
+    """Say on each interval variable of an RSA ScoreSet which resampling it comes from, its draws and seed."""
+    draws = int(bench.metric.n_bootstrap)
+    seed = int(bench.aggregate.seed)
+    for name in ("r", "ceiled", "ceiling"):
+        for end in ("low", "high"):
+            var = f"median_{name}_{end}"
+            if var in ds.variables:
+                ds[var].attrs.update({"resampling": "stimuli (rsatoolbox's pattern bootstrap; score and ceilings "
+                                                    "recomputed in every draw)", "n_draws": draws, "seed": seed,
+                                      "interval": f"95%, {CENTRED_INTERVAL}"})
+    for name in ("r", "ceiled"):
+        for end in ("low", "high"):
+            var = f"median_{name}_sites_{end}"
+            if var in ds.variables:
+                ds[var].attrs.update({"resampling": "recording sites of the region, with replacement (neural RDMs "
+                                                    "and ceilings recomputed from the drawn sites; model RDM fixed)",
+                                      "n_draws": draws,
+                                      "seed": {region: seed + k for k, region in enumerate(bench.regions)},
+                                      "interval": f"95%, {CENTRED_INTERVAL}"})
 
 
 # ------------------------------------------------------------------------------------------------ partition
@@ -510,13 +607,22 @@ def _models_attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Ex
 
 
 # ------------------------------------------------------------------------------------------------ attrs
+def _resampling(population: bool, reverse: bool, draws: int) -> str:
+    """What the ScoreSet's main interval (``median_*_low/high``) resamples, in a word or three."""
+    if not population:
+        return "sites"
+    if not draws:
+        return "none"
+    return "stimuli (held-out predictions)" if reverse else "stimuli"
+
+
 def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted, prepared: PreparedData,
            mappings: dict[str, Any], identity: dict[str, Any], created: str | None, ds: xr.Dataset) -> dict[str, Any]:
     """Provenance of a metric ScoreSet: every setting that changes a number, with the value used."""
     metric = bench.regression.metric
     population = metric in POPULATION_METRICS
     acts = ext.acts
-    draws = bench.metric.n_bootstrap if metric in ("rsa", "cka") else 0
+    draws = bench.metric.n_bootstrap if population else 0
     draw_key = hashlib.sha256(json.dumps({"stimuli": prepared.score_ids, "n": draws, "seed": bench.aggregate.seed,
                                           "rule": "rsatoolbox pattern bootstrap"}).encode()).hexdigest()[:16]
     if metric == "rsa":
@@ -534,12 +640,23 @@ def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted
     else:
         ceiling_method = f"split-half ({bench.ceiling.n_splits} halvings, Spearman-Brown) per site"
         normalisation = "unique variance of the mapped step (R^2(joint) - R^2(feedforward)) / ceiling"
-    if population and draws:
+    reverse = metric.startswith("reverse_")
+    if population and draws and reverse:
+        bootstrap = (f"{draws} stimulus draws (rsatoolbox's pattern bootstrap, seed {bench.aggregate.seed}): the "
+                     "scored stimuli's held-out predictions (and half-repetition predictions) resampled with "
+                     "replacement, every unit's r, ceiling and r^2 / ceiling recomputed on them, then the median "
+                     "over units (the fitted maps are not refitted: the interval is conditional on them); 95% "
+                     f"intervals median_*_low/high: {CENTRED_INTERVAL}")
+    elif population and draws:
         bootstrap = (f"{draws} stimulus draws (rsatoolbox's pattern bootstrap, seed {bench.aggregate.seed}): score "
                      f"and ceiling recomputed in every draw; 95% intervals: {CENTRED_INTERVAL}")
+        if metric == "rsa":
+            bootstrap += (f". Over sites (median_r_sites_*, median_ceiled_sites_*): {draws} draws of each region's "
+                          f"recording sites with replacement (the k-th region seeded {bench.aggregate.seed} + k), "
+                          "neural RDMs and ceilings recomputed from the drawn sites against the fixed model RDM; the "
+                          "same interval rule")
     elif population:
-        bootstrap = (f"{bench.aggregate.n_bootstrap} draws over model units (seed {bench.aggregate.seed}); "
-                     "no stimulus bootstrap")
+        bootstrap = "no stimulus bootstrap ([metric] n_bootstrap = 0)"
     else:
         bootstrap = (f"{bench.aggregate.n_bootstrap} draws over sites (seed {bench.aggregate.seed}); no stimulus "
                      "bootstrap")
@@ -578,9 +695,10 @@ def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted
         "unroll_steps": int(ext.unroll),
         "n_stimuli_scored": len(prepared.score_ids),
         "n_stimuli_commitment": len(prepared.commit_ids),
-        "n_bootstrap": int(draws if metric in ("rsa", "cka") else bench.aggregate.n_bootstrap),
+        "n_bootstrap": int(draws if population else bench.aggregate.n_bootstrap),
         "bootstrap_seed": int(bench.aggregate.seed),
         "bootstrap": bootstrap,
+        "bootstrap_resampling": _resampling(population, reverse, draws),
         "missing_data": MISSING_DATA_RULE,
         "sites_missing_stimuli": prepared.sites_missing,
         "sites_dropped": prepared.sites_dropped,
@@ -589,6 +707,16 @@ def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted
     }
     if population and draws:
         attrs["stimulus_draws"] = draw_key
+    if metric == "rsa" and draws:
+        attrs["n_bootstrap_sites"] = int(draws)
+        attrs["bootstrap_sites_seed"] = {region: int(bench.aggregate.seed + k)
+                                         for k, region in enumerate(bench.regions)}
+    if reverse and bench.aggregate.n_bootstrap:
+        attrs["units_bootstrap"] = (f"median_r/ceiled/ceiling_units_low/high: {bench.aggregate.n_bootstrap} draws over "
+                                    f"the model's units (seed {bench.aggregate.seed}), 95% {CENTRED_INTERVAL}: how the "
+                                    "median depends on which units of this model it is over (e.g. a random "
+                                    "projection's); not paired between models, not used by compare")
+        attrs["units_bootstrap_draws"] = int(bench.aggregate.n_bootstrap)
     if metric == "partition":
         attrs["partition_spaces"] = {"feedforward": "the committed layer's first driven step, one design for every bin",
                                      "mapped": "the committed layer's step mapped to the bin"}

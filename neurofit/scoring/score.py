@@ -165,7 +165,8 @@ def score(
     reduction : optional
         Feature reduction for extraction (default ``neurofit.extract.reduce.DEFAULT_REDUCTION``: per layer every
         feature, an exact Gram-matrix compression, or a seeded random projection to 1000 features where the
-        stimuli x steps are too many; ``None``: every feature).
+        stimuli x steps are too many; ``None``: every feature; or a text form such as ``"sparse"`` or
+        ``"auto:sparse"``, the opt-in very sparse projection: :func:`neurofit.extract.reduce.parse_reduction`).
     created : str, optional
         The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
     metric : str, optional
@@ -207,10 +208,11 @@ def score(
     if partition_with is not None and bench.regression.metric != "partition":
         raise NeurofitError(f"partition_with= names the other feature spaces of metric 'partition'; this run's "
                             f"metric is {bench.regression.metric!r} (metric='partition')")
-    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric != "cka")):
+    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric
+                                                                          not in ("cka", "rsa"))):
         raise NeurofitError(f"metric {bench.regression.metric!r} scores one dataset's committed mapping: "
                             + ("a pooled benchmark is scored by regression only" if bench.datasets
-                               else "the layer x step grid is scored by regression and cka only (grid=False)"))
+                               else "the layer x step grid is scored by regression, rsa and cka only (grid=False)"))
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
                              device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,
