@@ -243,7 +243,7 @@ def test_the_partition_figure_labels_the_spaces_by_model(scored, tmp_path):
 
 # the large set of tests/test_scoring_groundtruth.py: recovering per-site variance over 256 hidden units needs
 # many stimuli and repetitions (tests/test_metrics_groundtruth.py partitions it with the kernel directly)
-LARGE = {"size": 1536, "repetitions": 30, "n_v4": 8, "n_it": 40}
+LARGE = {"size": 768, "repetitions": 30, "n_v4": 8, "n_it": 40}
 
 
 @pytest.mark.slow
@@ -272,8 +272,9 @@ def test_generator_features_against_their_recurrence_ablation_through_score(tmp_
     assert np.abs(unique[:, early]).max() < 1e-6
     model = s["median_unique_fraction_model"].values[0]
     ablated = s["median_unique_fraction_other_1"].values[0]
-    # measured (median over 40 IT sites): recurrent 0 before 90 ms, 0.059 at 110 ms, 0.086-0.112 from 130 ms on;
-    # ablated -0.008 to 0 in every bin
+    # measured at 1536 stimuli (median over 40 IT sites): recurrent 0 before 90 ms, 0.059 at 110 ms, 0.086-0.112
+    # from 130 ms on; ablated -0.008 to 0 in every bin. The test runs 768 stimuli (a third of the time), where the
+    # same bounds hold.
     assert (model[late] > 0.03).all(), model[late]
     assert (np.abs(ablated[late]) < 0.02).all(), ablated[late]
     assert list(s["space_label"].values) == ["generator IT", "generator IT, recurrence ablated"]
