@@ -140,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is not None and getattr(args, "argv", False) is None:
+        args.argv = list(argv)  # a command that records its own command line records this one, not sys.argv
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

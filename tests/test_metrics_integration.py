@@ -93,14 +93,17 @@ def test_every_metric_writes_the_scoreset_schema_with_its_settings_in_attrs(scor
 
 
 def test_population_metrics_have_intervals_that_contain_their_estimates(scored):
-    for metric in ("rsa", "cka"):
+    for metric in ("rsa", "cka", "reverse_pls"):
         s = scored[metric]
         low, high, value = (s[f"median_ceiled{k}"].values for k in ("_low", "_high", ""))
         assert np.isfinite(low).all() and (low <= value + 1e-12).all() and (value <= high + 1e-12).all()
         assert s["ceiled_boot"].sizes["boot"] == 8 and s.attrs["stimulus_draws"]
-    s = scored["reverse_pls"]
-    low, high = s["median_ceiled_sites_low"].values, s["median_ceiled_sites_high"].values
+    assert len({scored[m].attrs["stimulus_draws"] for m in ("rsa", "cka", "reverse_pls")}) == 1  # the same draws
+    s = scored["reverse_pls"]  # its second interval: the model's units resampled, named as such
+    low, high = s["median_ceiled_units_low"].values, s["median_ceiled_units_high"].values
     assert np.isfinite(low).all() and (low <= s["median_ceiled"].values + 1e-12).all()
+    assert s.attrs["bootstrap_resampling"] == "stimuli (held-out predictions)" and s.attrs["n_bootstrap"] == 8
+    assert s.attrs["units_bootstrap_draws"] == 50 and "units" in s.attrs["units_bootstrap"]
 
 
 def test_rsa_scoreset_equals_rsatoolbox_on_the_same_trials_and_features(scored, toy_data):
@@ -158,14 +161,18 @@ def test_cka_scoreset_equals_the_float64_formula_on_the_same_data(scored, toy_da
 
 def test_reverse_scoreset_is_the_median_over_units_of_the_kernel(scored, toy_data):
     from neurofit.metrics.reverse import reverse_predictivity
+    from neurofit.metrics.rsa import bootstrap_patterns
     from neurofit.scoring.fit import stimulus_splits
 
     s = scored["reverse_pls"]
     trials, feats, ids = _inputs(toy_data, s, "IT")
     objects = dict(zip(toy_data[0]["stimulus_id"].values.astype(str), toy_data[0]["object_name"].values.astype(str)))
     splits = stimulus_splits(ids, "kfold", np.array([objects[i] for i in ids]), 5, 0)
-    res = reverse_predictivity(trials, feats, splits.train, splits.test, n_components=5, n_splits=3)
+    draws = bootstrap_patterns(len(ids), 8, 0)  # the benchmark's stimulus draws ([metric] n_bootstrap, seed)
+    res = reverse_predictivity(trials, feats, splits.train, splits.test, n_components=5, n_splits=3, draws=draws)
     np.testing.assert_allclose(s["ceiled"].values[1], res.median()["ceiled"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(s["ceiled_boot"].values[:, 1], res.draws["ceiled"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(s["r_boot"].values[:, 1], res.draws["r"], rtol=0, atol=1e-12)
     assert s.attrs["n_units"] == {"V4": 30, "IT": 30}
 
 
@@ -210,6 +217,35 @@ def test_compare_tests_population_metrics_over_their_stimulus_draws(toy_data, be
     assert table.startswith("compared: cka ceiled score per region")
     with pytest.raises(NeurofitError, match="different metrics"):
         compare(scored["cka"], scored["rsa"], n_boot=50)
+
+
+def test_compare_tests_two_reverse_predictivity_scoresets_over_their_paired_stimulus_draws(toy_data, bench_path,
+                                                                                             scored, tmp_path):
+    from neurofit.scoring.resolve import activations_from_arrays
+    from neurofit.stats.bootstrap import bootstrap_p
+    from neurofit.stats.cluster import bootstrap_cluster_test
+    from neurofit.stats.compare import compare
+
+    rec, stimuli, acts = toy_data
+    rng = np.random.default_rng(2)
+    noise = {layer: rng.normal(size=(acts.n_steps(layer), len(acts.stimulus_ids), 30)) for layer in acts.layers}
+    random = activations_from_arrays(noise, list(acts.stimulus_ids), model_id="noise")
+    other = score(random, bench_path, data=(rec, stimuli), progress=False, metric="reverse_pls", layers=LAYERS,
+                  work_dir=tmp_path)
+    a = scored["reverse_pls"]
+    assert other.attrs["stimulus_draws"] == a.attrs["stimulus_draws"]
+    result = compare(a, other, n_boot=200, variable="r").isel(comparison=0)
+    assert "stimulus-bootstrap draws" in result.attrs["uncertainty"]
+    assert result.attrs["cluster_test"].startswith("bootstrap cluster test")
+    diff = other["r_boot"].values - a["r_boot"].values  # [draw, region, bin], the same stimuli in both
+    tested = result["tested"].values
+    assert tested.any()
+    for k in range(2):  # the per-bin p and the cluster p are those of the paired draws
+        cycled = diff[np.arange(200) % diff.shape[0], k]
+        p = bootstrap_p(cycled, 0.0)
+        np.testing.assert_allclose(result["p"].values[k][tested[k]], p[tested[k]], rtol=0, atol=1e-12)
+        ref = bootstrap_cluster_test(other["r"].values[k] - a["r"].values[k], diff[:, k])
+        np.testing.assert_array_equal(result["cluster_significant"].values[k], ref.significant())
 
 
 def test_unknown_metric_and_bad_metric_settings_fail_in_one_line(toy_data, bench_path, tmp_path):
@@ -332,8 +368,8 @@ def test_cka_grid_equals_the_cka_of_each_layer_and_step(toy_data, bench_path, sc
     # IT reads layer b at the step of each bin: high on that diagonal only, ~0 for layer a and for other steps
     b, a = s["grid_r"].sel(layer="b").values[1], s["grid_r"].sel(layer="a").values[1]
     assert np.diagonal(b).min() > 0.5 and np.abs(a).max() < 0.2 and np.abs(b - np.diag(np.diagonal(b))).max() < 0.2
-    with pytest.raises(NeurofitError, match="grid is scored by regression and cka only"):
-        score(acts, bench_path, data=(rec, stimuli), progress=False, metric="rsa", grid=True)
+    with pytest.raises(NeurofitError, match="grid is scored by regression, rsa and cka only"):
+        score(acts, bench_path, data=(rec, stimuli), progress=False, metric="reverse_pls", grid=True)
 
 
 @pytest.mark.slow

@@ -91,3 +91,49 @@ def test_partition_recovers_unique_and_shared_variance():
     np.testing.assert_allclose(part.unique["a"][0], [truth, 0, 0], atol=0.06)
     np.testing.assert_allclose(part.unique["b"][0], [0, 0, truth], atol=0.06)
     np.testing.assert_allclose(part.shared[0], [0, truth, 0], atol=0.06)
+
+
+def test_three_band_ridge_equals_himalaya_random_search():
+    rng = np.random.default_rng(5)
+    a, b, y = _two_spaces(rng, n=45, q=5)
+    c = rng.normal(size=(45, 3))
+    y = y + c @ rng.normal(size=(3, 5)) * np.array([0, 0, 1.0, 0.2, 0])
+    gammas = simplex_grid(3, 5)
+    t = [torch.as_tensor(v)[None] for v in (a, b, c)]
+    pred, fit = banded_ridge_fit_predict(t, torch.as_tensor(y)[None], t, gammas, ALPHAS)
+    deltas, weights, _, intercept = himalaya_ridge.solve_group_ridge_random_search(
+        [a, b, c], y, n_iter=gammas, alphas=ALPHAS, fit_intercept=True, score_func=l2_neg_loss,
+        cv=KFold(len(y)), return_weights=True, progress_bar=False)
+    np.testing.assert_allclose((fit.gamma[0] / fit.alpha[0][None]).numpy(), np.exp(np.asarray(deltas)), rtol=1e-10)
+    assert len({tuple(col) for col in fit.gamma[0].T.numpy().tolist()}) > 1  # targets chose different weightings
+    np.testing.assert_allclose(pred[0].numpy(), np.hstack([a, b, c]) @ np.asarray(weights) + np.asarray(intercept),
+                               rtol=0, atol=1e-9)
+
+
+def test_partition_of_three_spaces_recovers_unique_and_shared_variance():
+    rng = np.random.default_rng(6)
+    n = 500
+    common, ab = rng.normal(size=(n, 2)), rng.normal(size=(n, 2))
+    own = {k: rng.normal(size=(n, 2)) for k in "abc"}
+    spaces = {"a": np.hstack([common, ab, own["a"]])[None], "b": np.hstack([common, ab, own["b"]])[None],
+              "c": np.hstack([common, own["c"]])[None]}
+    # targets read: only a's own part, only c's, the part all three share, the part a and b share
+    signal = np.stack([own["a"].sum(1), own["c"].sum(1), common.sum(1), ab.sum(1)], axis=1) / np.sqrt(2)
+    y = (signal + 0.5 * rng.normal(size=(n, 4)))[None]
+    test = np.arange(n)[None] % 5 == np.arange(5)[:, None]
+    part = variance_partition(spaces, y, ~test, test, resolution=4, alone=True)
+    truth = 1 / 1.25
+    np.testing.assert_allclose(part.unique["a"][0], [truth, 0, 0, 0], atol=0.06)
+    np.testing.assert_allclose(part.unique["b"][0], [0, 0, 0, 0], atol=0.06)
+    np.testing.assert_allclose(part.unique["c"][0], [0, truth, 0, 0], atol=0.06)
+    np.testing.assert_allclose(part.shared[0], [0, 0, truth, truth], atol=0.06)
+    # each space alone, and every model that drops one space, were fitted
+    assert set(part.r2) == {("a", "b", "c"), ("b", "c"), ("a", "c"), ("a", "b"), ("a",), ("b",), ("c",)}
+    np.testing.assert_allclose(part.r2[("c",)][0], [0, truth, truth, 0], atol=0.06)
+    # the models that drop one space search simplex_grid(2, resolution); the joint one simplex_grid(3, resolution)
+    folds = banded_ridge_cross_validated([torch.as_tensor(spaces[k]) for k in "ab"], torch.as_tensor(y),
+                                         torch.as_tensor(~test), torch.as_tensor(test), simplex_grid(2, 4))
+    pooled = np.zeros_like(y)
+    for f, p in enumerate(folds):
+        pooled[:, test[f]] = p.numpy()
+    np.testing.assert_allclose(part.r2[("a", "b")][0], r2_score(pooled[0], y[0]), rtol=0, atol=1e-12)

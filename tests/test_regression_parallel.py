@@ -30,6 +30,27 @@ def test_cross_validated_pls_on_two_workers_equals_one_thread(nx, nb):
         assert float((a - b).abs().max()) <= 1e-12 * float(b.abs().max())
 
 
+@pytest.mark.parametrize("nb", [1, 5])
+def test_cross_validated_pls_hands_its_chunks_to_every_worker(nb, monkeypatch):
+    # The equality test above passes vacuously if the fits run on one worker: check that every map of the
+    # cross-validation gets the caller's two workers (it once re-read the count inside its one-thread block).
+    import neurofit.regression.crossval as cv
+
+    seen = []
+
+    def spy(fn, chunks, n_workers):
+        seen.append((len(chunks), n_workers))
+        return map_chunks(fn, chunks, n_workers)
+
+    monkeypatch.setattr(cv, "map_chunks", spy)
+    X, Y, train, test = _problem(1, nb)
+    with torch_threads(2):
+        pls_cross_validated(X, Y, train, test, n_components=4)
+    assert len(seen) >= 3  # the folds' cross-covariances, the fits, the predictions
+    assert all(workers == 2 for _, workers in seen), seen
+    assert all(n_chunks >= 2 for n_chunks, _ in seen), seen
+
+
 @pytest.mark.parametrize(("nx", "nb"), [(1, 3), (3, 3)])
 def test_cross_validated_ridge_on_two_workers_equals_one_thread(nx, nb):
     X, Y, train, test = _problem(nx, nb)

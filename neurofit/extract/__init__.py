@@ -5,7 +5,7 @@
 
 from neurofit.extract.activations import ActivationSet, read_activations
 from neurofit.extract.extract import extract_activations
-from neurofit.extract.reduce import DEFAULT_REDUCTION, PCA, Auto, RandomProjection
+from neurofit.extract.reduce import DEFAULT_REDUCTION, PCA, Auto, RandomProjection, parse_reduction
 
 __all__ = ["DEFAULT_REDUCTION", "PCA", "ActivationSet", "Auto", "RandomProjection", "extract_activations",
-           "read_activations"]
+           "parse_reduction", "read_activations"]

@@ -36,6 +36,7 @@ from neurofit.extract.reduce import (
     _gram_compress,
     check_fit_ids,
     identity_reducer,
+    parse_reduction,
     pca_reducer,
     reduction_spec,
 )
@@ -231,7 +232,7 @@ def extract_activations(
     batch_size: int = 64,
     device: str | torch.device | None = None,
     autocast: Literal["bf16", "fp16"] | None = None,
-    reduction: Reduction | None = DEFAULT_REDUCTION,
+    reduction: Reduction | str | None = DEFAULT_REDUCTION,
     cache: bool = True,
     cache_dir: str | None = None,
     progress: bool | None = None,
@@ -257,10 +258,13 @@ def extract_activations(
         Default: CUDA when available, else CPU.
     autocast : {"bf16", "fp16"}, optional
         Mixed-precision forward pass; reductions run in float32.
-    reduction : Auto, RandomProjection, PCA or None
+    reduction : Auto, RandomProjection, PCA, None or str
         Default :data:`~neurofit.extract.reduce.DEFAULT_REDUCTION`: per layer every feature, an exact
         Gram-matrix compression or a seeded random projection to 1000 features (:class:`Auto`); ``None`` keeps
-        every feature. What each layer got is in the ``reduction_layers`` attr.
+        every feature. ``RandomProjection(kind="sparse")`` (or ``Auto(fallback=...)`` of it) is the opt-in very
+        sparse projection, far cheaper for wide layers but different numbers. A text form such as
+        ``"sparse"`` or ``"auto:sparse"`` is read by :func:`~neurofit.extract.reduce.parse_reduction`. What
+        each layer got is in the ``reduction_layers`` attr; the reduction's spec is in the cache key.
     cache : bool
         Read and write the on-disk cache (``cache_dir``, default ``$NEUROFIT_HOME/activations``).
     progress : bool, optional
@@ -298,6 +302,8 @@ def extract_activations(
         raise NeurofitError(f"{type(model).__name__} declares no layers; pass layers=[...]")
     if len(stimuli) == 0:
         raise NeurofitError(f"stimulus set {stimuli.identifier!r} is empty")
+    if isinstance(reduction, str):
+        reduction = parse_reduction(reduction)
     reduction_info = reduction_spec(reduction)
     check_fit_ids(reduction, stimuli.stimulus_ids, stimuli.identifier)
     device = resolve_device(device)
@@ -374,12 +380,16 @@ def _layer_plan(reduction: Reduction | None, layer: str, n_steps: int, n: int, p
     return ("random_projection" if reducer.reduced else "none"), reducer
 
 
-def _layer_record(reduction: Reduction | None, method: str, dim: int, n_rows: int) -> dict[str, Any]:
-    """What one layer got, for the ``reduction_layers`` attr: method, output dimension, seed, fitting set."""
+def _layer_record(reduction: Reduction | None, method: str, dim: int, n_rows: int,
+                  n_features: int | None = None) -> dict[str, Any]:
+    """What one layer got, for the ``reduction_layers`` attr: method, output dimension, seed (and the sparse
+    projection's density), fitting set."""
     record: dict[str, Any] = {"method": method, "dim": int(dim)}
     if method == "random_projection":
         rp = reduction.fallback if isinstance(reduction, Auto) else reduction
         record.update({"seed": int(rp.seed), "kind": rp.kind})  # type: ignore[union-attr]
+        if rp.kind == "sparse" and n_features is not None:  # type: ignore[union-attr]
+            record["density"] = rp.layer_density(int(n_features))  # type: ignore[union-attr]
     elif method == "gram":
         record["fit"] = f"all {n_rows} stimulus x step rows of the set (exact: inner products kept)"
     elif method == "pca":
@@ -445,7 +455,7 @@ def _stream(runner: _Runner, ids: list[str], layers: list[str], batch_size: int,
             arrays[layer] = z.reshape(n_steps, n, z.shape[1])
         if layer in arrays:
             per_layer[layer] = _layer_record(reduction, methods[layer], arrays[layer].shape[2],
-                                             arrays[layer].shape[0] * n)
+                                             arrays[layer].shape[0] * n, raw_sizes[layer])
     return arrays, raw_sizes, validity, per_layer
 
 

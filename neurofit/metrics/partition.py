@@ -12,7 +12,10 @@ each target keeps the ``(gamma, alpha)`` of smallest leave-one-out error, the fi
 Variance partitioning: with cross-validated ``R^2`` (``1 - SSE / SST`` of held-out predictions) of the
 joint model and of each model that drops one space, the *unique* variance of space ``s`` is
 ``R^2(all) - R^2(all but s)`` and the *shared* variance is ``R^2(all) - sum_s unique_s``. With two spaces
-the models that drop one space are the single spaces, fitted with the same ridge engine.
+the models that drop one space are the single spaces, fitted with the same ridge engine. Any number of
+spaces works: with three or more, every model that drops one space is itself a banded ridge over the
+rest (its band weightings on the simplex of its own spaces), and ``shared`` is what the joint model
+explains beyond the unique parts (variance shared by any two or more spaces).
 
 himalaya is the oracle in the tests, not the engine: the engine is the project's ridge on torch (one
 code path for ridge and banded ridge, its device and dtype handling), and himalaya stays out of the core
@@ -304,11 +307,14 @@ class Partition:
         Unique variance of each space: ``R^2(all) - R^2(all but it)``.
     shared : ndarray
         ``R^2(all) - sum of unique``.
+    joint_prediction : ndarray (n_bins, N, q), optional
+        The joint model's held-out predictions (every stimulus from the fold that tests it), kept when asked.
     """
 
     r2: dict[tuple[str, ...], np.ndarray]
     unique: dict[str, np.ndarray]
     shared: np.ndarray
+    joint_prediction: np.ndarray | None = None
 
 
 def _pooled(folds: list[torch.Tensor], test: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -326,6 +332,9 @@ def variance_partition(
     *,
     gammas: np.ndarray | None = None,
     alphas: np.ndarray = DEFAULT_ALPHAS,
+    resolution: int = 6,
+    alone: bool = False,
+    keep_prediction: bool = False,
 ) -> Partition:
     """Unique and shared cross-validated variance of named feature spaces, per bin and target.
 
@@ -338,8 +347,15 @@ def variance_partition(
     train, test : ndarray of bool (n_folds, N)
         Folds over stimuli; every stimulus in exactly one test set.
     gammas, alphas
-        The banded-ridge search (:func:`banded_ridge_fit_predict`); a single space uses the same
-        ``alphas`` in plain ridge.
+        The banded-ridge search of the joint model (:func:`banded_ridge_fit_predict`; default
+        ``simplex_grid(len(spaces), resolution)``); a single space uses the same ``alphas`` in plain ridge.
+    resolution : int
+        Band weightings of every other model of two or more spaces (three or more spaces: the models that drop
+        one): ``simplex_grid(k, resolution)``.
+    alone : bool
+        Also fit each space alone (with two spaces they are fitted anyway: they are the models that drop one).
+    keep_prediction : bool
+        Keep the joint model's held-out predictions (``joint_prediction``).
 
     Example
     -------
@@ -350,10 +366,18 @@ def variance_partition(
     >>> part = variance_partition({"a": a, "b": b}, y, ~test, test)
     >>> bool(part.unique["a"][0, 0] > part.unique["b"][0, 0] > 0.1)
     True
+    >>> c = rng.normal(size=(1, 200, 2))  # a third space that explains nothing
+    >>> three = variance_partition({"a": a, "b": b, "c": c}, y, ~test, test, resolution=3, alone=True)
+    >>> sorted(three.r2, key=len)[:3], bool(abs(three.unique["c"][0, 0]) < 0.01)
+    ([('a',), ('b',), ('c',)], True)
     """
     names = list(spaces)
     if len(names) < 2:
         raise NeurofitError(f"variance partitioning needs at least two feature spaces, got {names}")
+    if len(set(names)) != len(names):
+        raise NeurofitError(f"feature space names must differ, got {names}")
+    if gammas is None:
+        gammas = simplex_grid(len(names), resolution)
     Yt = torch.as_tensor(np.asarray(Y) if not isinstance(Y, torch.Tensor) else Y, dtype=torch.float64)
     tensors = {k: torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v, dtype=torch.float64)
                for k, v in spaces.items()}
@@ -361,15 +385,21 @@ def variance_partition(
     target = Yt.cpu().numpy()
     r2: dict[tuple[str, ...], np.ndarray] = {}
     subsets = [tuple(names)] + [tuple(n for n in names if n != drop) for drop in names]
+    if alone and len(names) > 2:
+        subsets += [(n,) for n in names]
+    joint = None
     for subset in subsets:
         xs = [tensors[n] for n in subset]
-        g = gammas if len(subset) == len(names) else None
-        if len(subset) == 1:
-            g = np.ones((1, 1))
+        if len(subset) == len(names):
+            g = gammas
+        else:
+            g = np.ones((1, 1)) if len(subset) == 1 else simplex_grid(len(subset), resolution)
         folds = banded_ridge_cross_validated(xs, Yt, tr, te, g, alphas)
-        r2[subset] = r2_score(_pooled(folds, test, target.shape).transpose(1, 0, 2),
-                              target.transpose(1, 0, 2))
+        pooled = _pooled(folds, test, target.shape)
+        r2[subset] = r2_score(pooled.transpose(1, 0, 2), target.transpose(1, 0, 2))
+        if keep_prediction and len(subset) == len(names):
+            joint = pooled
     full = r2[tuple(names)]
     unique = {n: full - r2[tuple(m for m in names if m != n)] for n in names}
     shared = full - sum(unique.values())
-    return Partition(r2=r2, unique=unique, shared=shared)
+    return Partition(r2=r2, unique=unique, shared=shared, joint_prediction=joint)

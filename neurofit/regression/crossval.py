@@ -264,8 +264,8 @@ def _pls_cv(
         )
 
     # Independent (bin, fold) problems in chunks on the worker threads, each on one thread
-    # (neurofit.regression.parallel): whole bins where there are enough, else one bin's folds.
-    n_workers = workers(X.device)
+    # (neurofit.regression.parallel): whole bins where there are enough, else one bin's folds. ``n_workers`` is
+    # the caller's thread count, taken before this function's one-thread block (inside it torch reports 1).
     if nb >= n_workers:
         chunks = [(b0, b1, 0, F) for b0, b1 in split_range(nb, 2 * n_workers)]
     else:

@@ -249,6 +249,42 @@ PARTITION_PARTS = (("unique_fraction_feedforward", "unique: first driven step (f
                    ("shared_fraction", "shared"))
 
 
+def partition_parts(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """The parts a ``partition`` ScoreSet divides each site's variance into: ``(variable, legend text)`` each.
+
+    One entry per feature space (``unique_fraction_<space>``, labelled by the ``space_label`` coordinate: the
+    model of each space when models are partitioned against each other), then ``shared_fraction``. ScoreSets
+    written before spaces were labelled have the one-model parts (:data:`PARTITION_PARTS`).
+
+    Example
+    -------
+    >>> ds = xr.Dataset(coords={"space": ("space", ["model", "other_1"]),
+    ...                         "space_label": ("space", ["bl", "cornet_z"])})
+    >>> [text for _, text in partition_parts(ds)]
+    ['unique: bl', 'unique: cornet_z', 'shared']
+    """
+    if "space_label" not in ds.coords:
+        return list(PARTITION_PARTS)
+    spaces = zip((str(s) for s in ds["space"].values), (str(t) for t in ds["space_label"].values))
+    parts = [(f"unique_fraction_{space}", f"unique: {text}") for space, text in spaces]
+    return [*parts, ("shared_fraction", "shared")]
+
+
+def _partition_layers(sets: Sequence[xr.Dataset], region: str) -> str:
+    """Each partitioned model's committed layer for ``region`` (models partitioned against each other), one a line."""
+    lines: list[str] = []
+    for ds in sets:
+        spaces = ds.attrs.get("partition_spaces")
+        if ds.attrs.get("partition_ceiled_space") != "model" or not isinstance(spaces, dict):
+            continue
+        for info in spaces.values():
+            layer = dict(info.get("committed_layers") or {}).get(region)
+            line = f"{info.get('label', info.get('model_id'))}: {layer}"
+            if layer is not None and line not in lines:
+                lines.append(line)
+    return "\n".join(lines)
+
+
 def partition_over_time(
     scoresets: ScoreSets,
     *,
@@ -257,9 +293,12 @@ def partition_over_time(
 ) -> Figure:
     """Variance partitioning over time: unique and shared variance as fractions of the ceiling, per region.
 
-    For each ``partition`` ScoreSet (one line style per model): the median over sites of the unique variance of
-    the first driven step (the feedforward sweep), of the step mapped to each bin (what the later steps add)
-    and of their shared variance, each divided by the site's split-half ceiling, with 95% site-bootstrap CIs.
+    For each ``partition`` ScoreSet (one line style per ScoreSet): the median over sites of the unique variance of
+    each feature space and of their shared variance, each divided by the site's split-half ceiling, with 95%
+    site-bootstrap CIs. The spaces are a model's first driven step (the feedforward sweep) and its step mapped to
+    each bin (what the later steps add), or, for a model partitioned against other models, each model's committed
+    features, labelled by the model (:func:`partition_parts`; each panel names the model's committed layer for
+    its region); one colour per label across the ScoreSets.
 
     Example
     -------
@@ -268,8 +307,10 @@ def partition_over_time(
     sets = [ds for ds in _as_list(scoresets) if metric_of(ds) == "partition"]
     if not sets:
         raise NeurofitError("the variance-partitioning figure needs ScoreSets scored with metric='partition'")
-    for ds in sets:
-        require(ds, [f"median_{name}" for name, _ in PARTITION_PARTS], "the variance-partitioning figure")
+    parts = [partition_parts(ds) for ds in sets]
+    for ds, own in zip(sets, parts):
+        require(ds, [f"median_{name}" for name, _ in own], "the variance-partitioning figure")
+    texts = list(dict.fromkeys(text for own in parts for _, text in own))  # one colour per label
     names = _regions(sets, regions)
     labels = _legend_labels(sets)
     styles = ["-", "--", ":", "-."]
@@ -283,20 +324,23 @@ def partition_over_time(
                     continue
                 centres = _centres(ds)
                 reliable = bin_reliability(ds).reliable[region]
-                for k, (name, _) in enumerate(PARTITION_PARTS):
+                for k, (name, text) in enumerate(parts[i]):
                     median = np.where(reliable, region_aggregate(ds, f"median_{name}", region), np.nan)
                     low = region_aggregate(ds, f"median_{name}_sites_low", region)
                     high = region_aggregate(ds, f"median_{name}_sites_high", region)
-                    _series(ax, centres + _dodge(ds, k, len(PARTITION_PARTS)), median,
-                            None if not np.isfinite(low).any() else low, high, colour(k),
+                    _series(ax, centres + _dodge(ds, k, len(parts[i])), median,
+                            None if not np.isfinite(low).any() else low, high, colour(texts.index(text)),
                             linestyle=styles[i % len(styles)])
                 if i == 0:
                     _shade_bins(ax, ds, ~reliable)
+            layers = _partition_layers(sets, region)
+            if layers:
+                ax.text(0.02, 0.98, layers, transform=ax.transAxes, va="top", ha="left", fontsize=6)
             _mark_stimulus(ax, sets)
             ax.axhline(0, color="black", linewidth=0.5, alpha=0.4)
             ax.set_title(region)
         axes[0, 0].set_ylabel("Fraction of the ceiling")
-        handles = [Line2D([], [], color=colour(k), label=text) for k, (_, text) in enumerate(PARTITION_PARTS)]
+        handles = [Line2D([], [], color=colour(k), label=text) for k, text in enumerate(texts)]
         if len(sets) > 1:
             handles += [Line2D([], [], color="black", linestyle=styles[i % len(styles)], label=lab)
                         for i, lab in enumerate(labels)]
@@ -322,7 +366,10 @@ def difference_per_bin(
     ``reference`` and ``other`` are matched pairwise (e.g. the feedforward and the recurrent model's ScoreSets
     of the V4 and of the IT benchmark); the comparison is :func:`neurofit.stats.compare.compare_many` unless
     the precomputed ``comparisons`` are given. The band is the comparison's interval and a star sits above
-    exactly the bins where it excludes zero (significant after the correction); untested bins are grey.
+    exactly the bins where it excludes zero (significant after the correction); untested bins are grey. A bar
+    under the stars spans the bins of every cluster significant in the comparison's cluster test over bins
+    (``cluster_significant``: family-wise over the region's bins; per site or, for population metrics, over the
+    stimulus draws, as the comparison's ``cluster_test`` attr says).
 
     Example
     -------
@@ -340,6 +387,7 @@ def difference_per_bin(
     with neurofit_style():
         fig = new_figure(width, height or 2.6, nrows=1, ncols=len(names), squeeze=False)
         axes = np.asarray(fig.axes)
+        clusters_drawn = False
         for col, region in enumerate(names):
             ax = axes[col]
             marks = []
@@ -358,7 +406,10 @@ def difference_per_bin(
                     _shade_bins(ax, c, ~tested)
                     shaded = True
                 _span_bins(ax, c)
-                marks.append((k, centres[sel["significant"].values.astype(bool)]))
+                clustered = (sel["cluster_significant"].values.astype(bool) if "cluster_significant" in sel
+                             else np.zeros(len(centres), dtype=bool))
+                marks.append((k, centres[sel["significant"].values.astype(bool)],
+                              list(zip(c["time_bin_start"].values[clustered], c["time_bin_end"].values[clustered]))))
             ax.axhline(0, color="black", linewidth=0.6)
             _mark_stimulus(ax, sets_a)
             ax.set_title(f"{region}")
@@ -366,10 +417,14 @@ def difference_per_bin(
             ax.margins(y=0.08)
             y0, y1 = ax.get_ylim()
             step = 0.07 * (y1 - y0)
-            for row, (k, xs) in enumerate(marks):
+            for row, (k, xs, spans) in enumerate(marks):
                 y = y1 + step * (row + 0.5)
                 ax.plot(xs, np.full(xs.shape, y), linestyle="none", marker="*", markersize=4, color=colour(k),
                         clip_on=False)
+                clusters_drawn = clusters_drawn or bool(spans)
+                for lo, hi in spans:  # bins of a significant cluster (family-wise over bins): a bar under the stars
+                    ax.plot([lo, hi], [y - 0.5 * step] * 2, color=colour(k), linewidth=1.0, solid_capstyle="butt",
+                            clip_on=False)
             ax.set_ylim(y0, y1 + step * (len(marks) + 0.3))
         first = comparisons[0].attrs
         variable = first.get("variable", "ceiled")
@@ -386,8 +441,21 @@ def difference_per_bin(
                          "interval excludes 0"),
             Patch(facecolor=UNRELIABLE_COLOUR, label="not tested"),
         ]
+        if clusters_drawn:
+            bar = Line2D([], [], color="black", linewidth=1.5,
+                         label=f"cluster test {first.get('alpha', alpha):g}, family-wise over bins")
+            if width < 4.5:  # a narrow figure's one-column legend has no room for a row more: the bar joins the star
+                star = handles[-2]
+                handles[-2] = (star, bar)
+                labels = [h.get_label() for h in handles[:-2]] + [f"{star.get_label()}; bar: cluster",
+                                                                   handles[-1].get_label()]
+            else:
+                handles.insert(-1, bar)
         _xlabel(axes, TIME_LABEL, TIME_SHORT, width)
-        _legend(fig, handles, width)
+        if any(isinstance(h, tuple) for h in handles):
+            fig.legend(handles, labels, loc="outside lower center", ncols=1)
+        else:
+            _legend(fig, handles, width)
     return fig
 
 

@@ -161,7 +161,9 @@ def report(
                                 "Median over sites of the unique variance of the committed layer's first driven step "
                                 "(the feedforward sweep), of its step mapped to each bin (what the later steps add), "
                                 "and of their shared variance, each as a fraction of the site's split-half ceiling "
-                                "(cross-validated R² of banded ridge), with 95% site-bootstrap CIs.", 7.0),
+                                "(cross-validated R² of banded ridge), with 95% site-bootstrap CIs. A model "
+                                "partitioned against other models has one unique part per model instead, labelled by "
+                                "the model (each model's own committed layer and time map).", 7.0),
                         lambda: figures.partition_over_time(metric_sets)))
     planned.append((_Figure("Predictivity over time", "predictivity_over_time",
                             f"Top: median over sites of the {score_name} per time bin with its bootstrap CI. Bottom: "
@@ -384,8 +386,12 @@ def comparison_table(comparisons: list[xr.Dataset]) -> list[dict[str, str]]:
     for c in comparisons:
         for k, (region, where) in enumerate(verdict_ranges(c).items()):
             untested = where["unreliable"] or "none"
+            if where["no_draws"]:
+                untested += f"; no paired stimulus-bootstrap draws: {where['no_draws']}"
             if where["not_driven"]:
                 untested += f"; not driven: {where['not_driven']}"
+            clustered = (c["cluster_significant"].values[k].astype(bool) if "cluster_significant" in c
+                         else np.zeros(c.sizes["time_bin"], dtype=bool))
             rows.append({
                 "comparison": f"{c.attrs['model_b']} − {c.attrs['model_a']}",
                 "benchmark": c.attrs.get("benchmark", ""),
@@ -395,6 +401,7 @@ def comparison_table(comparisons: list[xr.Dataset]) -> list[dict[str, str]]:
                 "worse": where["worse"] or "none",
                 "same": where["no_difference"] or "none",
                 "untested": untested,
+                "clusters": ranges(c["time_bin_start"].values, c["time_bin_end"].values, clustered) or "none",
             })
     return rows
 
@@ -470,6 +477,8 @@ def methods_text(
             f"agree (for Benjamini-Hochberg, the false-coverage-rate adjusted interval of Benjamini & Yekutieli "
             f"2005), so a bin is marked exactly when its interval excludes zero. {attrs.get('untested_bins', '')}; "
             f"{attrs.get('reliability', '')}."
+            + (f" Clusters of bins (the table's last column, the bars under the stars in the difference figure): "
+               f"{attrs['cluster_test']}." if attrs.get("cluster_test", "not run") != "not run" else "")
         )
     else:
         paragraphs.append("No two models were scored on the same benchmark, so no statistical comparison was made.")
@@ -596,9 +605,9 @@ def _page(title, sets, sources, skipped, figs, comparisons, window, method, alph
             f"different ({esc(METHODS[method])} at {alpha:g}; equivalently, where the {level:.4g}% interval of the "
             "median paired difference lies above zero, below zero, or contains it).</p>",
             _table(["Comparison (B − A)", "Benchmark", "Region", "Sites", "B better", "B worse",
-                    "No detectable difference", "Not tested"],
+                    "No detectable difference", "Not tested", "Cluster test (family-wise over bins)"],
                    [[row[k] for k in ("comparison", "benchmark", "region", "sites", "better", "worse", "same",
-                                      "untested")] for row in comparison_table(comparisons)],
+                                      "untested", "clusters")] for row in comparison_table(comparisons)],
                    numeric={3}, table_id="comparisons"),
         ]
     parts.append("<h2>Figures</h2>")

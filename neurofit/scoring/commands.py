@@ -69,7 +69,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sc.add_argument("--metric", choices=METRICS,
                     help="replace the benchmark's metric: pls, ridge, rsa, cka, reverse_pls, reverse_ridge or "
                          "partition (same data, layer commitment and time map; same ScoreSet schema)")
+    sc.add_argument("--partition-with", nargs="+", metavar="MODEL",
+                    help="with --metric partition: partition each site's variance between the model and these "
+                         "models (zoo names, checkpoint files or package.module:factory; each committed by the same "
+                         "rule) instead of between its first driven step and its later steps")
     sc.add_argument("--steps", type=int, help="unroll length (default: enough 10 ms steps for the last bin)")
+    sc.add_argument("--reduction", default="default", metavar="SPEC",
+                    help="feature reduction at extraction: default (exact where the rows are few, else the "
+                         "Gaussian RP-1000), auto, none, KIND[:DIM[:SEED]] or auto:KIND[:DIM[:SEED]] with KIND "
+                         "gaussian, achlioptas or sparse (opt-in very sparse projection: much faster, other numbers)")
     sc.add_argument("--work-dir", metavar="DIR", help="root of the resumable work directories")
     sc.add_argument("--recording", metavar="FILE.nc", help="score against this recording (with --stimuli)")
     sc.add_argument("--stimuli", metavar="FILE.csv", help="the recording's stimulus set (CSV + zip beside it)")
@@ -137,7 +145,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     if args.features is not None:
+        if args.reduction != "default":
+            raise NeurofitError("--reduction applies to a model's activations as they are extracted; --features are "
+                                "precomputed: reduce them before passing them")
+        if args.partition_with:
+            raise NeurofitError("--partition-with partitions a model's features against other models' (score "
+                                "--model M --metric partition); --features scores precomputed features by regression")
         return score_features_command(args)
+    from neurofit.extract.reduce import parse_reduction
+
+    parse_reduction(args.reduction)  # a wrong spec fails before any data is prepared or model run
     from neurofit.runners.commands import runner_from_args
     from neurofit.runners.multi import score_models
     from neurofit.scoring.score import score
@@ -152,6 +169,8 @@ def _score(args: argparse.Namespace) -> int:
         data = (read_recording(args.recording), read_stimulus_set(args.stimuli))
     options = dict(arch=args.arch, layers=args.layers, grid=args.grid, data=data, device=args.device,
                    metric=args.metric, latency=args.latency, work_dir=args.work_dir, steps=args.steps,
+                   reduction=args.reduction,
+                   partition_with=args.partition_with,
                    cache=not args.no_cache, progress=False if args.quiet else None)
     if args.models and (args.out or args.checkpoint):
         raise NeurofitError("with --models give --out-dir (one ScoreSet per model), not --out or --checkpoint")

@@ -15,7 +15,7 @@ from typing import Any
 from neurofit.errors import NeurofitError
 from neurofit.extract.activations import ActivationSet
 from neurofit.extract.extract import extract_activations
-from neurofit.extract.reduce import DEFAULT_REDUCTION, reduction_spec
+from neurofit.extract.reduce import parse_reduction, reduction_spec
 from neurofit.scoring.benchmark import Benchmark
 from neurofit.scoring.data import PreparedData
 from neurofit.scoring.resolve import _activation_hash, _needed_steps
@@ -50,7 +50,7 @@ def extract(resolved: Any, bench: Benchmark, data: PreparedData, *, steps: int |
     else:
         feedforward = int(getattr(resolved, "default_steps", 1)) == 1
         unroll = int(steps) if steps is not None else (1 if feedforward else _needed_steps(bench))
-        red = DEFAULT_REDUCTION if isinstance(reduction, str) and reduction == "default" else reduction
+        red = parse_reduction(reduction) if isinstance(reduction, str) else reduction
         shown = dataclasses.replace(data.stimuli.subset(data.all_ids), degrees=bench.degrees, _sha256=None)
         acts = extract_activations(resolved, shown.place_on_screen(bench.model_degrees), steps=unroll,
                                    reduction=red, device=device, cache=cache, progress=progress)

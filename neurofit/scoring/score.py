@@ -59,7 +59,7 @@ from neurofit.scoring.fit import (
     _span,
     score_regions,
 )
-from neurofit.scoring.metric import is_regression, metric_scoreset
+from neurofit.scoring.metric import PartitionModel, is_regression, metric_scoreset
 from neurofit.scoring.metric_latency import LATENCIES, site_lags
 from neurofit.scoring.missing import MISSING_DATA_RULE
 from neurofit.scoring.resolve import _parse_layers, resolve_model
@@ -125,6 +125,7 @@ def score(
     weights: str = "auto",
     metric: str | None = None,
     latency: str = "region",
+    partition_with: Any = None,
     **config: Any,
 ) -> xr.Dataset:
     """Score a model against a benchmark; return (and optionally write) its ScoreSet.
@@ -164,7 +165,8 @@ def score(
     reduction : optional
         Feature reduction for extraction (default ``neurofit.extract.reduce.DEFAULT_REDUCTION``: per layer every
         feature, an exact Gram-matrix compression, or a seeded random projection to 1000 features where the
-        stimuli x steps are too many; ``None``: every feature).
+        stimuli x steps are too many; ``None``: every feature; or a text form such as ``"sparse"`` or
+        ``"auto:sparse"``, the opt-in very sparse projection: :func:`neurofit.extract.reduce.parse_reduction`).
     created : str, optional
         The ScoreSet's ``created`` attr (default: now, UTC); fix it to make files byte-identical.
     metric : str, optional
@@ -174,6 +176,12 @@ def score(
     latency : {"region", "site"}
         ``"site"`` also fits each site's latency offset on the commitment stimuli and adds its lag and scores
         beside the region-level ones (:mod:`neurofit.scoring.metric_latency`); the main score keeps the region's.
+    partition_with : model or sequence of models, optional
+        With ``metric="partition"``: partition the variance between this model and these other models (each
+        given like ``model``: zoo name with its default weights, import path, checkpoint file, model object or
+        ActivationSet) instead of between the model's first driven step and its later steps. Each other model
+        is extracted (its default unroll) and committed by the same rule as ``model`` (over all its layers),
+        and its features are a feature space of their own (:mod:`neurofit.scoring.metric`).
     runner : DaskRunner, optional
         Where the work units run (:class:`neurofit.runners.dask_runner.DaskRunner`); default: in this process.
     **config
@@ -197,10 +205,14 @@ def score(
         raise NeurofitError(f"latency must be one of {', '.join(LATENCIES)}, got {latency!r}")
     if latency == "site" and (not is_regression(bench.regression.metric) or bench.datasets):
         raise NeurofitError("per-site latency (latency='site') is fitted for a regression metric on one dataset")
-    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric != "cka")):
+    if partition_with is not None and bench.regression.metric != "partition":
+        raise NeurofitError(f"partition_with= names the other feature spaces of metric 'partition'; this run's "
+                            f"metric is {bench.regression.metric!r} (metric='partition')")
+    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric
+                                                                          not in ("cka", "rsa"))):
         raise NeurofitError(f"metric {bench.regression.metric!r} scores one dataset's committed mapping: "
                             + ("a pooled benchmark is scored by regression only" if bench.datasets
-                               else "the layer x step grid is scored by regression and cka only (grid=False)"))
+                               else "the layer x step grid is scored by regression, rsa and cka only (grid=False)"))
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
                              device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,
@@ -217,6 +229,7 @@ def score(
     run_key = _run_key(bench, ext, prepared, weights_sha, candidates, grid, policy, device)
     work = Path(work_dir if work_dir is not None else _default_work_root()) / run_key
     store = UnitStore(work)
+    given_runner = runner
     # a DaskRunner (neurofit.runners.dask_runner) sends the units to a cluster; they are saved here all the same
     runner = LocalRunner(store, progress=progress) if runner is None else runner.bind(store, progress=progress)
     if not is_regression(bench.regression.metric):
@@ -227,12 +240,18 @@ def score(
                     "dataset": bench.dataset if data is None else str(prepared.recording.attrs.get("identifier",
                                                                                                    "user data")),
                     "layers_named": layers is not None}
+        others, other_work = [], []
+        if partition_with is not None:
+            others, other_work = _partition_models(partition_with, bench, prepared, device=device,
+                                                   reduction=reduction, cache=cache, progress=progress,
+                                                   work_root=work.parent, runner=given_runner)
         scoreset = metric_scoreset(bench, policy, commitment, ext, prepared, identity=identity, created=created,
-                                   grid=grid)
+                                   grid=grid, others=others)
         if out is not None:
             write_scoreset(scoreset, out)
         if not keep_work:
-            shutil.rmtree(work, ignore_errors=True)
+            for path in (work, *other_work):
+                shutil.rmtree(path, ignore_errors=True)
         return scoreset
     commitment = commit_layers(bench, policy, offsets, candidates, ext, prepared, runner, device)
     scores = score_regions(bench, policy, commitment.committed, ext, prepared, runner, device)
@@ -294,6 +313,37 @@ def score(
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return scoreset
+
+
+def _partition_models(partition_with: Any, bench: Benchmark, prepared: PreparedData, *, device: str | None,
+                      reduction: Any, cache: bool, progress: bool | None, work_root: Path, runner: Any
+                      ) -> tuple[list[PartitionModel], list[Path]]:
+    """The other models of a variance partition, each extracted and committed as ``score`` commits its model."""
+    given = [partition_with] if isinstance(partition_with, (str, os.PathLike, ActivationSet)) or not isinstance(
+        partition_with, Sequence) else list(partition_with)
+    if not given:
+        raise NeurofitError("partition_with= names no model: give one or more models to partition against")
+    others, works = [], []
+    for model in given:
+        resolved, model_id, weights_sha, weights_text = resolve_model(model)
+        if not isinstance(resolved, ActivationSet) and prepared.stimuli is None:
+            raise NeurofitError(f"model {model_id!r} of partition_with= must be shown the stimuli, but this run has "
+                                "no stimulus set (the scored model is precomputed features): give that model's "
+                                "features as an ActivationSet too, or data=(recording, stimulus_set)")
+        if progress is not False:
+            print(f"neurofit: partitioning against {model_id}: weights {weights_text}", file=sys.stderr)
+        ext = extract(resolved, bench, prepared, steps=None, device=device, cache=cache, progress=progress,
+                      reduction="default" if isinstance(resolved, ActivationSet) else reduction)
+        policy, offsets, candidates = _plan(bench, ext, None)
+        work = work_root / _run_key(bench, ext, prepared, weights_sha, candidates, False, policy, device)
+        store = UnitStore(work)
+        bound = LocalRunner(store, progress=progress) if runner is None else runner.bind(store, progress=progress)
+        commitment = commit_layers(bench.replace(regression={"metric": "pls"}), policy, offsets, candidates, ext,
+                                   prepared, bound, device)
+        identity = {"model_id": model_id, "weights": weights_text, "weights_sha256": weights_sha}
+        others.append(PartitionModel(identity, policy, commitment, ext))
+        works.append(work)
+    return others, works
 
 
 def _with_metric(bench: Benchmark, metric: str | None) -> Benchmark:

@@ -17,6 +17,12 @@ This is ``mne.stats.permutation_cluster_1samp_test`` on 1-d data (same t, thresh
 masses and p-values; exact enumeration of all flips when there are few sites, as mne does), computed in
 one matrix product for all flips: sign flips leave each bin's sum of squares unchanged, so the t
 statistics of every flip are ``signs @ d`` rescaled.
+
+Per-region (population) metrics (RSA, CKA, reverse predictivity) have one value per region and bin, so there
+are no per-site differences to flip. What they have is stimulus-bootstrap draws, paired between the two models
+(both rescored on the same resampled stimuli). :func:`bootstrap_cluster_test` is the cluster test built on
+those draws: the same clusters and masses with the bootstrap z in place of t, and the null from the centred
+bootstrap distribution (Pernet, Latinus, Nichols & Rousselet 2015; Hall & Wilson 1991).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from neurofit.errors import NeurofitError
+from neurofit.errors import NeurofitError, quiet_nan
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,10 @@ class ClusterTest:
     Attributes
     ----------
     t : ndarray (n_bins,)
-        Observed t statistic per bin.
+        Observed statistic per bin: t over sites (:func:`cluster_permutation_test`) or the bootstrap z
+        (:func:`bootstrap_cluster_test`).
     threshold : float
-        Cluster-forming threshold on |t|.
+        Cluster-forming threshold on |t| (or |z|).
     clusters : list of (start, stop)
         Bin ranges ``[start, stop)`` of the observed clusters, in order of their first bin.
     mass : ndarray (n_clusters,)
@@ -47,11 +54,15 @@ class ClusterTest:
     p : ndarray (n_clusters,)
         Family-wise corrected p-value of each cluster.
     null : ndarray (n_permutations,)
-        Largest cluster mass of each sign flip, the observed data first (signed; 0 without clusters).
+        Largest cluster mass of each sign flip (or centred bootstrap draw), the observed data first (signed; 0
+        without clusters).
     n_sites : int
-        Sites that entered the test (those with finite differences in every bin).
+        Sites that entered the test (those with finite differences in every bin); 1 for the bootstrap test (one
+        population value per bin).
     exact : bool
-        Whether all distinct sign flips were enumerated.
+        Whether all distinct sign flips were enumerated (False for the bootstrap test).
+    resampling : str
+        ``"sign flips of sites"`` or ``"stimulus bootstrap draws"``.
     """
 
     t: np.ndarray
@@ -62,6 +73,7 @@ class ClusterTest:
     null: np.ndarray
     n_sites: int
     exact: bool
+    resampling: str = "sign flips of sites"
 
     def significant(self, alpha: float = 0.05) -> np.ndarray:
         """Boolean mask over bins: inside a cluster with ``p < alpha``.
@@ -175,25 +187,121 @@ def cluster_permutation_test(
     sum_sq = (d**2).sum(0)
     t_obs = _t_statistics(np.ones((1, n)), d, sum_sq)[0]
 
-    above = (t_obs > threshold) if tail == 1 else (t_obs < -threshold) if tail == -1 else None
-    runs = []
-    for sign_mask in ([above] if above is not None else [t_obs > threshold, t_obs < -threshold]):
-        edges = np.diff(np.concatenate([[0], sign_mask.astype(int), [0]]))
-        runs += list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
-    runs.sort()
-    mass = np.array([t_obs[a:b].sum() for a, b in runs])
-
+    runs, mass = _observed_clusters(t_obs, threshold, tail)
     signs, exact = _flips(n, n_permutations, tail, seed)
-    null = [np.array([np.abs(mass).max() if tail == 0 else mass.max() if tail == 1 else mass.min()])
-            if len(mass) else np.zeros(1)]
+    null = [_observed_max(mass, tail)]
     for start in range(0, len(signs), 4096):  # bounded memory for many flips
         null.append(_max_mass(_t_statistics(signs[start:start + 4096], d, sum_sq), threshold, tail))
     h0 = np.concatenate(null)
+    return ClusterTest(t=t_obs, threshold=threshold, clusters=runs, mass=mass, p=_cluster_p(mass, h0, tail),
+                       null=h0, n_sites=n, exact=exact)
+
+
+def _observed_clusters(t: np.ndarray, threshold: float, tail: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Runs ``[start, stop)`` of ``t`` beyond the threshold (positive and negative apart) and their masses."""
+    above = (t > threshold) if tail == 1 else (t < -threshold) if tail == -1 else None
+    runs = []
+    for sign_mask in ([above] if above is not None else [t > threshold, t < -threshold]):
+        edges = np.diff(np.concatenate([[0], sign_mask.astype(int), [0]]))
+        runs += list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+    runs.sort()
+    return runs, np.array([t[a:b].sum() for a, b in runs])
+
+
+def _observed_max(mass: np.ndarray, tail: int) -> np.ndarray:
+    if not len(mass):
+        return np.zeros(1)
+    return np.array([np.abs(mass).max() if tail == 0 else mass.max() if tail == 1 else mass.min()])
+
+
+def _cluster_p(mass: np.ndarray, h0: np.ndarray, tail: int) -> np.ndarray:
+    """Fraction of the null's largest masses (the observed data's included) that reach each cluster's mass."""
     if tail == 0:
-        p = np.array([np.mean(np.abs(h0) >= abs(m)) for m in mass])
-    elif tail == 1:
-        p = np.array([np.mean(h0 >= m) for m in mass])
-    else:
-        p = np.array([np.mean(h0 <= m) for m in mass])
-    return ClusterTest(t=t_obs, threshold=threshold, clusters=runs, mass=mass, p=p, null=h0, n_sites=n,
-                       exact=exact)
+        return np.array([np.mean(np.abs(h0) >= abs(m)) for m in mass])
+    if tail == 1:
+        return np.array([np.mean(h0 >= m) for m in mass])
+    return np.array([np.mean(h0 <= m) for m in mass])
+
+
+def bootstrap_cluster_test(
+    estimate: np.ndarray,
+    draws: np.ndarray,
+    *,
+    threshold: float | None = None,
+    tail: int = 0,
+) -> ClusterTest:
+    """Cluster test over bins of one per-region difference from its paired stimulus-bootstrap draws.
+
+    For a population metric (one value per region and bin: RSA, CKA, reverse predictivity) two models differ by
+    ``estimate[bin]`` (B - A), and each stimulus-bootstrap draw gives the same difference on resampled stimuli,
+    both models rescored on the same draw (``draws[k, bin]``, which keeps the dependence between bins):
+
+    1. Per bin, the bootstrap z: ``z = estimate / se`` with ``se`` the standard deviation of the draws.
+    2. Clusters as in :func:`cluster_permutation_test`: maximal runs of contiguous bins with ``|z|`` above the
+       cluster-forming threshold (positive and negative runs apart when two-tailed), mass = sum of z. The default
+       threshold is the two-sided 5% quantile of the standard normal (one-sided if ``tail`` is +-1): the sign-flip
+       test's Student-t quantile in the limit its degrees of freedom go to infinity.
+    3. Null distribution: the bootstrap distribution centred on its own mean per bin, ``z*_k = (draws_k -
+       mean(draws)) / se``, approximates the sampling distribution of ``z`` around the truth; under "no
+       difference" that is the distribution of the observed ``z`` (the bootstrap hypothesis test by centring,
+       Hall & Wilson 1991; the bootstrap cluster-mass test of Pernet et al. 2015, there with subjects resampled,
+       here stimuli). Each centred draw contributes its largest cluster mass.
+    4. A cluster's p value is the fraction of those maxima, the observed one included, that reach its mass
+       (as the sign-flip test counts), so rejecting every cluster with ``p < alpha`` controls the family-wise
+       error over bins at ``alpha`` (Maris & Oostenveld 2007; Westfall & Young's maximum statistic).
+
+    Bins with a non-finite estimate, fewer than half of the draws finite, or no spread over the draws are not
+    tested: ``z = 0`` there in the data and in every draw, so they break clusters. A non-finite draw in a tested
+    bin counts as its centre (0) in that draw's null. The p resolution is ``1 / (n_draws + 1)``.
+
+    References: Maris, E. & Oostenveld, R. (2007) J. Neurosci. Methods 164, 177-190; Pernet, C. R., Latinus, M.,
+    Nichols, T. E. & Rousselet, G. A. (2015) J. Neurosci. Methods 250, 85-93; Hall, P. & Wilson, S. R. (1991)
+    Biometrics 47, 757-762.
+
+    Parameters
+    ----------
+    estimate : ndarray (n_bins,)
+        The observed difference per bin.
+    draws : ndarray (n_draws, n_bins)
+        The difference on each paired stimulus-bootstrap draw.
+    threshold : float, optional
+        Cluster-forming threshold on |z| (default: the normal quantile above).
+    tail : {0, 1, -1}
+        Two-tailed, or only positive (B better) or only negative clusters.
+
+    Returns
+    -------
+    ClusterTest
+        ``t`` holds the z per bin; ``null`` the observed largest mass first, then each draw's.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> smooth = np.cumsum(rng.normal(size=(500, 20)), axis=1) / np.sqrt(np.arange(1, 21))
+    >>> truth = np.where((np.arange(20) >= 8) & (np.arange(20) < 14), 0.5, 0.0)
+    >>> test = bootstrap_cluster_test(truth + 0.1 * smooth[0], truth + 0.1 * smooth[1:])
+    >>> [c for c, p in zip(test.clusters, test.p) if p < 0.05]
+    [(8, 14)]
+    """
+    est = np.asarray(estimate, dtype=np.float64)
+    d = np.asarray(draws, dtype=np.float64)
+    if est.ndim != 1 or d.ndim != 2 or d.shape[1] != est.shape[0]:
+        raise NeurofitError(f"estimate must be (bins,) and draws (draws, bins); got {est.shape} and {d.shape}")
+    if tail not in (0, 1, -1):
+        raise NeurofitError(f"tail must be 0, 1 or -1, got {tail}")
+    if d.shape[0] < 2:
+        raise NeurofitError(f"a bootstrap cluster test needs at least 2 draws, got {d.shape[0]}")
+    if threshold is None:
+        threshold = float(stats.norm.isf(0.05 / (1 + (tail == 0))))
+    finite = np.isfinite(d)
+    with quiet_nan():
+        centre = np.nanmean(np.where(finite, d, np.nan), axis=0)
+        se = np.nanstd(np.where(finite, d, np.nan), axis=0, ddof=1)
+    tested = np.isfinite(est) & (finite.mean(axis=0) >= 0.5) & np.isfinite(se) & (se > 0)
+    scale = np.where(tested, se, 1.0)
+    z = np.where(tested, est / scale, 0.0)
+    z_null = np.where(tested & finite, (np.where(finite, d, 0.0) - np.where(tested, centre, 0.0)) / scale, 0.0)
+    runs, mass = _observed_clusters(z, threshold, tail)
+    h0 = np.concatenate([_observed_max(mass, tail), _max_mass(z_null, threshold, tail)])
+    return ClusterTest(t=z, threshold=threshold, clusters=runs, mass=mass, p=_cluster_p(mass, h0, tail), null=h0,
+                       n_sites=1, exact=False, resampling="stimulus bootstrap draws")

@@ -97,7 +97,10 @@ def compare_scoresets(
     n_permutations : int
         Sign flips of the cluster-based permutation test over contiguous bins (:mod:`neurofit.stats.cluster`;
         0: none). It gives family-wise control over time beside the per-bin tests: ``cluster_p`` (the p value
-        of the cluster a bin belongs to, NaN outside clusters) and ``cluster_significant``.
+        of the cluster a bin belongs to, NaN outside clusters) and ``cluster_significant``. Population metrics
+        (one value per region) have no sites to flip: their cluster test is
+        :func:`~neurofit.stats.cluster.bootstrap_cluster_test` on the paired stimulus draws (any nonzero
+        ``n_permutations`` runs it; its resolution is set by the stored draws), attrs ``cluster_test`` says which.
 
     Returns
     -------
@@ -204,6 +207,7 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
     """Estimate, draws and p of one pair, before the family's correction (draws: ``[n_boot, region, bin]``)."""
     xa, xb, ids = _align(a, b, variable)
     min_sites = _min_sites(a, b)
+    population = min_sites == 1
     draws_a, draws_b, pairing = _paired_draws(a, b, variable, ids)
     region_of_site = xa["region"].values.astype(str)
     names = [str(v) for v in dict.fromkeys(region_of_site)]
@@ -227,12 +231,19 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
         stim = None if draws_a is None else paired_difference(draws_a[:, sel], draws_b[:, sel])
         # A different seed per region keeps their site draws independent; the whole result stays reproducible.
         draws[:, k] = hierarchical_median(diff, stim, n_boot=n_boot, seed=seed + k)
+        if population and stim is None:
+            draws[:, k] = np.nan  # one value per region and no paired stimulus draws: nothing to resample
         flags["reliable"][k] = reliability.reliable.get(region, np.ones(n_bins, dtype=bool))
         flags["driven"][k] = columns["n_sites"][k] >= min_sites
-        flags["tested"][k] = flags["driven"][k] & (flags["reliable"][k] | (not reliable_only))
+        flags["tested"][k] = flags["driven"][k] & (flags["reliable"][k] | (not reliable_only)) & (
+            not population or stim is not None)
         p = bootstrap_p(draws[:, k], 0.0)
         columns["p"][k] = np.where(flags["tested"][k], p, np.nan)
-        columns["cluster_p"][k] = _cluster_p(diff, n_permutations, seed + k)
+        if population:  # one value per region: the cluster test runs on the paired stimulus draws
+            columns["cluster_p"][k] = _bootstrap_cluster_p(diff[0], None if stim is None else stim[:, 0],
+                                                           n_permutations)
+        else:
+            columns["cluster_p"][k] = _cluster_p(diff, n_permutations, seed + k)
     start, end = time_bins(xa.to_dataset(name=variable))
     out = xr.Dataset(
         {**{name: (("region", "time_bin"), value) for name, value in columns.items()},
@@ -257,15 +268,12 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
         "untested_bins": ("bins where the ceiling is not reliable, or fewer than 2 sites have scores in both "
                           "models (a model not yet driven), are not tested" if reliable_only else
                           "bins where fewer than 2 sites have scores in both models are not tested; unreliable "
-                          "bins are tested (reliable_only=False)"),
+                          "bins are tested (reliable_only=False)")
+        + ("; a population metric without paired stimulus-bootstrap draws is not tested at all (one value per "
+           "region: nothing to resample)" if population and draws_a is None else ""),
         "n_boot": int(n_boot),
         "seed": int(seed),
-        "cluster_test": (f"cluster-based sign-flip permutation test over contiguous bins per region (Maris & "
-                         f"Oostenveld 2007; mne's permutation_cluster_1samp_test): t over sites per bin of B - A, "
-                         f"clusters of |t| above the two-sided 5% t quantile, mass = sum of t, {n_permutations} "
-                         f"flips, family-wise over the region's bins; sites with a NaN in a tested bin left out, "
-                         f"bins where most sites are NaN not tested; beside the per-bin tests, not used for their "
-                         f"marks" if n_permutations else "not run"),
+        "cluster_test": _cluster_text(population, draws_a, n_permutations),
         "n_shared_sites": shared,
         "n_sites_only_a": int(a.sizes["neuroid"] - shared),
         "n_sites_only_b": int(b.sizes["neuroid"] - shared),
@@ -273,6 +281,8 @@ def _analyse(a: xr.Dataset, b: xr.Dataset, variable: str, n_boot: int, seed: int
     if a.attrs.get("metric_scope"):  # a metric beyond regression (neurofit.scoring.metric) is named in the header
         out.attrs["metric"] = str(a.attrs.get("metric", ""))
         out.attrs["metric_scope"] = str(a.attrs["metric_scope"])
+    if a.attrs.get("metric") == "partition":
+        out.attrs["partition_ceiled"] = f"unique variance of {_partition_kind(a)}, over the ceiling"
     return out, draws
 
 
@@ -284,7 +294,21 @@ def _min_sites(a: xr.Dataset, b: xr.Dataset) -> int:
     if scopes != {""} and len(metrics) > 1:
         raise NeurofitError(f"ScoreSets {label(a, 'a')!r} and {label(b, 'b')!r} have different metrics "
                             f"({', '.join(sorted(metrics))}); compare ScoreSets of one metric")
+    if metrics == {"partition"} and _partition_kind(a) != _partition_kind(b):
+        raise NeurofitError(f"ScoreSets {label(a, 'a')!r} and {label(b, 'b')!r} partition different things: ceiled is "
+                            f"the unique variance of {_partition_kind(a)} in one, of {_partition_kind(b)} in the "
+                            "other; compare partitions against the same feature spaces")
     return 1 if scopes == {"population"} else MIN_SITES
+
+
+def _partition_kind(ds: xr.Dataset) -> str:
+    """What a ``partition`` ScoreSet's ``ceiled`` is the unique variance of, and beyond which feature spaces."""
+    if ds.attrs.get("partition_ceiled_space", "mapped") == "mapped":
+        return "the step mapped to each bin beyond the model's first driven step"
+    spaces = dict(ds.attrs.get("partition_spaces") or {})
+    others = [f"{v.get('model_id')} (weights {str(v.get('weights_sha256', ''))[:12] or 'not hashed'})"
+              for name, v in spaces.items() if name != "model"]
+    return f"the scored model beyond {', '.join(others)}"
 
 
 def _cluster_p(differences: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
@@ -304,6 +328,40 @@ def _cluster_p(differences: np.ndarray, n_permutations: int, seed: int) -> np.nd
     for (start, stop), p in zip(result.clusters, result.p):
         out[start:stop] = p
     return out
+
+
+def _bootstrap_cluster_p(difference: np.ndarray, draws: np.ndarray | None, n_permutations: int) -> np.ndarray:
+    """Per bin of a population metric: the family-wise p of its cluster from the paired stimulus draws."""
+    from neurofit.stats.cluster import bootstrap_cluster_test
+
+    out = np.full(difference.shape, np.nan)
+    if not n_permutations or draws is None or len(draws) < 2:
+        return out
+    result = bootstrap_cluster_test(difference, draws)
+    for (start, stop), p in zip(result.clusters, result.p):
+        out[start:stop] = p
+    return out
+
+
+def _cluster_text(population: bool, draws: np.ndarray | None, n_permutations: int) -> str:
+    """What ``cluster_p`` is, for the attrs (the test of per-site metrics, or of population metrics)."""
+    if not n_permutations:
+        return "not run"
+    if population and draws is None:
+        return ("not run: a population metric without paired stimulus-bootstrap draws has nothing to resample "
+                "over bins")
+    if population:
+        return (f"bootstrap cluster test over contiguous bins per region (neurofit.stats.cluster.bootstrap_cluster_"
+                f"test; Maris & Oostenveld 2007 cluster mass, Pernet et al. 2015 bootstrap null): z per bin = B - A "
+                f"over the SD of its {draws.shape[0]} paired stimulus-bootstrap draws, clusters of |z| above the "
+                f"two-sided 5% normal quantile, mass = sum of z, null = largest mass of each draw centred on the "
+                f"draws' mean, family-wise over the region's bins; bins with a NaN difference or mostly NaN draws "
+                f"not tested; beside the per-bin tests, not used for their marks")
+    return (f"cluster-based sign-flip permutation test over contiguous bins per region (Maris & Oostenveld 2007; "
+            f"mne's permutation_cluster_1samp_test): t over sites per bin of B - A, clusters of |t| above the "
+            f"two-sided 5% t quantile, mass = sum of t, {n_permutations} flips, family-wise over the region's bins; "
+            f"sites with a NaN in a tested bin left out, bins where most sites are NaN not tested; beside the "
+            f"per-bin tests, not used for their marks")
 
 
 def _paired_draws(a: xr.Dataset, b: xr.Dataset, variable: str, ids: tuple[list[int], list[int]]
@@ -464,7 +522,9 @@ def _labels(scoresets: Sequence[xr.Dataset]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ reading it
 def verdict(result: xr.Dataset, comparison: int = 0) -> dict[str, list[tuple[str, float, float]]]:
     """Bins per outcome: ``better`` / ``worse`` (B significantly above / below A), ``no_difference`` (tested,
-    not significant), ``unreliable`` (ceiling not reliable) and ``not_driven``, as (region, start, end).
+    not significant), ``unreliable`` (ceiling not reliable), ``no_draws`` (a population metric's bin, reliable,
+    left untested because the ScoreSets carry no paired stimulus-bootstrap draws) and ``not_driven``, as
+    (region, start, end).
 
     Example
     -------
@@ -475,7 +535,7 @@ def verdict(result: xr.Dataset, comparison: int = 0) -> dict[str, list[tuple[str
     cmp = result.isel(comparison=comparison) if "comparison" in result.dims else result
     start, end = cmp["time_bin_start"].values, cmp["time_bin_end"].values
     out: dict[str, list[tuple[str, float, float]]] = {k: [] for k in ("better", "worse", "no_difference",
-                                                                     "unreliable", "not_driven")}
+                                                                     "unreliable", "no_draws", "not_driven")}
     for k, region in enumerate(str(v) for v in cmp["region"].values):
         cell = cmp.isel(region=k)
         for b in range(cmp.sizes["time_bin"]):
@@ -483,7 +543,8 @@ def verdict(result: xr.Dataset, comparison: int = 0) -> dict[str, list[tuple[str
             if not bool(cell["driven"].values[b]):
                 out["not_driven"].append(where)
             elif not bool(cell["tested"].values[b]):
-                out["unreliable"].append(where)
+                # a driven bin goes untested for an unreliable ceiling, or (a reliable one) for want of draws
+                out["no_draws" if bool(cell["reliable"].values[b]) else "unreliable"].append(where)
             elif bool(cell["significant"].values[b]):
                 out["better" if cell["median_difference"].values[b] > 0 else "worse"].append(where)
             else:
@@ -532,8 +593,9 @@ def verdict_text(result: xr.Dataset, comparison: int = 0) -> list[str]:
     for region, where in verdict_ranges(result, comparison).items():
         for key, text in (("better", "better"), ("worse", "worse"), ("no_difference", "no detectable difference"),
                           ("unreliable", "not tested, ceiling not reliable"),
+                          ("no_draws", "not tested, no paired stimulus-bootstrap draws"),
                           ("not_driven", "not tested, a model not driven")):
-            if key in ("unreliable", "not_driven") and not where[key]:
+            if key in ("unreliable", "no_draws", "not_driven") and not where[key]:
                 continue
             lines.append(f"  {region} {text}: {where[key] or 'none'}")
     return lines
@@ -580,8 +642,9 @@ def comparison_table(result: xr.Dataset) -> str:
                 diff = f"{f(float(cell.median_difference), '+.3f')} [{f(float(cell.ci_low), '+.3f')}, " \
                        f"{f(float(cell.ci_high), '+.3f')}]"
                 if not bool(cell.tested):
+                    why = "no paired stimulus draws" if bool(cell.reliable) else "unreliable ceiling"
                     rows.append((name, region, window, f(float(cell.median_a)), f(float(cell.median_b)),
-                                 "unreliable ceiling, not tested", "", ""))
+                                 f"{why}, not tested", "", ""))
                     continue
                 rows.append((name, region, window, f(float(cell.median_a)), f(float(cell.median_b)),
                              diff + (" *" if bool(cell.significant) else ""), f(float(cell.p), ".2g"),
@@ -614,8 +677,10 @@ def comparison_metric_line(result: xr.Dataset) -> str:
                 f"B - A = difference of the region's values, {result.attrs.get('n_boot', '?')} draws over the "
                 "stored stimulus-bootstrap draws" + (f" ({note})" if note else ""))
     metric = f"{result.attrs['metric']} " if result.attrs.get("metric") else ""
-    return (f"compared: {metric}{_variable_text(result)} per site, B - A = median of paired per-site differences, "
-            f"{result.attrs.get('n_boot', '?')} bootstrap draws" + (f" ({note})" if note else ""))
+    ceiled = result.attrs.get("variable", "ceiled") == "ceiled"
+    what = f" ({result.attrs['partition_ceiled']})" if ceiled and result.attrs.get("partition_ceiled") else ""
+    return (f"compared: {metric}{_variable_text(result)}{what} per site, B - A = median of paired per-site "
+            f"differences, {result.attrs.get('n_boot', '?')} bootstrap draws" + (f" ({note})" if note else ""))
 
 
 def _example_pair() -> tuple[xr.Dataset, xr.Dataset]:
