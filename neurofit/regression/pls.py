@@ -5,14 +5,15 @@ cross-covariance ``C_k = X_k^T Y``):
 
 * ``"exact"``: the top eigenvector of the small Gram matrix ``G_k = C_k^T C_k`` (``q x q``; ``C_k C_k^T``
   when ``p < q``): one full ``eigh`` for the first component, ``G_0 = Q0 diag(lam0) Q0^T``; ``G_k`` is
-  updated by a rank-2 correction per component instead of being re-formed, and held in ``Q0``'s basis as
-  ``H_k = Q0^T G_k Q0 = diag(lam0) + W J W^T`` (``W``: the ``2k`` update directions, ``J`` their signs).
+  updated by a rank-2 correction per component instead of being re-formed; for batches of problems
+  (``SPECTRAL_BATCH``) it is held in ``Q0``'s basis as ``H_k = Q0^T G_k Q0 = diag(lam0) + W J W^T`` (``W``:
+  the ``2k`` update directions, ``J`` their signs).
   For the next components a Rayleigh-Ritz step on the subspace carried over from the previous component
   (its Ritz vectors plus the two directions of the rank-2 update), then, where its residual is not yet at
-  float precision, block inverse iteration with a shift certified above the top eigenvalue; the diagonal
-  plus low-rank structure makes each shift's certification (an inertia count) and inversion (Woodbury's
-  formula) cost ``m (2k)^2`` instead of a Cholesky factorisation's ``m^3 / 3`` (see
-  :func:`top_eigenvector`), so the shift follows the Rayleigh quotient at every step, and the iteration runs
+  float precision, block inverse iteration with a shift certified above the top eigenvalue by a Cholesky
+  factorisation or, on ``H_k``, by an inertia count whose factors also invert the shift by Woodbury's formula
+  (``m (2k)^2`` instead of ``m^3 / 3``, so the shift follows the Rayleigh quotient at every step; see
+  :func:`top_eigenvector`); the iteration runs
   until the relative residual ``||H z - theta z|| / theta`` is at float precision. This equals
   ``sklearn.cross_decomposition.PLSRegression(scale=False, algorithm="svd")`` and, where sklearn's NIPALS
   converges, its default.
@@ -62,6 +63,11 @@ SUBSPACE = 60
 RESHIFT_STEPS = 3
 # Vectors iterated together by the inverse iteration.
 BLOCK = 4
+# From this many problems per batch on, the exact route holds the Gram matrices as diagonal plus low rank in the
+# first one's eigenbasis (see top_eigenvector's ``spectral``): its certified shifts cost m (2k)^2 arithmetic
+# instead of a Cholesky factorisation's m^3 / 3, but a few dozen more small operations per step, which a single
+# problem does not amortise (measured: 10-fold CV 8% less CPU, one fit 6% more; benchmarks/perf/RESULTS.md).
+SPECTRAL_BATCH = 2
 # Up to this order a full eigendecomposition per component costs less than the iterative route's few dozen
 # small operations.
 EIGH_BELOW = 160
@@ -579,7 +585,8 @@ def pls_kernel(
     s = min(SUBSPACE, m)
     start = H = Q0 = lam0 = None
     # the later Gram matrices' low-rank part in the first one's eigenbasis (exact route above EIGH_BELOW)
-    Wr = torch.zeros(B, m, 2 * K, dtype=f64, device=dev) if algorithm == "exact" and m > EIGH_BELOW else None
+    spectral = algorithm == "exact" and m > EIGH_BELOW and B >= SPECTRAL_BATCH
+    Wr = torch.zeros(B, m, 2 * K, dtype=f64, device=dev) if spectral else None
     J = torch.tensor([1.0, -1.0], dtype=f64, device=dev).repeat(K)
     # Residual target: float64 precision for float64 data; for float32 data 1e-9, a hundred times below
     # the data's own precision (the Gram matrix itself is always float64).
@@ -594,12 +601,12 @@ def pls_kernel(
     # parallelism by fitting independent chunks of the batch on several workers.
     with torch_threads(1) if dev.type == "cpu" else contextlib.nullcontext():
         for k in range(K):
-            if algorithm == "exact" and m <= EIGH_BELOW:
-                # small orders: a full eigendecomposition per component
-                z = torch.linalg.eigh(G).eigenvectors[..., -1]
-                its = torch.zeros(B, dtype=torch.int64, device=dev)
+            if algorithm == "exact" and (m <= EIGH_BELOW or (k == 0 and not spectral)):
+                # a full eigendecomposition: per component for small orders, else the first weights and a warm start
+                vecs = torch.linalg.eigh(G).eigenvectors
+                z, ritz, its = vecs[..., -1], vecs[..., -s:].flip(-1), torch.zeros(B, dtype=torch.int64, device=dev)
                 w = c_mv(z, k) if right else z
-            elif algorithm == "exact" and k == 0:
+            elif algorithm == "exact" and k == 0:  # spectral
                 # one full eigendecomposition per fit: the first weights, and the basis in which the later
                 # Gram matrices are held (G_k = Q0 H_k Q0^T, H_k = diag(lam0) + W J W^T; see top_eigenvector)
                 lam0, Q0 = torch.linalg.eigh(G)
@@ -608,6 +615,9 @@ def pls_kernel(
                 z = Q0[..., -1]
                 ritz = torch.eye(m, dtype=f64, device=dev)[:, m - s :].flip(-1).expand(B, m, s)
                 its = torch.zeros(B, dtype=torch.int64, device=dev)
+                w = c_mv(z, k) if right else z
+            elif algorithm == "exact" and not spectral:
+                z, ritz, its = top_eigenvector(G, start, tol=eig_tol, block=BLOCK)
                 w = c_mv(z, k) if right else z
             elif algorithm == "exact":
                 y, ritz, its = top_eigenvector(H, start, tol=eig_tol, block=BLOCK,
@@ -671,6 +681,8 @@ def pls_kernel(
                     A = torch.stack([torch.stack([tt**2 * sq, -tt], -1), torch.stack([-tt, torch.zeros_like(tt)], -1)],
                                     -2)
                     G = torch.baddbmm(G, new_dirs @ A, new_dirs.mT)
+                    if algorithm == "exact" and m > EIGH_BELOW:
+                        start = torch.cat([ritz[..., : s - 2], new_dirs], dim=-1)
                 else:  # in Q0's basis: H += Wn J Wn^T with Wn = Q0^T D F, F J F^T = A (see _rank2_factor)
                     Wn = ((new_dirs @ _rank2_factor(tt**2 * sq, tt)).mT @ Q0).mT
                     H = torch.baddbmm(H, Wn * J[:2], Wn.mT)
