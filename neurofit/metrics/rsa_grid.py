@@ -194,23 +194,33 @@ def _whole(out: np.ndarray, reps: list[torch.Tensor], regions: list[np.ndarray],
         used += sizes[r] * rdm_bytes
     chunks.append(current)
     todo = np.zeros(out.shape, dtype=bool)
+    # each group's repetition means once per region (correlation); a chunk's RDMs in one batched GEMM per region
+    means = [_group_means(t, g) for t, g in zip(regions, groups)] if dissimilarity == "correlation" else None
     for chunk in chunks:
         units, spans = [], []
-        for r, b in chunk:
-            data = _neural_rdms(regions[r], groups[r], dissimilarity, range(b, b + 1))[0]  # (G, P)
-            if not bool(torch.isfinite(data).all()):
-                todo[:, r, b] = True
-                data = torch.zeros_like(data)  # a placeholder: the cell is computed exactly below
-            spans.append((len(units), len(units) + len(data)))
-            units.extend(_unit(data, method))
+        for r in sorted({r for r, _ in chunk}):
+            bins = [b for rr, b in chunk if rr == r]
+            if means is not None:
+                data = correlation_rdm(means[r][bins])  # (bins, G, P)
+            else:
+                data = neural_group_rdms(regions[r][..., bins], groups[r], dissimilarity)
+            for j, b in enumerate(bins):
+                d = data[j]
+                if not bool(torch.isfinite(d).all()):
+                    todo[:, r, b] = True
+                    d = torch.zeros_like(d)  # a placeholder: the cell is computed exactly below
+                spans.append(((r, b), len(units), len(units) + len(d)))
+                units.extend(_unit(d, method))
+            del data
         matrix = torch.stack(units)  # (sum of G, P)
+        del units
         for k, x in enumerate(reps):
             m = correlation_rdm(x)
             if not bool(torch.isfinite(m).all()):
                 todo[k] = True
                 continue
             sims = (matrix @ _unit(m, method)).numpy()
-            for (r, b), (lo, hi) in zip(chunk, spans):
+            for (r, b), lo, hi in spans:
                 out[k, r, b] = sims[lo:hi].mean()  # mean over the repetition groups
     if todo.any():
         _exact(out, reps, regions, groups, dissimilarity, method, todo, max_bytes)
