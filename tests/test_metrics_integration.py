@@ -368,8 +368,8 @@ def test_cka_grid_equals_the_cka_of_each_layer_and_step(toy_data, bench_path, sc
     # IT reads layer b at the step of each bin: high on that diagonal only, ~0 for layer a and for other steps
     b, a = s["grid_r"].sel(layer="b").values[1], s["grid_r"].sel(layer="a").values[1]
     assert np.diagonal(b).min() > 0.5 and np.abs(a).max() < 0.2 and np.abs(b - np.diag(np.diagonal(b))).max() < 0.2
-    with pytest.raises(NeurofitError, match="grid is scored by regression and cka only"):
-        score(acts, bench_path, data=(rec, stimuli), progress=False, metric="rsa", grid=True)
+    with pytest.raises(NeurofitError, match="grid is scored by regression, rsa and cka only"):
+        score(acts, bench_path, data=(rec, stimuli), progress=False, metric="reverse_pls", grid=True)
 
 
 @pytest.mark.slow

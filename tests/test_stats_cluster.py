@@ -264,7 +264,18 @@ def test_compare_runs_the_bootstrap_cluster_test_for_population_metrics():
     np.testing.assert_array_equal(out["cluster_significant"].values[0], ref.significant())
     assert out["cluster_significant"].values[0, 12:].any()
     unpaired = b.assign_attrs(stimulus_draws="other")
-    assert np.isnan(compare_scoresets(a, unpaired, variable="ceiled", n_boot=50)["cluster_p"].values).all()
+    untested = compare_scoresets(a, unpaired, variable="ceiled", n_boot=50)
+    assert np.isnan(untested["cluster_p"].values).all()
+    # the reader is told why: no paired draws, not an unreliable ceiling (every bin here is reliable)
+    from neurofit.stats.compare import comparison_table, verdict, verdict_text
+
+    outcome = verdict(untested)
+    assert len(outcome["no_draws"]) == 20 and not outcome["unreliable"] and not outcome["no_difference"]
+    assert any("not tested, no paired stimulus-bootstrap draws: 0-200 ms" in line for line in verdict_text(untested))
+    assert "ceiling not reliable" not in "\n".join(verdict_text(untested))
+    table = comparison_table(untested.expand_dims("comparison").assign_coords(
+        model_a=("comparison", ["a"]), model_b=("comparison", ["b"])))
+    assert "no paired stimulus draws, not tested" in table and "unreliable ceiling" not in table
 
 
 @pytest.mark.slow

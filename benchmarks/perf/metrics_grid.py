@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/perf/metrics_grid.py --stimuli 5760 --rounds 3            # new grid vs its GEMM floor
     python benchmarks/perf/metrics_grid.py --stimuli 1440 --old 4c4770f          # + the grid of a git ref
+    python benchmarks/perf/metrics_grid.py --stimuli 480 --sides new rsa --rounds 1  # + the RSA grid (Spearman)
 
 Problem (as ``benchmarks/perf/metrics.py``): ``--stimuli`` stimuli; 6 layers x 17 steps = 102 model
 representations of 1000 features (ReLU-like, non-zero means); 2 regions (128 V4 and 168 IT sites) x 25 bins =
@@ -11,6 +12,9 @@ representations of 1000 features (ReLU-like, non-zero means); 2 regions (128 V4 
 
 * ``new``: :func:`neurofit.metrics.grid.compare_grid` of this tree (all four tables);
 * ``old``: the same function of ``--old`` (its ``neurofit/metrics/grid.py`` from git, loaded from a file);
+* ``rsa``: :func:`neurofit.metrics.rsa_grid.rsa_grid`, the RSA grid of ``score(..., metric="rsa", grid=True)``,
+  by ``--rsa-method`` (default Spearman: whole RDMs, ranked) on trials of 5 repetitions per region and bin
+  (the same latent as the neural side, 5 repetition groups): 102 model x 2 regions x 25 bins x 5 groups;
 * ``floor``: only the GEMMs the grid cannot avoid, on already-centred features, with the same library and
   threads: each representation's Gram blocks (rows ``[a, a + block)`` x columns ``[a, n)``, i.e. half of
   every Gram: ``sum_r n^2 p_r`` flop) and the two model x neural cross products of the blocks. Nothing
@@ -47,6 +51,17 @@ def features(n: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     neural = [latent @ torch.randn(64, s, generator=g) / 8 + torch.randn(n, s, generator=g)
               for s in [128] * 25 + [168] * 25]
     return model, neural
+
+
+def trials(n: int, reps: int = 5) -> list[np.ndarray]:
+    # each region's trials (stimuli, repetitions, sites, bins), float64 as the RSA path reads them
+    g = torch.Generator().manual_seed(1)
+    latent = torch.randn(n, 64, generator=g)
+    out = []
+    for s in (128, 168):
+        signal = torch.stack([latent @ torch.randn(64, s, generator=g) / 8 for _ in range(25)], dim=-1)
+        out.append((signal[:, None] + torch.randn(n, reps, s, 25, generator=g)).double().numpy())
+    return out
 
 
 def centred(model: list[torch.Tensor], neural: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -87,6 +102,11 @@ def side(args: argparse.Namespace) -> None:
     else:
         from neurofit.metrics.grid import compare_grid
     model, neural = features(args.stimuli)
+    if args.side == "rsa":
+        from neurofit.metrics.rsa_grid import rsa_grid
+
+        del neural
+        region_trials = trials(args.stimuli)
     if args.side == "floor":
         xs = centred(model, neural)
         del model, neural
@@ -94,10 +114,12 @@ def side(args: argparse.Namespace) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     if args.side == "floor":
         floor(xs, args.block)
+    elif args.side == "rsa":
+        rsa_grid(model, region_trials, method=args.rsa_method)
     else:
         out = compare_grid(model, neural, block=args.block)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    if args.side != "floor" and args.save:
+    if args.side not in ("floor", "rsa") and args.save:
         np.savez(args.save, **{k: getattr(out, k) for k in ("cosine", "corr", "cka", "cka_debiased")})
     print(json.dumps({"side": args.side, "wall": wall, "cpu": cpu, "load_before": load,
                       "load_after": os.getloadavg()[0],
@@ -113,6 +135,7 @@ def main() -> None:
     parser.add_argument("--old", help="git ref whose neurofit/metrics/grid.py is the 'old' side")
     parser.add_argument("--sides", nargs="+", default=None, help="default: new floor (+ old with --old)")
     parser.add_argument("--check", action="store_true", help="max |new - old| over the tables")
+    parser.add_argument("--rsa-method", default="spearman", help="comparison of the rsa side (default spearman)")
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--old-file", help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
@@ -134,6 +157,7 @@ def main() -> None:
         for s in order:
             cmd = [sys.executable, __file__, "--side", s, "--stimuli", str(args.stimuli), "--threads",
                    str(args.threads), "--block", str(args.block), "--old-file", str(old_file),
+                   "--rsa-method", args.rsa_method,
                    "--save", str(tmp / f"{s}.npz")]
             line = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout.strip()
             res = json.loads(line.splitlines()[-1])

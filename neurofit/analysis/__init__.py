@@ -10,7 +10,9 @@
   (``neurofit analyze dynamics``); :mod:`neurofit.analysis.figures`: its figures;
 * :mod:`neurofit.analysis.robustness`: accuracy per step under pixel noise, FGSM and PGD, dropout at test,
   participation ratio and trajectory stability (Greco et al. 2025; :func:`analyze_robustness`,
-  ``neurofit analyze robustness``).
+  ``neurofit analyze robustness``);
+* :mod:`neurofit.analysis.cells`: the six recurrent cells of Nayebi et al. (2018) at matched parameter
+  counts (widths, counts, model configs for the cell comparison of ``reports/cells/``).
 
 Example
 -------

@@ -18,7 +18,7 @@
   default, scikit-learn's ``SparseRandomProjection``), so squared distances are preserved in expectation
   (Johnson-Lindenstrauss). The Gaussian and Achlioptas matrices are applied densely (a ``2 p D`` FLOP
   GEMM per row); the sparse one as a sparse product, ``2 s p D`` FLOP per row (``1/sqrt(p)`` of the
-  dense cost: 2 MFLOP instead of 230 per image-step for bl at 64 px). The default stays Gaussian (a
+  dense cost: 1.1 MFLOP instead of 229 per image-step for bl at 64 px). The default stays Gaussian (a
   different matrix is a different number). The matrix is a function of ``(seed, layer, p, D)`` only: it is generated in
   row blocks of ``block_rows`` rows, each from its own generator seeded by ``sha256(seed, layer, block)``,
   so it is identical for every batch size and device, and a huge ``p`` never needs the whole matrix at

@@ -4,6 +4,9 @@
   crossnobis) batched as GEMMs, and the noise precision crossnobis uses.
 - :mod:`neurofit.metrics.rsa`: RDM comparisons (cosine, Pearson, Spearman, Kendall tau-a), pooling,
   rsatoolbox's lower/upper noise ceilings, bootstrap resampling of patterns.
+- :mod:`neurofit.metrics.rsa_sites`: RSA's bootstrap over recording sites (model RDM fixed).
+- :mod:`neurofit.metrics.rsa_grid`: RSA of every model representation (layer x step) against every region
+  and bin, batched on torch.
 - :mod:`neurofit.metrics.cka`: linear CKA and its debiased estimator.
 - :mod:`neurofit.metrics.reverse`: reverse predictivity (model units predicted from neurons).
 - :mod:`neurofit.metrics.partition`: banded ridge and variance partitioning over feature spaces.

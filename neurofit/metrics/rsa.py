@@ -307,6 +307,40 @@ def neural_group_rdms(trials: np.ndarray, groups: np.ndarray, dissimilarity: str
     return torch.stack(out, dim=1)
 
 
+def score_and_ceilings(data: torch.Tensor, model: torch.Tensor, method: Method = "spearman"
+                       ) -> tuple[float, float, float, float]:
+    """One bin's RSA: the model's score, rsatoolbox's lower and upper ceilings and the lower ceiling's SE.
+
+    ``data``: the subjects' (repetition groups') RDMs ``[S, P]``; ``model``: the model RDM ``[P]``. The score
+    is :func:`evaluate`, the ceilings :func:`ceiling_per_subject`'s means; the standard error is over
+    subjects. Positions NaN in any of the RDMs are left out of all of them (NaN everywhere if fewer than two
+    remain). Spearman ranks each RDM once (a pooled RDM is a mean of ranks, ranked again).
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.normal(size=45)
+    >>> data = torch.as_tensor(truth + rng.normal(size=(4, 45)))
+    >>> score, lower, upper, se = score_and_ceilings(data, torch.as_tensor(truth), "corr")
+    >>> bool(0 < lower < upper < 1 and 0 < score < 1)
+    True
+    """
+    d, m = data, model
+    if method != "spearman":
+        lower, upper = ceiling_per_subject(d, method)
+        return float(evaluate(m[None], d, method)[0]), float(lower.mean()), float(upper.mean()), _se(lower)
+    keep = _finite_columns(d, m[None])
+    if int(keep.sum()) < 2:
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    d, m = d[:, keep], m[keep]
+    ranks = _rank(d)
+    pooled = _rank(torch.stack([ranks.mean(0)] + [torch.cat([ranks[:g], ranks[g + 1:]]).mean(0)
+                                                    for g in range(len(d))]))
+    sims = compare_rdms(torch.cat([pooled, _rank(m)[None]]), ranks, "corr")
+    lower = sims[1:-1].diagonal().numpy()
+    return float(sims[-1].mean()), float(lower.mean()), float(sims[0].mean()), _se(lower)
+
+
 def rsa_over_time(
     trials: np.ndarray,
     model: np.ndarray,
@@ -356,20 +390,7 @@ def rsa_over_time(
 
     def one(d: torch.Tensor, m: torch.Tensor) -> tuple[float, float, float, float]:
         """Score, lower, upper, and the standard error of the lower ceiling over groups."""
-        if method != "spearman":
-            lower, upper = ceiling_per_subject(d, method)
-            return float(evaluate(m[None], d, method)[0]), lower.mean(), upper.mean(), _se(lower)
-        # the same numbers with each RDM ranked once (a pooled RDM is a mean of ranks, ranked again)
-        keep = _finite_columns(d, m[None])
-        if int(keep.sum()) < 2:
-            return float("nan"), float("nan"), float("nan"), float("nan")
-        d, m = d[:, keep], m[keep]
-        ranks = _rank(d)
-        pooled = _rank(torch.stack([ranks.mean(0)] + [torch.cat([ranks[:g], ranks[g + 1:]]).mean(0)
-                                                        for g in range(len(d))]))
-        sims = compare_rdms(torch.cat([pooled, _rank(m)[None]]), ranks, "corr")
-        lower = sims[1:-1].diagonal().numpy()
-        return float(sims[-1].mean()), float(lower.mean()), float(sims[0].mean()), _se(lower)
+        return score_and_ceilings(d, m, method)
 
     n_bins = trials.shape[3]
     full = np.array([one(data[b], model_rdm[b]) for b in range(n_bins)]).reshape(n_bins, 4)

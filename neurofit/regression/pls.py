@@ -4,12 +4,17 @@ Two algorithms give the per-component weight vector ``w_k`` (the top left singul
 cross-covariance ``C_k = X_k^T Y``):
 
 * ``"exact"``: the top eigenvector of the small Gram matrix ``G_k = C_k^T C_k`` (``q x q``; ``C_k C_k^T``
-  when ``p < q``): one full ``eigh`` for the first component; for the next ones a Rayleigh-Ritz step on the
-  subspace carried over from the previous component (its Ritz vectors plus the two directions of the
-  rank-2 update of ``G``), then, where its residual is not yet at float precision, block inverse iteration
-  with a Cholesky-certified shift above the top eigenvalue (see :func:`top_eigenvector`), run until the
-  relative residual ``||G z - theta z|| / theta`` is at float precision. ``G_k`` is updated by a rank-2
-  correction per component instead of being re-formed. This equals
+  when ``p < q``): one full ``eigh`` for the first component, ``G_0 = Q0 diag(lam0) Q0^T``; ``G_k`` is
+  updated by a rank-2 correction per component instead of being re-formed; for batches of problems
+  (``SPECTRAL_BATCH``) it is held in ``Q0``'s basis as ``H_k = Q0^T G_k Q0 = diag(lam0) + W J W^T`` (``W``:
+  the ``2k`` update directions, ``J`` their signs).
+  For the next components a Rayleigh-Ritz step on the subspace carried over from the previous component
+  (its Ritz vectors plus the two directions of the rank-2 update), then, where its residual is not yet at
+  float precision, block inverse iteration with a shift certified above the top eigenvalue by a Cholesky
+  factorisation or, on ``H_k``, by an inertia count whose factors also invert the shift by Woodbury's formula
+  (``m (2k)^2`` instead of ``m^3 / 3``, so the shift follows the Rayleigh quotient at every step; see
+  :func:`top_eigenvector`); the iteration runs
+  until the relative residual ``||H z - theta z|| / theta`` is at float precision. This equals
   ``sklearn.cross_decomposition.PLSRegression(scale=False, algorithm="svd")`` and, where sklearn's NIPALS
   converges, its default.
 * ``"nipals"``: sklearn's own power iteration, step for step (start from the first non-constant column of
@@ -56,6 +61,13 @@ SUBSPACE = 60
 # Inverse-iteration steps that cost about one Cholesky factorisation: the shift is moved (and the matrix
 # refactorised) only where the observed convergence rate would need more steps than this.
 RESHIFT_STEPS = 3
+# Vectors iterated together by the inverse iteration.
+BLOCK = 4
+# From this many problems per batch on, the exact route holds the Gram matrices as diagonal plus low rank in the
+# first one's eigenbasis (see top_eigenvector's ``spectral``): its certified shifts cost m (2k)^2 arithmetic
+# instead of a Cholesky factorisation's m^3 / 3, but a few dozen more small operations per step, which a single
+# problem does not amortise (measured: 10-fold CV 8% less CPU, one fit 6% more; benchmarks/perf/RESULTS.md).
+SPECTRAL_BATCH = 2
 # Up to this order a full eigendecomposition per component costs less than the iterative route's few dozen
 # small operations.
 EIGH_BELOW = 160
@@ -99,7 +111,7 @@ def _orthonormalise(V: torch.Tensor) -> torch.Tensor:
 def _rayleigh_ritz(G: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Ritz pairs of ``G`` on ``span(V)``, largest first: (vectors [B, m, s], values [B, s], top residual [B])."""
     V = _orthonormalise(V)
-    GV = G @ V
+    GV = (V.mT @ G).mT  # G symmetric; a thin product in this layout takes a faster BLAS path
     H = V.mT @ GV
     theta, S = torch.linalg.eigh(0.5 * (H + H.mT))
     theta, S = theta.flip(-1), S.flip(-1)
@@ -120,33 +132,99 @@ def _take(t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return t if bool(mask.all()) else t[mask]
 
 
-def _cholesky_solve(L: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-    """``(L L^T)^-1 V`` by two triangular solves (faster than ``torch.cholesky_solve`` for thin ``V``)."""
-    return torch.linalg.solve_triangular(L.mT, torch.linalg.solve_triangular(L, V, upper=False), upper=True)
+#: ``(lam0 [B, m], W [B, m, r], J [r])`` with ``G = diag(lam0) + W diag(J) W^T`` and ``J`` of +-1: a Gram matrix
+#: held in the eigenbasis of the first component's Gram matrix together with the low-rank updates since then
+Spectral = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def _factor(
+    G: torch.Tensor, sigma: torch.Tensor, spectral: Spectral | None
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """Factors of ``sigma I - G`` for :func:`_solve`, and where ``sigma`` is certified above ``lambda_max(G)``.
+
+    Without ``spectral``: the Cholesky factor, whose existence proves ``sigma I - G`` positive definite
+    (``m^3 / 3`` multiply-adds). With it (``G = Lam + W J W^T``, ``Lam`` diagonal): Woodbury's formula,
+    ``(sigma I - G)^-1 = D^-1 + D^-1 W S^-1 W^T D^-1`` with ``D = sigma I - Lam`` and ``S = J - W^T D^-1 W``
+    (``r x r``), and Haynsworth's inertia additivity on ``[[D, W], [W^T, J]]``: the number of eigenvalues of
+    ``G`` above ``sigma`` is ``neg(D) + neg(S) - neg(J)``, which must be 0 (``m r^2`` multiply-adds and one
+    ``r x r`` Bunch-Kaufman factorisation, :func:`_negative_eigenvalues`). Returns ``(factors, ok)``.
+    """
+    if spectral is None:
+        L, info = torch.linalg.cholesky_ex(_shifted(G, sigma))
+        return (L,), info == 0
+    lam, W, J = spectral
+    tiny = torch.finfo(G.dtype).tiny
+    d = sigma[:, None] - lam
+    d = torch.where(d == 0, tiny, d)
+    dinv = 1.0 / d
+    DW = dinv[..., None] * W
+    S = -(W.mT @ DW)
+    S.diagonal(dim1=-2, dim2=-1).add_(J)
+    LD, pivots, info = torch.linalg.ldl_factor_ex(S)
+    above = (d < 0).sum(-1) + _negative_eigenvalues(LD, pivots) - int((J < 0).sum())
+    return (dinv, DW, LD, pivots), (above == 0) & (info == 0) & torch.isfinite(LD.diagonal(dim1=-2, dim2=-1)).all(-1)
+
+
+def _negative_eigenvalues(LD: torch.Tensor, pivots: torch.Tensor) -> torch.Tensor:
+    """Negative eigenvalues of symmetric matrices from their Bunch-Kaufman factors ``P L D L^T P^T``
+    (``torch.linalg.ldl_factor_ex``): by Sylvester's law of inertia, those of the block-diagonal ``D``. Its 1 x 1
+    blocks count by their sign; each 2 x 2 block (two rows with negative pivots) has one negative and one
+    positive eigenvalue (Bunch-Kaufman takes a 2 x 2 pivot only where its off-diagonal entry dominates, so its
+    determinant is negative).
+
+    Example
+    -------
+    >>> S = torch.tensor([[[0.0, 2.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, -3.0]]], dtype=torch.float64)
+    >>> int(_negative_eigenvalues(*torch.linalg.ldl_factor_ex(S)[:2])[0])
+    2
+    """
+    in_pair = pivots < 0
+    return ((LD.diagonal(dim1=-2, dim2=-1) < 0) & ~in_pair).sum(-1) + in_pair.sum(-1) // 2
+
+
+def _solve(factors: tuple[torch.Tensor, ...], V: torch.Tensor) -> torch.Tensor:
+    """``(sigma I - G)^-1 V`` from :func:`_factor`'s factors."""
+    if len(factors) == 1:  # Cholesky: two triangular solves (faster than torch.cholesky_solve for thin V)
+        L = factors[0]
+        return torch.linalg.solve_triangular(L.mT, torch.linalg.solve_triangular(L, V, upper=False), upper=True)
+    dinv, DW, LD, pivots = factors
+    return torch.baddbmm(dinv[..., None] * V, DW, torch.linalg.ldl_solve(LD, pivots, DW.mT @ V))
+
+
+def _scatter(full: tuple[torch.Tensor, ...], idx: torch.Tensor, part: tuple[torch.Tensor, ...]) -> None:
+    for f, t in zip(full, part):
+        f[idx] = t
 
 
 def _certified_shift(
-    G: torch.Tensor, theta: torch.Tensor, offset: torch.Tensor, max_tries: int = 60
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A shift ``sigma > lambda_max(G)`` per problem and the Cholesky factor of ``sigma I - G``.
+    G: torch.Tensor, theta: torch.Tensor, offset: torch.Tensor, spectral: Spectral | None = None,
+    max_tries: int = 60,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
+    """A shift ``sigma > lambda_max(G)`` per problem and the factors of ``sigma I - G`` (see :func:`_factor`).
 
-    ``sigma = theta + offset``, the offset growing fourfold until the Cholesky factorisation succeeds:
-    success certifies that ``sigma I - G`` is positive definite, i.e. that ``sigma`` lies above the top
-    eigenvalue. Returns ``(sigma, L, ok)``; ``ok`` is False where no shift was found (non-finite input).
+    ``sigma = theta + offset``, the offset growing fourfold until the factorisation certifies that ``sigma I -
+    G`` is positive definite, i.e. that ``sigma`` lies above the top eigenvalue. Returns ``(sigma, factors,
+    ok)``; ``ok`` is False where no shift was found (non-finite input).
     """
     sigma = theta + offset
-    L, info = torch.linalg.cholesky_ex(_shifted(G, sigma))
-    bad = info > 0
+    factors, ok = _factor(G, sigma, spectral)
+    bad = ~ok
     for _ in range(max_tries):
         if not bool(bad.any()):
             break
         idx = bad.nonzero()[:, 0]
         offset[idx] = offset[idx] * 4
         sigma[idx] = theta[idx] + offset[idx]
-        L_b, info_b = torch.linalg.cholesky_ex(_shifted(G[idx], sigma[idx]))
-        L[idx] = L_b
-        bad[idx] = info_b > 0
-    return sigma, L, ~bad
+        part, ok_b = (_factor(G[idx], sigma[idx], None) if spectral is None
+                      else _factor(G, sigma[idx], _subset(spectral, idx)))
+        _scatter(factors, idx, part)
+        bad[idx] = ~ok_b
+    return sigma, factors, ~bad
+
+
+def _subset(spectral: Spectral, idx: torch.Tensor) -> Spectral:
+    lam, W, J = spectral
+    return lam[idx], W[idx], J
 
 
 def top_eigenvector(
@@ -156,6 +234,7 @@ def top_eigenvector(
     tol: float | None = None,
     block: int = 4,
     max_iter: int = 40,
+    spectral: Spectral | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top eigenvector of each symmetric PSD matrix in a batch: Rayleigh-Ritz, then certified shift-and-invert.
 
@@ -164,14 +243,14 @@ def top_eigenvector(
     top eigenvector's direction: in PLS it is the previous component's Ritz subspace plus the two
     directions of the rank-2 update, which contains the new top eigenvector up to the coupling that the
     residual measures). Elsewhere a shift ``sigma = theta + rho`` (``rho`` the residual norm), raised until
-    the Cholesky factorisation of ``sigma I - G`` succeeds, which proves ``sigma > lambda_max``, makes
-    block inverse iteration with ``(sigma I - G)^-1`` from the top ``block`` Ritz vectors converge to the top
-    eigenvector and to no other, at the rate ``(sigma - lambda_1) / (sigma - lambda_{block+1})``. When that
-    rate is slow, the shift moves down to the new ``theta + rho`` where a factorisation again certifies it
-    (Rayleigh-quotient acceleration that cannot pass the top eigenvalue). Problems that do not converge in
-    ``max_iter`` steps fall back to ``torch.linalg.eigh``. A step costs thin triangular solves and at most
-    one ``m^3 / 3`` Cholesky factorisation, against ``4 m^3 / 3`` for the tridiagonal reduction of a full
-    eigendecomposition.
+    a factorisation of ``sigma I - G`` certifies it above the top eigenvalue (:func:`_factor`), makes block
+    inverse iteration with ``(sigma I - G)^-1`` from the top ``block`` Ritz vectors converge to the top
+    eigenvector and to no other, at the rate ``(sigma - lambda_1) / (sigma - lambda_{block+1})``. The shift
+    then moves down to the new ``theta + rho`` where a factorisation again certifies it (Rayleigh-quotient
+    acceleration that cannot pass the top eigenvalue); with a Cholesky factorisation (``m^3 / 3``) only where
+    the observed convergence rate would need more than ``RESHIFT_STEPS`` steps, with ``spectral`` (``G =
+    diag(lam0) + W J W^T`` with ``r << m`` columns: Woodbury solves and an inertia count, ``m r^2``) at every
+    step. Problems that do not converge in ``max_iter`` steps fall back to ``torch.linalg.eigh``.
 
     Parameters
     ----------
@@ -185,6 +264,9 @@ def top_eigenvector(
         Vectors iterated together by inverse iteration.
     max_iter : int
         Inverse-iteration steps before the ``eigh`` fallback.
+    spectral : (Tensor (B, m), Tensor (B, m, r), Tensor (r,)), optional
+        ``(lam0, W, J)`` with ``G = diag(lam0) + W diag(J) W^T`` (to rounding) and ``J`` of +-1: shifts are
+        then certified and inverted through this low-rank structure instead of by Cholesky factorisations.
 
     Returns
     -------
@@ -200,6 +282,13 @@ def top_eigenvector(
     -------
     >>> A = torch.randn(3, 50, 50, dtype=torch.float64); G = A @ A.mT
     >>> z, _, _ = top_eigenvector(G, torch.randn(3, 50, 4, dtype=torch.float64))
+    >>> ref = torch.linalg.eigh(G).eigenvectors[..., -1]
+    >>> bool(((z * ref).sum(-1).abs() - 1).abs().max() < 1e-10)
+    True
+    >>> lam = torch.rand(3, 50, dtype=torch.float64); W = torch.randn(3, 50, 4, dtype=torch.float64)
+    >>> J = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
+    >>> G = torch.diag_embed(lam) + (W * J) @ W.mT
+    >>> z, _, _ = top_eigenvector(G, torch.randn(3, 50, 4, dtype=torch.float64), spectral=(lam, W, J))
     >>> ref = torch.linalg.eigh(G).eigenvectors[..., -1]
     >>> bool(((z * ref).sum(-1).abs() - 1).abs().max() < 1e-10)
     True
@@ -224,10 +313,13 @@ def top_eigenvector(
     keep = ~converged
     active = keep.nonzero()[:, 0]
     Ga, V, th, rho = _take(G, keep), _take(ritz, keep)[..., :b], th[keep], rho[keep]
-    sigma, L, found = _certified_shift(Ga, th, torch.maximum(rho, 1e-12 * th.abs()).clamp_min(tiny))
+    spec = None if spectral is None else (spectral if bool(keep.all()) else _subset(spectral, active))
+    # a Cholesky factorisation costs about RESHIFT_STEPS solves; a structured one about one
+    reshift_steps = RESHIFT_STEPS if spec is None else 0
+    sigma, factors, found = _certified_shift(Ga, th, torch.maximum(rho, 1e-12 * th.abs()).clamp_min(tiny), spec)
     for it in range(1, max_iter + 1):
         prev = rho
-        V, theta, rho = _rayleigh_ritz(Ga, _cholesky_solve(L, V))
+        V, theta, rho = _rayleigh_ritz(Ga, _solve(factors, V))
         th = theta[..., 0]
         target = tol * th.abs().clamp_min(tiny)
         done = found & (rho <= target)
@@ -238,26 +330,52 @@ def top_eigenvector(
             if bool(done.all()):
                 return z, ritz, steps
             keep = ~done
-            active, Ga, V, th, rho, prev, target, sigma, L, found = (
+            active, Ga, V, th, rho, prev, target, sigma, found = (
                 active[keep], Ga[keep], V[keep], th[keep], rho[keep], prev[keep], target[keep], sigma[keep],
-                L[keep], found[keep],
+                found[keep],
             )
-        # Rayleigh-quotient acceleration: move the shift down to theta + rho where Cholesky certifies it,
-        # unless the current shift converges fast enough that solves alone are cheaper than a factorisation.
+            factors = tuple(f[keep] for f in factors)
+            spec = None if spec is None else _subset(spec, keep.nonzero()[:, 0])
+        # Rayleigh-quotient acceleration: move the shift down to theta + rho where a factorisation certifies
+        # it, unless the current shift converges fast enough that solves alone are cheaper than a factorisation.
         rate = (rho / prev.clamp_min(tiny)).clamp(max=1.0)
         new_sigma = th + torch.maximum(rho, 4 * eps * th.abs())
-        trial = found & (rate.pow(RESHIFT_STEPS) * rho > target) & (new_sigma < sigma)
+        trial = found & (rate.pow(reshift_steps) * rho > target) & (new_sigma < sigma)
         if bool(trial.any()):
             idx = trial.nonzero()[:, 0]
-            L_t, info = torch.linalg.cholesky_ex(_shifted(_take(Ga, trial), new_sigma[idx]))
-            good = info == 0
-            L[idx[good]] = L_t[good]
+            part, good = (_factor(_take(Ga, trial), new_sigma[idx], None) if spec is None
+                          else _factor(Ga, new_sigma[idx], _subset(spec, idx)))
+            _scatter(factors, idx[good], tuple(f[good] for f in part))
             sigma[idx[good]] = new_sigma[idx[good]]
     vecs = torch.linalg.eigh(Ga).eigenvectors
     z[active] = vecs[..., -1]
     ritz[active, :, :b] = vecs[..., -b:].flip(-1)
     steps[active] = max_iter + 1
     return z, ritz, steps
+
+
+def _rank2_factor(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``F`` [B, 2, 2] with ``F diag(1, -1) F^T = [[a, -t], [-t, 0]]`` (the Gram update's middle matrix).
+
+    Its eigenvalues are ``mu = (a + sqrt(a^2 + 4 t^2)) / 2 > 0`` and ``-t^2 / mu``, with eigenvectors ``(mu,
+    -t)`` and ``(t, mu)``; the columns of ``F`` are these scaled by the square roots of the eigenvalues'
+    magnitudes (zero where ``t = 0``, i.e. where the update is zero).
+
+    Example
+    -------
+    >>> F = _rank2_factor(torch.tensor([3.0], dtype=torch.float64), torch.tensor([2.0], dtype=torch.float64))
+    >>> A = (F * torch.tensor([1.0, -1.0], dtype=torch.float64)) @ F.mT
+    >>> torch.allclose(A, torch.tensor([[[3.0, -2.0], [-2.0, 0.0]]], dtype=torch.float64), atol=1e-15)
+    True
+    """
+    mu = 0.5 * (a + torch.hypot(a, 2 * t))
+    ok = (t != 0) & (mu > 0)
+    mu = torch.where(ok, mu, torch.ones_like(mu))
+    root = mu.sqrt()
+    scale = torch.where(ok, 1.0 / torch.hypot(mu, t), torch.zeros_like(mu))
+    plus = torch.stack([mu, -t], -1) * (root * scale)[:, None]
+    minus = torch.stack([t, mu], -1) * (t.abs() / root * scale)[:, None]
+    return torch.stack([plus, minus], -1)
 
 
 def _nipals_power(
@@ -465,7 +583,11 @@ def pls_kernel(
 
     G = gram_matrix(C0, right) if gram is None else gram
     s = min(SUBSPACE, m)
-    start = None
+    start = H = Q0 = lam0 = None
+    # the later Gram matrices' low-rank part in the first one's eigenbasis (exact route above EIGH_BELOW)
+    spectral = algorithm == "exact" and m > EIGH_BELOW and B >= SPECTRAL_BATCH
+    Wr = torch.zeros(B, m, 2 * K, dtype=f64, device=dev) if spectral else None
+    J = torch.tensor([1.0, -1.0], dtype=f64, device=dev).repeat(K)
     # Residual target: float64 precision for float64 data; for float32 data 1e-9, a hundred times below
     # the data's own precision (the Gram matrix itself is always float64).
     eig_tol = max(1000 * eps, 0.01 * torch.finfo(op.dtype).eps)
@@ -479,14 +601,28 @@ def pls_kernel(
     # parallelism by fitting independent chunks of the batch on several workers.
     with torch_threads(1) if dev.type == "cpu" else contextlib.nullcontext():
         for k in range(K):
-            if algorithm == "exact" and (k == 0 or m <= EIGH_BELOW):
-                # one full eigendecomposition per fit (per component only for small orders): the first weights
-                # and a warm start
+            if algorithm == "exact" and (m <= EIGH_BELOW or (k == 0 and not spectral)):
+                # a full eigendecomposition: per component for small orders, else the first weights and a warm start
                 vecs = torch.linalg.eigh(G).eigenvectors
                 z, ritz, its = vecs[..., -1], vecs[..., -s:].flip(-1), torch.zeros(B, dtype=torch.int64, device=dev)
                 w = c_mv(z, k) if right else z
+            elif algorithm == "exact" and k == 0:  # spectral
+                # one full eigendecomposition per fit: the first weights, and the basis in which the later
+                # Gram matrices are held (G_k = Q0 H_k Q0^T, H_k = diag(lam0) + W J W^T; see top_eigenvector)
+                lam0, Q0 = torch.linalg.eigh(G)
+                G = None
+                H = torch.diag_embed(lam0)
+                z = Q0[..., -1]
+                ritz = torch.eye(m, dtype=f64, device=dev)[:, m - s :].flip(-1).expand(B, m, s)
+                its = torch.zeros(B, dtype=torch.int64, device=dev)
+                w = c_mv(z, k) if right else z
+            elif algorithm == "exact" and not spectral:
+                z, ritz, its = top_eigenvector(G, start, tol=eig_tol, block=BLOCK)
+                w = c_mv(z, k) if right else z
             elif algorithm == "exact":
-                z, ritz, its = top_eigenvector(G, start, tol=eig_tol)
+                y, ritz, its = top_eigenvector(H, start, tol=eig_tol, block=BLOCK,
+                                               spectral=(lam0, Wr[..., : 2 * k], J[: 2 * k]))
+                z = (Q0 @ y[..., None])[..., 0]
                 w = c_mv(z, k) if right else z
             else:
                 nonconst = (resid_sq > const_floor[..., None] if const_floor.ndim else resid_sq > const_floor) & (
@@ -524,25 +660,34 @@ def pls_kernel(
             c_load = torch.where(ok[:, None], c_load, torch.zeros_like(c_load))
             tt = torch.where(ok, safe_tt, torch.zeros_like(tt))
             if y_weights:
-                yw = ct_mv(w, k)
+                # sklearn's y weights C_k^T w: with C_k = C0 - Pt Cl^T this is C0^T r = Y^T t = tt c, the y-loadings
+                # times tt (no pass over C0): normalised for "exact", divided by tt (so c itself) for NIPALS
                 if algorithm == "exact":
-                    yw = yw / torch.linalg.vector_norm(yw, dim=-1, keepdim=True).clamp_min(1e-300)
+                    yw = c_load / torch.linalg.vector_norm(c_load, dim=-1, keepdim=True).clamp_min(1e-300)
                 else:
-                    yw = yw / safe_tt[:, None]
+                    yw = c_load.clone()
             else:
                 yw = torch.zeros_like(c_load)
-            # rank-2 update of the Gram matrix for C_{k+1} = C_k - tt p c^T, as G + D A D^T with D = [d1, d2]
-            if right:  # G = C^T C: d1 = c, d2 = C_k^T p
-                d1, d2 = c_load, ct_mv(p_load, k)
-                sq = (p_load * p_load).sum(-1)
-            else:  # G = C C^T: d1 = p, d2 = C_k c
-                d1, d2 = p_load, c_mv(c_load, k)
-                sq = (c_load * c_load).sum(-1)
-            new_dirs = torch.stack([d1, d2], dim=-1)
-            A = torch.stack([torch.stack([tt**2 * sq, -tt], -1), torch.stack([-tt, torch.zeros_like(tt)], -1)], -2)
-            G = torch.baddbmm(G, new_dirs @ A, new_dirs.mT)
-            if algorithm == "exact":
-                start = torch.cat([ritz[..., : s - 2], new_dirs], dim=-1)
+            if k < K - 1:
+                # rank-2 update of the Gram matrix for C_{k+1} = C_k - tt p c^T, as G + D A D^T, D = [d1, d2]
+                if right:  # G = C^T C: d1 = c, d2 = C_k^T p
+                    d1, d2 = c_load, ct_mv(p_load, k)
+                    sq = (p_load * p_load).sum(-1)
+                else:  # G = C C^T: d1 = p, d2 = C_k c
+                    d1, d2 = p_load, c_mv(c_load, k)
+                    sq = (c_load * c_load).sum(-1)
+                new_dirs = torch.stack([d1, d2], dim=-1)
+                if H is None:
+                    A = torch.stack([torch.stack([tt**2 * sq, -tt], -1), torch.stack([-tt, torch.zeros_like(tt)], -1)],
+                                    -2)
+                    G = torch.baddbmm(G, new_dirs @ A, new_dirs.mT)
+                    if algorithm == "exact" and m > EIGH_BELOW:
+                        start = torch.cat([ritz[..., : s - 2], new_dirs], dim=-1)
+                else:  # in Q0's basis: H += Wn J Wn^T with Wn = Q0^T D F, F J F^T = A (see _rank2_factor)
+                    Wn = ((new_dirs @ _rank2_factor(tt**2 * sq, tt)).mT @ Q0).mT
+                    H = torch.baddbmm(H, Wn * J[:2], Wn.mT)
+                    Wr[..., 2 * k : 2 * k + 2] = Wn
+                    start = torch.cat([ritz[..., : s - 2], Wn], dim=-1)
             W[..., k], R[..., k], P[..., k], Cl[..., k], Yw[..., k] = w, r, p_load, c_load, yw
             Pt[..., k] = tt[:, None] * p_load
             n_iter[:, k] = its

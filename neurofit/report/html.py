@@ -386,6 +386,8 @@ def comparison_table(comparisons: list[xr.Dataset]) -> list[dict[str, str]]:
     for c in comparisons:
         for k, (region, where) in enumerate(verdict_ranges(c).items()):
             untested = where["unreliable"] or "none"
+            if where["no_draws"]:
+                untested += f"; no paired stimulus-bootstrap draws: {where['no_draws']}"
             if where["not_driven"]:
                 untested += f"; not driven: {where['not_driven']}"
             clustered = (c["cluster_significant"].values[k].astype(bool) if "cluster_significant" in c

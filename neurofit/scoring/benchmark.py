@@ -63,7 +63,8 @@ normalisation rule, the default time mapping policy, and the held-out commitment
     dissimilarity = "correlation"     # rsa: neural RDMs by correlation | crossnobis (needs complete trials)
     n_groups = 5                      # rsa: repetition groups ("subjects") of the noise ceiling
     debiased = true                   # cka: the debiased estimator (false: plain linear CKA)
-    n_bootstrap = 100                 # rsa, cka, reverse_*: draws over stimuli (recomputed in each draw)
+    n_bootstrap = 100                 # rsa, cka, reverse_*: draws over stimuli (recomputed in each draw);
+                                      # rsa: as many over each region's sites
     band_resolution = 6               # partition: band weightings on the simplex (banded ridge)
 
 A pooled benchmark (``datasets``) scores each session on its own (its stimuli, splits and layer

@@ -22,7 +22,10 @@ Every metric writes the ScoreSet schema (:mod:`neurofit.scoreset`): ``r``, ``cei
   over those draws, and over bins with a bootstrap cluster test. RSA and CKA recompute score and ceiling on the
   drawn stimuli; reverse predictivity resamples its held-out predictions (:mod:`neurofit.metrics.reverse`).
   Reverse predictivity has a second interval, ``median_*_units_low/high``: its model units resampled (attrs
-  ``units_bootstrap``; not paired between models).
+  ``units_bootstrap``; not paired between models). RSA's second interval is over the region's recording sites
+  (``median_r_sites_*``, ``median_ceiled_sites_*``: sites drawn with replacement, neural RDMs and ceilings
+  recomputed from them, the model RDM fixed; attrs ``n_bootstrap_sites``, ``bootstrap_sites_seed``). With
+  ``grid=True`` RSA and CKA also score every layer x driven step (``grid_r``, ``grid_ceiled``).
 * **partition** (per site): banded ridge over two feature spaces of the committed layer, its first driven
   step (the feedforward sweep, one design for every bin) and the step mapped to each bin; per site and bin
   the cross-validated ``R^2`` of each alone and jointly, the unique variance of each and the shared
@@ -55,6 +58,7 @@ from neurofit.metrics.draws import cka_draws
 from neurofit.metrics.partition import simplex_grid, variance_partition
 from neurofit.metrics.reverse import reverse_predictivity
 from neurofit.metrics.rsa import bootstrap_patterns, rsa_over_time
+from neurofit.metrics.rsa_sites import rsa_site_bootstrap
 from neurofit.scoreset import CENTRED_INTERVAL, bin_reliability, centred_interval, region_medians, site_ceiling, site_r
 from neurofit.scoring.aggregate import site_interval
 from neurofit.scoring.benchmark import POPULATION_METRICS, REGRESSION_METRICS, Benchmark
@@ -100,7 +104,7 @@ def describe(metric: str, bench: Benchmark, models: Sequence[str] = ()) -> str:
     if metric == "rsa":
         return (f"RSA per bin: {m.dissimilarity}-distance neural RDMs of {m.n_groups} repetition groups vs the model's "
                 f"correlation-distance RDM, compared by {m.comparison}; ceiling: rsatoolbox's lower bound (score / "
-                f"lower), {m.n_bootstrap} stimulus-bootstrap draws")
+                f"lower), {m.n_bootstrap} stimulus- and {m.n_bootstrap} site-bootstrap draws")
     if metric == "cka":
         kind = "debiased" if m.debiased else "plain (biased)"
         return (f"{kind} linear CKA per bin between the region's repetition means and the model's features; "
@@ -150,10 +154,12 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
     """The ScoreSet of a non-regression metric (``bench.regression.metric``) for a committed model.
 
     ``identity``: the attrs that name the model and data (``model_id``, ``weights``, ``weights_sha256``,
-    ``dataset``, ``layers_named``), as the regression path writes them. ``grid`` (CKA only): also every layer x
-    driven step against every bin (``grid_r``: the CKA, ``grid_ceiled``: over the bin's ceiling), from the
-    streamed comparisons of :func:`neurofit.metrics.grid.compare_grid` in float64. ``others`` (``partition``
-    only): other committed models, whose features are the other feature spaces (space ``model`` is this one).
+    ``dataset``, ``layers_named``), as the regression path writes them. ``grid`` (CKA and RSA): also every layer x
+    driven step against every bin (``grid_r``: the CKA or RSA score, ``grid_ceiled``: over the bin's ceiling),
+    from the streamed comparisons of :func:`neurofit.metrics.grid.compare_grid` in float64 (CKA; RSA by cosine
+    or corr) or from whole RDMs (RSA by Spearman or tau-a, or of crossnobis RDMs:
+    :func:`neurofit.metrics.rsa_grid.rsa_grid`). ``others`` (``partition`` only): other committed models, whose
+    features are the other feature spaces (space ``model`` is this one).
 
     Example
     -------
@@ -173,7 +179,7 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
     site_region = prepared.site_region
     model_layers = list(ext.acts.layers)
     mappings, per_region = {}, {}
-    for region in bench.regions:
+    for ri, region in enumerate(bench.regions):
         layer, off = commitment.committed[region]
         mapping = _mapping(bench.mapping, bench.time_bins, policy, ext.acts, layer, off, model_layers)
         mappings[region] = mapping
@@ -193,18 +199,22 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
             per_region[region] = _partition(bench, prepared, sites, {"feedforward": [first] * len(per_bin),
                                                                      "mapped": per_bin}, trials)
         else:
-            per_region[region] = _population(bench, metric, prepared, trials[:, :, sites], per_bin)
+            # RSA's site draws of region k are seeded as the regression's site interval of region k
+            per_region[region] = _population(bench, metric, prepared, trials[:, :, sites], per_bin,
+                                             site_seed=bench.aggregate.seed + ri)
     if metric == "partition":
         labels = _space_labels(identity, others)
         ds = _site_scoreset(bench, prepared, per_region, trials, labels, "model" if others else "mapped")
     else:
         ds = _population_scoreset(bench, prepared, per_region)
     if grid:
-        ds = _cka_grid(bench, ds, features, ext, trials, site_region)
+        ds = (_rsa_grid if metric == "rsa" else _cka_grid)(bench, ds, features, ext, trials, site_region)
     ds.attrs = _attrs(bench, policy, commitment, ext, prepared, mappings, identity, created, ds)
     if others:
         ds.attrs.update(_models_attrs(bench, policy, commitment, ext, mappings, identity, others, other_mappings,
                                       labels))
+    if metric == "rsa" and bench.metric.n_bootstrap:
+        _interval_attrs(bench, ds)
     reliability = bin_reliability(ds)
     ds.attrs["bins_unreliable"] = reliability.unreliable_text(ds)
     ds.attrs["reliability_rule"] = reliability.rule
@@ -227,13 +237,17 @@ def _draw_indices(bench: Benchmark, n: int) -> np.ndarray:
 
 
 def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: np.ndarray,
-                per_bin: Sequence[np.ndarray | None]) -> dict[str, np.ndarray]:
-    """One region's values per bin: ``r``, ``ceiling``, ``ceiled`` (and ``ceiling_upper`` for RSA), with draws."""
+                per_bin: Sequence[np.ndarray | None], site_seed: int = 0) -> dict[str, np.ndarray]:
+    """One region's values per bin: ``r``, ``ceiling``, ``ceiled`` (and ``ceiling_upper`` for RSA), with draws.
+
+    ``*_units_ci``: model units resampled (reverse predictivity); ``*_sites_ci``: the region's recording sites
+    resampled (RSA; ``site_seed``: the seed of its site draws)."""
     n_bins = len(per_bin)
     n_draws = bench.metric.n_bootstrap  # stimulus draws of every population metric (the same draws for each)
     out = {k: np.full(n_bins, np.nan) for k in ("r", "ceiling", "ceiled", "ceiling_upper")}
     draws = {k: np.full((n_draws, n_bins), np.nan) for k in ("r", "ceiled", "ceiling")}
     unit_ci = {k: np.full((2, n_bins), np.nan) for k in ("r", "ceiled", "ceiling")}
+    site_ci = {k: np.full((2, n_bins), np.nan) for k in ("r", "ceiled")}
     n_units = 0
     for bins, model in _groups(per_bin):
         sub = trials[..., bins]
@@ -248,6 +262,15 @@ def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: n
                 with np.errstate(all="ignore"):
                     # ceiled = score / lower in each draw (NaN where the bin is unreliable): its lower ceiling
                     draws["ceiling"][:, bins] = res.score_draws / res.ceiled_draws
+                # sites resampled within the region, the model RDM fixed: the site interval
+                by_site = rsa_site_bootstrap(sub, model, method=bench.metric.comparison,
+                                             dissimilarity=bench.metric.dissimilarity, n_groups=n_groups,
+                                             n_draws=n_draws, seed=bench.aggregate.seed, site_seed=site_seed,
+                                             reliable=res.reliable)
+                for k, (estimate, site_values) in {"r": (res.score, by_site.score),
+                                                   "ceiled": (res.ceiled, by_site.ceiled)}.items():
+                    with quiet_nan():
+                        site_ci[k][:, bins] = np.stack(centred_interval(site_values, estimate))
         elif metric == "cka":
             kw = dict(debiased=bench.metric.debiased, n_splits=bench.ceiling.n_splits, seed=bench.ceiling.seed)
             res = cka_over_time(sub, model, **kw)
@@ -281,6 +304,7 @@ def _population(bench: Benchmark, metric: str, prepared: PreparedData, trials: n
                                                          seed=bench.aggregate.seed)
                     unit_ci[k][:, bins] = np.stack(centred_interval(unit_draws, medians[k]))
     return {**out, **{f"{k}_draws": v for k, v in draws.items()}, **{f"{k}_units_ci": v for k, v in unit_ci.items()},
+            **{f"{k}_sites_ci": v for k, v in site_ci.items()},
             "n_units": np.array(n_units)}
 
 
@@ -310,9 +334,9 @@ def _population_scoreset(bench: Benchmark, prepared: PreparedData, per_region: d
                 low, high = centred_interval(stack[f"{name}_draws"].transpose(1, 0, 2), stack[name])
         variables[f"median_{name}_low"], variables[f"median_{name}_high"] = (dims, low), (dims, high)
     for name in ("r", "ceiled"):
-        # no bootstrap over the region's sites here (NaN)
-        variables[f"median_{name}_sites_low"] = (dims, np.full(stack["r"].shape, np.nan))
-        variables[f"median_{name}_sites_high"] = (dims, np.full(stack["r"].shape, np.nan))
+        # the region's sites resampled: RSA (site_ci); NaN for the other population metrics
+        variables[f"median_{name}_sites_low"] = (dims, stack[f"{name}_sites_ci"][:, 0])
+        variables[f"median_{name}_sites_high"] = (dims, stack[f"{name}_sites_ci"][:, 1])
     if np.isfinite(stack["r_units_ci"]).any():
         for name in ("r", "ceiled", "ceiling"):
             # reverse predictivity's second interval: the model's units resampled (attrs["units_bootstrap"])
@@ -341,7 +365,7 @@ def _cka_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extrac
 
     if bench.regression.metric != "cka":
         raise NeurofitError(f"the layer x step grid of metric {bench.regression.metric!r} is not available "
-                            "(regression and cka have one)")
+                            "(regression, rsa and cka have one)")
     acts = ext.acts
     layers = list(acts.layers)
     keys = [(li, step) for li, layer in enumerate(layers) for step in acts.driven_steps(layer)]
@@ -363,6 +387,66 @@ def _cka_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extrac
     dims = ("region", "layer", "step", "time_bin")
     return ds.assign({"grid_r": (dims, grid_r), "grid_ceiled": (dims, grid_ceiled)}).assign_coords(
         layer=("layer", np.array(layers)), step=("step", np.arange(max_steps)))
+
+
+def _rsa_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extracted, trials: np.ndarray,
+              site_region: np.ndarray) -> xr.Dataset:
+    """RSA of every layer x driven step's RDM with every region's repetition-group RDMs in every bin, and ceiled.
+
+    The cells are :func:`neurofit.metrics.rsa_grid.rsa_grid` with the run's settings (comparison,
+    dissimilarity, repetition groups and their seed), so the committed layer at the step mapped to a bin is the
+    bin's RSA score. ``grid_ceiled`` divides by the bin's lower ceiling where the ScoreSet has a ceiled score
+    (NaN in unreliable and unmapped bins, as ``ceiled``).
+    """
+    from neurofit.metrics.rsa_grid import rsa_grid
+
+    acts = ext.acts
+    layers = list(acts.layers)
+    keys = [(li, step) for li, layer in enumerate(layers) for step in acts.driven_steps(layer)]
+    regions = list(bench.regions)
+    n_bins = trials.shape[3]
+    max_steps = max(acts.n_steps(layer) for layer in layers)
+    region_trials = [trials[:, :, site_region == region] for region in regions]
+    n_groups = min(bench.metric.n_groups, trials.shape[1])
+    values = rsa_grid([torch.as_tensor(features.get(layers[li], step)) for li, step in keys], region_trials,
+                      method=bench.metric.comparison, dissimilarity=bench.metric.dissimilarity, n_groups=n_groups,
+                      seed=bench.aggregate.seed)  # (keys, region, bin)
+    grid_r = np.full((len(regions), len(layers), max_steps, n_bins), np.nan)
+    for k, (li, step) in enumerate(keys):
+        grid_r[:, li, step] = values[k]
+    ceiling = ds["median_ceiling"].values  # (region, bin): the lower ceiling
+    reliable = np.isfinite(ds["median_ceiled"].values)
+    with np.errstate(all="ignore"):
+        grid_ceiled = np.where(reliable[:, None, None, :], grid_r / ceiling[:, None, None, :], np.nan)
+    dims = ("region", "layer", "step", "time_bin")
+    out = ds.assign({"grid_r": (dims, grid_r), "grid_ceiled": (dims, grid_ceiled)}).assign_coords(
+        layer=("layer", np.array(layers)), step=("step", np.arange(max_steps)))
+    out["grid_r"].attrs["description"] = (f"RSA ({bench.metric.comparison}) of each layer's correlation-distance RDM "
+                                          "at each driven step with the region's repetition-group RDMs of each bin")
+    out["grid_ceiled"].attrs["description"] = "grid_r / the bin's lower noise ceiling (NaN where ceiled is NaN)"
+    return out
+
+
+def _interval_attrs(bench: Benchmark, ds: xr.Dataset) -> None:
+    """Say on each interval variable of an RSA ScoreSet which resampling it comes from, its draws and seed."""
+    draws = int(bench.metric.n_bootstrap)
+    seed = int(bench.aggregate.seed)
+    for name in ("r", "ceiled", "ceiling"):
+        for end in ("low", "high"):
+            var = f"median_{name}_{end}"
+            if var in ds.variables:
+                ds[var].attrs.update({"resampling": "stimuli (rsatoolbox's pattern bootstrap; score and ceilings "
+                                                    "recomputed in every draw)", "n_draws": draws, "seed": seed,
+                                      "interval": f"95%, {CENTRED_INTERVAL}"})
+    for name in ("r", "ceiled"):
+        for end in ("low", "high"):
+            var = f"median_{name}_sites_{end}"
+            if var in ds.variables:
+                ds[var].attrs.update({"resampling": "recording sites of the region, with replacement (neural RDMs "
+                                                    "and ceilings recomputed from the drawn sites; model RDM fixed)",
+                                      "n_draws": draws,
+                                      "seed": {region: seed + k for k, region in enumerate(bench.regions)},
+                                      "interval": f"95%, {CENTRED_INTERVAL}"})
 
 
 # ------------------------------------------------------------------------------------------------ partition
@@ -566,6 +650,11 @@ def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted
     elif population and draws:
         bootstrap = (f"{draws} stimulus draws (rsatoolbox's pattern bootstrap, seed {bench.aggregate.seed}): score "
                      f"and ceiling recomputed in every draw; 95% intervals: {CENTRED_INTERVAL}")
+        if metric == "rsa":
+            bootstrap += (f". Over sites (median_r_sites_*, median_ceiled_sites_*): {draws} draws of each region's "
+                          f"recording sites with replacement (the k-th region seeded {bench.aggregate.seed} + k), "
+                          "neural RDMs and ceilings recomputed from the drawn sites against the fixed model RDM; the "
+                          "same interval rule")
     elif population:
         bootstrap = "no stimulus bootstrap ([metric] n_bootstrap = 0)"
     else:
@@ -618,6 +707,10 @@ def _attrs(bench: Benchmark, policy: str, commitment: Commitment, ext: Extracted
     }
     if population and draws:
         attrs["stimulus_draws"] = draw_key
+    if metric == "rsa" and draws:
+        attrs["n_bootstrap_sites"] = int(draws)
+        attrs["bootstrap_sites_seed"] = {region: int(bench.aggregate.seed + k)
+                                         for k, region in enumerate(bench.regions)}
     if reverse and bench.aggregate.n_bootstrap:
         attrs["units_bootstrap"] = (f"median_r/ceiled/ceiling_units_low/high: {bench.aggregate.n_bootstrap} draws over "
                                     f"the model's units (seed {bench.aggregate.seed}), 95% {CENTRED_INTERVAL}: how the "

@@ -208,10 +208,11 @@ def score(
     if partition_with is not None and bench.regression.metric != "partition":
         raise NeurofitError(f"partition_with= names the other feature spaces of metric 'partition'; this run's "
                             f"metric is {bench.regression.metric!r} (metric='partition')")
-    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric != "cka")):
+    if not is_regression(bench.regression.metric) and (bench.datasets or (grid and bench.regression.metric
+                                                                          not in ("cka", "rsa"))):
         raise NeurofitError(f"metric {bench.regression.metric!r} scores one dataset's committed mapping: "
                             + ("a pooled benchmark is scored by regression only" if bench.datasets
-                               else "the layer x step grid is scored by regression and cka only (grid=False)"))
+                               else "the layer x step grid is scored by regression, rsa and cka only (grid=False)"))
     if bench.datasets:
         return _score_pooled(model, bench, checkpoint=checkpoint, arch=arch, layers=layers, grid=grid, data=data,
                              device=device, out=out, work_dir=work_dir, keep_work=keep_work, steps=steps,

@@ -522,7 +522,9 @@ def _labels(scoresets: Sequence[xr.Dataset]) -> list[str]:
 # ------------------------------------------------------------------------------------------------ reading it
 def verdict(result: xr.Dataset, comparison: int = 0) -> dict[str, list[tuple[str, float, float]]]:
     """Bins per outcome: ``better`` / ``worse`` (B significantly above / below A), ``no_difference`` (tested,
-    not significant), ``unreliable`` (ceiling not reliable) and ``not_driven``, as (region, start, end).
+    not significant), ``unreliable`` (ceiling not reliable), ``no_draws`` (a population metric's bin, reliable,
+    left untested because the ScoreSets carry no paired stimulus-bootstrap draws) and ``not_driven``, as
+    (region, start, end).
 
     Example
     -------
@@ -533,7 +535,7 @@ def verdict(result: xr.Dataset, comparison: int = 0) -> dict[str, list[tuple[str
     cmp = result.isel(comparison=comparison) if "comparison" in result.dims else result
     start, end = cmp["time_bin_start"].values, cmp["time_bin_end"].values
     out: dict[str, list[tuple[str, float, float]]] = {k: [] for k in ("better", "worse", "no_difference",
-                                                                     "unreliable", "not_driven")}
+                                                                     "unreliable", "no_draws", "not_driven")}
     for k, region in enumerate(str(v) for v in cmp["region"].values):
         cell = cmp.isel(region=k)
         for b in range(cmp.sizes["time_bin"]):
@@ -541,7 +543,8 @@ def verdict(result: xr.Dataset, comparison: int = 0) -> dict[str, list[tuple[str
             if not bool(cell["driven"].values[b]):
                 out["not_driven"].append(where)
             elif not bool(cell["tested"].values[b]):
-                out["unreliable"].append(where)
+                # a driven bin goes untested for an unreliable ceiling, or (a reliable one) for want of draws
+                out["no_draws" if bool(cell["reliable"].values[b]) else "unreliable"].append(where)
             elif bool(cell["significant"].values[b]):
                 out["better" if cell["median_difference"].values[b] > 0 else "worse"].append(where)
             else:
@@ -590,8 +593,9 @@ def verdict_text(result: xr.Dataset, comparison: int = 0) -> list[str]:
     for region, where in verdict_ranges(result, comparison).items():
         for key, text in (("better", "better"), ("worse", "worse"), ("no_difference", "no detectable difference"),
                           ("unreliable", "not tested, ceiling not reliable"),
+                          ("no_draws", "not tested, no paired stimulus-bootstrap draws"),
                           ("not_driven", "not tested, a model not driven")):
-            if key in ("unreliable", "not_driven") and not where[key]:
+            if key in ("unreliable", "no_draws", "not_driven") and not where[key]:
                 continue
             lines.append(f"  {region} {text}: {where[key] or 'none'}")
     return lines
@@ -638,8 +642,9 @@ def comparison_table(result: xr.Dataset) -> str:
                 diff = f"{f(float(cell.median_difference), '+.3f')} [{f(float(cell.ci_low), '+.3f')}, " \
                        f"{f(float(cell.ci_high), '+.3f')}]"
                 if not bool(cell.tested):
+                    why = "no paired stimulus draws" if bool(cell.reliable) else "unreliable ceiling"
                     rows.append((name, region, window, f(float(cell.median_a)), f(float(cell.median_b)),
-                                 "unreliable ceiling, not tested", "", ""))
+                                 f"{why}, not tested", "", ""))
                     continue
                 rows.append((name, region, window, f(float(cell.median_a)), f(float(cell.median_b)),
                              diff + (" *" if bool(cell.significant) else ""), f(float(cell.p), ".2g"),
