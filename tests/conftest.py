@@ -95,3 +95,30 @@ def pearson_columns(a, b):
     """Pearson r of every column pair along axis 0, the textbook formula (a reference for the engines)."""
     a, b = a - a.mean(0), b - b.mean(0)
     return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def toy_metric_benchmark(directory, metric_section: str):
+    """The toy benchmark (per bin, 30 ms, 3 ceiling halvings, 50 draws) with a ``[metric]`` section, written to
+    ``directory/toy.toml``: the benchmark of the metric tests."""
+    path = directory / "toy.toml"
+    text = TOY_BENCHMARK.format(mode="per_bin").replace("n_bootstrap = 200", "n_bootstrap = 50")
+    path.write_text(text.replace("end = 50", "end = 30").replace("[aggregate]", "[ceiling]\nn_splits = 3\n[aggregate]")
+                    + metric_section)
+    return path
+
+
+def two_squares_stimuli(directory):
+    """24 noisy 16-px images of two classes a small network can tell apart: a small or a large bright square at
+    a random place, written as a stimulus set to ``directory/stimuli.csv``."""
+    from neurofit.data.stimuli import write_stimulus_set
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.1, 0.5, size=(24, 16, 16))
+    names = ["large", "small"] * 12
+    for i, name in enumerate(names):
+        side = rng.integers(5, 8) if name == "large" else rng.integers(2, 5)
+        row, column = rng.integers(0, 16 - side, size=2)
+        images[i, row:row + side, column:column + side] += 0.45
+    table = pd.DataFrame({"stimulus_id": [f"s{i:02d}" for i in range(24)], "category_name": names})
+    stimuli = StimulusSet.from_arrays((np.clip(images, 0, 1) * 255).astype(np.uint8), table, 8.0, "two-squares")
+    return write_stimulus_set(stimuli, directory / "stimuli.csv")

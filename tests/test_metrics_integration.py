@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TOY_BENCHMARK, toy
+from conftest import TOY_BENCHMARK, toy, toy_metric_benchmark
 from neurofit.errors import NeurofitError, ValidationError
 from neurofit.scoreset import is_scoreset, metric_line, summary_table
 from neurofit.scoring.benchmark import load_benchmark
@@ -29,11 +29,7 @@ def toy_data():
 
 @pytest.fixture(scope="module")
 def bench_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "toy.toml"
-    text = TOY_BENCHMARK.format(mode="per_bin").replace("n_bootstrap = 200", "n_bootstrap = 50")
-    path.write_text(text.replace("end = 50", "end = 30").replace("[aggregate]", "[ceiling]\nn_splits = 3\n[aggregate]")
-                    + METRIC_SECTION)
-    return path
+    return toy_metric_benchmark(tmp_path_factory.mktemp("bench"), METRIC_SECTION)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TOY_BENCHMARK, toy
+from conftest import toy, toy_metric_benchmark
 from neurofit.metrics.rsa import rsa_over_time
 from neurofit.scoreset import centred_interval, summary_table
 from neurofit.scoring.score import score
@@ -27,11 +27,7 @@ def toy_data():
 
 @pytest.fixture(scope="module")
 def bench_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "toy.toml"
-    text = TOY_BENCHMARK.format(mode="per_bin").replace("n_bootstrap = 200", "n_bootstrap = 50")
-    path.write_text(text.replace("end = 50", "end = 30").replace("[aggregate]", "[ceiling]\nn_splits = 3\n[aggregate]")
-                    + "[metric]\nn_bootstrap = 12\n")
-    return path
+    return toy_metric_benchmark(tmp_path_factory.mktemp("bench"), "[metric]\nn_bootstrap = 12\n")
 
 
 @pytest.fixture(scope="module")

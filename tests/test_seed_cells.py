@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import two_squares_stimuli
 from neurofit.analysis.cells import (
     CELL_ORDER,
     MATCHED_WIDTHS,
@@ -170,21 +171,7 @@ n_bootstrap = 40
 
 @pytest.fixture(scope="module")
 def squares_csv(tmp_path_factory):
-    """24 noisy 16-px images of two classes a small network can tell apart: a small or a large bright square."""
-    import pandas as pd
-
-    from neurofit.data.stimuli import StimulusSet, write_stimulus_set
-
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0.1, 0.5, size=(24, 16, 16))
-    names = ["large", "small"] * 12
-    for i, name in enumerate(names):
-        side = rng.integers(5, 8) if name == "large" else rng.integers(2, 5)
-        row, column = rng.integers(0, 16 - side, size=2)
-        images[i, row:row + side, column:column + side] += 0.45
-    table = pd.DataFrame({"stimulus_id": [f"s{i:02d}" for i in range(24)], "category_name": names})
-    stimuli = StimulusSet.from_arrays((np.clip(images, 0, 1) * 255).astype(np.uint8), table, 8.0, "two-squares")
-    return write_stimulus_set(stimuli, tmp_path_factory.mktemp("stimuli") / "stimuli.csv")
+    return two_squares_stimuli(tmp_path_factory.mktemp("stimuli"))
 
 
 def test_train_through_cli_main_records_its_own_command_line(tmp_path, squares_csv):

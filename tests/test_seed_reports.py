@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import two_squares_stimuli
 from neurofit.analysis.robustness import (
     ATTACK_EPSILONS,
     NOISE_LEVELS,
@@ -33,22 +34,7 @@ def _effects(report: str = "robustness"):
 
 @pytest.fixture(scope="module")
 def task_csv(tmp_path_factory):
-    """24 noisy 16-px images of two classes that a tiny network can tell apart: a small or a large bright
-    square at a random place."""
-    import pandas as pd
-
-    from neurofit.data.stimuli import StimulusSet, write_stimulus_set
-
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0.1, 0.5, size=(24, 16, 16))
-    names = ["large", "small"] * 12
-    for i, name in enumerate(names):
-        side = rng.integers(5, 8) if name == "large" else rng.integers(2, 5)
-        row, column = rng.integers(0, 16 - side, size=2)
-        images[i, row:row + side, column:column + side] += 0.45
-    table = pd.DataFrame({"stimulus_id": [f"s{i:02d}" for i in range(24)], "category_name": names})
-    stimuli = StimulusSet.from_arrays((np.clip(images, 0, 1) * 255).astype(np.uint8), table, 8.0, "two-squares")
-    return write_stimulus_set(stimuli, tmp_path_factory.mktemp("stimuli") / "stimuli.csv")
+    return two_squares_stimuli(tmp_path_factory.mktemp("stimuli"))
 
 
 def _tiny(arch: str, dropout: float, seed: int, stimuli=None):

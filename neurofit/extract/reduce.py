@@ -399,14 +399,13 @@ class _Identity(LayerReducer):
         return x.float()
 
 
-class _Projector(LayerReducer):
+class _RandomProjector(LayerReducer):
+    """A layer's random projection: features above the target dimension are projected by :meth:`_project`."""
+
     def __init__(self, rp: RandomProjection, layer: str, n_features: int, device: torch.device) -> None:
         self.rp, self.layer, self.n_features, self.device = rp, layer, n_features, device
         self.reduced = n_features > rp.dim
         self.n_out = rp.dim if self.reduced else n_features
-        self.full: torch.Tensor | None = None
-        if self.reduced and n_features * rp.dim * 4 <= MATRIX_BYTES_LIMIT:
-            self.full = rp.matrix(layer, n_features).to(device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
@@ -415,6 +414,20 @@ class _Projector(LayerReducer):
         if x.shape[1] != self.n_features:
             raise ValueError(f"layer {self.layer!r} has {x.shape[1]} features, the projection was made for "
                              f"{self.n_features}")
+        return self._project(x)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _Projector(_RandomProjector):
+    def __init__(self, rp: RandomProjection, layer: str, n_features: int, device: torch.device) -> None:
+        super().__init__(rp, layer, n_features, device)
+        self.full: torch.Tensor | None = None
+        if self.reduced and n_features * rp.dim * 4 <= MATRIX_BYTES_LIMIT:
+            self.full = rp.matrix(layer, n_features).to(device)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         if self.full is not None:
             return x @ self.full
         out = x.new_zeros(x.shape[0], self.rp.dim)
@@ -436,7 +449,7 @@ def _torch_csr(matrix: Any) -> torch.Tensor:
                                        torch.from_numpy(matrix.data), size=matrix.shape, check_invariants=True)
 
 
-class _SparseProjector(LayerReducer):
+class _SparseProjector(_RandomProjector):
     """``x @ R`` for the sparse kind, as ``(R^T @ x^T)^T`` with ``R^T`` in CSR (a few non-zeros per feature).
 
     On the CPU the product is scipy's compressed-column x dense kernel over ``x^T`` (each feature's values
@@ -447,22 +460,14 @@ class _SparseProjector(LayerReducer):
     """
 
     def __init__(self, rp: RandomProjection, layer: str, n_features: int, device: torch.device) -> None:
-        self.rp, self.layer, self.n_features, self.device = rp, layer, n_features, device
-        self.reduced = n_features > rp.dim
-        self.n_out = rp.dim if self.reduced else n_features
+        super().__init__(rp, layer, n_features, device)
         self.components = rp.components(layer, n_features) if self.reduced else None
         self._by_feature = self.components.tocsc() if self.reduced else None
         self.on_device: torch.Tensor | None = None
         if self.reduced and device.type != "cpu":
             self.on_device = _torch_csr(self.components).to(device)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
-        if not self.reduced:
-            return x
-        if x.shape[1] != self.n_features:
-            raise ValueError(f"layer {self.layer!r} has {x.shape[1]} features, the projection was made for "
-                             f"{self.n_features}")
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         if self.on_device is not None:
             return (self.on_device @ x.T).T
         # a block of rows at a time, transposed to [p, rows] (each feature's values contiguous, so every
