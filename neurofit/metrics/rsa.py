@@ -388,12 +388,8 @@ def rsa_over_time(
     data = neural_group_rdms(trials, groups, dissimilarity)  # (bins, G, P)
     model_rdm = correlation_rdm(torch.as_tensor(model))  # (bins, P)
 
-    def one(d: torch.Tensor, m: torch.Tensor) -> tuple[float, float, float, float]:
-        """Score, lower, upper, and the standard error of the lower ceiling over groups."""
-        return score_and_ceilings(d, m, method)
-
     n_bins = trials.shape[3]
-    full = np.array([one(data[b], model_rdm[b]) for b in range(n_bins)]).reshape(n_bins, 4)
+    full = np.array([score_and_ceilings(data[b], model_rdm[b], method) for b in range(n_bins)]).reshape(n_bins, 4)
     score, lower, upper, lower_se = full.T
     # a bin's RDMs are reliable when the lower ceiling is 2 standard errors (over groups) above zero
     reliable = lower > 2 * lower_se
@@ -408,7 +404,8 @@ def rsa_over_time(
         for k, index in enumerate(indices):
             for b in range(n_bins):
                 s, lo = ((weighted[0][k, b], weighted[1][k, b]) if weighted is not None else
-                         one(subsample_rdm(data[b], index), subsample_rdm(model_rdm[b], index))[:2])
+                         score_and_ceilings(subsample_rdm(data[b], index), subsample_rdm(model_rdm[b], index),
+                                            method)[:2])
                 draws[k, b], ceiled_draws[k, b] = s, (s / lo if reliable[b] and lo > 0 else np.nan)
     with np.errstate(all="ignore"):
         ceiled = np.where(reliable, score / lower, np.nan)

@@ -208,7 +208,7 @@ def metric_scoreset(bench: Benchmark, policy: str, commitment: Commitment, ext: 
     else:
         ds = _population_scoreset(bench, prepared, per_region)
     if grid:
-        ds = (_rsa_grid if metric == "rsa" else _cka_grid)(bench, ds, features, ext, trials, site_region)
+        ds = _grid(bench, ds, features, ext, trials, site_region)
     ds.attrs = _attrs(bench, policy, commitment, ext, prepared, mappings, identity, created, ds)
     if others:
         ds.attrs.update(_models_attrs(bench, policy, commitment, ext, mappings, identity, others, other_mappings,
@@ -358,13 +358,16 @@ def _population_scoreset(bench: Benchmark, prepared: PreparedData, per_region: d
     return ds
 
 
-def _cka_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extracted, trials: np.ndarray,
-              site_region: np.ndarray) -> xr.Dataset:
-    """CKA of every layer x driven step with every region's repetition means in every bin, and over the ceiling."""
-    from neurofit.metrics.grid import compare_grid
-
-    if bench.regression.metric != "cka":
-        raise NeurofitError(f"the layer x step grid of metric {bench.regression.metric!r} is not available "
+def _grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extracted, trials: np.ndarray,
+          site_region: np.ndarray) -> xr.Dataset:
+    """Every layer x driven step scored as the committed one is, per region and bin (``grid_r``), and over the
+    bin's ceiling (``grid_ceiled``): CKA with the region's repetition means (the streamed comparisons of
+    :func:`neurofit.metrics.grid.compare_grid` in float64), or RSA with its repetition-group RDMs
+    (:func:`neurofit.metrics.rsa_grid.rsa_grid` with the run's settings, so the committed layer at the step
+    mapped to a bin is the bin's RSA score; ``grid_ceiled`` over the lower ceiling, NaN where ``ceiled`` is)."""
+    metric = bench.regression.metric
+    if metric not in ("cka", "rsa"):
+        raise NeurofitError(f"the layer x step grid of metric {metric!r} is not available "
                             "(regression, rsa and cka have one)")
     acts = ext.acts
     layers = list(acts.layers)
@@ -372,58 +375,37 @@ def _cka_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extrac
     model = [torch.as_tensor(features.get(layers[li], step)) for li, step in keys]
     regions = list(bench.regions)
     n_bins = trials.shape[3]
+    if metric == "rsa":
+        from neurofit.metrics.rsa_grid import rsa_grid
+
+        values = rsa_grid(model, [trials[:, :, site_region == region] for region in regions],
+                          method=bench.metric.comparison, dissimilarity=bench.metric.dissimilarity,
+                          n_groups=min(bench.metric.n_groups, trials.shape[1]), seed=bench.aggregate.seed)
+    else:
+        from neurofit.metrics.grid import compare_grid
+
+        with quiet_nan():
+            neural = [torch.as_tensor(np.nanmean(trials[:, :, site_region == region, b], axis=1))
+                      for region in regions for b in range(n_bins)]
+        table = compare_grid(model, neural, dtype=torch.float64)
+        values = (table.cka_debiased if bench.metric.debiased else table.cka).reshape(len(keys), len(regions), n_bins)
     max_steps = max(acts.n_steps(layer) for layer in layers)
     grid_r = np.full((len(regions), len(layers), max_steps, n_bins), np.nan)
-    with quiet_nan():
-        neural = [torch.as_tensor(np.nanmean(trials[:, :, site_region == region, b], axis=1))
-                  for region in regions for b in range(n_bins)]
-    table = compare_grid(model, neural, dtype=torch.float64)
-    values = (table.cka_debiased if bench.metric.debiased else table.cka).reshape(len(keys), len(regions), n_bins)
     for k, (li, step) in enumerate(keys):
         grid_r[:, li, step] = values[k]
-    ceiling = ds["median_ceiling"].values  # (region, bin)
+    ceiling = ds["median_ceiling"].values  # (region, bin); RSA: the lower ceiling
     with np.errstate(all="ignore"):
         grid_ceiled = grid_r / ceiling[:, None, None, :]
-    dims = ("region", "layer", "step", "time_bin")
-    return ds.assign({"grid_r": (dims, grid_r), "grid_ceiled": (dims, grid_ceiled)}).assign_coords(
-        layer=("layer", np.array(layers)), step=("step", np.arange(max_steps)))
-
-
-def _rsa_grid(bench: Benchmark, ds: xr.Dataset, features: _Features, ext: Extracted, trials: np.ndarray,
-              site_region: np.ndarray) -> xr.Dataset:
-    """RSA of every layer x driven step's RDM with every region's repetition-group RDMs in every bin, and ceiled.
-
-    The cells are :func:`neurofit.metrics.rsa_grid.rsa_grid` with the run's settings (comparison,
-    dissimilarity, repetition groups and their seed), so the committed layer at the step mapped to a bin is the
-    bin's RSA score. ``grid_ceiled`` divides by the bin's lower ceiling where the ScoreSet has a ceiled score
-    (NaN in unreliable and unmapped bins, as ``ceiled``).
-    """
-    from neurofit.metrics.rsa_grid import rsa_grid
-
-    acts = ext.acts
-    layers = list(acts.layers)
-    keys = [(li, step) for li, layer in enumerate(layers) for step in acts.driven_steps(layer)]
-    regions = list(bench.regions)
-    n_bins = trials.shape[3]
-    max_steps = max(acts.n_steps(layer) for layer in layers)
-    region_trials = [trials[:, :, site_region == region] for region in regions]
-    n_groups = min(bench.metric.n_groups, trials.shape[1])
-    values = rsa_grid([torch.as_tensor(features.get(layers[li], step)) for li, step in keys], region_trials,
-                      method=bench.metric.comparison, dissimilarity=bench.metric.dissimilarity, n_groups=n_groups,
-                      seed=bench.aggregate.seed)  # (keys, region, bin)
-    grid_r = np.full((len(regions), len(layers), max_steps, n_bins), np.nan)
-    for k, (li, step) in enumerate(keys):
-        grid_r[:, li, step] = values[k]
-    ceiling = ds["median_ceiling"].values  # (region, bin): the lower ceiling
-    reliable = np.isfinite(ds["median_ceiled"].values)
-    with np.errstate(all="ignore"):
-        grid_ceiled = np.where(reliable[:, None, None, :], grid_r / ceiling[:, None, None, :], np.nan)
+    if metric == "rsa":  # NaN in unreliable and unmapped bins, as ceiled
+        grid_ceiled = np.where(np.isfinite(ds["median_ceiled"].values)[:, None, None, :], grid_ceiled, np.nan)
     dims = ("region", "layer", "step", "time_bin")
     out = ds.assign({"grid_r": (dims, grid_r), "grid_ceiled": (dims, grid_ceiled)}).assign_coords(
         layer=("layer", np.array(layers)), step=("step", np.arange(max_steps)))
-    out["grid_r"].attrs["description"] = (f"RSA ({bench.metric.comparison}) of each layer's correlation-distance RDM "
-                                          "at each driven step with the region's repetition-group RDMs of each bin")
-    out["grid_ceiled"].attrs["description"] = "grid_r / the bin's lower noise ceiling (NaN where ceiled is NaN)"
+    if metric == "rsa":
+        out["grid_r"].attrs["description"] = (f"RSA ({bench.metric.comparison}) of each layer's correlation-distance "
+                                              "RDM at each driven step with the region's repetition-group RDMs of "
+                                              "each bin")
+        out["grid_ceiled"].attrs["description"] = "grid_r / the bin's lower noise ceiling (NaN where ceiled is NaN)"
     return out
 
 
