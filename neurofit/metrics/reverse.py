@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from neurofit.errors import NeurofitError
+from neurofit.metrics.draws import draw_counts
 from neurofit.regression.ceiling import half_means, halving_masks, spearman_brown
 from neurofit.regression.correlation import pearson_r
 from neurofit.regression.crossval import pls_cross_validated, ridge_cross_validated
@@ -83,7 +84,8 @@ def _median_units(x: np.ndarray) -> np.ndarray:
 
 
 def draw_weights(index: np.ndarray, n: int) -> np.ndarray:
-    """Stimulus counts of bootstrap draws: ``index`` ``(n_draws, n_drawn)`` int -> ``(n_draws, n)`` float64.
+    """Stimulus counts of bootstrap draws as float64 weights (:func:`~neurofit.metrics.draws.draw_counts`):
+    ``index`` ``(n_draws, n_drawn)`` int -> ``(n_draws, n)``.
 
     Example
     -------
@@ -93,9 +95,7 @@ def draw_weights(index: np.ndarray, n: int) -> np.ndarray:
     index = np.asarray(index)
     if index.ndim != 2 or (index.size and (index.min() < 0 or index.max() >= n)):
         raise NeurofitError(f"draws must be (n_draws, n_drawn) indices into {n} stimuli; got shape {index.shape}")
-    weights = np.zeros((index.shape[0], n))
-    np.add.at(weights, (np.arange(index.shape[0])[:, None], index), 1.0)
-    return weights
+    return draw_counts(index, n).astype(np.float64)
 
 
 def resampled_pearson(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
