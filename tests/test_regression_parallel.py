@@ -90,3 +90,15 @@ def test_split_range_covers_everything_once():
         ranges = split_range(n, parts)
         assert ranges[0][0] == 0 and ranges[-1][1] == n
         assert all(a < b for a, b in ranges) and all(r[1] == s[0] for r, s in zip(ranges, ranges[1:]))
+
+
+@pytest.mark.parametrize(("nx", "nb"), [(1, 1), (1, 5), (5, 5)])
+def test_cross_validated_pls_is_the_same_bit_for_bit_on_one_or_two_workers(nx, nb):
+    # the chunks do not depend on the worker count (a dask worker runs one thread, a local run two)
+    X, Y, train, test = _problem(nx, nb, n=200, p=30, q=12)
+    with torch_threads(1):
+        ref = pls_cross_validated(X.float(), Y.float(), train, test, n_components=6)
+    with torch_threads(2):
+        got = pls_cross_validated(X.float(), Y.float(), train, test, n_components=6)
+    for a, b in zip(got, ref, strict=True):
+        assert torch.equal(a, b)

@@ -32,6 +32,9 @@ from neurofit.regression.pls import (
 )
 from neurofit.regression.ridge import DEFAULT_ALPHAS, ridge_gcv_fit, scaled_alphas
 
+#: (bin, fold) chunks of a cross-validated PLS fit, whatever the number of workers
+FIT_CHUNKS = 2
+
 
 def _check_shapes(X: torch.Tensor, Y: torch.Tensor, train: torch.Tensor, test: torch.Tensor) -> None:
     if X.ndim != 3 or Y.ndim != 3 or X.shape[1] != Y.shape[1] or X.shape[0] not in (1, Y.shape[0]):
@@ -264,12 +267,14 @@ def _pls_cv(
         )
 
     # Independent (bin, fold) problems in chunks on the worker threads, each on one thread
-    # (neurofit.regression.parallel): whole bins where there are enough, else one bin's folds. ``n_workers`` is
-    # the caller's thread count, taken before this function's one-thread block (inside it torch reports 1).
-    if nb >= n_workers:
-        chunks = [(b0, b1, 0, F) for b0, b1 in split_range(nb, 2 * n_workers)]
+    # (neurofit.regression.parallel): chunks of whole bins, or of one bin's folds when there is one bin. ``n_workers``
+    # is the caller's thread count, taken before this function's one-thread block (inside it torch reports 1). The
+    # chunks do not depend on it (BLAS rounds a product by its shape), so a dask worker's one thread and a local
+    # run's two give the same answers bit for bit.
+    if nb >= 2:
+        chunks = [(b0, b1, 0, F) for b0, b1 in split_range(nb, FIT_CHUNKS)]
     else:
-        chunks = [(b, b + 1, f0, f1) for b in range(nb) for f0, f1 in split_range(F, 2 * n_workers)]
+        chunks = [(b, b + 1, f0, f1) for b in range(nb) for f0, f1 in split_range(F, FIT_CHUNKS)]
     fitted = map_chunks(fit_chunk, chunks, n_workers)
     x_rot = torch.empty(nb, F, p, n_components, dtype=f64, device=X.device)
     y_load = torch.empty(nb, F, q, n_components, dtype=f64, device=X.device)
